@@ -1,0 +1,3 @@
+from vxcap.cli.main import main
+
+main()

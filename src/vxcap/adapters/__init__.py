@@ -1,0 +1,1 @@
+"""Adapters: thin wrappers around one outside system each (the kernel's namespaces, tcpdump, ...)."""

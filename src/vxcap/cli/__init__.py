@@ -1,0 +1,1 @@
+"""The command line: parses arguments and renders; the work happens elsewhere."""

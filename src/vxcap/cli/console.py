@@ -1,0 +1,17 @@
+"""The one terminal object: everything vxcap prints goes through these."""
+
+from rich.console import Console
+from rich.theme import Theme
+
+_theme = Theme({"pass": "bold green", "fail": "bold red", "stage": "dim cyan", "hint": "dim"})
+
+console = Console(theme=_theme, highlight=False)
+err_console = Console(theme=_theme, stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    err_console.print(f"[fail]error:[/] {message}", soft_wrap=True)
+
+
+def progress(stage: str, detail: str) -> None:
+    err_console.print(f"[stage]{stage:>9}[/] {detail}".rstrip(), soft_wrap=True)

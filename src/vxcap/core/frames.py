@@ -1,0 +1,109 @@
+"""What a decoder says about one frame, and what a capture says about one flow.
+
+Both decoders (scapy's full dissection and the fast struct parser) speak these
+types, so the verdict never depends on which one read the file.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from ipaddress import IPv4Address
+
+
+class Encap(StrEnum):
+    PLAIN = "plain"  # IPv4 straight on the underlay: the pod addresses are the outer ones
+    VXLAN = "vxlan"  # IPv4 in Ethernet in VXLAN in UDP in IPv4
+
+
+# pcap link types (LINKTYPE_*), as tcpdump writes them.
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_LINUX_SLL2 = 276
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFacts:
+    """The fields of one underlay frame that a verdict can turn on.
+
+    `src`/`dst` are the innermost IPv4 addresses (the pods', for pod traffic);
+    `outer_*` are the underlay IPv4 header's (equal to `src`/`dst` when plain).
+    `wire_len` is the frame's original length, never the captured length.
+    """
+
+    encap: Encap
+    src: IPv4Address
+    dst: IPv4Address
+    outer_src: IPv4Address
+    outer_dst: IPv4Address
+    wire_len: int
+    ip_proto: int  # innermost IPv4 protocol (1 ICMP, 6 TCP, 17 UDP)
+    outer_fragment: bool = False  # MF set or a fragment offset on the underlay header
+    outer_df: bool = False
+    udp_sport: int | None = None
+    udp_dport: int | None = None
+    vni: int | None = None
+    inner_src_mac: str | None = None
+    inner_dst_mac: str | None = None
+    inner_len: int | None = None  # innermost IPv4 total length
+
+    @property
+    def key(self) -> tuple[IPv4Address, IPv4Address]:
+        return (self.src, self.dst)
+
+
+@dataclass(slots=True)
+class FlowTally:
+    """Everything one capture point saw of one flow (innermost src -> dst)."""
+
+    packets: int = 0
+    encaps: Counter = field(default_factory=Counter)
+    vnis: Counter = field(default_factory=Counter)
+    udp_dports: Counter = field(default_factory=Counter)
+    outer_pairs: Counter = field(default_factory=Counter)  # (outer_src, outer_dst) of VXLAN frames
+    inner_dst_macs: Counter = field(default_factory=Counter)
+    outer_fragments: int = 0
+    max_wire_len: int = 0
+
+    def add(self, facts: FrameFacts) -> None:
+        self.packets += 1
+        self.encaps[facts.encap] += 1
+        if facts.encap is Encap.VXLAN:
+            self.vnis[facts.vni] += 1
+            self.udp_dports[facts.udp_dport] += 1
+            self.outer_pairs[(facts.outer_src, facts.outer_dst)] += 1
+            if facts.inner_dst_mac is not None:
+                self.inner_dst_macs[facts.inner_dst_mac] += 1
+        if facts.outer_fragment:
+            self.outer_fragments += 1
+        if facts.wire_len > self.max_wire_len:
+            self.max_wire_len = facts.wire_len
+
+    def merge(self, other: FlowTally) -> None:
+        self.packets += other.packets
+        self.encaps.update(other.encaps)
+        self.vnis.update(other.vnis)
+        self.udp_dports.update(other.udp_dports)
+        self.outer_pairs.update(other.outer_pairs)
+        self.inner_dst_macs.update(other.inner_dst_macs)
+        self.outer_fragments += other.outer_fragments
+        self.max_wire_len = max(self.max_wire_len, other.max_wire_len)
+
+
+FlowKey = tuple[IPv4Address, IPv4Address]
+
+
+def tally(frames) -> dict[FlowKey, FlowTally]:
+    """Aggregate decoded frames (None entries are frames of no interest) per flow."""
+    flows: dict[FlowKey, FlowTally] = {}
+    for facts in frames:
+        if facts is None:
+            continue
+        flow = flows.get(facts.key)
+        if flow is None:
+            flow = flows[facts.key] = FlowTally()
+        flow.add(facts)
+    return flows

@@ -1,0 +1,229 @@
+"""manifest.json, version 1: the stable contract between a capture and its analysis.
+
+`vxcap run` writes it; `vxcap analyze` reads it, and so can a person who took the
+captures by hand (docs/manifest.md documents every field). Parsing is strict and
+every error names the field, so a hand-written manifest is easy to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, ip_address, ip_interface
+from typing import Any
+
+from vxcap.core.errors import InputError
+from vxcap.core.model import (
+    DEFAULT_PORT,
+    DEFAULT_VNI,
+    Mode,
+    Node,
+    Overlay,
+    Pair,
+    Pod,
+    Topology,
+    normalise_mac,
+)
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureFile:
+    node: str
+    iface: str
+    file: str  # relative to the run directory (or absolute)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    topology: Topology
+    pods: tuple[Pod, ...]
+    pairs: tuple[Pair, ...]
+    captures: tuple[CaptureFile, ...]
+    run_id: str | None = None
+
+    def pods_by_node(self) -> dict[str, Pod]:
+        return {pod.node: pod for pod in self.pods}
+
+
+def _need(obj: Any, key: str, where: str) -> Any:
+    if not isinstance(obj, dict):
+        raise InputError(f"manifest: {where} must be an object")
+    if key not in obj or obj[key] is None:
+        raise InputError(f"manifest: {where}.{key} is missing")
+    return obj[key]
+
+
+def _list(obj: Any, key: str, where: str, required: bool = True) -> list:
+    value = _need(obj, key, where) if required else obj.get(key, [])
+    if value is None:
+        value = []
+    if not isinstance(value, list):
+        raise InputError(f"manifest: {where}.{key} must be a list")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"manifest: {where} must be an integer, got {value!r}")
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"manifest: {where} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _address(value: Any, where: str) -> IPv4Address:
+    try:
+        addr = ip_address(_str(value, where))
+    except ValueError:
+        raise InputError(f"manifest: {where} {value!r} is not an IPv4 address") from None
+    if not isinstance(addr, IPv4Address):
+        raise InputError(f"manifest: {where} {value!r} is not an IPv4 address")
+    return addr
+
+
+def _interface(value: Any, where: str) -> IPv4Interface:
+    text = _str(value, where)
+    if "/" not in text:
+        raise InputError(f"manifest: {where} {value!r} needs a prefix length, like 10.10.10.11/24")
+    try:
+        iface = ip_interface(text)
+    except ValueError:
+        raise InputError(f"manifest: {where} {value!r} is not an IPv4 address with prefix") from None
+    if not isinstance(iface, IPv4Interface):
+        raise InputError(f"manifest: {where} {value!r} is not an IPv4 address with prefix")
+    return iface
+
+
+def _mac(value: Any, where: str) -> str | None:
+    try:
+        return normalise_mac(value)
+    except InputError as err:
+        raise InputError(f"manifest: {where}: {err}") from None
+
+
+def parse_manifest(data: Any) -> Manifest:
+    if not isinstance(data, dict):
+        raise InputError("manifest: the top level must be a JSON object")
+    version = _need(data, "version", "manifest")
+    if version != MANIFEST_VERSION:
+        raise InputError(f"manifest: version {version!r} is not supported (this vxcap reads version {MANIFEST_VERSION})")
+
+    ov = _need(data, "overlay", "manifest")
+    try:
+        overlay = Overlay(
+            encapsulation=_str(ov.get("encapsulation", "vxlan"), "overlay.encapsulation"),
+            mode=Mode.parse(_str(_need(ov, "mode", "overlay"), "overlay.mode")),
+            vni=_int(ov.get("vni", DEFAULT_VNI), "overlay.vni"),
+            port=_int(ov.get("port", DEFAULT_PORT), "overlay.port"),
+            mtu=None if ov.get("mtu") is None else _int(ov["mtu"], "overlay.mtu"),
+        )
+    except InputError as err:
+        message = str(err)
+        raise InputError(message if message.startswith("manifest:") else f"manifest: overlay: {message}") from None
+
+    nodes, captures = [], []
+    for i, raw in enumerate(_list(data, "nodes", "manifest")):
+        where = f"nodes[{i}]"
+        name = _str(_need(raw, "name", where), f"{where}.name")
+        nodes.append(
+            Node(
+                name=name,
+                underlay=_interface(_need(raw, "underlay", where), f"{where}.underlay"),
+                vtep_mac=_mac(raw.get("vtep_mac"), f"{where}.vtep_mac"),
+            )
+        )
+        for j, cap in enumerate(_list(raw, "captures", where, required=False)):
+            cwhere = f"{where}.captures[{j}]"
+            captures.append(
+                CaptureFile(
+                    node=name,
+                    iface=_str(_need(cap, "iface", cwhere), f"{cwhere}.iface"),
+                    file=_str(_need(cap, "file", cwhere), f"{cwhere}.file"),
+                )
+            )
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise InputError("manifest: node names must be unique")
+    if not nodes:
+        raise InputError("manifest: nodes is empty")
+    topology = Topology(overlay=overlay, nodes=tuple(nodes))
+
+    pods = []
+    for i, raw in enumerate(_list(data, "pods", "manifest")):
+        where = f"pods[{i}]"
+        node = _str(_need(raw, "node", where), f"{where}.node")
+        if node not in names:
+            raise InputError(f"manifest: {where}.node {node!r} is not one of the nodes ({', '.join(names)})")
+        pods.append(
+            Pod(
+                name=_str(raw.get("name", f"pod-on-{node}"), f"{where}.name"),
+                node=node,
+                ip=_address(_need(raw, "ip", where), f"{where}.ip"),
+            )
+        )
+    pod_nodes = [p.node for p in pods]
+    if len(set(pod_nodes)) != len(pod_nodes):
+        raise InputError("manifest: at most one pod per node")
+
+    pairs = []
+    for i, raw in enumerate(_list(data, "pairs", "manifest")):
+        where = f"pairs[{i}]"
+        src = _str(_need(raw, "src", where), f"{where}.src")
+        dst = _str(_need(raw, "dst", where), f"{where}.dst")
+        for field_name, node in (("src", src), ("dst", dst)):
+            if node not in names:
+                raise InputError(f"manifest: {where}.{field_name} {node!r} is not one of the nodes ({', '.join(names)})")
+            if node not in pod_nodes:
+                raise InputError(f"manifest: {where}.{field_name} {node!r} has no pod in pods")
+        if src == dst:
+            raise InputError(f"manifest: {where} names {src!r} twice")
+        pairs.append(Pair(src, dst))
+    if not pairs:
+        raise InputError("manifest: pairs is empty: nothing to judge")
+
+    run_id = data.get("run_id")
+    return Manifest(
+        topology=topology,
+        pods=tuple(pods),
+        pairs=tuple(pairs),
+        captures=tuple(captures),
+        run_id=str(run_id) if run_id is not None else None,
+    )
+
+
+def manifest_dict(
+    topology: Topology,
+    pods: dict[str, Pod],
+    pairs: tuple[Pair, ...],
+    captures: dict[str, list[tuple[str, str]]],
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """The manifest a run writes; `captures` maps node to (iface, file name) pairs."""
+    involved = [n for n in topology.nodes if n.name in pods or n.name in captures]
+    overlay = topology.overlay
+    data: dict[str, Any] = {
+        "version": MANIFEST_VERSION,
+        "overlay": {
+            "encapsulation": overlay.encapsulation,
+            "mode": overlay.mode.value,
+            "vni": overlay.vni,
+            "port": overlay.port,
+            "mtu": overlay.mtu,
+        },
+        "nodes": [],
+        "pods": [{"name": pods[n.name].name, "node": n.name, "ip": str(pods[n.name].ip)} for n in involved if n.name in pods],
+        "pairs": [{"src": p.a, "dst": p.b} for p in pairs],
+    }
+    if run_id is not None:
+        data["run_id"] = run_id
+    for node in involved:
+        entry: dict[str, Any] = {"name": node.name, "underlay": str(node.underlay)}
+        if node.vtep_mac:
+            entry["vtep_mac"] = node.vtep_mac
+        entry["captures"] = [{"iface": iface, "file": file} for iface, file in captures.get(node.name, [])]
+        data["nodes"].append(entry)
+    return data

@@ -1,0 +1,273 @@
+"""The one pipeline, top to bottom: discover, plan, provision, capture, probe, stop,
+decode, judge, report.
+
+`run` drives a Target through the first six stages and writes manifest.json;
+`analyze` does the last three from a run directory alone, so a run and a later
+`vxcap analyze` of the same directory can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vxcap.core.errors import InputError
+from vxcap.core.frames import FlowKey, FlowTally
+from vxcap.core.manifest import Manifest, manifest_dict, parse_manifest
+from vxcap.core.model import Pair, Pod, Topology
+from vxcap.core.plan import pair_nodes, plan, resolve_pairs
+from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
+from vxcap.report.json_report import report_dict
+from vxcap.report.junit import write_junit
+from vxcap.targets import Target
+
+STAGES = ("discover", "plan", "provision", "capture", "probe", "stop", "decode", "judge", "report")
+
+Progress = Callable[[str, str], None]
+
+
+def _quiet(stage: str, detail: str) -> None:
+    pass
+
+
+@dataclass
+class RunOptions:
+    pair_specs: tuple[str, ...] = ()
+    all_pairs: bool = False
+    out_parent: Path = Path("captures")
+    run_id: str | None = None
+    ping_count: int = 3
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    report: dict[str, Any]
+    verdicts: list[FlowVerdict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.report["verdict"] == "pass"
+
+
+class StageTimer:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+
+    current: str = ""
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self._close()
+        self.current = name
+        self._current = (name, time.perf_counter())
+        self.progress(name, detail)
+
+    def _close(self) -> None:
+        current = getattr(self, "_current", None)
+        if current is not None:
+            name, started = current
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+            self._current = None
+
+    def done(self) -> dict[str, float]:
+        self._close()
+        return self.timings
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def make_run_dir(parent: Path, run_id: str) -> Path:
+    """pcaps hold other people's traffic: the run directory is 0700, its files 0600."""
+    parent.mkdir(parents=True, exist_ok=True)
+    run_dir = parent / run_id
+    run_dir.mkdir(mode=0o700)
+    os.chmod(run_dir, 0o700)
+    return run_dir
+
+
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def capture_filter(topology: Topology, nodes: tuple[str, ...]) -> str:
+    from vxcap.core.capture import bpf_filter
+
+    return bpf_filter(topology.pool, [topology.node(n).address for n in nodes])
+
+
+def run(target: Target, options: RunOptions, progress: Progress = _quiet) -> Outcome:
+    timer = StageTimer(progress)
+    run_id = options.run_id or new_run_id()
+
+    timer.stage("discover", target.description)
+    topology = target.discover()
+
+    timer.stage("plan")
+    pairs = resolve_pairs(topology, options.pair_specs, all_pairs=options.all_pairs)
+    nodes = pair_nodes(pairs)
+    run_dir = make_run_dir(options.out_parent, run_id)
+    captures: dict[str, list[tuple[str, str]]] = {}
+    pods: dict[str, Pod] = {}
+    errors: list[str] = []
+    probes: list[dict[str, Any]] = []
+    try:
+        with ExitStack() as cleanup:
+            cleanup.callback(target.release)
+
+            timer.stage("provision", f"test pods on {', '.join(nodes)}")
+            pods = target.provision(nodes)
+
+            timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
+            bpf = capture_filter(topology, nodes)
+            running = []
+            for node in nodes:
+                iface = target.underlay_iface(node)
+                file_name = f"{node}-{iface}.pcap"
+                handle = target.start_capture(node, run_dir / file_name, bpf)
+                # A capture that is never stopped leaks a tcpdump: stop on any way out.
+                cleanup.callback(_stop_quietly, handle)
+                running.append((node, iface, file_name, handle))
+
+            timer.stage("probe", f"{2 * len(pairs)} direction(s)")
+            probes = _probe(target, pairs, pods, options.ping_count)
+
+            timer.stage("stop")
+            for node, iface, file_name, handle in running:
+                result = handle.stop()
+                captures.setdefault(node, []).append((iface, file_name))
+                stats = getattr(result, "captured", None)
+                if stats == 0:
+                    errors.append(f"capture on {node}/{iface} recorded no packets")
+            for node in nodes:
+                _save_evidence(run_dir, node, target.underlay_iface(node), target.evidence(node))
+    except (KeyboardInterrupt, InputError):
+        _write_setup_failure(run_dir, run_id, "run interrupted before the verdict", timer)
+        raise
+    except Exception as err:  # noqa: BLE001 - reported, never swallowed: the run fails with it
+        message = f"{timer.current} failed: {err}"
+        report = _write_setup_failure(run_dir, run_id, message, timer)
+        return Outcome(run_dir=run_dir, report=report, timings=timer.done())
+
+    manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id)
+    write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes)
+    return outcome
+
+
+def _stop_quietly(handle: Any) -> None:
+    try:
+        handle.stop()
+    except Exception:  # noqa: BLE001 - already stopped or already dead; nothing to keep
+        pass
+
+
+def _probe(target: Target, pairs: tuple[Pair, ...], pods: dict[str, Pod], count: int) -> list[dict[str, Any]]:
+    probes = []
+    for pair in pairs:
+        for src, dst in pair.directions():
+            result = target.ping(src, pods[dst].ip, count)
+            probes.append(
+                {
+                    "src_node": src,
+                    "dst_node": dst,
+                    "dst_ip": str(pods[dst].ip),
+                    "transmitted": getattr(result, "transmitted", None),
+                    "received": getattr(result, "received", None),
+                }
+            )
+    return probes
+
+
+def _save_evidence(run_dir: Path, node: str, iface: str, files: dict[str, str]) -> None:
+    """Routes, neighbours, FDB and MTUs are evidence too: saved beside the pcap."""
+    for name, text in files.items():
+        write_private(run_dir / f"{node}-{iface}.{name}", text)
+
+
+def _write_setup_failure(run_dir: Path, run_id: str, message: str, timer: StageTimer) -> dict[str, Any]:
+    report = report_dict([], run_id=run_id, errors=[message], extra={"timings": timer.done()})
+    write_private(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    write_junit(report, run_dir / "junit.xml")
+    os.chmod(run_dir / "junit.xml", 0o600)
+    return report
+
+
+def load_manifest(run_dir: Path) -> Manifest:
+    path = run_dir / "manifest.json"
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir} is not a directory")
+    if not path.is_file():
+        raise InputError(f"{path} does not exist: is {run_dir} a vxcap run directory?")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not JSON: {err}") from None
+    manifest = parse_manifest(data)
+    for i, cap in enumerate(manifest.captures):
+        file = run_dir / cap.file
+        if not file.is_file():
+            raise InputError(f"manifest: captures of node {cap.node}: file {cap.file!r} does not exist in {run_dir}")
+    return manifest
+
+
+def analyze(run_dir: Path, progress: Progress = _quiet) -> Outcome:
+    """Decode, judge and report a run directory: what `vxcap analyze` does."""
+    manifest = load_manifest(run_dir)
+    timer = StageTimer(progress)
+    return _analyze(run_dir, manifest, timer, [], None)
+
+
+def _analyze(
+    run_dir: Path,
+    manifest: Manifest,
+    timer: StageTimer,
+    errors: list[str],
+    probes: list[dict[str, Any]] | None,
+) -> Outcome:
+    timer.stage("decode", f"{len(manifest.captures)} capture(s)")
+    seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
+    for cap in manifest.captures:
+        point = CapturePoint(cap.node, cap.iface)
+        try:
+            seen[point] = decode_capture(run_dir / cap.file)
+        except ValueError as err:
+            errors.append(f"{cap.file}: {err}")
+
+    timer.stage("judge")
+    expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
+    verdicts = [judge(e, {point: flows.get(e.key) for point, flows in seen.items()}) for e in expectations]
+
+    timer.stage("report")
+    extra: dict[str, Any] = {}
+    if probes is not None:
+        extra["probes"] = probes
+    report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)
+    report["timings"] = {k: round(v, 4) for k, v in timer.done().items()}
+    write_private(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    write_junit(report, run_dir / "junit.xml")
+    os.chmod(run_dir / "junit.xml", 0o600)
+    return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
+
+
+def decode_capture(path: Path) -> dict[FlowKey, FlowTally]:
+    """Every frame of one capture, dissected by scapy (the reference decoder)."""
+    from vxcap.adapters.pcapfile import iter_frames
+    from vxcap.core.decode import decode_frame
+    from vxcap.core.frames import tally
+
+    return tally(decode_frame(data, linktype, wire_len) for data, linktype, wire_len, _ts in iter_frames(path))

@@ -1,0 +1,62 @@
+"""report.json, version 1: one flow per direction, the verdict and its reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vxcap.core.verdict import FlowVerdict, wireshark_filter
+
+REPORT_VERSION = 1
+
+
+def flow_dict(verdict: FlowVerdict) -> dict[str, Any]:
+    e = verdict.expectation
+    return {
+        "src_node": e.src_node,
+        "dst_node": e.dst_node,
+        "src_ip": str(e.src_ip),
+        "dst_ip": str(e.dst_ip),
+        "expected": e.expected.value,
+        "expected_because": e.reason,
+        "observed": verdict.observed,
+        "vni": verdict.vni,
+        "udp_dport": verdict.udp_dport,
+        "outer_src": None if verdict.outer_src is None else str(verdict.outer_src),
+        "outer_dst": None if verdict.outer_dst is None else str(verdict.outer_dst),
+        "inner_dst_mac": verdict.inner_dst_mac,
+        "packets": verdict.packets,
+        "seen_on": dict(verdict.seen_on),
+        "max_frame_len": verdict.max_wire_len,
+        "outer_fragments": verdict.outer_fragments,
+        "verdict": "pass" if verdict.passed else "fail",
+        "reasons": list(verdict.reasons),
+        "wireshark_filter": wireshark_filter(e),
+    }
+
+
+def report_dict(
+    verdicts: list[FlowVerdict],
+    *,
+    run_id: str | None = None,
+    errors: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A run with errors (a capture that could not be read, a stage that failed)
+    never passes, even when every flow it could judge did."""
+    errors = list(errors or [])
+    passed = bool(verdicts) and all(v.passed for v in verdicts) and not errors
+    report: dict[str, Any] = {
+        "version": REPORT_VERSION,
+        "verdict": "pass" if passed else "fail",
+        "run_id": run_id,
+        "summary": {
+            "flows": len(verdicts),
+            "passed": sum(v.passed for v in verdicts),
+            "failed": sum(not v.passed for v in verdicts),
+        },
+        "errors": errors,
+        "flows": [flow_dict(v) for v in verdicts],
+    }
+    if extra:
+        report.update(extra)
+    return report

@@ -1,0 +1,135 @@
+"""`vxcap analyze` through click's runner, on run directories the tests write with scapy."""
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from junitparser import Failure, JUnitXml
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.layers.vxlan import VXLAN
+from scapy.utils import wrpcap
+
+from vxcap.cli.main import cli
+from vxcap.exit_status import ExitStatus
+
+W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
+UNDERLAY = {W: "10.10.10.11", W2: "10.10.10.12", W3: "10.10.20.13"}
+POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
+MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
+
+
+def vx(src, dst, vni=4096, n=3):
+    return [
+        Ether() / IP(src=UNDERLAY[src], dst=UNDERLAY[dst]) / UDP(sport=40000 + i, dport=4789) / VXLAN(vni=vni)
+        / Ether(dst=MAC[dst]) / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i)
+        for i in range(n)
+    ]
+
+
+def plain(src, dst, n=3):
+    return [Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) for i in range(n)]
+
+
+def write_run(tmp_path: Path, frames: dict[str, list], pairs=((W, W3), (W, W2))) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    nodes = []
+    for node in (W, W2, W3):
+        entry = {"name": node, "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
+        if node in frames:
+            wrpcap(str(run / f"{node}-eth1.pcap"), frames[node])
+            entry["captures"] = [{"iface": "eth1", "file": f"{node}-eth1.pcap"}]
+        nodes.append(entry)
+    manifest = {
+        "version": 1,
+        "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": 4789, "mtu": 1450},
+        "nodes": nodes,
+        "pods": [{"name": f"p-{n}", "node": n, "ip": POD[n]} for n in (W, W2, W3)],
+        "pairs": [{"src": a, "dst": b} for a, b in pairs],
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def healthy_frames():
+    return {
+        W: vx(W, W3) + vx(W3, W) + plain(W, W2) + plain(W2, W),
+        W3: vx(W, W3) + vx(W3, W),
+        W2: plain(W, W2) + plain(W2, W),
+    }
+
+
+def analyze(run, *args):
+    return CliRunner().invoke(cli, ["analyze", str(run), *args])
+
+
+def test_healthy_run_passes_and_writes_report_and_junit(tmp_path):
+    run = write_run(tmp_path, healthy_frames())
+    result = analyze(run)
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    assert "PASS 4/4 directions" in result.output
+    report = json.loads((run / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    flows = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+    assert flows[(W, W3)]["observed"] == "vxlan" and flows[(W, W3)]["vni"] == 4096
+    assert flows[(W3, W)]["outer_src"] == "10.10.20.13" and flows[(W3, W)]["outer_dst"] == "10.10.10.11"
+    assert flows[(W, W2)]["observed"] == "plain" and flows[(W, W2)]["packets"] == 6
+    assert flows[(W, W2)]["wireshark_filter"] == "ip.src==192.168.81.65 && ip.dst==192.168.164.129"
+    cases = list(JUnitXml.fromfile(str(run / "junit.xml")))[0]
+    assert sorted(c.name for c in cases) == sorted(
+        [f"{W} -> {W3} (vxlan)", f"{W3} -> {W} (vxlan)", f"{W} -> {W2} (plain)", f"{W2} -> {W} (plain)"])
+    assert all(not c.result for c in cases)
+    assert stat.S_IMODE((run / "report.json").stat().st_mode) == 0o600
+
+
+def test_wrong_vni_fails_with_exit_1_and_names_both_values(tmp_path):
+    frames = healthy_frames()
+    frames[W] = vx(W, W3, vni=4097) + vx(W3, W) + plain(W, W2) + plain(W2, W)
+    frames[W3] = vx(W, W3, vni=4097) + vx(W3, W)
+    run = write_run(tmp_path, frames)
+    result = analyze(run)
+    assert result.exit_code == ExitStatus.VERDICT_FAILED
+    assert "VNI 4097, expected 4096" in result.output
+    case = next(c for c in list(JUnitXml.fromfile(str(run / "junit.xml")))[0] if c.name.startswith(f"{W} -> {W3}"))
+    assert isinstance(case.result[0], Failure) and "VNI 4097, expected 4096" in case.result[0].message
+
+
+def test_json_output_is_the_report(tmp_path):
+    run = write_run(tmp_path, healthy_frames())
+    result = analyze(run, "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == json.loads((run / "report.json").read_text())
+
+
+def test_unreadable_capture_is_reported_and_the_others_still_analysed(tmp_path):
+    run = write_run(tmp_path, healthy_frames())
+    (run / f"{W2}-eth1.pcap").write_bytes(b"this is not a capture file at all")
+    result = analyze(run, "--json")
+    assert result.exit_code == ExitStatus.VERDICT_FAILED
+    report = json.loads(result.output)
+    assert len(report["errors"]) == 1 and report["errors"][0].startswith(f"{W2}-eth1.pcap: ")
+    flows = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+    assert flows[(W, W3)]["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("mangle,message", [
+    (lambda run: (run / "manifest.json").unlink(), "manifest.json does not exist"),
+    (lambda run: (run / "manifest.json").write_text("{not json"), "is not JSON"),
+    (lambda run: (run / f"{W3}-eth1.pcap").unlink(), "file 'k01-worker3-eth1.pcap' does not exist"),
+    (lambda run: (run / "manifest.json").write_text(json.dumps({"version": 1})), "manifest.overlay is missing"),
+])
+def test_bad_run_directories_are_one_line_usage_errors(tmp_path, mangle, message):
+    run = write_run(tmp_path, healthy_frames())
+    mangle(run)
+    result = analyze(run)
+    assert result.exit_code == ExitStatus.USAGE
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_not_a_directory(tmp_path):
+    result = analyze(tmp_path / "nope")
+    assert result.exit_code == ExitStatus.USAGE and "is not a directory" in result.output

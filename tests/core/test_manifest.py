@@ -1,0 +1,82 @@
+import copy
+import re
+from ipaddress import IPv4Address, IPv4Interface
+
+import pytest
+
+from vxcap.core.errors import InputError
+from vxcap.core.manifest import manifest_dict, parse_manifest
+from vxcap.core.model import Mode, Pair
+
+# The example of docs/manifest.md, written out by hand.
+EXAMPLE = {
+    "version": 1,
+    "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": 4789, "mtu": 1450},
+    "nodes": [
+        {"name": "k01-worker", "underlay": "10.10.10.11/24", "vtep_mac": "66:fb:ad:98:aa:13",
+         "captures": [{"iface": "eth1", "file": "k01-worker-eth1.pcap"}]},
+        {"name": "k01-worker3", "underlay": "10.10.20.13/24",
+         "captures": [{"iface": "eth1", "file": "k01-worker3-eth1.pcap"}]},
+        {"name": "k01-worker2", "underlay": "10.10.10.12/24"},
+    ],
+    "pods": [
+        {"name": "vxcap-a", "node": "k01-worker", "ip": "192.168.81.65"},
+        {"name": "vxcap-b", "node": "k01-worker3", "ip": "192.168.209.65"},
+    ],
+    "pairs": [{"src": "k01-worker", "dst": "k01-worker3"}],
+}
+
+
+def test_example_parses():
+    m = parse_manifest(EXAMPLE)
+    assert m.topology.overlay.mode is Mode.CROSS_SUBNET and m.topology.overlay.vni == 4096
+    worker = m.topology.node("k01-worker")
+    assert worker.underlay == IPv4Interface("10.10.10.11/24") and worker.vtep_mac == "66:fb:ad:98:aa:13"
+    assert m.topology.node("k01-worker3").vtep_mac is None
+    assert m.pairs == (Pair("k01-worker", "k01-worker3"),)
+    assert m.pods_by_node()["k01-worker3"].ip == IPv4Address("192.168.209.65")
+    assert [(c.node, c.file) for c in m.captures] == [
+        ("k01-worker", "k01-worker-eth1.pcap"), ("k01-worker3", "k01-worker3-eth1.pcap")]
+
+
+def test_written_manifest_reads_back_the_same():
+    m = parse_manifest(EXAMPLE)
+    captures = {c.node: [(c.iface, c.file)] for c in m.captures}
+    again = parse_manifest(manifest_dict(m.topology, m.pods_by_node(), m.pairs, captures, run_id="r1"))
+    assert again.pods == m.pods and again.pairs == m.pairs and again.captures == m.captures
+    assert {n.name for n in again.topology.nodes} == {"k01-worker", "k01-worker3"}
+    assert again.run_id == "r1"
+
+
+def broken(path, value=None, delete=False):
+    data = copy.deepcopy(EXAMPLE)
+    *parents, last = path
+    target = data
+    for key in parents:
+        target = target[key]
+    if delete:
+        del target[last]
+    else:
+        target[last] = value
+    return data
+
+
+@pytest.mark.parametrize("data,message", [
+    (broken(["version"], 2), "version 2 is not supported"),
+    (broken(["overlay"], delete=True), "manifest.overlay is missing"),
+    (broken(["overlay", "mode"], "Sometimes"), "vxlanMode 'Sometimes'"),
+    (broken(["overlay", "vni"], "4096"), "overlay.vni must be an integer"),
+    (broken(["overlay", "vni"], 2**24), "VNI 16777216 is out of range"),
+    (broken(["nodes", 0, "underlay"], "10.10.10.11"), "nodes[0].underlay '10.10.10.11' needs a prefix length"),
+    (broken(["nodes", 1, "underlay"], "ten/24"), "nodes[1].underlay 'ten/24' is not an IPv4 address"),
+    (broken(["nodes", 0, "vtep_mac"], "66:fb"), "nodes[0].vtep_mac"),
+    (broken(["nodes", 0, "captures", 0, "file"], delete=True), "nodes[0].captures[0].file is missing"),
+    (broken(["pods", 1, "ip"], "192.168.209"), "pods[1].ip '192.168.209' is not an IPv4 address"),
+    (broken(["pods", 1, "node"], "k01-worker9"), "pods[1].node 'k01-worker9' is not one of the nodes"),
+    (broken(["pairs", 0, "dst"], "k01-worker2"), "pairs[0].dst 'k01-worker2' has no pod"),
+    (broken(["pairs"], []), "pairs is empty"),
+    ([], "top level must be a JSON object"),
+])
+def test_errors_name_the_field(data, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_manifest(data)
