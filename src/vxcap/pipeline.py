@@ -111,6 +111,15 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...]) -> str:
 
 
 def run(target: Target, options: RunOptions, progress: Progress = _quiet) -> Outcome:
+    # tcpdump and every helper inherit this: nothing of the run is readable by others.
+    previous_umask = os.umask(0o077)
+    try:
+        return _run(target, options, progress)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
     timer = StageTimer(progress)
     run_id = options.run_id or new_run_id()
 
@@ -149,6 +158,8 @@ def run(target: Target, options: RunOptions, progress: Progress = _quiet) -> Out
             timer.stage("stop")
             for node, iface, file_name, handle in running:
                 result = handle.stop()
+                if (run_dir / file_name).exists():
+                    os.chmod(run_dir / file_name, 0o600)
                 captures.setdefault(node, []).append((iface, file_name))
                 stats = getattr(result, "captured", None)
                 if stats == 0:

@@ -5,7 +5,12 @@ from rich.theme import Theme
 
 _theme = Theme({"pass": "bold green", "fail": "bold red", "stage": "dim cyan", "hint": "dim"})
 
+# Off a terminal (CI logs, pipes) rich would fold tables at 80 columns; logs are wide.
+_PIPE_WIDTH = 160
+
 console = Console(theme=_theme, highlight=False)
+if not console.is_terminal:
+    console.width = _PIPE_WIDTH
 err_console = Console(theme=_theme, stderr=True, highlight=False)
 
 

@@ -19,37 +19,40 @@ def _pair(flow: dict[str, Any]) -> str:
 
 
 def verdict_table(report: dict[str, Any]) -> Table:
-    table = Table(title="vxcap: pod-to-pod traffic on the underlay", title_justify="left", expand=False)
-    for column, kwargs in (
-        ("Pair", {}),
-        ("Direction", {}),
-        ("Expected", {}),
-        ("Observed", {}),
-        ("VNI", {"justify": "right"}),
-        ("Outer IPs", {}),
-        ("Packets", {"justify": "right"}),
-        ("Verdict", {}),
-        ("Wireshark filter", {"overflow": "fold"}),
-    ):
-        table.add_column(column, **kwargs)
+    """One section per pair; each direction's Wireshark filter sits under it."""
+    table = Table(title="vxcap: pod-to-pod traffic on the underlay", title_justify="left")
+    table.add_column("Pair", no_wrap=True)
+    table.add_column("Direction / Wireshark filter", no_wrap=True)
+    table.add_column("Expected", no_wrap=True)
+    table.add_column("Observed", no_wrap=True)
+    table.add_column("VNI", justify="right", no_wrap=True)
+    table.add_column("Outer IPs", no_wrap=True)
+    table.add_column("Packets", justify="right", no_wrap=True)
+    table.add_column("Verdict", no_wrap=True)
+    previous_pair = None
     for flow in report["flows"]:
+        pair = _pair(flow)
+        if previous_pair is not None and pair != previous_pair:
+            table.add_section()
         outer = "—"
         if flow["observed"] in ("vxlan", "mixed") and flow["outer_src"]:
             outer = f"{flow['outer_src']} → {flow['outer_dst']}"
             if flow["udp_dport"] is not None:
-                outer += f" :{flow['udp_dport']}"
+                outer += f"\nUDP {flow['udp_dport']}"
         verdict = Text("PASS", style="pass") if flow["verdict"] == "pass" else Text("FAIL", style="fail")
+        direction = Text(_arrow(flow))
+        direction.append("\n" + flow["wireshark_filter"], style="hint")
         table.add_row(
-            _pair(flow),
-            _arrow(flow),
+            pair if pair != previous_pair else "",
+            direction,
             flow["expected"],
             flow["observed"],
             "—" if flow["vni"] is None else str(flow["vni"]),
             outer,
             str(flow["packets"]),
             verdict,
-            flow["wireshark_filter"],
         )
+        previous_pair = pair
     return table
 
 

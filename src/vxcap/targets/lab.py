@@ -49,9 +49,15 @@ class LabTarget:
         self.description = f"embedded lab {spec.cluster} (network namespaces, prefix {prefix})"
 
     def discover(self) -> Topology:
-        if not self.lab.status().healthy:
+        # A complete lab is used as it is, even when its configuration drifted:
+        # judging a broken data plane is the point. Only a missing lab is built
+        # (and removed after), and a half-built one (a crashed build) repaired.
+        status = self.lab.status()
+        if not status.exists:
             self.lab.up()
             self.built_here = True
+        elif not all(ns.exists for ns in status.namespaces):
+            self.lab.up()
         return self.spec.topology
 
     def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:

@@ -1,0 +1,198 @@
+"""The embedded lab: the reference topology in network namespaces, with the kernel's VXLAN.
+
+Builds what `vxcap.core.labplan` plans, reads it back, breaks it on request
+(`vxcap.core.labfaults`), and runs pings and tcpdump inside it. It touches
+only namespaces named with its prefix, and in namespaces it adopted only what
+it added there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from vxcap.adapters import netns, tcpdump
+from vxcap.adapters.netns import NetnsError
+from vxcap.adapters.tcpdump import RunningCapture
+from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, tcpdump_argv
+from vxcap.core.labfaults import Fault, fault_steps
+from vxcap.core.labplan import (
+    Check,
+    LabNames,
+    LabStatus,
+    NamespaceStatus,
+    NodeDump,
+    NodeStatus,
+    adopted_teardown_steps,
+    lab_steps,
+    namespace_roles,
+    node_checks,
+)
+from vxcap.core.labspec import LabSpec
+from vxcap.core.model import Pod
+from vxcap.core.probe import PingResult, parse_ping, ping_argv
+
+__all__ = ["NetnsLab", "NetnsError", "LabDown", "RunningCapture"]
+
+
+@dataclass(frozen=True, slots=True)
+class LabDown:
+    """What `down` removed."""
+
+    namespaces: tuple[str, ...]  # deleted namespaces (their veths went with them)
+    adopted_cleaned: tuple[str, ...]  # adopted namespaces we took our interfaces/routes out of
+    detached: tuple[str, ...]  # adopted /run/netns names removed on request
+    killed: tuple[int, ...]  # pids of leftover processes inside our own namespaces
+
+    def to_dict(self) -> dict[str, list]:
+        return {
+            "namespaces": list(self.namespaces),
+            "adopted_cleaned": list(self.adopted_cleaned),
+            "detached": list(self.detached),
+            "killed": list(self.killed),
+        }
+
+
+class NetnsLab:
+    def __init__(self, spec: LabSpec, prefix: str = "vxcap", adopt: dict[str, str] | None = None) -> None:
+        self.spec = spec
+        self.names = LabNames.for_spec(spec, prefix, adopt)
+
+    # --- naming -----------------------------------------------------------
+
+    def node_netns(self, node: str) -> str:
+        return self.names.node(self.spec.topology.node(node).name)
+
+    def pod_netns(self, node: str) -> str:
+        return self.names.pod(self.spec.topology.node(node).name)
+
+    def pod(self, node: str) -> Pod:
+        return self.spec.pod_on(self.spec.topology.node(node).name)
+
+    # --- life cycle -------------------------------------------------------
+
+    def up(self) -> LabStatus:
+        """Build the lab; a healthy one is left alone, a partial or broken one rebuilt."""
+        status = self.status()
+        if status.healthy:
+            return status
+        missing = [ns.name for ns in status.namespaces if ns.adopted and not ns.exists]
+        if missing:
+            raise NetnsError(f"adopted namespace {missing[0]} does not exist (attach it with ip netns attach NAME PID)")
+        if status.exists:
+            self.down()
+        try:
+            netns.run_steps(lab_steps(self.spec, self.names))
+        except NetnsError:
+            self.down()
+            raise
+        return self.status()
+
+    def down(self, detach_adopted: bool = False) -> LabDown:
+        """Remove everything the lab made and nothing else."""
+        owned = self.names.owned(self.spec)
+        present = netns.list_netns()
+        killed = self._kill_leftovers([ns for ns in owned if ns in present])
+        adopted = [self.names.node(n.name) for n in self.spec.topology.nodes if self.names.is_adopted(n.name)]
+        adopted_present = [ns for ns in adopted if ns in present]
+        # Without our switch there is no sign we built anything in an adopted namespace.
+        if adopted_present and self.names.switch in present:
+            steps = [s for s in adopted_teardown_steps(self.spec, self.names) if s.netns in present]
+            netns.run_steps(steps, force=True)  # some of it may already be gone
+        deleted = netns.delete_netns(owned)
+        detached = netns.delete_netns(adopted_present) if detach_adopted else []
+        return LabDown(tuple(deleted), tuple(adopted_present), tuple(detached), tuple(killed))
+
+    def _kill_leftovers(self, namespaces: list[str]) -> list[int]:
+        # A process left in a namespace keeps it (and its interfaces) alive after
+        # its name is gone. Only the lab's own namespaces: never an adopted one.
+        killed = []
+        for ns in namespaces:
+            for pid in netns.netns_pids(ns):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except ProcessLookupError:
+                    pass
+        return killed
+
+    def status(self) -> LabStatus:
+        present = netns.list_netns()
+        namespaces = tuple(
+            NamespaceStatus(name, role, name in present, adopted)
+            for name, role, adopted in namespace_roles(self.spec, self.names)
+        )
+        nodes = []
+        for node in self.spec.topology.nodes:
+            node_ns, pod_ns = self.names.node(node.name), self.names.pod(node.name)
+            missing = [ns for ns in (node_ns, pod_ns) if ns not in present]
+            if missing:
+                nodes.append(NodeStatus(node.name, (Check("namespaces", False, f"missing: {', '.join(missing)}"),)))
+                continue
+            try:
+                dump = self._dump(node_ns, pod_ns)
+            except NetnsError as err:  # vanished or broken while we looked
+                nodes.append(NodeStatus(node.name, (Check("namespaces", False, str(err)),)))
+                continue
+            nodes.append(NodeStatus(node.name, node_checks(self.spec, self.names, node.name, dump)))
+        return LabStatus(self.names.prefix, namespaces, tuple(nodes))
+
+    def _dump(self, node_ns: str, pod_ns: str) -> NodeDump:
+        links, routes = netns.query("ip", node_ns, ["addr show", "route show"], details=True)
+        (fdb,) = netns.query("bridge", node_ns, ["fdb show"])
+        pod_links, pod_routes = netns.query("ip", pod_ns, ["addr show", "route show"], details=True)
+        return NodeDump(
+            links=links,
+            routes=routes,
+            fdb=[e for e in fdb if e.get("ifname") == "vxlan.calico"],
+            pod_links=pod_links,
+            pod_routes=pod_routes,
+        )
+
+    # --- faults and probes --------------------------------------------------
+
+    def apply_fault(self, fault: Fault) -> None:
+        netns.run_steps(fault_steps(self.spec, self.names, fault))
+
+    def ping(
+        self,
+        src_node: str,
+        dst_ip: IPv4Address | str,
+        count: int = 3,
+        size: int | None = None,
+        dont_fragment: bool = False,
+        timeout: float = 1.0,
+        interval: float = 0.2,
+    ) -> PingResult:
+        """Ping from the source node's pod; never raises for loss, only for a lab that is not there."""
+        argv = netns.exec_prefix(self.pod_netns(src_node)) + ping_argv(dst_ip, count, interval, timeout, size, dont_fragment)
+        budget = count * interval + timeout + 5.0
+        proc = netns.run(argv, check=False, timeout=budget)
+        if proc.returncode not in (0, 1, 2) or "Cannot open network namespace" in proc.stderr:
+            raise NetnsError(f"ping from {src_node}: {proc.stderr.strip() or proc.returncode}")
+        return parse_ping(proc.stdout, proc.stderr, proc.returncode)
+
+    def start_capture(
+        self,
+        node: str,
+        path: Path,
+        bpf: str,
+        snaplen: int = DEFAULT_SNAPLEN,
+        max_packets: int = DEFAULT_MAX_PACKETS,
+    ) -> RunningCapture:
+        """tcpdump on the node's underlay interface, listening when this returns."""
+        argv = tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets)
+        return tcpdump.start(netns.exec_prefix(self.node_netns(node)), argv, Path(path))
+
+    def evidence(self, node: str) -> dict[str, str]:
+        """The node's data plane as the kernel reports it, one JSON text per file name."""
+        ns = self.node_netns(node)
+        (link,) = netns.query("ip", ns, ["link show"], details=True)
+        route, neigh = netns.query("ip", ns, ["route show", "neigh show"])
+        (fdb,) = netns.query("bridge", ns, ["fdb show"])
+        docs = {"link.json": link, "route.json": route, "neigh.json": neigh, "fdb.json": fdb}
+        return {name: json.dumps(doc, indent=2) for name, doc in docs.items()}

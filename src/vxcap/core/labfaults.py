@@ -1,0 +1,143 @@
+"""Faults: one precise way each to break a running lab, as commands.
+
+Pure. Each fault is a value naming nodes by their full names; `fault_steps`
+turns it into the `ip`/`bridge` commands that make it so on a lab built by
+`labplan.lab_steps`. Each changes exactly one thing a verdict must notice:
+
+- VniMismatch: one node's VTEP uses another VNI (its VXLAN goes out with it,
+  and the others' VXLAN to it is dropped on arrival).
+- SameSubnetViaVxlan: src encapsulates towards a node on its own subnet.
+- FdbWrongNode: src's VXLAN for dst is addressed to a third node's underlay IP.
+- CrossSubnetPlain: src sends dst's pods' traffic unencapsulated to its gateway.
+- PodMtu: the pod's eth0 MTU is changed (sizes and fragments on the wire change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vxcap.core.errors import InputError
+from vxcap.core.labplan import (
+    POD_IFACE,
+    VXLAN_IFACE,
+    LabNames,
+    Step,
+    bridge,
+    fdb_steps,
+    ip,
+    vxlan_steps,
+)
+from vxcap.core.labspec import LabSpec
+from vxcap.core.model import Node, Wire
+from vxcap.core.plan import expected_wire
+
+
+@dataclass(frozen=True, slots=True)
+class VniMismatch:
+    node: str
+    vni: int
+
+
+@dataclass(frozen=True, slots=True)
+class SameSubnetViaVxlan:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class FdbWrongNode:
+    src: str
+    dst: str
+    wrong: str
+
+
+@dataclass(frozen=True, slots=True)
+class CrossSubnetPlain:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodMtu:
+    node: str
+    mtu: int
+
+
+Fault = VniMismatch | SameSubnetViaVxlan | FdbWrongNode | CrossSubnetPlain | PodMtu
+
+
+def _wire(spec: LabSpec, src: Node, dst: Node) -> Wire:
+    return expected_wire(spec.topology.overlay, src, dst)[0]
+
+
+def _distinct(*nodes: Node) -> None:
+    if len({n.name for n in nodes}) != len(nodes):
+        raise InputError(f"fault: nodes {', '.join(n.name for n in nodes)} must all be different")
+
+
+def _vni_mismatch(spec: LabSpec, names: LabNames, fault: VniMismatch) -> list[Step]:
+    node = spec.topology.node(fault.node)
+    if not 0 <= fault.vni < 2**24:
+        raise InputError(f"fault: VNI {fault.vni} is out of range (0..16777215)")
+    if fault.vni == spec.topology.overlay.vni:
+        raise InputError(f"fault: VNI {fault.vni} is the lab's own; a mismatch needs another")
+    # The kernel will not change a VXLAN id in place: delete and re-create, and
+    # deleting the device takes its routes, neighbours and FDB entries with it.
+    return [
+        ip(names.node(node.name), "link", "del", VXLAN_IFACE),
+        *vxlan_steps(spec, names, node, vni=fault.vni),
+        *fdb_steps(spec, names, node),
+    ]
+
+
+def _same_subnet_via_vxlan(spec: LabSpec, names: LabNames, fault: SameSubnetViaVxlan) -> list[Step]:
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    if _wire(spec, src, dst) is not Wire.PLAIN:
+        raise InputError(f"fault: {src.name} already sends VXLAN to {dst.name}; pick two nodes that talk plain")
+    ns = names.node(src.name)
+    return [
+        ip(ns, "route", "replace", dst.block, "via", dst.vtep_ip, "dev", VXLAN_IFACE, "onlink"),
+        ip(ns, "neigh", "replace", dst.vtep_ip, "lladdr", dst.vtep_mac, "dev", VXLAN_IFACE, "nud", "permanent"),
+        bridge(ns, "fdb", "replace", dst.vtep_mac, "dev", VXLAN_IFACE, "dst", dst.address, "self", "permanent"),
+    ]
+
+
+def _fdb_wrong_node(spec: LabSpec, names: LabNames, fault: FdbWrongNode) -> list[Step]:
+    src, dst, wrong = (spec.topology.node(n) for n in (fault.src, fault.dst, fault.wrong))
+    _distinct(src, dst, wrong)
+    if _wire(spec, src, dst) is not Wire.VXLAN:
+        raise InputError(f"fault: {src.name} sends plain to {dst.name}, so no FDB entry decides; pick a VXLAN pair")
+    return [bridge(names.node(src.name), "fdb", "replace", dst.vtep_mac, "dev", VXLAN_IFACE,
+                   "dst", wrong.address, "self", "permanent")]
+
+
+def _cross_subnet_plain(spec: LabSpec, names: LabNames, fault: CrossSubnetPlain) -> list[Step]:
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    if dst.address in src.subnet:
+        raise InputError(f"fault: {src.name} and {dst.name} share a subnet; pick nodes on different subnets")
+    gateway = spec.subnet_of(src).gateway
+    return [ip(names.node(src.name), "route", "replace", dst.block, "via", gateway, "dev", spec.underlay_iface)]
+
+
+def _pod_mtu(spec: LabSpec, names: LabNames, fault: PodMtu) -> list[Step]:
+    node = spec.topology.node(fault.node)
+    if not 68 <= fault.mtu <= 65535:
+        raise InputError(f"fault: MTU {fault.mtu} is out of range (68..65535)")
+    return [ip(names.pod(node.name), "link", "set", POD_IFACE, "mtu", fault.mtu)]
+
+
+def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
+    """The commands that put `fault` into a healthy lab built with the same names."""
+    if isinstance(fault, VniMismatch):
+        return _vni_mismatch(spec, names, fault)
+    if isinstance(fault, SameSubnetViaVxlan):
+        return _same_subnet_via_vxlan(spec, names, fault)
+    if isinstance(fault, FdbWrongNode):
+        return _fdb_wrong_node(spec, names, fault)
+    if isinstance(fault, CrossSubnetPlain):
+        return _cross_subnet_plain(spec, names, fault)
+    if isinstance(fault, PodMtu):
+        return _pod_mtu(spec, names, fault)
+    raise InputError(f"fault: {fault!r} is not a fault vxcap knows")

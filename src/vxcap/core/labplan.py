@@ -1,0 +1,493 @@
+"""The embedded lab as commands: which `ip`/`bridge`/`sysctl` runs in which namespace.
+
+Pure. `lab_steps` turns a `LabSpec` into the ordered commands that rebuild the
+reference topology in network namespaces with the kernel's own VXLAN device,
+in Calico's shape (the routes, neighbours and FDB entries felix programs, as
+the lab lesson shows them). `node_checks` compares what the kernel reports
+(`ip -j`/`bridge -j` output, already parsed) with that shape, so the adapter
+only runs commands and reads JSON.
+
+The lab is sealed: no namespace gets a default route except the pods, whose
+default points at their own node, and no node or switch has one. Nothing is
+attached to the host's interfaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from vxcap.core.errors import InputError
+from vxcap.core.labspec import LabSpec
+from vxcap.core.model import Node, Wire
+from vxcap.core.plan import expected_wire
+
+VXLAN_IFACE = "vxlan.calico"
+POD_IFACE = "eth0"
+# Calico gives every pod this link-local gateway and answers its ARP by proxy.
+POD_GATEWAY = IPv4Address("169.254.1.1")
+# Calico sets every cali veth to this MAC: the pod's gateway looks the same on every node.
+CALI_MAC = "ee:ee:ee:ee:ee:ee"
+# felix marks the routes it owns with protocol 80.
+FELIX_PROTO = "80"
+# See `_node_steps`: the device that makes proxy ARP answer without a default route.
+NOWHERE_IFACE = "vxcap.nowhere"
+IFNAMSIZ = 15
+
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One command; `netns` None runs it in the caller's namespace (only `ip netns ...`)."""
+
+    netns: str | None
+    argv: tuple[str, ...]
+
+
+def ip(netns: str | None, *args: object) -> Step:
+    return Step(netns, ("ip", *map(str, args)))
+
+
+def bridge(netns: str, *args: object) -> Step:
+    return Step(netns, ("bridge", *map(str, args)))
+
+
+def sysctl(netns: str, *assignments: str) -> Step:
+    # -e: a kernel built without IPv6 has no net.ipv6 keys, and that is fine for the lab.
+    return Step(netns, ("sysctl", "-q", "-e", "-w", *assignments))
+
+
+@dataclass(frozen=True, slots=True)
+class LabNames:
+    """How the lab names its namespaces and interfaces, from a prefix.
+
+    `adopted` maps node name -> an existing namespace used as that node
+    (e.g. a Docker container's, attached with `ip netns attach`).
+    """
+
+    prefix: str
+    cluster: str
+    adopted: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.match(self.prefix):
+            raise InputError(f"lab prefix {self.prefix!r}: expected 1-12 lowercase letters/digits, starting with a letter")
+
+    @classmethod
+    def for_spec(cls, spec: LabSpec, prefix: str, adopt: dict[str, str] | None = None) -> LabNames:
+        adopted = tuple(sorted((adopt or {}).items()))
+        for node, _ns in adopted:
+            spec.topology.node(node)  # unknown names are the user's mistake, said plainly
+        return cls(prefix=prefix, cluster=spec.cluster, adopted=adopted)
+
+    @property
+    def switch(self) -> str:
+        return f"{self.prefix}-{self.cluster}-switch"
+
+    def node(self, node: str) -> str:
+        return dict(self.adopted).get(node) or f"{self.prefix}-{node}"
+
+    def is_adopted(self, node: str) -> bool:
+        return node in dict(self.adopted)
+
+    def pod(self, node: str) -> str:
+        return f"{self.prefix}-{node}-pod"
+
+    def owned(self, spec: LabSpec) -> tuple[str, ...]:
+        """The namespaces the lab creates (and so may delete): never an adopted one."""
+        names = [self.switch]
+        names += [self.node(n.name) for n in spec.topology.nodes if not self.is_adopted(n.name)]
+        names += [self.pod(n.name) for n in spec.topology.nodes]
+        return tuple(names)
+
+    @staticmethod
+    def cali(node: str) -> str:
+        """Calico names the host end of a pod's veth `cali` + 11 hex of a hash."""
+        return "cali" + hashlib.sha1(node.encode()).hexdigest()[:11]
+
+    @staticmethod
+    def switch_port(index: int) -> str:
+        return f"et{index + 1}"  # the Arista's Et1..Et4
+
+    @staticmethod
+    def switch_bridge(index: int, vlan: int | None) -> str:
+        return f"vlan{vlan}" if vlan is not None else f"subnet{index}"
+
+
+def _vxlan_peer(spec: LabSpec, node: Node, other: Node) -> bool:
+    return expected_wire(spec.topology.overlay, node, other)[0] is Wire.VXLAN
+
+
+def _others(spec: LabSpec, node: Node) -> list[Node]:
+    return [n for n in spec.topology.nodes if n.name != node.name]
+
+
+def _sysctl_defaults(netns: str, forwarding: bool) -> Step:
+    # A new namespace inherits the host's IPv4 defaults (rp_filter, ...): pin the
+    # ones that decide whether the lab forwards, so the host cannot change the
+    # outcome. IPv6 off keeps router solicitations and MLD off the underlay.
+    return sysctl(
+        netns,
+        f"net.ipv4.ip_forward={int(forwarding)}",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+        "net.ipv4.conf.all.ignore_routes_with_linkdown=0",
+        "net.ipv4.conf.default.ignore_routes_with_linkdown=0",
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    )
+
+
+def _switch_steps(spec: LabSpec, names: LabNames) -> list[Step]:
+    ns, mtu = names.switch, spec.underlay_mtu
+    steps = [ip(ns, "link", "set", "lo", "up")]
+    bridges = {}
+    for i, subnet in enumerate(spec.topology.subnets):
+        br = bridges[subnet.network] = names.switch_bridge(i, subnet.vlan)
+        steps += [
+            ip(ns, "link", "add", br, "mtu", mtu, "type", "bridge"),
+            ip(ns, "link", "set", br, "up"),
+            ip(ns, "addr", "add", f"{subnet.gateway}/{subnet.network.prefixlen}", "dev", br),
+        ]
+    for i, node in enumerate(spec.topology.nodes):
+        port = names.switch_port(i)
+        steps += [
+            ip(ns, "link", "add", port, "mtu", mtu, "master", bridges[spec.subnet_of(node).network],
+               "type", "veth", "peer", "name", spec.underlay_iface, "mtu", mtu, "netns", names.node(node.name)),
+            ip(ns, "link", "set", port, "up"),
+        ]
+    return steps
+
+
+def vxlan_steps(spec: LabSpec, names: LabNames, node: Node, vni: int | None = None) -> list[Step]:
+    """vxlan.calico and everything that hangs off it: its address, and per VXLAN peer
+    the route, the VTEP's host route and PERMANENT neighbour (ip) — the FDB is `fdb_steps`."""
+    ov, ns, dev = spec.topology.overlay, names.node(node.name), VXLAN_IFACE
+    steps = [
+        ip(ns, "link", "add", dev, "address", node.vtep_mac, "mtu", ov.mtu, "type", "vxlan",
+           "id", ov.vni if vni is None else vni, "dstport", ov.port, "local", node.address,
+           "dev", spec.underlay_iface, "nolearning"),
+        ip(ns, "addr", "add", f"{node.vtep_ip}/32", "dev", dev),
+        ip(ns, "link", "set", dev, "up"),
+    ]
+    for other in _others(spec, node):
+        if _vxlan_peer(spec, node, other):
+            steps += [
+                # The VTEP host route is what the lesson's `ip route` shows next to the block route.
+                ip(ns, "route", "add", other.vtep_ip, "dev", dev, "scope", "link"),
+                ip(ns, "route", "add", other.block, "via", other.vtep_ip, "dev", dev, "onlink"),
+                ip(ns, "neigh", "add", other.vtep_ip, "lladdr", other.vtep_mac, "dev", dev, "nud", "permanent"),
+            ]
+    return steps
+
+
+def fdb_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    ns = names.node(node.name)
+    return [
+        bridge(ns, "fdb", "add", other.vtep_mac, "dev", VXLAN_IFACE, "dst", other.address, "self", "permanent")
+        for other in _others(spec, node)
+        if _vxlan_peer(spec, node, other)
+    ]
+
+
+def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    ns, eth = names.node(node.name), spec.underlay_iface
+    subnet = spec.subnet_of(node)
+    cali, pod = names.cali(node.name), spec.pod_on(node.name)
+    mtu = spec.topology.overlay.mtu
+    steps = [
+        ip(ns, "link", "set", "lo", "up"),
+        ip(ns, "addr", "add", node.underlay, "dev", eth),
+        ip(ns, "link", "set", eth, "up"),
+    ]
+    # What the containerlab exec lines do: other lab subnets via this subnet's SVI.
+    for other in spec.topology.subnets:
+        if other.network != subnet.network:
+            steps.append(ip(ns, "route", "add", other.network, "via", subnet.gateway, "dev", eth))
+    steps += vxlan_steps(spec, names, node)
+    for other in _others(spec, node):
+        if not _vxlan_peer(spec, node, other):
+            steps.append(ip(ns, "route", "add", other.block, "via", other.address, "dev", eth, "onlink", "proto", FELIX_PROTO))
+    steps.append(ip(ns, "route", "add", "blackhole", node.block, "proto", FELIX_PROTO))
+    # Proxy ARP answers for 169.254.1.1 only when the node has a unicast route to it
+    # out of another interface; on a real node the default route is that route. The
+    # lab has no default route (it must stay sealed), so a port-less bridge carries a
+    # /32 for 169.254.1.1: it has no ports, so whatever is sent there goes nowhere.
+    # (A dummy device would do, but not every kernel has one; every lab needs bridges.)
+    steps += [
+        ip(ns, "link", "add", NOWHERE_IFACE, "type", "bridge"),
+        ip(ns, "link", "set", NOWHERE_IFACE, "up"),
+        ip(ns, "route", "add", f"{POD_GATEWAY}/32", "dev", NOWHERE_IFACE),
+        ip(ns, "link", "add", cali, "address", CALI_MAC, "mtu", mtu, "type", "veth",
+           "peer", "name", POD_IFACE, "mtu", mtu, "netns", names.pod(node.name)),
+        ip(ns, "link", "set", cali, "up"),
+        ip(ns, "route", "add", pod.ip, "dev", cali, "scope", "link"),
+    ]
+    return steps
+
+
+def _cali_sysctls(names: LabNames, node: Node) -> Step:
+    cali = names.cali(node.name)
+    # proxy_delay 0 as Calico sets it: the kernel would otherwise hold each proxied reply up to 0.8 s.
+    return Step(names.node(node.name), ("sysctl", "-q", "-w",
+                                        f"net.ipv4.conf.{cali}.proxy_arp=1",
+                                        f"net.ipv4.neigh.{cali}.proxy_delay=0"))
+
+
+def _pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    ns, pod = names.pod(node.name), spec.pod_on(node.name)
+    return [
+        ip(ns, "link", "set", "lo", "up"),
+        ip(ns, "link", "set", POD_IFACE, "up"),
+        ip(ns, "addr", "add", f"{pod.ip}/32", "dev", POD_IFACE),
+        ip(ns, "route", "add", POD_GATEWAY, "dev", POD_IFACE, "scope", "link"),
+        # The pod's default leads to its node, which has none: nothing leaves the lab.
+        ip(ns, "route", "add", "default", "via", POD_GATEWAY, "dev", POD_IFACE),
+    ]
+
+
+def lab_steps(spec: LabSpec, names: LabNames) -> list[Step]:
+    """Every command that builds the lab from nothing, in an order that works.
+
+    Commands for one namespace and one tool are kept together so the adapter
+    can run each such group as one batch.
+    """
+    _check_spec(spec)
+    nodes = spec.topology.nodes
+    steps = [ip(None, "netns", "add", ns) for ns in names.owned(spec)]
+    steps.append(_sysctl_defaults(names.switch, forwarding=True))
+    for node in nodes:
+        if names.is_adopted(node.name):
+            # Not ours: change only what a node must have, nothing the container relies on.
+            steps.append(sysctl(names.node(node.name), "net.ipv4.ip_forward=1"))
+        else:
+            steps.append(_sysctl_defaults(names.node(node.name), forwarding=True))
+    steps += _switch_steps(spec, names)
+    for node in nodes:
+        steps += _node_steps(spec, names, node)
+        steps.append(_cali_sysctls(names, node))
+        steps += fdb_steps(spec, names, node)
+    for node in nodes:
+        steps += _pod_steps(spec, names, node)
+    return steps
+
+
+def adopted_teardown_steps(spec: LabSpec, names: LabNames) -> list[Step]:
+    """What `down` undoes in an adopted namespace: only what the lab added there.
+
+    The veths are deleted from our side (the switch port takes eth1 with it):
+    deleting a namespace frees its devices only later, in the background, and
+    an adopted namespace must be clean when `down` returns. Routes over those
+    devices go with them; the blackhole route is on no device. ip_forward stays
+    1: a Kubernetes node has it so anyway.
+    """
+    steps = []
+    for index, node in enumerate(spec.topology.nodes):
+        if names.is_adopted(node.name):
+            ns = names.node(node.name)
+            steps += [
+                ip(names.switch, "link", "del", names.switch_port(index)),
+                ip(ns, "link", "del", names.cali(node.name)),
+                ip(ns, "link", "del", VXLAN_IFACE),
+                ip(ns, "link", "del", NOWHERE_IFACE),
+                ip(ns, "route", "del", "blackhole", node.block),
+            ]
+    return steps
+
+
+def _check_spec(spec: LabSpec) -> None:
+    if spec.topology.overlay.mtu is None:
+        raise InputError("lab file: overlay.mtu must be a number for the lab (Calico's 'auto' needs a real node)")
+    for node in spec.topology.nodes:
+        if node.block is None or node.vtep_mac is None or node.vtep_ip is None:
+            raise InputError(f"lab file: node {node.name} needs a block and a vtep_mac to be built")
+    if len(spec.underlay_iface) > IFNAMSIZ or len(VXLAN_IFACE) > IFNAMSIZ:
+        raise InputError(f"lab file: underlay.iface {spec.underlay_iface!r} is longer than {IFNAMSIZ} characters")
+
+
+# --- What a healthy lab reports -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDump:
+    """What the kernel says about one node and its pod (parsed `-j` output)."""
+
+    links: list[dict[str, Any]]  # ip -d -j addr show (node netns)
+    routes: list[dict[str, Any]]  # ip -j route show
+    fdb: list[dict[str, Any]]  # bridge -j fdb show dev vxlan.calico
+    pod_links: list[dict[str, Any]]  # ip -d -j addr show (pod netns)
+    pod_routes: list[dict[str, Any]]
+
+
+def _link(links: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((link for link in links if link.get("ifname") == name), None)
+
+
+def _has_addr(link: dict[str, Any], address: IPv4Address, prefixlen: int) -> bool:
+    return any(
+        a.get("family") == "inet" and a.get("local") == str(address) and a.get("prefixlen") == prefixlen
+        for a in link.get("addr_info", [])
+    )
+
+
+def _is_up(link: dict[str, Any]) -> bool:
+    return "UP" in link.get("flags", []) and "LOWER_UP" in link.get("flags", [])
+
+
+def _route(routes: list[dict[str, Any]], dst: IPv4Network | IPv4Address | str) -> dict[str, Any] | None:
+    wanted = {str(dst)}
+    if isinstance(dst, IPv4Network) and dst.prefixlen == 32:
+        wanted.add(str(dst.network_address))
+    return next((r for r in routes if r.get("dst") in wanted), None)
+
+
+def _link_check(name: str, link: dict[str, Any] | None, want: dict[str, Any]) -> Check:
+    if link is None:
+        return Check(name, False, "missing")
+    wrong = [f"{k}={got!r} (want {v!r})" for k, v in want.items() if (got := _link_value(link, k)) != v]
+    return Check(name, not wrong, "; ".join(wrong))
+
+
+def _link_value(link: dict[str, Any], key: str) -> Any:
+    if key == "up":
+        return _is_up(link)
+    if key in ("id", "port", "local"):
+        data = (link.get("linkinfo") or {}).get("info_data") or {}
+        return data.get(key)
+    if key == "kind":
+        return (link.get("linkinfo") or {}).get("info_kind")
+    return link.get(key)
+
+
+def _route_check(name: str, route: dict[str, Any] | None, want: dict[str, Any]) -> Check:
+    if route is None:
+        return Check(name, False, "missing")
+    wrong = [f"{k}={route.get(k)!r} (want {v!r})" for k, v in want.items() if route.get(k) != v]
+    return Check(name, not wrong, "; ".join(wrong))
+
+
+def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) -> tuple[Check, ...]:
+    """Each part of a node's Calico data plane, present and as the spec says, or why not."""
+    node = spec.topology.node(node_name)
+    ov, eth = spec.topology.overlay, spec.underlay_iface
+    links, routes = dump.links, dump.routes
+    checks = []
+
+    eth_link = _link(links, eth)
+    check = _link_check(eth, eth_link, {"up": True, "mtu": spec.underlay_mtu})
+    if check.ok and not _has_addr(eth_link, node.address, node.underlay.network.prefixlen):
+        check = Check(eth, False, f"no address {node.underlay}")
+    checks.append(check)
+
+    vx = _link(links, VXLAN_IFACE)
+    check = _link_check(VXLAN_IFACE, vx, {"kind": "vxlan", "up": True, "id": ov.vni, "port": ov.port,
+                                          "local": str(node.address), "mtu": ov.mtu, "address": node.vtep_mac})
+    if check.ok and not _has_addr(vx, node.vtep_ip, 32):
+        check = Check(VXLAN_IFACE, False, f"no address {node.vtep_ip}/32")
+    checks.append(check)
+
+    subnet = spec.subnet_of(node)
+    for other_subnet in spec.topology.subnets:
+        if other_subnet.network != subnet.network:
+            checks.append(_route_check(f"route {other_subnet.network}", _route(routes, other_subnet.network),
+                                       {"gateway": str(subnet.gateway), "dev": eth}))
+    fdb = {(e.get("mac"), e.get("dst")) for e in dump.fdb}
+    for other in _others(spec, node):
+        if _vxlan_peer(spec, node, other):
+            checks.append(_route_check(f"route {other.block}", _route(routes, other.block),
+                                       {"gateway": str(other.vtep_ip), "dev": VXLAN_IFACE}))
+            found = (other.vtep_mac, str(other.address)) in fdb
+            checks.append(Check(f"fdb {other.vtep_mac}", found, "" if found else f"no entry to {other.address}"))
+        else:
+            checks.append(_route_check(f"route {other.block}", _route(routes, other.block),
+                                       {"gateway": str(other.address), "dev": eth}))
+    checks.append(_route_check(f"blackhole {node.block}", _route(routes, node.block), {"type": "blackhole"}))
+
+    pod = spec.pod_on(node.name)
+    cali = names.cali(node.name)
+    checks.append(_link_check(cali, _link(links, cali), {"up": True, "mtu": ov.mtu}))
+    checks.append(_route_check(f"route {pod.ip}", _route(routes, pod.ip), {"dev": cali}))
+    pod_eth = _link(dump.pod_links, POD_IFACE)
+    check = _link_check(f"pod {POD_IFACE}", pod_eth, {"up": True, "mtu": ov.mtu})
+    if check.ok and not _has_addr(pod_eth, pod.ip, 32):
+        check = Check(f"pod {POD_IFACE}", False, f"no address {pod.ip}/32")
+    checks.append(check)
+    checks.append(_route_check("pod default", _route(dump.pod_routes, "default"),
+                               {"gateway": str(POD_GATEWAY), "dev": POD_IFACE}))
+    return tuple(checks)
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceStatus:
+    name: str
+    role: str  # switch | node | pod
+    exists: bool
+    adopted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    node: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def problems(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.ok)
+
+
+@dataclass(frozen=True, slots=True)
+class LabStatus:
+    prefix: str
+    namespaces: tuple[NamespaceStatus, ...]
+    nodes: tuple[NodeStatus, ...]
+
+    @property
+    def exists(self) -> bool:
+        """Something the lab creates is there (adopted namespaces do not count: they were there before)."""
+        return any(ns.exists and not ns.adopted for ns in self.namespaces)
+
+    @property
+    def healthy(self) -> bool:
+        return (
+            bool(self.namespaces)
+            and all(ns.exists for ns in self.namespaces)
+            and bool(self.nodes)
+            and all(n.ok for n in self.nodes)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "healthy": self.healthy,
+            "namespaces": [
+                {"name": ns.name, "role": ns.role, "exists": ns.exists, "adopted": ns.adopted} for ns in self.namespaces
+            ],
+            "nodes": [
+                {"node": n.node, "ok": n.ok, "checks": [c.to_dict() for c in n.checks]} for n in self.nodes
+            ],
+        }
+
+
+def namespace_roles(spec: LabSpec, names: LabNames) -> tuple[tuple[str, str, bool], ...]:
+    """(namespace, role, adopted) for every namespace the lab lives in."""
+    rows = [(names.switch, "switch", False)]
+    rows += [(names.node(n.name), "node", names.is_adopted(n.name)) for n in spec.topology.nodes]
+    rows += [(names.pod(n.name), "pod", False) for n in spec.topology.nodes]
+    return tuple(rows)

@@ -1,0 +1,181 @@
+"""The DF probe ladder: which ping sizes to send, and a bisection for the exact limit.
+
+Sizes are ICMP echo payloads (`ping -M do -s N`); the IPv4 packet is N + 28.
+An echo reply is as big as its request, so one ping probes the path both ways.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from vxcap.core.errors import InputError
+from vxcap.core.model import DEFAULT_MTU
+from vxcap.core.mtu.arithmetic import MAX_IP_PACKET, icmp_packet_len, max_icmp_payload
+
+MAX_ICMP_PAYLOAD = MAX_IP_PACKET - 28
+# ping's default payload (the small ping that works), a 1400-byte packet, the
+# limit and one past it at Calico's 1450, and the classic 1500-byte packet.
+BASE_LADDER = (56, 1372, 1422, 1423, 1472)
+
+
+def ladder_sizes(pod_mtu: int | None = DEFAULT_MTU) -> list[int]:
+    """Payload sizes to probe per direction: the base ladder plus the pod MTU's own edge.
+
+    The edge is the largest payload the pod MTU lets out, one more (must be
+    refused locally), and 50 less (fits even if the pod MTU ignored VXLAN).
+    """
+    sizes = set(BASE_LADDER)
+    if pod_mtu is not None:
+        edge = max_icmp_payload(pod_mtu)
+        sizes |= {edge - 50, edge, edge + 1}
+    return sorted(s for s in sizes if 0 <= s <= MAX_ICMP_PAYLOAD)
+
+
+class ProbeFate(StrEnum):
+    CROSSED = "crossed"  # a reply came back
+    REFUSED_LOCALLY = "refused-locally"  # ping: message too long
+    FRAG_NEEDED = "frag-needed"  # ping got ICMP fragmentation-needed from a hop
+    LOST_ON_WIRE = "lost-on-wire"  # seen leaving on the underlay, no reply: dropped beyond the node
+    NOT_SENT = "not-sent"  # not refused, yet never seen on the underlay: dropped inside the node
+    LOST = "lost"  # no reply, and no capture to say where
+
+
+FATE_TEXT = {
+    ProbeFate.CROSSED: "a reply came back",
+    ProbeFate.REFUSED_LOCALLY: "refused locally (message too long)",
+    ProbeFate.FRAG_NEEDED: "answered by ICMP fragmentation-needed",
+    ProbeFate.LOST_ON_WIRE: "sent on the wire, no reply came back",
+    ProbeFate.NOT_SENT: "never reached the wire",
+    ProbeFate.LOST: "no reply",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    size: int  # ICMP payload
+    reply: bool
+    sent_on_wire: bool | None = None  # seen in the sender's underlay capture; None: not looked at
+    refused_locally: bool = False
+    frag_needed_mtu: int | None = None  # the MTU a fragmentation-needed reported
+
+    @property
+    def packet(self) -> int:
+        return icmp_packet_len(self.size)
+
+    @property
+    def fate(self) -> ProbeFate:
+        if self.reply:
+            return ProbeFate.CROSSED
+        # Before the local refusal: after one fragmentation-needed the pod caches the
+        # smaller path MTU and refuses the rest locally, but a hop stopped the first.
+        if self.frag_needed_mtu is not None:
+            return ProbeFate.FRAG_NEEDED
+        if self.refused_locally:
+            return ProbeFate.REFUSED_LOCALLY
+        if self.sent_on_wire is True:
+            return ProbeFate.LOST_ON_WIRE
+        if self.sent_on_wire is False:
+            return ProbeFate.NOT_SENT
+        return ProbeFate.LOST
+
+    def as_dict(self) -> dict:
+        return {
+            "size": self.size,
+            "packet": self.packet,
+            "reply": self.reply,
+            "sent_on_wire": self.sent_on_wire,
+            "refused_locally": self.refused_locally,
+            "frag_needed_mtu": self.frag_needed_mtu,
+            "fate": self.fate.value,
+        }
+
+
+def crossed_sizes(results: Iterable[ProbeResult]) -> tuple[set[int], set[int]]:
+    """(sizes with at least one reply, sizes with none): one lost echo among several is loss, not MTU."""
+    replied: set[int] = set()
+    seen: set[int] = set()
+    for result in results:
+        seen.add(result.size)
+        if result.reply:
+            replied.add(result.size)
+    return replied, seen - replied
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    largest_crossed: int | None
+    smallest_failed_above: int | None  # the smallest failing size above largest_crossed
+
+    @property
+    def exact(self) -> bool:
+        """The largest crossing payload is pinned: the next size up is known to fail."""
+        return (
+            self.largest_crossed is not None
+            and self.smallest_failed_above is not None
+            and self.smallest_failed_above == self.largest_crossed + 1
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LadderSearch:
+    """Bisection for the largest payload that crosses, driven by the results so far.
+
+    Stateless: `propose` looks only at the results it is given, so the
+    pipeline can run the ladder first, then ask for sizes until it says None.
+    """
+
+    floor: int = 0
+    ceiling: int = MAX_ICMP_PAYLOAD
+    max_probes: int = 32  # distinct sizes, ladder included; bisection over 0..65507 needs 17
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.floor <= self.ceiling <= MAX_ICMP_PAYLOAD:
+            raise InputError(f"probe range {self.floor}..{self.ceiling} is not within 0..{MAX_ICMP_PAYLOAD}")
+        if self.max_probes < 1:
+            raise InputError(f"max_probes {self.max_probes} must be at least 1")
+
+    def bounds(self, results: Iterable[ProbeResult]) -> Bounds:
+        replied, failed = crossed_sizes(results)
+        replied = {s for s in replied if self.floor <= s <= self.ceiling}
+        largest = max(replied, default=None)
+        above = [s for s in failed if s <= self.ceiling and (largest is None or s > largest)]
+        return Bounds(largest, min(above, default=None))
+
+    def propose(self, results: Iterable[ProbeResult]) -> int | None:
+        """The next payload to probe, or None when the limit is pinned or the budget spent."""
+        results = list(results)
+        if len({r.size for r in results}) >= self.max_probes:
+            return None
+        bounds = self.bounds(results)
+        low = self.floor - 1 if bounds.largest_crossed is None else bounds.largest_crossed
+        high = self.ceiling + 1 if bounds.smallest_failed_above is None else bounds.smallest_failed_above
+        if high - low <= 1:
+            return None
+        return (low + high) // 2
+
+
+_LOCAL_MTU = re.compile(r"message too long, mtu\s*=\s*(\d+)", re.IGNORECASE)
+_TOO_LONG = re.compile(r"message too long", re.IGNORECASE)
+_FRAG_NEEDED = re.compile(r"frag(?:mentation)? needed and DF set \(mtu = (\d+)\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class PingMtuSignals:
+    refused_locally: bool
+    local_mtu: int | None  # iputils names the route MTU that refused it
+    frag_needed_mtu: int | None
+
+
+def ping_mtu_signals(output: str) -> PingMtuSignals:
+    """What ping's stdout+stderr says about MTU: iputils' 'local error: message too long,
+    mtu=1450', busybox's 'sendto: Message too long', 'Frag needed and DF set (mtu = 1450)'."""
+    local = _LOCAL_MTU.search(output)
+    frag = _FRAG_NEEDED.search(output)
+    return PingMtuSignals(
+        refused_locally=bool(_TOO_LONG.search(output)),
+        local_mtu=int(local.group(1)) if local else None,
+        frag_needed_mtu=int(frag.group(1)) if frag else None,
+    )

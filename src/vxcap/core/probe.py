@@ -1,0 +1,81 @@
+"""ping as data: the iputils argv for a pod-to-pod probe and what its output says.
+
+Pure: the adapter runs `ping_argv` in the source pod and hands back stdout,
+stderr and the exit status.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from vxcap.core.errors import InputError
+
+# ICMP echo payload limit: 65535 - 20 (IPv4) - 8 (ICMP).
+MAX_PING_SIZE = 65507
+
+
+@dataclass(frozen=True, slots=True)
+class PingResult:
+    transmitted: int
+    received: int
+    local_errors: int  # packets the sender's own stack refused (DF and too big for the route's MTU)
+    message: str  # the summary line, or what ping said instead of one
+
+    @property
+    def lost(self) -> int:
+        return self.transmitted - self.received
+
+    @property
+    def all_replied(self) -> bool:
+        return self.transmitted > 0 and self.received == self.transmitted
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def ping_argv(
+    dst_ip: IPv4Address | str,
+    count: int,
+    interval: float,
+    timeout: float,
+    size: int | None = None,
+    dont_fragment: bool = False,
+) -> list[str]:
+    """iputils ping: `count` echoes `interval` s apart, waiting `timeout` s for each reply.
+
+    `size` is the ICMP payload (-s); the IPv4 packet is 28 bytes more.
+    `dont_fragment` sets DF (-M do) so a too-big packet fails instead of fragmenting.
+    """
+    if count < 1:
+        raise InputError(f"ping count {count} must be at least 1")
+    if interval <= 0 or timeout <= 0:
+        raise InputError(f"ping interval {interval} and timeout {timeout} must be positive")
+    if size is not None and not 0 <= size <= MAX_PING_SIZE:
+        raise InputError(f"ping size {size} is out of range (0..{MAX_PING_SIZE})")
+    argv = ["ping", "-n", "-c", str(count), "-i", _seconds(interval), "-W", _seconds(timeout)]
+    if size is not None:
+        argv += ["-s", str(size)]
+    argv += ["-M", "do" if dont_fragment else "dont"]
+    argv.append(str(IPv4Address(str(dst_ip))))
+    return argv
+
+
+_SUMMARY = re.compile(r"^(\d+) packets transmitted, (\d+) (?:packets )?received.*$", re.MULTILINE)
+_LOCAL_ERROR = re.compile(r"local error", re.IGNORECASE)
+
+
+def parse_ping(stdout: str, stderr: str, returncode: int) -> PingResult:
+    """Counts from ping's statistics; with no statistics (e.g. 'Network is unreachable'
+    on connect) nothing was sent and the message is ping's own last words."""
+    # iputils writes these to stderr; a capture that merged the streams has them in stdout.
+    local_errors = sum(1 for line in (stdout + "\n" + stderr).splitlines() if _LOCAL_ERROR.search(line))
+    summaries = list(_SUMMARY.finditer(stdout))
+    if summaries:
+        last = summaries[-1]
+        return PingResult(int(last.group(1)), int(last.group(2)), local_errors, last.group(0).strip())
+    said = [line.strip() for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
+    message = said[-1] if said else f"ping exited with status {returncode} and said nothing"
+    return PingResult(0, 0, local_errors, message)

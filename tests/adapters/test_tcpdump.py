@@ -1,0 +1,113 @@
+"""tcpdump's process handling: started and listening, stopped with a complete pcap, never left behind.
+
+The real-tcpdump tests run it in a namespace of this session (root); the
+process-handling edge cases use small stand-in programs, since no real
+tcpdump ignores SIGINT or never starts listening on demand.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from scapy.utils import rdpcap
+
+from tests.lab_support import SESSION_PREFIX, lab_test
+from vxcap.adapters import tcpdump
+from vxcap.adapters.tcpdump import TcpdumpError
+from vxcap.core.capture import tcpdump_argv
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def loopback_ns():
+    ns = f"{SESSION_PREFIX}-tcpdump"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=True)
+
+
+@lab_test
+def test_a_stopped_capture_holds_every_packet_and_tcpdumps_counts(loopback_ns, tmp_path):
+    path = tmp_path / "lo.pcap"
+    prefix = ["ip", "netns", "exec", loopback_ns]
+    with tcpdump.start(prefix, tcpdump_argv("lo", path, "icmp"), path) as cap:
+        subprocess.run(prefix + ["ping", "-n", "-c", "3", "-i", "0.05", "127.0.0.1"], check=True, capture_output=True)
+        result = cap.stop()
+    frames = rdpcap(str(path))
+    assert len(frames) == 6  # three echo requests and three replies, each seen once on lo
+    assert (result.captured, result.dropped) == (6, 0)
+    assert result.path == path
+    assert gone(cap.pid)
+
+
+@lab_test
+def test_a_filter_tcpdump_rejects_is_reported_in_its_words(loopback_ns, tmp_path):
+    path = tmp_path / "x.pcap"
+    with pytest.raises(TcpdumpError, match="exited before capturing: .*syntax error"):
+        tcpdump.start(["ip", "netns", "exec", loopback_ns], tcpdump_argv("lo", path, "host host"), path)
+
+
+@lab_test
+def test_a_missing_interface_is_reported(loopback_ns, tmp_path):
+    path = tmp_path / "x.pcap"
+    with pytest.raises(TcpdumpError, match="eth9"):
+        tcpdump.start(["ip", "netns", "exec", loopback_ns], tcpdump_argv("eth9", path, ""), path)
+
+
+def test_a_missing_program_is_a_clear_error(tmp_path):
+    with pytest.raises(TcpdumpError, match="not found"):
+        tcpdump.start([], ["vxcap-no-such-tcpdump", "-i", "lo"], tmp_path / "x.pcap")
+
+
+SILENT = "import time; time.sleep(30)"
+DEAF = (
+    "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+    "print('tcpdump: listening on lo, link-type EN10MB', file=sys.stderr, flush=True); time.sleep(30)"
+)
+
+
+def test_a_program_that_never_listens_times_out_and_is_killed(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(TcpdumpError, match="did not start listening within 0.5 s"):
+        tcpdump.start([], [sys.executable, "-c", SILENT], tmp_path / "x.pcap", ready_timeout=0.5)
+    assert time.monotonic() - started < 3
+    assert not tcpdump._running
+
+
+def test_one_that_ignores_sigint_is_killed_on_stop(tmp_path):
+    cap = tcpdump.start([], [sys.executable, "-c", DEAF], tmp_path / "x.pcap")
+    started = time.monotonic()
+    result = cap.stop(timeout=0.5, settle=0)
+    assert time.monotonic() - started < 3
+    assert gone(cap.pid)
+    assert result.captured is None  # killed: it never reported
+    assert cap.stop() is result
+
+
+def test_leaving_the_block_on_an_exception_stops_it(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with tcpdump.start([], [sys.executable, "-c", DEAF], tmp_path / "x.pcap") as cap:
+            raise RuntimeError("boom")
+    assert gone(cap.pid)
+
+
+def test_a_forgotten_capture_is_stopped_at_exit(tmp_path):
+    cap = tcpdump.start([], [sys.executable, "-c", DEAF], tmp_path / "x.pcap")
+    assert cap in tcpdump._running
+    tcpdump._stop_all()  # what atexit runs
+    assert gone(cap.pid)
+    assert not tcpdump._running

@@ -1,0 +1,126 @@
+"""`vxcap run --lab` end to end on the real namespace lab: real VXLAN, real tcpdump.
+
+The pcaps are checked here with scapy's own dissection (its 4789 binding), not
+with vxcap's decoder, so the run's verdict is held against an independent read.
+"""
+
+import json
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from scapy.layers.inet import IP, UDP
+from scapy.layers.vxlan import VXLAN
+from scapy.utils import rdpcap
+
+from tests.lab_support import SESSION_PREFIX, lab_session_guard, lab_test, running_lab, session_namespaces  # noqa: F401
+from vxcap.cli.main import cli
+from vxcap.core.labfaults import CrossSubnetPlain, FdbWrongNode, SameSubnetViaVxlan, VniMismatch
+from vxcap.exit_status import ExitStatus
+
+pytestmark = pytest.mark.usefixtures("lab_session_guard")
+
+W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
+POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
+
+
+def vxcap_run(tmp_path, *pairs):
+    args = ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--count", "2"]
+    for pair in pairs:
+        args += ["--pair", pair]
+    result = CliRunner().invoke(cli, args)
+    run_dirs = sorted(p for p in Path(tmp_path).iterdir() if p.is_dir())
+    report = json.loads((run_dirs[-1] / "report.json").read_text()) if run_dirs else None
+    return result, (run_dirs[-1] if run_dirs else None), report
+
+
+def flows(report):
+    return {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+
+
+def pod_packets(pcap: Path, src: str, dst: str):
+    """(plain, vxlan) packets of one pod flow in a pcap, by scapy's own dissection."""
+    plain, vxlan = [], []
+    for pkt in rdpcap(str(pcap)):
+        if pkt.haslayer(VXLAN):
+            inner = pkt[VXLAN].payload.getlayer(IP)
+            if inner is not None and (inner.src, inner.dst) == (src, dst):
+                vxlan.append(pkt)
+        elif pkt.haslayer(IP) and (pkt[IP].src, pkt[IP].dst) == (src, dst):
+            plain.append(pkt)
+    return plain, vxlan
+
+
+@lab_test
+def test_reference_run_passes_and_the_wire_agrees(tmp_path):
+    with running_lab():
+        result, run_dir, report = vxcap_run(tmp_path, "worker,worker3", "worker,worker2")
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    assert report["verdict"] == "pass" and len(report["flows"]) == 4
+    f = flows(report)
+    assert f[(W, W3)]["observed"] == "vxlan" and f[(W, W3)]["vni"] == 4096 and f[(W, W3)]["udp_dport"] == 4789
+    assert (f[(W, W3)]["outer_src"], f[(W, W3)]["outer_dst"]) == ("10.10.10.11", "10.10.20.13")
+    assert (f[(W3, W)]["outer_src"], f[(W3, W)]["outer_dst"]) == ("10.10.20.13", "10.10.10.11")
+    assert f[(W, W2)]["observed"] == "plain" and f[(W2, W)]["observed"] == "plain"
+
+    # Independent read: cross-subnet is VXLAN 4096 on 4789 between the nodes' underlay addresses...
+    for node in (W, W3):
+        plain, vxlan = pod_packets(run_dir / f"{node}-eth1.pcap", POD[W], POD[W3])
+        assert not plain and len(vxlan) >= 2
+        for pkt in vxlan:
+            assert pkt[UDP].dport == 4789 and pkt[VXLAN].vni == 4096
+            assert (pkt[IP].src, pkt[IP].dst) == ("10.10.10.11", "10.10.20.13")
+    # ...and same-subnet has no UDP 4789 for its flow on either node, while the flow is there (the twin).
+    for node in (W, W2):
+        for src, dst in ((W, W2), (W2, W)):
+            plain, vxlan = pod_packets(run_dir / f"{node}-eth1.pcap", POD[src], POD[dst])
+            assert not vxlan and len(plain) >= 2
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert {n["name"] for n in manifest["nodes"]} == {W, W2, W3}
+    for node in (W, W2, W3):
+        routes = json.loads((run_dir / f"{node}-eth1.route.json").read_text())
+        assert any(r.get("dst") == "192.168.209.64/26" for r in routes)
+
+
+@lab_test
+def test_analyze_rejudges_the_run_the_same_way(tmp_path):
+    with running_lab():
+        _, run_dir, report = vxcap_run(tmp_path, "worker,worker3")
+    (run_dir / "report.json").unlink()
+    result = CliRunner().invoke(cli, ["analyze", str(run_dir), "--json"])
+    assert result.exit_code == ExitStatus.SUCCESS
+    again = json.loads(result.output)
+    assert again["flows"] == report["flows"]
+
+
+@lab_test
+def test_run_builds_a_missing_lab_and_removes_it_after(tmp_path):
+    assert not session_namespaces()
+    result, _, report = vxcap_run(tmp_path, "worker,worker3")
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    assert not session_namespaces()
+
+
+FAULTS = [
+    pytest.param(VniMismatch(W3, 4097), "worker,worker3", (W3, W), "VNI 4097, expected 4096", id="vni"),
+    pytest.param(SameSubnetViaVxlan(W, W2), "worker,worker2", (W, W2),
+                 "VXLAN packets (VNI 4096, UDP port 4789), expected plain IPv4 (same subnet", id="same-subnet-via-vxlan"),
+    pytest.param(FdbWrongNode(W, W3, W2), "worker,worker3", (W, W3),
+                 "outer destination 10.10.10.12, expected 10.10.20.13", id="fdb-wrong-node"),
+    pytest.param(CrossSubnetPlain(W, W3), "worker,worker3", (W, W3),
+                 "plain IPv4 packets, expected VXLAN (other subnet", id="cross-subnet-plain"),
+]
+
+
+@lab_test
+@pytest.mark.parametrize("fault,pair,direction,reason", FAULTS)
+def test_each_fault_fails_with_its_reason(tmp_path, fault, pair, direction, reason):
+    with running_lab() as lab:
+        lab.apply_fault(fault)
+        result, _, report = vxcap_run(tmp_path, pair)
+    assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
+    broken = flows(report)[direction]
+    assert broken["verdict"] == "fail"
+    assert any(reason in r for r in broken["reasons"]), broken["reasons"]
+    assert reason in result.output

@@ -1,0 +1,89 @@
+"""Helpers for tests that build the embedded network-namespace lab (root only).
+
+    from tests.lab_support import lab_test, running_lab, read_frames
+
+    @lab_test
+    def test_something(tmp_path):
+        with running_lab() as lab:
+            ...
+
+Every lab made here is named with this session's prefix (`vxt` + 4 random hex
+digits), so parallel runs never meet each other's namespaces nor a user's lab,
+and `running_lab` always takes its lab down, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from scapy.utils import PcapReader
+
+from vxcap.adapters.lab import NetnsLab
+from vxcap.adapters.netns import list_netns
+from vxcap.core.decode import decode_frame
+from vxcap.core.frames import FrameFacts
+from vxcap.core.labspec import LabSpec, lab_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+LAB_FILE = REPO / "topology" / "k01-lab.yaml"
+SESSION_PREFIX = "vxt" + secrets.token_hex(2)
+
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="the lab needs root (network namespaces, tcpdump)")
+
+
+def lab_test(func):
+    """Mark a test as a lab test: `-m lab` selects it, and it skips cleanly without root."""
+    return pytest.mark.lab(needs_root(func))
+
+
+def k01_spec() -> LabSpec:
+    return lab_from_dict(yaml.safe_load(LAB_FILE.read_text()))
+
+
+def session_namespaces(prefix: str = SESSION_PREFIX) -> set[str]:
+    return {ns for ns in list_netns() if ns.startswith(prefix + "-")}
+
+
+@contextmanager
+def running_lab(
+    prefix: str = SESSION_PREFIX, spec: LabSpec | None = None, adopt: dict[str, str] | None = None
+) -> Iterator[NetnsLab]:
+    """A healthy k01 lab (or `spec`'s), always taken down afterwards."""
+    lab = NetnsLab(spec or k01_spec(), prefix=prefix, adopt=adopt)
+    try:
+        status = lab.up()
+        assert status.healthy, status.to_dict()
+        yield lab
+    finally:
+        lab.down()
+
+
+def read_frames(path: Path) -> list[FrameFacts]:
+    """Every frame of a pcap as the reference decoder sees it (frames of no interest dropped)."""
+    facts = []
+    with PcapReader(str(path)) as reader:
+        linktype = reader.linktype
+        for packet in reader:
+            decoded = decode_frame(bytes(packet), linktype, getattr(packet, "wirelen", None))
+            if decoded is not None:
+                facts.append(decoded)
+    return facts
+
+
+@pytest.fixture(scope="session")
+def lab_session_guard():
+    """Use in lab test modules: fails the session if any of its namespaces outlive it."""
+    yield SESSION_PREFIX
+    if IS_ROOT:
+        left = session_namespaces()
+        for ns in sorted(left):
+            subprocess.run(["ip", "netns", "delete", ns], check=False)
+        assert not left, f"lab namespaces left behind: {sorted(left)}"
