@@ -13,13 +13,14 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vxcap.core.errors import InputError
+from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest, manifest_dict, parse_manifest
 from vxcap.core.model import Pair, Pod, Topology
@@ -53,6 +54,7 @@ class Outcome:
     report: dict[str, Any]
     verdicts: list[FlowVerdict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
@@ -122,61 +124,78 @@ def run(target: Target, options: RunOptions, progress: Progress = _quiet) -> Out
 def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
     timer = StageTimer(progress)
     run_id = options.run_id or new_run_id()
-
-    timer.stage("discover", target.description)
-    topology = target.discover()
-
-    timer.stage("plan")
-    pairs = resolve_pairs(topology, options.pair_specs, all_pairs=options.all_pairs)
-    nodes = pair_nodes(pairs)
-    run_dir = make_run_dir(options.out_parent, run_id)
-    captures: dict[str, list[tuple[str, str]]] = {}
-    pods: dict[str, Pod] = {}
     errors: list[str] = []
     probes: list[dict[str, Any]] = []
-    try:
-        with ExitStack() as cleanup:
-            cleanup.callback(target.release)
+    pods: dict[str, Pod] = {}
+    captures: dict[str, list[tuple[str, str]]] = {}
+    interrupted = False
 
+    with ExitStack() as cleanup:
+        cleanup.callback(target.release)
+
+        timer.stage("discover", target.description)
+        topology = target.discover()
+
+        timer.stage("plan")
+        pairs = resolve_pairs(topology, options.pair_specs, all_pairs=options.all_pairs)
+        nodes = pair_nodes(pairs)
+        run_dir = make_run_dir(options.out_parent, run_id)
+
+        running: list[tuple[str, str, str, Any]] = []
+        try:
             timer.stage("provision", f"test pods on {', '.join(nodes)}")
             pods = target.provision(nodes)
 
             timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
             bpf = capture_filter(topology, nodes)
-            running = []
             for node in nodes:
                 iface = target.underlay_iface(node)
                 file_name = f"{node}-{iface}.pcap"
-                handle = target.start_capture(node, run_dir / file_name, bpf)
-                # A capture that is never stopped leaks a tcpdump: stop on any way out.
+                try:
+                    handle = target.start_capture(node, run_dir / file_name, bpf)
+                except VxcapError as err:  # the other nodes' captures still count
+                    errors.append(f"capture on {node}/{iface} did not start: {err}")
+                    continue
+                # A capture that is never stopped leaks a tcpdump: stop it on any way out.
                 cleanup.callback(_stop_quietly, handle)
                 running.append((node, iface, file_name, handle))
 
             timer.stage("probe", f"{2 * len(pairs)} direction(s)")
-            probes = _probe(target, pairs, pods, options.ping_count)
+            probes = _probe(target, pairs, pods, options.ping_count, errors)
+        except KeyboardInterrupt:
+            interrupted = True
+            errors.append(f"interrupted during {timer.current}: the verdicts cover what was captured until then")
+        except Exception as err:  # noqa: BLE001 - it becomes the run's error; what was captured is still judged
+            errors.append(f"{timer.current} failed: {err}")
 
-            timer.stage("stop")
-            for node, iface, file_name, handle in running:
+        timer.stage("stop", f"{len(running)} capture(s)")
+        for node, iface, file_name, handle in running:
+            try:
                 result = handle.stop()
-                if (run_dir / file_name).exists():
-                    os.chmod(run_dir / file_name, 0o600)
-                captures.setdefault(node, []).append((iface, file_name))
-                stats = getattr(result, "captured", None)
-                if stats == 0:
-                    errors.append(f"capture on {node}/{iface} recorded no packets")
-            for node in nodes:
+            except Exception as err:  # noqa: BLE001 - a dead capture: keep what it wrote
+                errors.append(f"capture on {node}/{iface} failed: {err}")
+                result = None
+            path = run_dir / file_name
+            if not path.exists():
+                errors.append(f"capture on {node}/{iface} left no file")
+                continue
+            os.chmod(path, 0o600)
+            captures.setdefault(node, []).append((iface, file_name))
+            if result is not None and getattr(result, "captured", None) == 0:
+                errors.append(f"capture on {node}/{iface} recorded no packets")
+        for node in nodes:
+            try:
                 _save_evidence(run_dir, node, target.underlay_iface(node), target.evidence(node))
-    except (KeyboardInterrupt, InputError):
-        _write_setup_failure(run_dir, run_id, "run interrupted before the verdict", timer)
-        raise
-    except Exception as err:  # noqa: BLE001 - reported, never swallowed: the run fails with it
-        message = f"{timer.current} failed: {err}"
-        report = _write_setup_failure(run_dir, run_id, message, timer)
-        return Outcome(run_dir=run_dir, report=report, timings=timer.done())
+            except Exception as err:  # noqa: BLE001 - evidence is a bonus; its absence is reported
+                errors.append(f"evidence of {node} not saved: {err}")
 
+    if not pods:
+        report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
+        return Outcome(run_dir=run_dir, report=report, timings=timer.done(), interrupted=interrupted)
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id)
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes)
+    outcome.interrupted = interrupted
     return outcome
 
 
@@ -187,21 +206,31 @@ def _stop_quietly(handle: Any) -> None:
         pass
 
 
-def _probe(target: Target, pairs: tuple[Pair, ...], pods: dict[str, Pod], count: int) -> list[dict[str, Any]]:
-    probes = []
-    for pair in pairs:
-        for src, dst in pair.directions():
+PROBE_WORKERS = 8  # concurrent directions: enough to overlap the waits, few enough for 2 cores
+
+
+def _probe(
+    target: Target, pairs: tuple[Pair, ...], pods: dict[str, Pod], count: int, errors: list[str]
+) -> list[dict[str, Any]]:
+    directions = [(src, dst) for pair in pairs for src, dst in pair.directions()]
+
+    def one(direction: tuple[str, str]) -> dict[str, Any]:
+        src, dst = direction
+        entry: dict[str, Any] = {"src_node": src, "dst_node": dst, "dst_ip": str(pods[dst].ip)}
+        try:
             result = target.ping(src, pods[dst].ip, count)
-            probes.append(
-                {
-                    "src_node": src,
-                    "dst_node": dst,
-                    "dst_ip": str(pods[dst].ip),
-                    "transmitted": getattr(result, "transmitted", None),
-                    "received": getattr(result, "received", None),
-                }
-            )
-    return probes
+        except VxcapError as err:
+            errors.append(f"probe {src} -> {dst} failed: {err}")
+            return entry
+        entry.update(transmitted=result.transmitted, received=result.received)
+        return entry
+
+    pool = ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(directions) or 1))
+    try:
+        return list(pool.map(one, directions))
+    finally:
+        # On Ctrl-C, do not wait for probes still queued: stopping the captures comes first.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _save_evidence(run_dir: Path, node: str, iface: str, files: dict[str, str]) -> None:
@@ -210,8 +239,8 @@ def _save_evidence(run_dir: Path, node: str, iface: str, files: dict[str, str]) 
         write_private(run_dir / f"{node}-{iface}.{name}", text)
 
 
-def _write_setup_failure(run_dir: Path, run_id: str, message: str, timer: StageTimer) -> dict[str, Any]:
-    report = report_dict([], run_id=run_id, errors=[message], extra={"timings": timer.done()})
+def _write_setup_failure(run_dir: Path, run_id: str, errors: list[str], timer: StageTimer) -> dict[str, Any]:
+    report = report_dict([], run_id=run_id, errors=errors, extra={"timings": timer.done()})
     write_private(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
     write_junit(report, run_dir / "junit.xml")
     os.chmod(run_dir / "junit.xml", 0o600)

@@ -12,12 +12,13 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from vxcap.core.errors import VxcapError
 from vxcap.core.labplan import Step
 
 DEFAULT_TIMEOUT = 30.0
 
 
-class NetnsError(RuntimeError):
+class NetnsError(VxcapError, RuntimeError):
     """A namespace command failed; the message is one line naming the command and the kernel's answer."""
 
 

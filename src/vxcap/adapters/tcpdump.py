@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vxcap.core.capture import is_listening, parse_tcpdump_stats
+from vxcap.core.errors import VxcapError
 
 READY_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
@@ -29,7 +30,7 @@ _running: set[RunningCapture] = set()
 _running_lock = threading.Lock()
 
 
-class TcpdumpError(RuntimeError):
+class TcpdumpError(VxcapError, RuntimeError):
     """tcpdump would not start or would not stop; the message is one line."""
 
 

@@ -166,6 +166,11 @@ def _render(outcome, as_json: bool) -> None:
         for line in reasons(outcome.report):
             console.print(line, soft_wrap=True)
         console.print(summary(outcome.report, outcome.run_dir), soft_wrap=True)
+    if outcome.interrupted:
+        from vxcap.cli.console import error
+
+        error("interrupted: what was captured until then is judged above; everything the run made has been removed")
+        raise _Fail(ExitStatus.INTERRUPTED)
     raise _Fail(ExitStatus.SUCCESS if outcome.passed else ExitStatus.VERDICT_FAILED)
 
 

@@ -1,0 +1,83 @@
+"""`vxcap report RUN_DIR`: show a saved run again, in the terminal and as report.html.
+
+Nothing is decoded or judged here: the page and the table are report.json as it
+was written, so they say exactly what `run`/`analyze` said.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the page. Default: RUN_DIR/report.html.",
+)
+def report_command(run_dir: Path, html_path: Path | None) -> None:
+    """Show a saved run again: the verdict table, and a self-contained HTML page.
+
+    \b
+    Example:
+      vxcap report captures/<run-id>      # writes captures/<run-id>/report.html
+
+    The page shows each direction's path and encapsulation, the evidence
+    files and the Wireshark lines that open them. Exit status follows the
+    run's verdict: 0 pass, 1 fail, 2 not a run directory.
+    """
+    from vxcap.cli.console import console, error
+    from vxcap.core.errors import VxcapError
+    from vxcap.exit_status import ExitStatus
+
+    try:
+        report, page = _render(run_dir, html_path)
+    except VxcapError as err:
+        error(str(err))
+        sys.exit(ExitStatus.USAGE)
+
+    from vxcap.cli.render import reasons, summary, verdict_table
+
+    if report.get("flows"):
+        console.print(verdict_table(report))
+    for line in reasons(report):
+        console.print(line, soft_wrap=True)
+    console.print(summary(report, run_dir), soft_wrap=True)
+    console.print(f"[hint]page:[/] {page}", soft_wrap=True)
+    sys.exit(ExitStatus.SUCCESS if report.get("verdict") == "pass" else ExitStatus.VERDICT_FAILED)
+
+
+def _render(run_dir: Path, html_path: Path | None) -> tuple[dict, Path]:
+    import json
+
+    from vxcap.core.errors import InputError
+    from vxcap.pipeline import load_manifest, write_private
+    from vxcap.report.html import render_html
+
+    manifest = load_manifest(run_dir)
+    report_file = run_dir / "report.json"
+    if not report_file.is_file():
+        raise InputError(f"{report_file} does not exist: judge the run first with `vxcap analyze {run_dir}`")
+    try:
+        report = json.loads(report_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{report_file} is not JSON: {err}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("flows"), list):
+        raise InputError(f"{report_file} is not a vxcap report (no flows list)")
+
+    page = html_path or run_dir / "report.html"
+    if not page.parent.is_dir():
+        raise InputError(f"--html {page}: directory {page.parent} does not exist")
+    text = render_html(report, manifest, run_dir, page_dir=page.parent)
+    try:
+        # The page names pods, nodes and addresses: private like the rest of the run.
+        write_private(page, text)
+    except OSError as err:
+        raise InputError(f"cannot write {page}: {err.strerror or err}") from None
+    return report, page
