@@ -84,6 +84,13 @@ lab_file_option = click.option(
     default=None,
     help="Lab description (YAML). Default: the reference Calico overlay lab (topology/k01-lab.yaml).",
 )
+nodes_option = click.option(
+    "--nodes", type=int, default=None,
+    help="Generate a larger lab on the reference pattern with this many nodes (2-64) instead.",
+)
+subnets_option = click.option(
+    "--subnets", type=int, default=None, help="With --nodes: how many underlay subnets to spread them over.",
+)
 prefix_option = click.option(
     "--prefix",
     default="vxcap",
@@ -98,6 +105,8 @@ prefix_option = click.option(
 @click.option("--all-pairs", is_flag=True, help="Test every pair of nodes.")
 @click.option("--lab", is_flag=True, help="Target the embedded lab (built on demand, removed after unless --keep).")
 @lab_file_option
+@nodes_option
+@subnets_option
 @prefix_option
 @click.option("--out", "out_parent", type=click.Path(file_okay=False, path_type=Path), default=Path("captures"),
               show_default=True, help="Parent directory of the run directory captures/<run-id>/.")
@@ -106,7 +115,7 @@ prefix_option = click.option(
 @click.option("--keep", is_flag=True, help="Keep what the run built (the lab it brought up) for debugging.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
-def run(pairs, all_pairs, lab, lab_file, prefix, out_parent, count, keep, as_json) -> None:
+def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, out_parent, count, keep, as_json) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction.
 
     \b
@@ -129,9 +138,9 @@ def run(pairs, all_pairs, lab, lab_file, prefix, out_parent, count, keep, as_jso
     from vxcap.cli.console import progress
     from vxcap.pipeline import RunOptions
     from vxcap.pipeline import run as run_pipeline
-    from vxcap.targets.lab import LabTarget, load_lab_spec
+    from vxcap.targets.lab import LabTarget, choose_lab
 
-    target = LabTarget(load_lab_spec(lab_file), prefix=prefix, keep=keep)
+    target = LabTarget(choose_lab(prefix, lab_file, nodes, subnets), prefix=prefix, keep=keep)
     options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count)
     outcome = run_pipeline(target, options, progress=progress)
     _render(outcome, as_json)
@@ -184,23 +193,25 @@ def lab() -> None:
     """
 
 
-def _lab(lab_file, prefix):
-    from vxcap.adapters.lab import NetnsLab
-    from vxcap.targets.lab import load_lab_spec
-
-    return NetnsLab(load_lab_spec(lab_file), prefix=prefix)
-
-
 @lab.command("up")
 @lab_file_option
+@nodes_option
+@subnets_option
 @prefix_option
 @_guarded
-def lab_up(lab_file, prefix) -> None:
-    """Build the lab (idempotent; repairs or replaces a broken one)."""
+def lab_up(lab_file, nodes, subnets, prefix) -> None:
+    """Build the lab (idempotent; repairs or replaces a broken one).
+
+    \b
+    Examples:
+      vxcap lab up                           # the reference k01 lab
+      vxcap lab up --nodes 16 --subnets 4    # a larger lab on the same pattern
+    """
     _require_root("vxcap lab up")
     from vxcap.cli.console import console
+    from vxcap.targets.lab import choose_lab, lab_up as build
 
-    status = _lab(lab_file, prefix).up()
+    status = build(choose_lab(prefix, lab_file, nodes, subnets), prefix)
     _print_status(status)
     console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
 
@@ -213,9 +224,11 @@ def lab_down(lab_file, prefix) -> None:
     """Remove everything the lab made, and nothing else."""
     _require_root("vxcap lab down")
     from vxcap.cli.console import console
+    from vxcap.targets.lab import choose_lab, lab_down as remove
 
-    removed = _lab(lab_file, prefix).down()
-    console.print(f"removed {len(removed)} namespace(s)" + (f": {', '.join(removed)}" if removed else ""))
+    removed = remove(choose_lab(prefix, lab_file), prefix)
+    console.print(f"removed {len(removed.namespaces)} namespace(s)"
+                  + (f": {', '.join(removed.namespaces)}" if removed.namespaces else ""))
 
 
 @lab.command("status")
@@ -225,7 +238,9 @@ def lab_down(lab_file, prefix) -> None:
 def lab_status(lab_file, prefix) -> None:
     """Show what exists of the lab. Exit 0 when healthy, 1 when missing or broken."""
     _require_root("vxcap lab status")
-    status = _lab(lab_file, prefix).status()
+    from vxcap.targets.lab import choose_lab, lab_status as inspect
+
+    status = inspect(choose_lab(prefix, lab_file), prefix)
     _print_status(status)
     raise _Fail(ExitStatus.SUCCESS if status.healthy else ExitStatus.VERDICT_FAILED)
 
@@ -235,15 +250,19 @@ def _print_status(status) -> None:
 
     from vxcap.cli.console import console
 
-    data = status.to_dict()
-    table = Table(title="lab status", title_justify="left")
-    table.add_column("Namespace")
+    table = Table(title=f"lab {status.prefix}-*", title_justify="left")
+    table.add_column("Namespace", no_wrap=True)
+    table.add_column("Role")
     table.add_column("State")
-    for row in data.get("namespaces", []):
-        table.add_row(str(row.get("name")), "present" if row.get("exists") else "[fail]missing[/]")
+    for ns in status.namespaces:
+        state = "present" if ns.exists else "[fail]missing[/]"
+        table.add_row(ns.name, ns.role + (" (adopted)" if ns.adopted else ""), state)
     console.print(table)
-    for problem in data.get("problems", []):
-        console.print(f"[fail]✗[/] {problem}", soft_wrap=True)
+    for node in status.nodes:
+        for check in node.problems():
+            console.print(f"[fail]✗[/] {node.node}: {check.name}: {check.detail}", soft_wrap=True)
+    word = "[pass]healthy[/]" if status.healthy else ("[fail]broken[/]" if status.exists else "[fail]not built[/]")
+    console.print(f"lab is {word}")
 
 
 def main() -> None:

@@ -3,10 +3,16 @@
 The lab's pods exist as long as the lab does, so provisioning only looks them
 up. A run that finds no lab builds one and removes it again afterwards (unless
 asked to keep it), so `vxcap run --lab` leaves the machine as it found it.
+
+A lab remembers the description it was built from (/run/vxcap, gone at reboot
+like the namespaces themselves), so `status`, `down` and `run` act on the lab
+that exists, also when it was generated with `--nodes/--subnets`.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from importlib import resources
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -14,23 +20,22 @@ from pathlib import Path
 import yaml
 
 from vxcap.core.errors import InputError
+from vxcap.core.labgen import generate_lab
 from vxcap.core.labspec import LabSpec, lab_from_dict
 from vxcap.core.model import Pod, Topology
 
 DEFAULT_PREFIX = "vxcap"
+STATE_DIR = Path(os.environ.get("VXCAP_STATE_DIR", "/run/vxcap"))
 
 
-def load_lab_spec(path: Path | None = None) -> LabSpec:
-    """The lab file at `path`, or the reference lab shipped with vxcap."""
-    if path is None:
-        text = resources.files("vxcap").joinpath("labs/k01.yaml").read_text()
-        where = "the embedded lab file"
-    else:
-        try:
-            text = Path(path).read_text()
-        except OSError as err:
-            raise InputError(f"cannot read lab file {path}: {err.strerror}") from None
-        where = str(path)
+@dataclass(frozen=True)
+class LabSource:
+    spec: LabSpec
+    text: str  # the YAML it was read from, kept to remember the lab by
+    origin: str
+
+
+def _parse(text: str, where: str) -> LabSpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -38,15 +43,102 @@ def load_lab_spec(path: Path | None = None) -> LabSpec:
     return lab_from_dict(data)
 
 
+def reference_lab() -> LabSource:
+    text = resources.files("vxcap").joinpath("labs/k01.yaml").read_text()
+    return LabSource(_parse(text, "the embedded lab file"), text, "the reference lab (topology/k01-lab.yaml)")
+
+
+def load_lab_spec(path: Path | None = None) -> LabSpec:
+    """The lab file at `path`, or the reference lab shipped with vxcap."""
+    return (reference_lab() if path is None else _from_file(path)).spec
+
+
+def _from_file(path: Path) -> LabSource:
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise InputError(f"cannot read lab file {path}: {err.strerror}") from None
+    return LabSource(_parse(text, str(path)), text, str(path))
+
+
+class LabMemory:
+    """Which description the lab with this prefix was built from."""
+
+    def __init__(self, prefix: str, directory: Path = STATE_DIR) -> None:
+        self.path = directory / f"lab-{prefix}.yaml"
+
+    def recall(self) -> LabSource | None:
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return None
+        try:
+            return LabSource(_parse(text, str(self.path)), text, f"the lab built earlier ({self.path})")
+        except InputError:
+            return None
+
+    def remember(self, source: LabSource) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path.write_text(source.text)
+
+    def forget(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def choose_lab(
+    prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None
+) -> LabSource:
+    """What the user named, else the lab that exists, else the reference lab."""
+    if lab_file is not None and nodes is not None:
+        raise InputError("give either --lab-file or --nodes/--subnets, not both")
+    if lab_file is not None:
+        return _from_file(lab_file)
+    if nodes is not None:
+        text = yaml.safe_dump(generate_lab(nodes, subnets or 1), sort_keys=False)
+        return LabSource(_parse(text, "the generated lab"), text, f"a generated lab ({nodes} nodes, {subnets or 1} subnets)")
+    if subnets is not None:
+        raise InputError("--subnets goes with --nodes")
+    return LabMemory(prefix).recall() or reference_lab()
+
+
+def lab_up(source: LabSource, prefix: str):
+    """Build `source`'s lab, replacing another lab built earlier under this prefix."""
+    from vxcap.adapters.lab import NetnsLab
+
+    memory = LabMemory(prefix)
+    earlier = memory.recall()
+    if earlier is not None and earlier.text != source.text:
+        NetnsLab(earlier.spec, prefix=prefix).down()
+    status = NetnsLab(source.spec, prefix=prefix).up()
+    memory.remember(source)
+    return status
+
+
+def lab_down(source: LabSource, prefix: str):
+    from vxcap.adapters.lab import NetnsLab
+
+    removed = NetnsLab(source.spec, prefix=prefix).down()
+    LabMemory(prefix).forget()
+    return removed
+
+
+def lab_status(source: LabSource, prefix: str):
+    from vxcap.adapters.lab import NetnsLab
+
+    return NetnsLab(source.spec, prefix=prefix).status()
+
+
 class LabTarget:
-    def __init__(self, spec: LabSpec, prefix: str = DEFAULT_PREFIX, keep: bool = False) -> None:
+    def __init__(self, source: LabSource, prefix: str = DEFAULT_PREFIX, keep: bool = False) -> None:
         from vxcap.adapters.lab import NetnsLab
 
-        self.spec = spec
-        self.lab = NetnsLab(spec, prefix=prefix)
+        self.source = source
+        self.spec = source.spec
+        self.prefix = prefix
+        self.lab = NetnsLab(self.spec, prefix=prefix)
         self.keep = keep
         self.built_here = False
-        self.description = f"embedded lab {spec.cluster} (network namespaces, prefix {prefix})"
+        self.description = f"embedded lab {self.spec.cluster}: {source.origin}, namespaces {prefix}-*"
 
     def discover(self) -> Topology:
         # A complete lab is used as it is, even when its configuration drifted:
@@ -54,10 +146,10 @@ class LabTarget:
         # (and removed after), and a half-built one (a crashed build) repaired.
         status = self.lab.status()
         if not status.exists:
-            self.lab.up()
+            lab_up(self.source, self.prefix)
             self.built_here = True
         elif not all(ns.exists for ns in status.namespaces):
-            self.lab.up()
+            lab_up(self.source, self.prefix)
         return self.spec.topology
 
     def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:
@@ -79,4 +171,4 @@ class LabTarget:
 
     def release(self) -> None:
         if self.built_here and not self.keep:
-            self.lab.down()
+            lab_down(self.source, self.prefix)
