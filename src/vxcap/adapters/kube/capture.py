@@ -1,0 +1,196 @@
+"""tcpdump in a capture pod, its pcap streamed back through the API server.
+
+tcpdump writes the pcap to its stdout (`-w -`), which the exec WebSocket
+carries as binary frames, so nothing is stored in the pod and no shell is
+involved. stop() sends SIGINT with a second exec (`pkill -INT -x tcpdump`),
+tcpdump flushes and exits, and the stream closes with its exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vxcap.adapters.kube import exec as kexec
+from vxcap.adapters.kube.connection import Connection
+from vxcap.adapters.kube.errors import KubeError, one_line
+from vxcap.core.capture import is_listening, parse_tcpdump_stats, tcpdump_argv
+
+LISTEN_TIMEOUT_S = 20.0
+STOP_ARGV = ["pkill", "-INT", "-x", "tcpdump"]
+EVIDENCE_TIMEOUT_S = 30.0
+
+# The node's tables as JSON, keyed by the file name the run directory keeps them under.
+EVIDENCE_COMMANDS: dict[str, tuple[str, ...]] = {
+    "link.json": ("ip", "-d", "-j", "link"),
+    "route.json": ("ip", "-j", "route"),
+    "neigh.json": ("ip", "-j", "neigh"),
+    "fdb.json": ("bridge", "-j", "fdb", "show"),
+}
+
+_RECEIVED = re.compile(r"^(\d+) packets? received by filter", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class KubeCaptureResult:
+    """One finished capture: the pcap written to `path`, and tcpdump's own counts."""
+
+    node: str
+    iface: str
+    path: Path
+    captured: int | None  # "N packets captured"; None when tcpdump printed no stats
+    received: int | None  # "N packets received by filter"
+    dropped: int | None  # "N packets dropped by kernel"
+    stderr: str
+    exit_code: int
+    killed: bool = False  # tcpdump did not end on SIGINT: the pcap may be cut short
+
+
+def capture_argv(iface: str, bpf: str, snaplen: int, max_packets: int, duration: float | None) -> list[str]:
+    """tcpdump to stdout; with a duration, `timeout` sends it SIGINT when time is up."""
+    argv = tcpdump_argv(iface, "-", bpf, snaplen, max_packets)
+    if duration is None:
+        return argv
+    if duration <= 0:
+        raise ValueError(f"capture duration must be positive, got {duration}")
+    # `-s INT SECONDS` reads the same to busybox and coreutils timeout.
+    return ["timeout", "-s", "INT", f"{duration:g}", *argv]
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+class KubeCapture:
+    """A tcpdump running in a capture pod; `stop()` ends it and writes the pcap."""
+
+    def __init__(self, conn: Connection, namespace: str, pod: str, node: str, iface: str, out_path: Path | None) -> None:
+        self._conn = conn
+        self.namespace = namespace
+        self.pod = pod
+        self.node = node
+        self.iface = iface
+        self.out_path = out_path
+        self.result: KubeCaptureResult | None = None
+        self._listening = threading.Event()
+        self._stream: kexec.ExecStream | None = None
+        self._pump: kexec.ExecPump | None = None
+
+    def _on_stderr(self, text: str) -> None:
+        if any(is_listening(line) for line in text.splitlines()):
+            self._listening.set()
+
+    def start(self, argv: list[str], listen_timeout: float = LISTEN_TIMEOUT_S) -> KubeCapture:
+        self._stream = kexec.open_exec(self._conn, self.namespace, self.pod, argv)
+        self._pump = kexec.ExecPump(self._stream.ws, on_stderr=self._on_stderr)
+        deadline = time.monotonic() + listen_timeout
+        while not self._listening.wait(0.05):
+            where = f"tcpdump on {self.node}:{self.iface}"
+            if self._pump.done.is_set():
+                self._pump.halt()
+                self._stream.close()
+                stderr = self._pump.stderr
+                raise KubeError(f"{where} ended before listening: {_last_line(stderr or self._pump.status_text)}")
+            if time.monotonic() > deadline:
+                self._pump.halt()
+                self._stream.close()
+                raise KubeError(f"{where} was not listening after {listen_timeout:g}s: {_last_line(self._pump.stderr)}")
+        return self
+
+    def running(self) -> bool:
+        return self._pump is not None and not self._pump.done.is_set()
+
+    def stop(self, timeout: float = 10.0) -> KubeCaptureResult:
+        """SIGINT tcpdump, wait for the stream to close, write the pcap. Idempotent."""
+        if self.result is not None:
+            return self.result
+        assert self._pump is not None and self._stream is not None, "start() first"
+        killed = False
+        try:
+            if not self._pump.done.is_set():
+                try:
+                    # Exit 1 means it had already gone (max packets or the duration): not an error.
+                    kexec.run(self._conn, self.namespace, self.pod, STOP_ARGV, timeout=timeout)
+                except KubeError:
+                    pass  # the stream below still says how tcpdump ended, or that it did not
+            if not self._pump.wait(timeout):
+                killed = True  # deleting the pod ends it; what streamed so far is kept
+        finally:
+            self._pump.halt()
+            self._stream.close()
+        stderr = self._pump.stderr
+        if killed:
+            exit_code = -1
+        else:
+            try:
+                exit_code = kexec.exit_status(self._pump.status_text, f"tcpdump on {self.node}")
+            except KubeError:
+                exit_code = -1
+        data = bytes(self._pump.stdout)
+        if not data:
+            raise KubeError(f"tcpdump on {self.node}:{self.iface} wrote no pcap (exit {exit_code}): {_last_line(stderr)}")
+        path = self._write(data)
+        captured, dropped = parse_tcpdump_stats(stderr)
+        received = _RECEIVED.findall(stderr)
+        self.result = KubeCaptureResult(
+            node=self.node,
+            iface=self.iface,
+            path=path,
+            captured=captured,
+            received=int(received[-1]) if received else None,
+            dropped=dropped,
+            stderr=stderr,
+            exit_code=exit_code,
+            killed=killed,
+        )
+        return self.result
+
+    def _write(self, data: bytes) -> Path:
+        path = self.out_path
+        if path is None:
+            fd, name = tempfile.mkstemp(prefix=f"vxcap-{self.node}-{self.iface}-", suffix=".pcap")
+            os.close(fd)
+            path = Path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def __enter__(self) -> KubeCapture:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.result is None and self._stream is not None:
+            if exc_type is None:
+                self.stop()
+            else:
+                if self._pump is not None:
+                    self._pump.halt()
+                self._stream.close()
+
+
+def evidence(conn: Connection, namespace: str, pod: str) -> dict[str, str]:
+    """The node's links, routes, neighbours and FDB as JSON text, keyed by file name.
+
+    A command that fails yields {"error", "argv", "exit_code"} in its file, so
+    one missing table never costs the others.
+    """
+    files: dict[str, str] = {}
+    for name, argv in EVIDENCE_COMMANDS.items():
+        try:
+            result = kexec.run(conn, namespace, pod, list(argv), timeout=EVIDENCE_TIMEOUT_S)
+        except KubeError as err:
+            files[name] = json.dumps({"error": one_line(err), "argv": list(argv), "exit_code": None})
+            continue
+        if result.returncode == 0:
+            files[name] = result.stdout
+        else:
+            message = _last_line(result.stderr or result.stdout)
+            files[name] = json.dumps({"error": message, "argv": list(argv), "exit_code": result.returncode})
+    return files

@@ -1,0 +1,205 @@
+"""KubeCluster: the one object the pipeline drives for a real cluster."""
+
+from __future__ import annotations
+
+import threading
+from ipaddress import IPv4Address, ip_address
+from pathlib import Path
+from typing import Any
+
+from vxcap.adapters.kube import capture as kcapture
+from vxcap.adapters.kube import discovery, manifests, pods
+from vxcap.adapters.kube import exec as kexec
+from vxcap.adapters.kube.connection import Connection, cluster_name, connect
+from vxcap.adapters.kube.errors import KubeError
+from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
+from vxcap.core.model import Pod, Topology
+from vxcap.core.probe import PingResult, parse_ping, ping_argv
+
+DEFAULT_READY_TIMEOUT_S = 60.0
+_PING_MARGIN_S = 15.0
+
+
+def _pod_ipv4(pod: dict[str, Any]) -> IPv4Address:
+    status = pod.get("status") or {}
+    candidates = [status.get("podIP")] + [entry.get("ip") for entry in status.get("podIPs") or []]
+    for text in candidates:
+        if not text:
+            continue
+        try:
+            address = ip_address(text)
+        except ValueError:
+            continue
+        if isinstance(address, IPv4Address):
+            return address
+    raise KubeError(f"pod {pod['metadata']['name']} is Ready but has no IPv4 address (podIPs {status.get('podIPs')})")
+
+
+class KubeCluster:
+    """A Kubernetes cluster with Calico, reached like kubectl: --kubeconfig and --context.
+
+    Nothing is contacted until the first call; every failure is a one-line KubeError.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        namespace: str = manifests.DEFAULT_NAMESPACE,
+        image: str = manifests.DEFAULT_IMAGE,
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.requested_context = context
+        self.namespace = namespace
+        self.image = image
+        self.notes: tuple[str, ...] = ()  # what discover() had to guess or fall back on
+        self.calico_group: str | None = None  # the API group discover() read Calico from
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        self._pod_namespaces: dict[str, str] = {}
+        self._capture_pods: dict[tuple[str, str], str] = {}  # (run_id, node) -> pod name
+
+    # -- connection
+
+    @property
+    def conn(self) -> Connection:
+        with self._lock:
+            if self._conn is None:
+                self._conn = connect(self.kubeconfig, self.requested_context)
+            return self._conn
+
+    @property
+    def context(self) -> str:
+        return self.conn.context
+
+    @property
+    def cluster(self) -> str:
+        return cluster_name(self.conn.context)
+
+    @property
+    def description(self) -> str:
+        return f"cluster {self.cluster} (context {self.context}, {self.conn.server})"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- discovery
+
+    def discover(self) -> Topology:
+        """Nodes, blocks, VTEPs and the overlay's mode/VNI/port/MTU as Calico has them."""
+        found, group = discovery.discover(self.conn)
+        self.notes = found.notes
+        self.calico_group = group
+        return found.topology
+
+    # -- test pods
+
+    def create_test_pods(
+        self,
+        run_id: str,
+        nodes: tuple[str, ...] | list[str],
+        image: str | None = None,
+        namespace: str | None = None,
+        timeout: float = DEFAULT_READY_TIMEOUT_S,
+    ) -> dict[str, Pod]:
+        """One unprivileged test pod pinned to each node, all created at once; returns when all are Ready."""
+        namespace = namespace or self.namespace
+        bodies = [manifests.probe_pod(self._run_id(run_id), node, image or self.image) for node in nodes]
+        ready = self._create_and_wait(namespace, run_id, bodies, timeout)
+        result = {}
+        for body in bodies:
+            pod = ready[body["metadata"]["name"]]
+            node = body["spec"]["nodeName"]
+            result[node] = Pod(name=body["metadata"]["name"], node=node, ip=_pod_ipv4(pod))
+            self._pod_namespaces[result[node].name] = namespace
+        return result
+
+    def _run_id(self, run_id: str) -> str:
+        try:
+            return manifests.check_run_id(run_id)
+        except ValueError as err:
+            raise KubeError(str(err)) from None
+
+    def _create_and_wait(self, namespace: str, run_id: str, bodies: list[dict[str, Any]], timeout: float) -> dict[str, dict[str, Any]]:
+        pods.ensure_namespace(self.conn, namespace)
+        pods.create_all(self.conn, namespace, bodies)
+        names = [body["metadata"]["name"] for body in bodies]
+        return pods.wait_ready(self.conn, namespace, names, manifests.managed_selector(run_id), timeout)
+
+    def exec(self, pod: str, argv: list[str], timeout: float = 30.0, namespace: str | None = None) -> kexec.ExecResult:
+        """Run argv (no shell) in one of vxcap's pods."""
+        namespace = namespace or self._pod_namespaces.get(pod, self.namespace)
+        return kexec.run(self.conn, namespace, pod, list(argv), timeout)
+
+    def ping(
+        self,
+        pod: Pod,
+        dst_ip: IPv4Address | str,
+        count: int = 3,
+        size: int | None = None,
+        dont_fragment: bool = False,
+        interval: float = 0.2,
+        wait: float = 1.0,
+    ) -> PingResult:
+        """iputils ping from the test pod; what its statistics say."""
+        argv = ping_argv(dst_ip, count, interval, wait, size=size, dont_fragment=dont_fragment)
+        timeout = count * interval + wait + _PING_MARGIN_S
+        result = self.exec(pod.name, argv, timeout=timeout)
+        return parse_ping(result.stdout, result.stderr, result.returncode)
+
+    # -- capture pods
+
+    def create_capture_pods(
+        self, run_id: str, nodes: tuple[str, ...] | list[str], image: str | None = None, timeout: float = DEFAULT_READY_TIMEOUT_S
+    ) -> dict[str, str]:
+        """A capture pod on each node (hostNetwork, NET_RAW + NET_ADMIN only), all Ready; node -> pod name."""
+        wanted = [node for node in nodes if (run_id, node) not in self._capture_pods]
+        bodies = [manifests.capture_pod(self._run_id(run_id), node, image or self.image) for node in wanted]
+        if bodies:
+            self._create_and_wait(self.namespace, run_id, bodies, timeout)
+        for body in bodies:
+            self._capture_pods[(run_id, body["spec"]["nodeName"])] = body["metadata"]["name"]
+        return {node: self._capture_pods[(run_id, node)] for node in nodes}
+
+    def _capture_pod(self, run_id: str, node: str) -> str:
+        return self.create_capture_pods(run_id, [node])[node]
+
+    def start_capture(
+        self,
+        node: str,
+        iface: str = "eth1",
+        bpf: str = "",
+        snaplen: int = DEFAULT_SNAPLEN,
+        max_packets: int = DEFAULT_MAX_PACKETS,
+        duration: float | None = None,
+        out_path: str | Path | None = None,
+        *,
+        run_id: str,
+        listen_timeout: float = kcapture.LISTEN_TIMEOUT_S,
+    ) -> kcapture.KubeCapture:
+        """tcpdump on the node's `iface`, from the run's capture pod; returns once it is listening."""
+        pod = self._capture_pod(run_id, node)
+        argv = kcapture.capture_argv(iface, bpf, snaplen, max_packets, duration)
+        running = kcapture.KubeCapture(self.conn, self.namespace, pod, node, iface, Path(out_path) if out_path else None)
+        return running.start(argv, listen_timeout)
+
+    def evidence(self, node: str, *, run_id: str) -> dict[str, str]:
+        """`ip -d -j link`, `ip -j route`, `ip -j neigh`, `bridge -j fdb show` of the node, by file name."""
+        return kcapture.evidence(self.conn, self.namespace, self._capture_pod(run_id, node))
+
+    # -- cleanup
+
+    def delete_run(self, run_id: str) -> list[str]:
+        """Delete the run's pods (test and capture); the names deleted. Safe to call twice."""
+        names = pods.delete_matching(self.conn, self.namespace, manifests.managed_selector(self._run_id(run_id)))
+        self._capture_pods = {key: pod for key, pod in self._capture_pods.items() if key[0] != run_id}
+        return names
+
+    def cleanup(self, namespace: str | None = None) -> list[str]:
+        """Delete every pod vxcap made in the namespace, whatever its run; the names deleted."""
+        names = pods.delete_matching(self.conn, namespace or self.namespace, manifests.managed_selector())
+        self._capture_pods.clear()
+        return names

@@ -1,0 +1,181 @@
+"""The objects vxcap creates in a cluster, as plain dicts (pure: tested as data).
+
+Test pods run with no privilege at all: non-root, every capability dropped,
+no privilege escalation, read-only root, RuntimeDefault seccomp (they pass the
+`restricted` Pod Security level). ping still works because the pod sets the
+namespaced, "safe" sysctl net.ipv4.ping_group_range to every group: iputils
+ping then uses an unprivileged ICMP datagram socket instead of a raw one, so
+NET_RAW is not needed. (containerd 2 sets the same range by default; the sysctl
+makes it so on every runtime.)
+
+Capture pods share the node's network namespace (hostNetwork) to see its
+underlay interface, and get only NET_RAW and NET_ADMIN: not privileged, no
+hostPID, no host mounts. They need the `privileged` Pod Security level, which
+the namespace vxcap creates carries (see deploy/rbac.yaml).
+
+Both kinds exit by themselves after `lifetime` seconds (activeDeadlineSeconds and
+a bounded `sleep`), so a run killed with SIGKILL does not leave them forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+DEFAULT_NAMESPACE = "vxcap"
+# A pinned tag: the same tools (iputils ping, tcpdump, iproute2 with -j) every run.
+DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
+DEFAULT_LIFETIME_S = 3600
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "vxcap"
+RUN_ID_LABEL = "vxcap.io/run-id"
+ROLE_LABEL = "vxcap.io/role"
+NODE_LABEL = "vxcap.io/node"
+PROBE_ROLE = "probe"
+CAPTURE_ROLE = "capture"
+CAPTURE_CAPS = ("NET_RAW", "NET_ADMIN")
+PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+
+# Any unprivileged group may open ICMP echo sockets (the kernel's range is inclusive).
+PING_GROUP_RANGE = "0 2147483647"
+NOBODY = 65534
+
+CONTROL_PLANE_TOLERATIONS = (
+    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+)
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_DNS_LABEL_MAX = 63
+
+
+def valid_label_value(value: str) -> bool:
+    return len(value) <= _DNS_LABEL_MAX and bool(_LABEL_VALUE.match(value))
+
+
+def check_run_id(run_id: str) -> str:
+    if not run_id or not valid_label_value(run_id):
+        raise ValueError(f"run id {run_id!r} must be a Kubernetes label value (1-63 of A-Z a-z 0-9 - _ .)")
+    return run_id
+
+
+def pod_name(role: str, run_id: str, node: str) -> str:
+    """`vxcap-<role>-<run>-<node>`, made a DNS label: lower case, at most 63 characters.
+
+    When it must be cut, a hash of the full name keeps two long node names apart.
+    """
+    full = f"vxcap-{role}-{run_id}-{node}".lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", full).strip("-")
+    if len(name) <= _DNS_LABEL_MAX and name == full:
+        return name
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{name[: _DNS_LABEL_MAX - 9].rstrip('-')}-{digest}"
+
+
+def managed_selector(run_id: str | None = None) -> str:
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    if run_id is not None:
+        selector += f",{RUN_ID_LABEL}={check_run_id(run_id)}"
+    return selector
+
+
+def labels(run_id: str, role: str, node: str) -> dict[str, str]:
+    found = {MANAGED_BY_LABEL: MANAGED_BY, RUN_ID_LABEL: check_run_id(run_id), ROLE_LABEL: role}
+    if valid_label_value(node):
+        found[NODE_LABEL] = node
+    return found
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, PSA_ENFORCE_LABEL: "privileged"},
+        },
+    }
+
+
+def _common_spec(node: str, lifetime: int) -> dict[str, Any]:
+    return {
+        # Pinned by name: the scheduler is not asked, so the pod lands exactly where the test needs it.
+        "nodeName": node,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 1,
+        "activeDeadlineSeconds": lifetime,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+
+
+def probe_pod(run_id: str, node: str, image: str = DEFAULT_IMAGE, lifetime: int = DEFAULT_LIFETIME_S) -> dict[str, Any]:
+    """The test pod on `node` that pings and is pinged."""
+    spec = _common_spec(node, lifetime)
+    spec.update(
+        tolerations=[dict(t) for t in CONTROL_PLANE_TOLERATIONS],
+        securityContext={
+            "runAsNonRoot": True,
+            "runAsUser": NOBODY,
+            "runAsGroup": NOBODY,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "sysctls": [{"name": "net.ipv4.ping_group_range", "value": PING_GROUP_RANGE}],
+        },
+        containers=[
+            {
+                "name": PROBE_ROLE,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sleep", str(lifetime)],
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+            }
+        ],
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod_name(PROBE_ROLE, run_id, node), "labels": labels(run_id, PROBE_ROLE, node)},
+        "spec": spec,
+    }
+
+
+def capture_pod(run_id: str, node: str, image: str = DEFAULT_IMAGE, lifetime: int = DEFAULT_LIFETIME_S) -> dict[str, Any]:
+    """The pod in `node`'s network namespace that runs tcpdump and reads its tables."""
+    spec = _common_spec(node, lifetime)
+    spec.update(
+        hostNetwork=True,
+        dnsPolicy="ClusterFirstWithHostNet",
+        # Capture wherever asked, whatever the node's taints.
+        tolerations=[{"operator": "Exists"}],
+        containers=[
+            {
+                "name": CAPTURE_ROLE,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sleep", str(lifetime)],
+                "securityContext": {
+                    "privileged": False,
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    # root, but holding only the two capabilities packet capture needs
+                    "runAsUser": 0,
+                    "runAsNonRoot": False,
+                    "capabilities": {"drop": ["ALL"], "add": list(CAPTURE_CAPS)},
+                },
+                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+            }
+        ],
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod_name(CAPTURE_ROLE, run_id, node), "labels": labels(run_id, CAPTURE_ROLE, node)},
+        "spec": spec,
+    }

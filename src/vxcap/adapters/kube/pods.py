@@ -1,0 +1,229 @@
+"""vxcap's pods: created together, watched until Ready, explained when they are not, deleted by label."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+
+from vxcap.adapters.kube import manifests
+from vxcap.adapters.kube.connection import REQUEST_TIMEOUT, Connection, read_json
+from vxcap.adapters.kube.errors import KubeError, one_line
+
+_MAX_PARALLEL_CREATES = 8
+_EVENTS_PER_POD = 3
+_LOG_TAIL_LINES = 5
+
+
+def ensure_namespace(conn: Connection, name: str) -> None:
+    """Create the namespace when it is absent.
+
+    A ServiceAccount bound by deploy/rbac.yaml may not read namespaces at all:
+    a 403 on the lookup means "go on", and the pod creation will tell.
+    """
+    core = conn.core()
+    with conn.translated(f"look up namespace {name}"):
+        try:
+            read_json(core.read_namespace(name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            return
+        except ApiException as err:
+            if err.status == 403:
+                return
+            if err.status != 404:
+                raise
+    with conn.translated(f"create namespace {name}"):
+        try:
+            read_json(core.create_namespace(manifests.namespace(name), _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        except ApiException as err:
+            if err.status != 409:  # created meanwhile by someone else: fine
+                raise
+
+
+def create_all(conn: Connection, namespace: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """POST the pods in parallel; the created objects, in the same order."""
+    core = conn.core()
+
+    def create(body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        node = body["spec"].get("nodeName", "?")
+        with conn.translated(f"create pod {namespace}/{name} on node {node}"):
+            return read_json(
+                core.create_namespaced_pod(namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+            )
+
+    if not bodies:
+        return []
+    with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_CREATES, len(bodies)), thread_name_prefix="vxcap-create") as pool:
+        return list(pool.map(create, bodies))
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") != "Running":
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def has_ended(pod: dict[str, Any]) -> bool:
+    """Its container exited (or the kubelet refused it): waiting longer cannot help."""
+    return (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
+
+
+def _container_state(pod: dict[str, Any]) -> str:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        for kind in ("waiting", "terminated"):
+            detail = state.get(kind)
+            if detail:
+                parts = [detail.get("reason") or kind]
+                if "exitCode" in detail:
+                    parts.append(f"exit {detail['exitCode']}")
+                if detail.get("message"):
+                    parts.append(one_line(detail["message"]))
+                return " ".join(parts[:2]) + (f": {parts[2]}" if len(parts) > 2 else "")
+    return ""
+
+
+def pod_events(conn: Connection, namespace: str, name: str) -> list[str]:
+    """The pod's latest distinct events as `Reason: message`."""
+    with conn.translated(f"read the events of pod {namespace}/{name}"):
+        listing = read_json(
+            conn.core().list_namespaced_event(
+                namespace,
+                field_selector=f"involvedObject.name={name}",
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        )
+    items = sorted(
+        listing.get("items") or [],
+        key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or (e.get("metadata") or {}).get("creationTimestamp") or "",
+    )
+    seen: list[str] = []
+    for event in reversed(items):
+        text = f"{event.get('reason', '')}: {one_line(event.get('message', ''))}"
+        if text not in seen:
+            seen.append(text)
+        if len(seen) == _EVENTS_PER_POD:
+            break
+    return seen
+
+
+def pod_log_tail(conn: Connection, namespace: str, name: str) -> str:
+    try:
+        with conn.translated(f"read the log of pod {namespace}/{name}"):
+            response = conn.core().read_namespaced_pod_log(
+                name, namespace, tail_lines=_LOG_TAIL_LINES, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+            try:
+                return one_line(response.data.decode(errors="replace"))
+            finally:
+                response.release_conn()
+    except KubeError:
+        return ""  # the log is a courtesy in an error message, never a second error
+
+
+def explain(conn: Connection, namespace: str, pod: dict[str, Any]) -> str:
+    """One line on why a pod is not Ready: phase, container state, events (and log, if it ended)."""
+    meta = pod.get("metadata") or {}
+    name = meta.get("name", "?")
+    node = (pod.get("spec") or {}).get("nodeName", "?")
+    parts = [f"{name} on {node}: {(pod.get('status') or {}).get('phase', 'Unknown')}"]
+    state = _container_state(pod)
+    if state:
+        parts.append(state)
+    try:
+        events = pod_events(conn, namespace, name)
+    except KubeError as err:  # the pod's trouble is the news; unreadable events are a footnote
+        events = [f"(events unavailable: {err})"]
+    if events:
+        parts.append("events: " + " | ".join(events))
+    if has_ended(pod):
+        tail = pod_log_tail(conn, namespace, name)
+        if tail:
+            parts.append(f"log: {tail}")
+    return "; ".join(parts)
+
+
+def wait_ready(conn: Connection, namespace: str, names: list[str], selector: str, timeout: float) -> dict[str, dict[str, Any]]:
+    """Watch the pods (never poll) until every one of `names` is Ready; their objects by name.
+
+    A pod that ends (Failed/Succeeded) fails at once; pods still not Ready at
+    the deadline fail with what their events say, all in one line.
+    """
+    core = conn.core()
+    deadline = time.monotonic() + timeout
+    with conn.translated(f"list pods in {namespace}"):
+        listing = read_json(
+            core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        )
+    latest: dict[str, dict[str, Any]] = {}
+    for pod in listing.get("items") or []:
+        latest[pod["metadata"]["name"]] = pod
+    resource_version = (listing.get("metadata") or {}).get("resourceVersion")
+
+    def check() -> bool:
+        for name in names:
+            pod = latest.get(name)
+            if pod is not None and has_ended(pod):
+                raise KubeError(f"pod ended before it was Ready: {explain(conn, namespace, pod)}")
+        return all(name in latest and is_ready(latest[name]) for name in names)
+
+    while not check():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        # "object": events stay plain dicts; the client's models reject fields they do not know.
+        watcher = watch.Watch(return_type="object")
+        events = watcher.stream(
+            core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            resource_version=resource_version,
+            timeout_seconds=max(1, int(remaining + 0.999)),
+            _request_timeout=(REQUEST_TIMEOUT[0], remaining + 5),
+        )
+        with conn.translated(f"watch pods in {namespace}"):
+            try:
+                for event in events:
+                    pod = event["raw_object"]
+                    name = pod["metadata"]["name"]
+                    resource_version = pod["metadata"].get("resourceVersion", resource_version)
+                    if event["type"] == "DELETED":
+                        latest.pop(name, None)
+                        if name in names:
+                            raise KubeError(f"pod {namespace}/{name} was deleted while vxcap waited for it")
+                    else:
+                        latest[name] = pod
+                    if check() or time.monotonic() >= deadline:
+                        break
+            finally:
+                watcher.stop()
+                events.close()
+    if all(name in latest and is_ready(latest[name]) for name in names):
+        return {name: latest[name] for name in names}
+    not_ready = [name for name in names if not (name in latest and is_ready(latest[name]))]
+    reasons = [explain(conn, namespace, latest[name]) if name in latest else f"{name}: not found" for name in not_ready]
+    raise KubeError(f"pods not Ready after {timeout:g}s: " + " || ".join(reasons))
+
+
+def delete_matching(conn: Connection, namespace: str, selector: str) -> list[str]:
+    """Delete every pod the label selector matches; the names it deleted (none if none)."""
+    with conn.translated(f"delete pods {selector} in {namespace}"):
+        try:
+            listing = read_json(
+                conn.core().delete_collection_namespaced_pod(
+                    namespace,
+                    label_selector=selector,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            )
+        except ApiException as err:
+            if err.status == 404:  # no such namespace: nothing to clean
+                return []
+            raise
+    return [item["metadata"]["name"] for item in (listing or {}).get("items") or []]

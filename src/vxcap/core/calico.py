@@ -1,0 +1,289 @@
+"""Calico's view of a cluster, read from plain API objects into a `Topology`.
+
+Input is what the Kubernetes API returns as JSON (dicts): Node objects with
+Calico's annotations, and the IPPool, BlockAffinity and FelixConfiguration
+resources from either API group (`crd.projectcalico.org/v1`, where
+`spec.deleted` is the string "true", or `projectcalico.org/v3`, where it is a
+bool). Nothing here talks to a cluster, so every rule is tested as data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_interface, ip_network
+from typing import Any
+
+from vxcap.core.errors import InputError
+from vxcap.core.model import DEFAULT_PORT, DEFAULT_VNI, Mode, Node, Overlay, Topology, normalise_mac
+
+# calico-node writes these on every Kubernetes Node (libcalico-go k8s/resources/node.go).
+ANNOTATION_IPV4 = "projectcalico.org/IPv4Address"  # CIDR form: "10.10.10.11/24"
+ANNOTATION_VTEP_IP = "projectcalico.org/IPv4VXLANTunnelAddr"
+ANNOTATION_VTEP_MAC = "projectcalico.org/VXLANTunnelMACAddr"
+
+FELIX_DEFAULT = "default"  # the cluster-wide FelixConfiguration; `node.<name>` ones override per node
+
+# Calico 3.26+ adds "virtual" affinities for LoadBalancer IPs; only host blocks hold pods.
+_HOST_AFFINITY = {"", "host"}
+# A block still being claimed or released is not where a new pod lands.
+_UNUSABLE_STATES = {"pendingDeletion"}
+
+
+class CalicoError(InputError):
+    """The cluster's Calico configuration is missing or one vxcap cannot judge (one line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalicoObjects:
+    """The raw `items` of each list, exactly as the API served them."""
+
+    nodes: tuple[dict[str, Any], ...]
+    ippools: tuple[dict[str, Any], ...]
+    block_affinities: tuple[dict[str, Any], ...] = ()
+    felix_configurations: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    topology: Topology
+    notes: tuple[str, ...] = field(default=())  # facts a user should know (guesses, fallbacks)
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _network(text: Any, what: str) -> IPv4Network | None:
+    """An IPv4 network, None for IPv6 (vxcap judges the IPv4 overlay only)."""
+    try:
+        net = ip_network(str(text), strict=False)
+    except ValueError:
+        raise CalicoError(f"{what}: {text!r} is not a CIDR") from None
+    return net if isinstance(net, IPv4Network) else None
+
+
+def is_deleted(affinity: dict[str, Any]) -> bool:
+    """`spec.deleted` is the string "true" in crd.projectcalico.org/v1 and a bool in v3.
+
+    Calico marks an affinity deleted before removing it, so a live cluster can
+    briefly show both the old and the new block for a node.
+    """
+    value = _spec(affinity).get("deleted", False)
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def live_blocks(affinities: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> dict[str, list[IPv4Network]]:
+    """Node name -> its IPv4 host blocks, leaving out deleted and released affinities."""
+    blocks: dict[str, list[IPv4Network]] = {}
+    for affinity in affinities:
+        spec = _spec(affinity)
+        if is_deleted(affinity):
+            continue
+        if str(spec.get("type", "") or "") not in _HOST_AFFINITY:
+            continue
+        if str(spec.get("state", "") or "") in _UNUSABLE_STATES:
+            continue
+        node = str(spec.get("node", "") or "")
+        block = _network(spec.get("cidr"), f"BlockAffinity {_name(affinity)}")
+        if node and block is not None:
+            blocks.setdefault(node, []).append(block)
+    for node_blocks in blocks.values():
+        node_blocks.sort()
+    return blocks
+
+
+def node_underlay(node: dict[str, Any]) -> tuple[IPv4Interface, str | None]:
+    """The node's underlay address with its prefix, and a note when the prefix is a guess.
+
+    Calico's own annotation carries the prefix CrossSubnet decides with; the
+    InternalIP has none, so it is taken as a /32 (every other node then counts
+    as another subnet) and the caller is told.
+    """
+    name = _name(node)
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(ANNOTATION_IPV4)
+    if text:
+        try:
+            address = ip_interface(str(text))
+        except ValueError:
+            raise CalicoError(f"node {name}: annotation {ANNOTATION_IPV4}={text!r} is not an address/prefix") from None
+        if isinstance(address, IPv4Interface):
+            return address, None
+    for entry in (node.get("status") or {}).get("addresses") or []:
+        if entry.get("type") != "InternalIP":
+            continue
+        try:
+            address = ip_interface(f"{entry.get('address')}/32")
+        except ValueError:
+            continue
+        if isinstance(address, IPv4Interface):
+            note = (
+                f"node {name}: no {ANNOTATION_IPV4} annotation; using InternalIP {address.ip} as /32, "
+                "so CrossSubnet expectations treat every other node as another subnet"
+            )
+            return address, note
+    raise CalicoError(f"node {name}: no IPv4 underlay address (neither {ANNOTATION_IPV4} nor an InternalIP)")
+
+
+def _vtep(node: dict[str, Any]) -> tuple[IPv4Address | None, str | None]:
+    name = _name(node)
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    ip = None
+    text = annotations.get(ANNOTATION_VTEP_IP)
+    if text:
+        try:
+            # Stored as a bare address, but libcalico validates it as a network: accept both.
+            parsed = ip_interface(str(text))
+        except ValueError:
+            raise CalicoError(f"node {name}: annotation {ANNOTATION_VTEP_IP}={text!r} is not an address") from None
+        ip = parsed.ip if isinstance(parsed, IPv4Interface) else None
+    try:
+        mac = normalise_mac(annotations.get(ANNOTATION_VTEP_MAC))
+    except InputError as err:
+        raise CalicoError(f"node {name}: annotation {ANNOTATION_VTEP_MAC}: {err}") from None
+    return ip, mac
+
+
+def _choose_block(name: str, blocks: list[IPv4Network], vtep_ip: IPv4Address | None) -> tuple[IPv4Network | None, str | None]:
+    if not blocks:
+        return None, None
+    if len(blocks) == 1:
+        return blocks[0], None
+    # The VTEP address is allocated from the node's first block, where its first pods live too.
+    chosen = next((b for b in blocks if vtep_ip is not None and vtep_ip in b), blocks[0])
+    others = ", ".join(str(b) for b in blocks if b != chosen)
+    return chosen, f"node {name} has {len(blocks)} blocks; using {chosen} (also {others})"
+
+
+def _int_setting(spec: dict[str, Any], key: str) -> int | None:
+    value = spec.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise CalicoError(f"FelixConfiguration {FELIX_DEFAULT}: {key}={value!r} is not a number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise CalicoError(f"FelixConfiguration {FELIX_DEFAULT}: {key}={value!r} is not a number") from None
+
+
+def felix_settings(felix_configurations: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> tuple[int, int, int | None]:
+    """(VNI, UDP port, MTU) from the FelixConfiguration named `default`.
+
+    Unset means Calico's defaults: VNI 4096, port 4789, and an MTU Felix works
+    out from the host interfaces (None here; 0 in the resource means the same).
+    """
+    spec: dict[str, Any] = {}
+    for config in felix_configurations:
+        if _name(config) == FELIX_DEFAULT:
+            spec = _spec(config)
+            break
+    vni = _int_setting(spec, "vxlanVNI")
+    port = _int_setting(spec, "vxlanPort")
+    mtu = _int_setting(spec, "vxlanMTU")
+    return (
+        DEFAULT_VNI if vni is None else vni,
+        DEFAULT_PORT if port is None else port,
+        mtu if mtu else None,
+    )
+
+
+def pool_mode(pool: dict[str, Any]) -> Mode:
+    """The overlay mode one IPPool asks for; IP-in-IP is refused, not guessed at."""
+    spec = _spec(pool)
+    name = _name(pool)
+    # Both default to Never when unset (api/pkg/apis/projectcalico/v3/ippool.go).
+    vxlan = str(spec.get("vxlanMode") or Mode.NEVER.value)
+    ipip = str(spec.get("ipipMode") or "Never")
+    try:
+        mode = Mode.parse(vxlan)
+    except InputError:
+        raise CalicoError(f"IPPool {name}: vxlanMode {vxlan!r} is not one vxcap handles (Always, CrossSubnet, Never)") from None
+    if ipip.lower() != "never":
+        if mode is Mode.NEVER:
+            raise CalicoError(
+                f"IPPool {name} uses IP-in-IP (ipipMode {ipip}, vxlanMode Never): vxcap judges VXLAN overlays only, not yet IP-in-IP"
+            )
+        raise CalicoError(f"IPPool {name} sets both ipipMode {ipip} and vxlanMode {vxlan}; Calico allows only one")
+    return mode
+
+
+def _enabled_v4_pools(pools: tuple[dict[str, Any], ...]) -> list[tuple[dict[str, Any], IPv4Network]]:
+    result = []
+    for pool in pools:
+        spec = _spec(pool)
+        if spec.get("disabled") is True or str(spec.get("disabled", "")).lower() == "true":
+            continue
+        cidr = _network(spec.get("cidr"), f"IPPool {_name(pool)}")
+        if cidr is not None:
+            result.append((pool, cidr))
+    return result
+
+
+def overlay_mode(
+    pools: tuple[dict[str, Any], ...], blocks: list[IPv4Network]
+) -> tuple[Mode, IPv4Network | None, tuple[str, ...]]:
+    """The mode of the pool(s) the pods' blocks come from, the pool when it is one, and notes.
+
+    Only the pools that hold pod blocks matter: a second, unused pool with
+    another mode does not change what the test pods' traffic does.
+    """
+    if not pools:
+        raise CalicoError("no Calico IPPool found: is Calico installed (with the Kubernetes datastore)?")
+    enabled = _enabled_v4_pools(pools)
+    notes: list[str] = []
+    relevant = [(pool, cidr) for pool, cidr in enabled if any(block.subnet_of(cidr) for block in blocks)]
+    for block in blocks:
+        if not any(block.subnet_of(cidr) for _, cidr in enabled):
+            notes.append(f"block {block} lies in no enabled IPv4 IPPool; its mode is unknown and ignored")
+    if not relevant:
+        if not enabled:
+            raise CalicoError("no enabled IPv4 Calico IPPool found")
+        relevant = enabled
+        if blocks:
+            notes.append("no node block lies in an enabled pool; the mode comes from every enabled IPv4 pool")
+        else:
+            notes.append("no block affinities yet; the mode comes from every enabled IPv4 pool")
+    modes = {_name(pool): pool_mode(pool) for pool, _ in relevant}
+    if len(set(modes.values())) > 1:
+        listing = ", ".join(f"{name} ({mode.value})" for name, mode in sorted(modes.items()))
+        raise CalicoError(f"the pods' IPPools disagree on vxlanMode: {listing}; vxcap judges one mode per run")
+    mode = next(iter(modes.values()))
+    pool_cidr = relevant[0][1] if len(relevant) == 1 else None
+    return mode, pool_cidr, tuple(notes)
+
+
+def topology_from_calico(objects: CalicoObjects, cluster: str = "") -> Discovery:
+    """The cluster as vxcap judges it: nodes with underlay, block and VTEP; the overlay's settings."""
+    if not objects.nodes:
+        raise CalicoError("the cluster has no nodes")
+    blocks_by_node = live_blocks(objects.block_affinities)
+    notes: list[str] = []
+    nodes = []
+    for raw in sorted(objects.nodes, key=_name):
+        name = _name(raw)
+        underlay, note = node_underlay(raw)
+        if note:
+            notes.append(note)
+        vtep_ip, vtep_mac = _vtep(raw)
+        block, note = _choose_block(name, blocks_by_node.get(name, []), vtep_ip)
+        if note:
+            notes.append(note)
+        nodes.append(Node(name=name, underlay=underlay, block=block, vtep_ip=vtep_ip, vtep_mac=vtep_mac))
+    pod_blocks = [node.block for node in nodes if node.block is not None]
+    mode, pool, mode_notes = overlay_mode(objects.ippools, pod_blocks)
+    notes.extend(mode_notes)
+    vni, port, mtu = felix_settings(objects.felix_configurations)
+    try:
+        overlay = Overlay(mode=mode, vni=vni, port=port, mtu=mtu)
+    except InputError as err:
+        raise CalicoError(f"FelixConfiguration {FELIX_DEFAULT}: {err}") from None
+    topology = Topology(overlay=overlay, nodes=tuple(nodes), pool=pool, cluster=cluster)
+    return Discovery(topology=topology, notes=tuple(notes))

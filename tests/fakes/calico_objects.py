@@ -1,0 +1,200 @@
+"""Kubernetes and Calico objects shaped like the reference lab's real ones (cluster k01).
+
+Shapes follow a Kind v1.32 node with calico-node's annotations
+(libcalico-go/lib/backend/k8s/resources/node.go) and the Calico resources as
+the API serves them: `crd.projectcalico.org/v1` CRDs (BlockAffinity
+`spec.deleted` is a *string*, required by that CRD) or `projectcalico.org/v3`
+(`deleted` a bool, omitted when false). The IPPool is the one the lab lesson
+prints (shared/reference/calico-overlay-lab.txt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from ipaddress import ip_network
+from typing import Any
+
+V1 = "crd.projectcalico.org/v1"
+V3 = "projectcalico.org/v3"
+GROUPS = (V1, V3)
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    underlay: str  # address/prefix on eth1, what Calico autodetects
+    internal_ip: str  # Kind's docker network address, what the kubelet reports
+    block: str
+    vtep_mac: str
+    control_plane: bool = False
+
+    @property
+    def vtep_ip(self) -> str:
+        return str(ip_network(self.block).network_address)
+
+
+K01 = (
+    LabNode("k01-control-plane", "10.10.10.10/24", "172.18.0.2", "192.168.23.64/26", "66:15:9d:fa:c6:aa", True),
+    LabNode("k01-worker", "10.10.10.11/24", "172.18.0.5", "192.168.81.64/26", "66:fb:ad:98:aa:13"),
+    LabNode("k01-worker2", "10.10.10.12/24", "172.18.0.3", "192.168.164.128/26", "66:c7:4d:6e:6b:f3"),
+    LabNode("k01-worker3", "10.10.20.13/24", "172.18.0.4", "192.168.209.64/26", "66:d2:0c:f0:ef:e5"),
+)
+
+_CREATED = "2025-03-02T14:21:07Z"
+
+
+def _uid(*parts: str) -> str:
+    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def node(
+    lab: LabNode,
+    *,
+    calico_annotations: bool = True,
+    with_underlay_annotation: bool = True,
+) -> dict[str, Any]:
+    annotations = {
+        "kubeadm.alpha.kubernetes.io/cri-socket": "unix:///run/containerd/containerd.sock",
+        "node.alpha.kubernetes.io/ttl": "0",
+        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+    }
+    if calico_annotations:
+        if with_underlay_annotation:
+            annotations["projectcalico.org/IPv4Address"] = lab.underlay
+        annotations["projectcalico.org/IPv4VXLANTunnelAddr"] = lab.vtep_ip
+        annotations["projectcalico.org/VXLANTunnelMACAddr"] = lab.vtep_mac
+    labels = {
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": lab.name,
+        "kubernetes.io/os": "linux",
+    }
+    spec: dict[str, Any] = {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"], "providerID": f"kind://docker/k01/{lab.name}"}
+    if lab.control_plane:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+        spec["taints"] = [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": lab.name,
+            "uid": _uid("node", lab.name),
+            "resourceVersion": "1021",
+            "creationTimestamp": _CREATED,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": spec,
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": lab.internal_ip},
+                {"type": "Hostname", "address": lab.name},
+            ],
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://2.0.2",
+                "kubeletVersion": "v1.32.2",
+                "operatingSystem": "linux",
+                "osImage": "Debian GNU/Linux 12 (bookworm)",
+            },
+        },
+    }
+
+
+def _calico_meta(group: str, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "uid": _uid(group, name),
+        "resourceVersion": "2210",
+        "generation": 1,
+        "creationTimestamp": _CREATED,
+    }
+    if labels:
+        meta["labels"] = dict(labels)
+    if group == V1:
+        # libcalico-go keeps the v3 metadata it cannot store natively in this annotation.
+        meta["annotations"] = {"projectcalico.org/metadata": '{"creationTimestamp":null}'}
+    return meta
+
+
+def ippool(
+    group: str,
+    *,
+    name: str = "default-ipv4-ippool",
+    cidr: str = "192.168.0.0/16",
+    vxlan_mode: str | None = "CrossSubnet",
+    ipip_mode: str | None = "Never",
+    disabled: bool = False,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "allowedUses": ["Workload", "Tunnel"],
+        "assignmentMode": "Automatic",
+        "blockSize": 26,
+        "cidr": cidr,
+        "disableBGPExport": True,
+        "natOutgoing": True,
+        "nodeSelector": "all()",
+    }
+    if ipip_mode is not None:
+        spec["ipipMode"] = ipip_mode
+    if vxlan_mode is not None:
+        spec["vxlanMode"] = vxlan_mode
+    if disabled:
+        spec["disabled"] = True
+    return {
+        "apiVersion": group,
+        "kind": "IPPool",
+        "metadata": _calico_meta(group, name, {"app.kubernetes.io/managed-by": "tigera-operator"}),
+        "spec": spec,
+    }
+
+
+def block_affinity(group: str, node_name: str, cidr: str, *, deleted: bool = False, state: str = "confirmed") -> dict[str, Any]:
+    # Calico's name: "<node>-<cidr with . and / as ->" (ipam_affinity_v1.go parseKey).
+    name = f"{node_name}-{cidr.replace('.', '-').replace('/', '-')}"
+    labels = {
+        "projectcalico.org/affinity-type": "host",
+        "projectcalico.org/hostname-hash": hashlib.sha256(node_name.encode()).hexdigest()[:32],
+        "projectcalico.org/ip-version": "6" if ":" in cidr else "4",
+    }
+    spec: dict[str, Any] = {"cidr": cidr, "node": node_name, "state": state, "type": "host"}
+    if group == V1:
+        spec["deleted"] = "true" if deleted else "false"  # a string: required by the v1 CRD schema
+    elif deleted:
+        spec["deleted"] = True
+    return {"apiVersion": group, "kind": "BlockAffinity", "metadata": _calico_meta(group, name, labels), "spec": spec}
+
+
+def felix_configuration(group: str, name: str = "default", **vxlan: int) -> dict[str, Any]:
+    """What the tigera-operator writes, with no vxlan* field unless given (Felix then uses its defaults)."""
+    spec: dict[str, Any] = {
+        "bpfConnectTimeLoadBalancing": "TCP",
+        "bpfHostNetworkedNATWithoutCTLB": "Enabled",
+        "bpfLogLevel": "",
+        "floatingIPs": "Disabled",
+        "healthPort": 9099,
+        "logSeverityScreen": "Info",
+        "reportingInterval": "0s",
+    }
+    spec.update(vxlan)
+    return {"apiVersion": group, "kind": "FelixConfiguration", "metadata": _calico_meta(group, name), "spec": spec}
+
+
+def lab_nodes(nodes: tuple[LabNode, ...] = K01, **options: bool) -> list[dict[str, Any]]:
+    return [node(n, **options) for n in nodes]
+
+
+def lab_calico(group: str, nodes: tuple[LabNode, ...] = K01) -> dict[str, list[dict[str, Any]]]:
+    """The lab's Calico resources in one API group, keyed by plural resource name."""
+    return {
+        "ippools": [ippool(group)],
+        "blockaffinities": [block_affinity(group, n.name, n.block) for n in nodes],
+        "felixconfigurations": [felix_configuration(group)],
+    }
