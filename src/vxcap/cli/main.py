@@ -91,6 +91,16 @@ nodes_option = click.option(
 subnets_option = click.option(
     "--subnets", type=int, default=None, help="With --nodes: how many underlay subnets to spread them over.",
 )
+def cluster_options(fn):
+    for option in reversed([
+        click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+                      help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config), like kubectl."),
+        click.option("--context", default=None, help="Kubeconfig context to use, like kubectl."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 prefix_option = click.option(
     "--prefix",
     default="vxcap",
@@ -108,19 +118,30 @@ prefix_option = click.option(
 @nodes_option
 @subnets_option
 @prefix_option
+@cluster_options
+@click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
+@click.option("--image", default=None, help="Test pod image (needs iputils ping). Default: a pinned nicolaka/netshoot.")
+@click.option("--capture", type=click.Choice(["auto", "docker", "pod"]), default="auto", show_default=True,
+              help="How to capture on a node: docker (Kind/containerlab: a helper joins the node container), "
+                   "pod (any cluster: a hostNetwork pod), auto (docker when a container named like the node runs).")
+@click.option("--capture-image", default=None, help="Image with tcpdump for the docker capture helper.")
+@click.option("--iface", default="eth1", show_default=True, help="Node underlay interface to capture on (clusters).")
 @click.option("--out", "out_parent", type=click.Path(file_okay=False, path_type=Path), default=Path("captures"),
               show_default=True, help="Parent directory of the run directory captures/<run-id>/.")
 @click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100),
               help="Echo requests per direction.")
-@click.option("--keep", is_flag=True, help="Keep what the run built (the lab it brought up) for debugging.")
+@click.option("--keep", is_flag=True, help="Keep what the run made (lab, pods) for debugging; `vxcap cleanup` removes it later.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
-def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, out_parent, count, keep, as_json) -> None:
+def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace, image, capture,
+        capture_image, iface, out_parent, count, keep, as_json) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction.
 
     \b
-    Example:
-      vxcap run --lab --pair worker,worker3 --pair worker,worker2
+    Examples:
+      vxcap run --lab --pair worker,worker3 --pair worker,worker2   # the embedded lab (root)
+      vxcap run --pair worker,worker3                               # the cluster of your kubeconfig
+      vxcap run --all-pairs --capture pod --context prod            # any cluster, every node pair
 
     Leaves captures/<run-id>/ with one pcap per node, routes/neighbours/FDB/links
     of each node beside it, manifest.json, report.json and junit.xml.
@@ -130,20 +151,91 @@ def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, out_parent, cou
     if not pairs and not all_pairs:
         error("no pair to test: give --pair A,B (repeatable) or --all-pairs")
         raise _Fail(ExitStatus.USAGE)
-    if not lab:
-        error("give --lab to target the embedded lab; real clusters (--kubeconfig) are not supported in this version yet")
-        raise _Fail(ExitStatus.USAGE)
-    _require_root("vxcap run --lab")
-
     from vxcap.cli.console import progress
-    from vxcap.pipeline import RunOptions
+    from vxcap.pipeline import RunOptions, new_run_id
     from vxcap.pipeline import run as run_pipeline
-    from vxcap.targets.lab import LabTarget, choose_lab
 
-    target = LabTarget(choose_lab(prefix, lab_file, nodes, subnets), prefix=prefix, keep=keep)
-    options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count)
+    run_id = new_run_id()
+    if lab:
+        _require_root("vxcap run --lab")
+        from vxcap.targets.lab import LabTarget, choose_lab
+
+        target = LabTarget(choose_lab(prefix, lab_file, nodes, subnets), prefix=prefix, keep=keep)
+    else:
+        if lab_file or nodes:
+            error("--lab-file and --nodes describe the embedded lab: add --lab")
+            raise _Fail(ExitStatus.USAGE)
+        from vxcap.targets.cluster import ClusterTarget
+
+        target = ClusterTarget(run_id, kubeconfig, context, namespace=namespace, image=image, capture=capture,
+                               capture_image=capture_image, iface=iface, keep=keep)
+    options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count,
+                         run_id=run_id)
     outcome = run_pipeline(target, options, progress=progress)
     _render(outcome, as_json)
+
+
+@cli.command()
+@click.option("--lab", is_flag=True, help="Show the embedded lab's topology instead of a cluster's.")
+@lab_file_option
+@nodes_option
+@subnets_option
+@prefix_option
+@cluster_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable: the plan `vxcap run` builds from.")
+@_guarded
+def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, as_json) -> None:
+    """What vxcap found (nodes, underlay, pod blocks, VTEPs) and the wire format
+    every ordered node pair must use, with the reason.
+
+    \b
+    Examples:
+      vxcap topology                 # the cluster of your kubeconfig (reads only)
+      vxcap topology --lab --json    # the embedded lab, for machines
+    """
+    from vxcap.core.plan import all_paths
+    from vxcap.report.topology import topology_dict
+
+    notes: tuple[str, ...] = ()
+    if lab:
+        from vxcap.targets.lab import choose_lab
+
+        topo = choose_lab(prefix, lab_file, nodes, subnets).spec.topology
+    else:
+        from vxcap.adapters.kube import KubeCluster
+
+        cluster = KubeCluster(kubeconfig, context)
+        try:
+            topo = cluster.discover()
+            notes = cluster.notes
+        finally:
+            cluster.close()
+    data = topology_dict(topo, all_paths(topo))
+    from vxcap.cli.console import console
+
+    if as_json:
+        console.print_json(__import__("json").dumps(data))
+        return
+    from vxcap.cli.render import topology_tables
+
+    for table in topology_tables(data):
+        console.print(table)
+    for note in notes:
+        console.print(f"[hint]note: {note}[/]", soft_wrap=True)
+
+
+@cli.command()
+@cluster_options
+@click.option("--namespace", default="vxcap", show_default=True, help="Namespace vxcap's pods live in.")
+@_guarded
+def cleanup(kubeconfig, context, namespace) -> None:
+    """Remove everything vxcap left in the cluster and the local Docker engine (by label),
+    e.g. after --keep or a run that was killed hard. The embedded lab: `vxcap lab down`."""
+    from vxcap.cli.console import console
+    from vxcap.targets.cluster import cleanup_everything
+
+    pods, containers = cleanup_everything(kubeconfig, context, namespace)
+    console.print(f"removed {len(pods)} pod(s) and {len(containers)} capture container(s)")
 
 
 @cli.command()

@@ -71,3 +71,23 @@ def summary(report: dict[str, Any], run_dir: Path) -> str:
         f"{word} {s['passed']}/{s['flows']} directions as expected · "
         f"{run_dir}/ (report.json, junit.xml, pcaps)"
     )
+
+
+def topology_tables(data: dict[str, Any]) -> list[Table]:
+    overlay = data["overlay"]
+    mtu = "auto" if overlay["mtu"] is None else overlay["mtu"]
+    nodes = Table(
+        title=f"nodes · vxlanMode {overlay['mode']}, VNI {overlay['vni']}, UDP {overlay['port']}, MTU {mtu}",
+        title_justify="left",
+    )
+    for column in ("Node", "Underlay", "Pod block", "VTEP IP", "VTEP MAC"):
+        nodes.add_column(column, no_wrap=True)
+    for n in data["nodes"]:
+        nodes.add_row(n["name"], n["underlay"], n["block"] or "—", n["vtep_ip"] or "—", n["vtep_mac"] or "—")
+    paths = Table(title="expected wire format per direction", title_justify="left")
+    for column in ("From", "To", "Expected", "Because"):
+        paths.add_column(column, no_wrap=column != "Because")
+    for p in data["paths"]:
+        style = "bold" if p["expected"] == "vxlan" else ""
+        paths.add_row(p["src"], p["dst"], Text(p["expected"], style=style), p["reason"])
+    return [nodes, paths]

@@ -1,0 +1,26 @@
+"""`vxcap topology --json`: what was discovered and the plan `vxcap run` builds from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vxcap.core.model import Topology
+from vxcap.core.plan import Path
+
+
+def topology_dict(topology: Topology, paths: tuple[Path, ...]) -> dict[str, Any]:
+    overlay = topology.overlay
+    return {
+        "overlay": {"mode": overlay.mode.value, "vni": overlay.vni, "port": overlay.port, "mtu": overlay.mtu},
+        "nodes": [
+            {
+                "name": n.name,
+                "underlay": str(n.underlay),
+                "block": None if n.block is None else str(n.block),
+                "vtep_ip": None if n.vtep_ip is None else str(n.vtep_ip),
+                "vtep_mac": n.vtep_mac,
+            }
+            for n in topology.nodes
+        ],
+        "paths": [{"src": p.src, "dst": p.dst, "expected": p.expected.value, "reason": p.reason} for p in paths],
+    }

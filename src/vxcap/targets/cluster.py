@@ -1,0 +1,134 @@
+"""A Kubernetes cluster with Calico as the run target.
+
+Discovery and test pods go through the Kubernetes API; node captures through one
+of two backends: Docker (Kind and containerlab nodes are containers named after
+the node) or a hostNetwork capture pod (any cluster). `auto` picks Docker for a
+node when the local engine runs a container of that name.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
+from vxcap.core.errors import InputError
+from vxcap.core.model import Pod, Topology
+
+# A capture nobody stops (vxcap killed hard) still ends by itself.
+CAPTURE_DEADLINE_S = 600.0
+
+
+class CaptureBackend(StrEnum):
+    AUTO = "auto"
+    DOCKER = "docker"
+    POD = "pod"
+
+
+class ClusterTarget:
+    def __init__(
+        self,
+        run_id: str,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        namespace: str = "vxcap",
+        image: str | None = None,
+        capture: CaptureBackend = CaptureBackend.AUTO,
+        capture_image: str | None = None,
+        iface: str = "eth1",
+        keep: bool = False,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster
+
+        self.run_id = run_id
+        self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE)
+        self.capture = CaptureBackend(capture)
+        self.capture_image = capture_image
+        self.iface = iface
+        self.keep = keep
+        self.ready_timeout = ready_timeout
+        self.pods: dict[str, Pod] = {}
+        self._docker = None
+        self._backend_of: dict[str, CaptureBackend] = {}
+        self.description = "Kubernetes cluster (kubeconfig)" if kubeconfig is None else f"Kubernetes cluster ({kubeconfig})"
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.cluster.notes
+
+    def _docker_captures(self):
+        if self._docker is None:
+            from vxcap.adapters.docker_capture import DEFAULT_IMAGE, DockerCaptures
+
+            self._docker = DockerCaptures(image=self.capture_image or DEFAULT_IMAGE, run_id=self.run_id)
+        return self._docker
+
+    def discover(self) -> Topology:
+        topology = self.cluster.discover()
+        self.description = self.cluster.description
+        if self.capture is CaptureBackend.DOCKER:
+            self._docker_captures().ping()  # Docker unreachable is a usage error, said before anything is made
+        return topology
+
+    def backend_for(self, node: str) -> CaptureBackend:
+        if node not in self._backend_of:
+            if self.capture is CaptureBackend.AUTO:
+                running = self._docker_captures().node_container_running(node)
+                self._backend_of[node] = CaptureBackend.DOCKER if running else CaptureBackend.POD
+            else:
+                self._backend_of[node] = self.capture
+        return self._backend_of[node]
+
+    def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:
+        self.pods = self.cluster.create_test_pods(self.run_id, nodes, timeout=self.ready_timeout)
+        return self.pods
+
+    def underlay_iface(self, node: str) -> str:
+        return self.iface
+
+    def start_capture(self, node: str, path: Path, bpf: str):
+        common = dict(iface=self.iface, bpf=bpf, snaplen=DEFAULT_SNAPLEN, max_packets=DEFAULT_MAX_PACKETS,
+                      duration=CAPTURE_DEADLINE_S, out_path=path)
+        if self.backend_for(node) is CaptureBackend.DOCKER:
+            return self._docker_captures().start_capture(node, **common)
+        return self.cluster.start_capture(node, run_id=self.run_id, **common)
+
+    def ping(self, src_node: str, dst_ip: IPv4Address, count: int):
+        if src_node not in self.pods:
+            raise InputError(f"no test pod on {src_node}")
+        return self.cluster.ping(self.pods[src_node], dst_ip, count=count)
+
+    def evidence(self, node: str) -> dict[str, str]:
+        if self.backend_for(node) is CaptureBackend.DOCKER:
+            return self._docker_captures().evidence(node)
+        return self.cluster.evidence(node, run_id=self.run_id)
+
+    def release(self) -> None:
+        """Cleanup is a promise: the run's pods and capture helpers go, whatever happened."""
+        if self.keep:
+            return
+        try:
+            self.cluster.delete_run(self.run_id)
+        finally:
+            if self._docker is not None:
+                self._docker.cleanup(self.run_id)
+            self.cluster.close()
+
+
+def cleanup_everything(kubeconfig: str | None, context: str | None, namespace: str) -> tuple[list[str], list[str]]:
+    """What `vxcap cleanup` removes: every pod and capture container vxcap labelled."""
+    from vxcap.adapters.docker_capture import DockerCaptures, DockerUnavailable
+    from vxcap.adapters.kube import KubeCluster
+
+    cluster = KubeCluster(kubeconfig, context, namespace=namespace)
+    try:
+        pods = cluster.cleanup(namespace)
+    finally:
+        cluster.close()
+    try:
+        containers = DockerCaptures().cleanup()
+    except DockerUnavailable:
+        containers = []
+    return pods, containers
