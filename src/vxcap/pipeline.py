@@ -26,11 +26,13 @@ from vxcap.core.manifest import Manifest, manifest_dict, parse_manifest
 from vxcap.core.model import Pair, Pod, Topology
 from vxcap.core.plan import pair_nodes, plan, resolve_pairs
 from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
+from vxcap.adapters.evidence import write_evidence
+from vxcap.report.html import render_html
 from vxcap.report.json_report import report_dict
 from vxcap.report.junit import write_junit
 from vxcap.targets import Target
 
-STAGES = ("discover", "plan", "provision", "capture", "probe", "stop", "decode", "judge", "report")
+STAGES = ("discover", "plan", "provision", "capture", "probe", "stop", "decode", "judge", "report", "cross-check", "evidence")
 
 Progress = Callable[[str, str], None]
 
@@ -46,6 +48,7 @@ class RunOptions:
     out_parent: Path = Path("captures")
     run_id: str | None = None
     ping_count: int = 3
+    cross_check: bool = False
 
 
 @dataclass
@@ -194,7 +197,7 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
         return Outcome(run_dir=run_dir, report=report, timings=timer.done(), interrupted=interrupted)
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id)
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes)
+    outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
     return outcome
 
@@ -265,11 +268,11 @@ def load_manifest(run_dir: Path) -> Manifest:
     return manifest
 
 
-def analyze(run_dir: Path, progress: Progress = _quiet) -> Outcome:
+def analyze(run_dir: Path, progress: Progress = _quiet, cross_check: bool = False) -> Outcome:
     """Decode, judge and report a run directory: what `vxcap analyze` does."""
     manifest = load_manifest(run_dir)
     timer = StageTimer(progress)
-    return _analyze(run_dir, manifest, timer, [], None)
+    return _analyze(run_dir, manifest, timer, [], None, cross_check)
 
 
 def _analyze(
@@ -278,6 +281,7 @@ def _analyze(
     timer: StageTimer,
     errors: list[str],
     probes: list[dict[str, Any]] | None,
+    cross_check: bool = False,
 ) -> Outcome:
     timer.stage("decode", f"{len(manifest.captures)} capture(s)")
     seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
@@ -297,11 +301,46 @@ def _analyze(
     if probes is not None:
         extra["probes"] = probes
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)
+    if cross_check:
+        timer.stage("cross-check", "tshark's dissectors on the same captures")
+        _cross_check(run_dir, manifest, report)
+
+    timer.stage("evidence", "per-flow pcapng for Wireshark, report.html")
+    evidence = write_evidence(run_dir, manifest, report)
+    report["evidence"] = evidence
+    _add_wireshark_commands(run_dir, manifest, report)
     report["timings"] = {k: round(v, 4) for k, v in timer.done().items()}
     write_private(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
     write_junit(report, run_dir / "junit.xml")
     os.chmod(run_dir / "junit.xml", 0o600)
+    write_private(run_dir / "report.html", render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
+
+
+def _add_wireshark_commands(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
+    """The follow-up, one step away: the exact command for each flow's evidence file,
+    with the decode-as Wireshark needs for VXLAN off port 4789."""
+    from vxcap.core.wireshark import flow_commands
+
+    files = {(f["src_node"], f["dst_node"]): f["file"] for f in report.get("evidence", {}).get("flows", [])}
+    for flow in report["flows"]:
+        file = files.get((flow["src_node"], flow["dst_node"]))
+        if file is None:
+            continue
+        commands = flow_commands(flow, str(run_dir / file), manifest.topology.overlay.port)
+        flow["wireshark"] = commands.wireshark
+        flow["tshark"] = commands.tshark
+
+
+def _cross_check(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
+    """Wireshark's dissectors must read the captures the way scapy did; any
+    disagreement fails the run (a verdict is only as good as its decoder)."""
+    from vxcap.adapters.tshark import cross_check
+
+    disagreements = cross_check(run_dir, manifest, report)
+    report["cross_check"] = {"tool": "tshark", "agreed": not disagreements, "disagreements": disagreements}
+    if disagreements:
+        report["verdict"] = "fail"
 
 
 def decode_capture(path: Path) -> dict[FlowKey, FlowTally]:

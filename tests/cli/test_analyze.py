@@ -101,7 +101,7 @@ def test_json_output_is_the_report(tmp_path):
     run = write_run(tmp_path, healthy_frames())
     result = analyze(run, "--json")
     assert result.exit_code == 0
-    assert json.loads(result.output) == json.loads((run / "report.json").read_text())
+    assert json.loads(result.stdout) == json.loads((run / "report.json").read_text())
 
 
 def test_unreadable_capture_is_reported_and_the_others_still_analysed(tmp_path):
@@ -109,7 +109,7 @@ def test_unreadable_capture_is_reported_and_the_others_still_analysed(tmp_path):
     (run / f"{W2}-eth1.pcap").write_bytes(b"this is not a capture file at all")
     result = analyze(run, "--json")
     assert result.exit_code == ExitStatus.VERDICT_FAILED
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert len(report["errors"]) == 1 and report["errors"][0].startswith(f"{W2}-eth1.pcap: ")
     flows = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
     assert flows[(W, W3)]["verdict"] == "pass"

@@ -90,7 +90,7 @@ def test_analyze_rejudges_the_run_the_same_way(tmp_path):
     (run_dir / "report.json").unlink()
     result = CliRunner().invoke(cli, ["analyze", str(run_dir), "--json"])
     assert result.exit_code == ExitStatus.SUCCESS
-    again = json.loads(result.output)
+    again = json.loads(result.stdout)
     assert again["flows"] == report["flows"]
 
 

@@ -131,10 +131,11 @@ prefix_option = click.option(
 @click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100),
               help="Echo requests per direction.")
 @click.option("--keep", is_flag=True, help="Keep what the run made (lab, pods) for debugging; `vxcap cleanup` removes it later.")
+@click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
 def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace, image, capture,
-        capture_image, iface, out_parent, count, keep, as_json) -> None:
+        capture_image, iface, out_parent, count, keep, cross_check, as_json) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction.
 
     \b
@@ -170,7 +171,7 @@ def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, con
         target = ClusterTarget(run_id, kubeconfig, context, namespace=namespace, image=image, capture=capture,
                                capture_image=capture_image, iface=iface, keep=keep)
     options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count,
-                         run_id=run_id)
+                         run_id=run_id, cross_check=cross_check)
     outcome = run_pipeline(target, options, progress=progress)
     _render(outcome, as_json)
 
@@ -240,9 +241,10 @@ def cleanup(kubeconfig, context, namespace) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
-def analyze(run_dir, as_json) -> None:
+def analyze(run_dir, cross_check, as_json) -> None:
     """Decode and judge a saved run again, offline, from RUN_DIR/manifest.json.
 
     Works on captures taken by hand too: write a manifest.json beside them
@@ -250,21 +252,23 @@ def analyze(run_dir, as_json) -> None:
     """
     from vxcap.pipeline import analyze as analyze_run
 
-    _render(analyze_run(run_dir), as_json)
+    from vxcap.cli.console import progress
+
+    _render(analyze_run(run_dir, progress=progress, cross_check=cross_check), as_json)
 
 
 def _render(outcome, as_json: bool) -> None:
     import json
 
     from vxcap.cli.console import console
-    from vxcap.cli.render import reasons, summary, verdict_table
+    from vxcap.cli.render import follow_up, reasons, summary, verdict_table
 
     if as_json:
         console.print_json(json.dumps(outcome.report))
     else:
         if outcome.report["flows"]:
             console.print(verdict_table(outcome.report))
-        for line in reasons(outcome.report):
+        for line in reasons(outcome.report) + follow_up(outcome.report):
             console.print(line, soft_wrap=True)
         console.print(summary(outcome.report, outcome.run_dir), soft_wrap=True)
     if outcome.interrupted:
@@ -355,6 +359,11 @@ def _print_status(status) -> None:
             console.print(f"[fail]✗[/] {node.node}: {check.name}: {check.detail}", soft_wrap=True)
     word = "[pass]healthy[/]" if status.healthy else ("[fail]broken[/]" if status.exists else "[fail]not built[/]")
     console.print(f"lab is {word}")
+
+
+from vxcap.cli.cmd_report import report_command  # noqa: E402 - registered after the group exists
+
+cli.add_command(report_command)
 
 
 def main() -> None:

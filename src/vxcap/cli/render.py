@@ -61,7 +61,23 @@ def reasons(report: dict[str, Any]) -> list[str]:
     for flow in report["flows"]:
         for reason in flow["reasons"]:
             lines.append(f"[fail]✗[/] {_arrow(flow)}: {reason}")
+    check = report.get("cross_check")
+    if check is not None:
+        if check["disagreements"]:
+            lines += [f"[fail]✗[/] {check['tool']} disagrees: {d}" for d in check["disagreements"]]
+        else:
+            lines.append(f"[pass]✓[/] {check['tool']} agrees with vxcap's decode on every flow")
     return lines
+
+
+def follow_up(report: dict[str, Any]) -> list[str]:
+    """The first failing flow's Wireshark command (else the first flow's): one step away."""
+    flows = [f for f in report["flows"] if f.get("wireshark")]
+    failing = [f for f in flows if f["verdict"] != "pass"]
+    flow = (failing or flows or [None])[0]
+    if flow is None:
+        return []
+    return [f"[hint]look closer ({_arrow(flow)}):[/] {flow['wireshark']}"]
 
 
 def summary(report: dict[str, Any], run_dir: Path) -> str:
@@ -69,7 +85,7 @@ def summary(report: dict[str, Any], run_dir: Path) -> str:
     word = "[pass]PASS[/]" if report["verdict"] == "pass" else "[fail]FAIL[/]"
     return (
         f"{word} {s['passed']}/{s['flows']} directions as expected · "
-        f"{run_dir}/ (report.json, junit.xml, pcaps)"
+        f"{run_dir}/ (report.json, junit.xml, report.html, pcaps, evidence/)"
     )
 
 

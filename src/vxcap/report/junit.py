@@ -29,6 +29,12 @@ def junit_xml(report: dict[str, Any]) -> JUnitXml:
             f"wireshark filter: {flow['wireshark_filter']}"
         )
         suite.add_testcase(case)
+    check = report.get("cross_check")
+    if check is not None:
+        case = TestCase(f"{check['tool']} cross-check", classname=SUITE)
+        if check["disagreements"]:
+            case.result = [Failure("; ".join(check["disagreements"]), "cross-check")]
+        suite.add_testcase(case)
     xml = JUnitXml()
     xml.add_testsuite(suite)
     return xml

@@ -52,6 +52,11 @@ class ClusterTarget:
         self.pods: dict[str, Pod] = {}
         self._docker = None
         self._backend_of: dict[str, CaptureBackend] = {}
+        # What release() must undo. Set before the first call that may create
+        # something, so a run that made nothing never contacts the cluster or
+        # Docker again on its way out (and their error cannot mask the run's).
+        self._may_have_pods = False
+        self._may_have_containers = False
         self.description = "Kubernetes cluster (kubeconfig)" if kubeconfig is None else f"Kubernetes cluster ({kubeconfig})"
 
     @property
@@ -81,7 +86,14 @@ class ClusterTarget:
                 self._backend_of[node] = self.capture
         return self._backend_of[node]
 
+    def _touch(self, backend: CaptureBackend) -> None:
+        if backend is CaptureBackend.DOCKER:
+            self._may_have_containers = True
+        else:
+            self._may_have_pods = True
+
     def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:
+        self._may_have_pods = True
         self.pods = self.cluster.create_test_pods(self.run_id, nodes, timeout=self.ready_timeout)
         return self.pods
 
@@ -91,7 +103,9 @@ class ClusterTarget:
     def start_capture(self, node: str, path: Path, bpf: str):
         common = dict(iface=self.iface, bpf=bpf, snaplen=DEFAULT_SNAPLEN, max_packets=DEFAULT_MAX_PACKETS,
                       duration=CAPTURE_DEADLINE_S, out_path=path)
-        if self.backend_for(node) is CaptureBackend.DOCKER:
+        backend = self.backend_for(node)
+        self._touch(backend)
+        if backend is CaptureBackend.DOCKER:
             return self._docker_captures().start_capture(node, **common)
         return self.cluster.start_capture(node, run_id=self.run_id, **common)
 
@@ -101,7 +115,9 @@ class ClusterTarget:
         return self.cluster.ping(self.pods[src_node], dst_ip, count=count)
 
     def evidence(self, node: str) -> dict[str, str]:
-        if self.backend_for(node) is CaptureBackend.DOCKER:
+        backend = self.backend_for(node)
+        self._touch(backend)
+        if backend is CaptureBackend.DOCKER:
             return self._docker_captures().evidence(node)
         return self.cluster.evidence(node, run_id=self.run_id)
 
@@ -110,11 +126,14 @@ class ClusterTarget:
         if self.keep:
             return
         try:
-            self.cluster.delete_run(self.run_id)
+            if self._may_have_pods:
+                self.cluster.delete_run(self.run_id)
         finally:
-            if self._docker is not None:
-                self._docker.cleanup(self.run_id)
-            self.cluster.close()
+            try:
+                if self._may_have_containers and self._docker is not None:
+                    self._docker.cleanup(self.run_id)
+            finally:
+                self.cluster.close()
 
 
 def cleanup_everything(kubeconfig: str | None, context: str | None, namespace: str) -> tuple[list[str], list[str]]:

@@ -1,0 +1,192 @@
+"""Evidence people can open: pcapng files that merge every node's capture in time
+order, one pcapng interface per node capture, so Wireshark shows on which node
+(`k01-worker/eth1`) each frame was seen.
+
+`evidence/<src>-<dst>.pcapng` holds one direction's frames (selected by the
+reference decoder: innermost source and destination are the flow's pods),
+`evidence/all-nodes.pcapng` every frame of every capture. The captures are read
+once, as a streaming k-way merge by timestamp: memory does not grow with them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vxcap.adapters.pcapfile import CaptureFileError, iter_frames
+from vxcap.core.decode import decode_frame
+from vxcap.core.manifest import Manifest
+from vxcap.core.wireshark import ALL_NODES_FILE, EVIDENCE_DIR, evidence_file, interface_name
+
+# pcapng (draft-ietf-opsawg-pcapng): block types and option codes written here.
+_SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
+_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+_OPT_END, _OPT_SHB_USERAPPL, _OPT_IF_NAME, _OPT_IF_TSRESOL = 0, 4, 2, 9
+# Frames come with float seconds: exact to the microsecond, not to the nanosecond.
+_TSRESOL_MICRO = 6
+_TICKS = 10**_TSRESOL_MICRO
+
+
+def _pad(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 4)
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + _pad(value)
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return struct.pack("<II", block_type, total) + body + struct.pack("<I", total)
+
+
+def section_header(application: str = "vxcap") -> bytes:
+    options = _option(_OPT_SHB_USERAPPL, application.encode()) + _option(_OPT_END, b"")
+    # Section length -1: not computed, readers walk the blocks.
+    return _block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + options)
+
+
+def interface_description(linktype: int, name: str) -> bytes:
+    options = (
+        _option(_OPT_IF_NAME, name.encode())
+        + _option(_OPT_IF_TSRESOL, bytes([_TSRESOL_MICRO]))
+        + _option(_OPT_END, b"")
+    )
+    # Snap length 0: no limit was set on what was kept.
+    return _block(_IDB, struct.pack("<HHI", linktype, 0, 0) + options)
+
+
+def enhanced_packet(interface_id: int, timestamp: float, data: bytes, wire_len: int) -> bytes:
+    ticks = round(timestamp * _TICKS)
+    header = struct.pack("<IIIII", interface_id, ticks >> 32, ticks & 0xFFFFFFFF, len(data), max(wire_len, len(data)))
+    return _block(_EPB, header + _pad(data))
+
+
+class PcapngWriter:
+    """One pcapng section whose interfaces are added as their first frame arrives,
+    so a flow's file names only the node captures that saw the flow."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._interfaces: dict[tuple[int, int], int] = {}
+        self.frames = 0
+        handle.write(section_header())
+
+    def write(self, source: int, name: str, linktype: int, timestamp: float, data: bytes, wire_len: int) -> None:
+        key = (source, linktype)
+        interface_id = self._interfaces.get(key)
+        if interface_id is None:
+            interface_id = self._interfaces[key] = len(self._interfaces)
+            self._handle.write(interface_description(linktype, name))
+        self._handle.write(enhanced_packet(interface_id, timestamp, data, wire_len))
+        self.frames += 1
+
+
+def _open_private(path: Path) -> BinaryIO:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file of the same name keeps its mode through O_TRUNC
+    return os.fdopen(fd, "wb")
+
+
+@dataclass
+class _Source:
+    index: int
+    name: str
+    path: Path
+    errors: list[str] = field(default_factory=list)
+
+    def frames(self) -> Iterator[tuple[float, int, int, bytes, int]]:
+        # A capture that breaks off is evidence up to where it broke; the error is reported.
+        try:
+            for data, linktype, wire_len, timestamp in iter_frames(self.path):
+                yield timestamp, self.index, linktype, data, wire_len
+        except CaptureFileError as err:
+            self.errors.append(str(err))
+
+
+@dataclass(frozen=True)
+class _FlowOut:
+    src_node: str
+    dst_node: str
+    key: tuple[IPv4Address, IPv4Address]
+    file: str
+
+
+def _merge_key(item: tuple) -> tuple[float, int]:
+    return item[0], item[1]
+
+
+def _flows(report: dict[str, Any]) -> list[_FlowOut]:
+    flows = []
+    for flow in report.get("flows", []):
+        flows.append(
+            _FlowOut(
+                src_node=flow["src_node"],
+                dst_node=flow["dst_node"],
+                key=(IPv4Address(flow["src_ip"]), IPv4Address(flow["dst_ip"])),
+                file=evidence_file(flow["src_node"], flow["dst_node"]),
+            )
+        )
+    return flows
+
+
+def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> dict[str, Any]:
+    """Write `evidence/` in `run_dir` (0700, files 0600) and say what is in it:
+
+    `{"all_nodes": {"file", "frames"}, "flows": [{"src_node", "dst_node", "file", "frames"}],
+    "errors": [...]}`, files relative to `run_dir`. Rewrites earlier evidence.
+    """
+    run_dir = Path(run_dir)
+    out_dir = run_dir / EVIDENCE_DIR
+    out_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(out_dir, 0o700)
+
+    sources = [
+        _Source(i, interface_name(cap.node, cap.iface), run_dir / cap.file)
+        for i, cap in enumerate(manifest.captures)
+    ]
+    flows = _flows(report)
+    by_key: dict[tuple[IPv4Address, IPv4Address], list[int]] = {}
+    for i, flow in enumerate(flows):
+        by_key.setdefault(flow.key, []).append(i)
+
+    handles: list[BinaryIO] = []
+    try:
+        handles.append(_open_private(run_dir / ALL_NODES_FILE))
+        everything = PcapngWriter(handles[-1])
+        writers = []
+        for flow in flows:
+            handles.append(_open_private(run_dir / flow.file))
+            writers.append(PcapngWriter(handles[-1]))
+
+        # heapq.merge is stable: equal timestamps keep the manifest's capture order.
+        for timestamp, index, linktype, data, wire_len in heapq.merge(
+            *(s.frames() for s in sources), key=_merge_key
+        ):
+            name = sources[index].name
+            everything.write(index, name, linktype, timestamp, data, wire_len)
+            if not by_key:
+                continue
+            facts = decode_frame(data, linktype, wire_len)
+            if facts is None:
+                continue
+            for i in by_key.get(facts.key, ()):
+                writers[i].write(index, name, linktype, timestamp, data, wire_len)
+    finally:
+        for handle in handles:
+            handle.close()
+
+    return {
+        "all_nodes": {"file": ALL_NODES_FILE, "frames": everything.frames},
+        "flows": [
+            {"src_node": f.src_node, "dst_node": f.dst_node, "file": f.file, "frames": w.frames}
+            for f, w in zip(flows, writers)
+        ],
+        "errors": [e for s in sources for e in s.errors],
+    }

@@ -1,0 +1,221 @@
+"""report.html: built from a real analysed run, checked as markup and in a real
+headless Chromium (skipped when chromium is not installed)."""
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from urllib.parse import unquote
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.layers.vxlan import VXLAN
+from scapy.utils import wrpcap
+
+from vxcap.adapters.evidence import write_evidence
+from vxcap.pipeline import analyze, load_manifest
+from vxcap.report.html import render_html
+
+W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
+UNDERLAY = {W: "10.10.10.11", W2: "10.10.10.12", W3: "10.10.20.13"}
+POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
+MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
+CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or shutil.which("chromium-browser")
+
+
+def vx(src, dst, vni=4096, port=4789, n=3):
+    return [
+        Ether() / IP(src=UNDERLAY[src], dst=UNDERLAY[dst]) / UDP(sport=40000 + i, dport=port) / VXLAN(vni=vni)
+        / Ether(dst=MAC[dst]) / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i)
+        for i in range(n)
+    ]
+
+
+def plain(src, dst, n=3):
+    return [Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) for i in range(n)]
+
+
+def write_run(tmp_path, frames, port=4789, names=None):
+    names = names or {W: W, W2: W2, W3: W3}
+    run = tmp_path / "run"
+    run.mkdir()
+    nodes = []
+    for node in (W, W2, W3):
+        entry = {"name": names[node], "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
+        wrpcap(str(run / f"{node}-eth1.pcap"), frames[node])
+        entry["captures"] = [{"iface": "eth1", "file": f"{node}-eth1.pcap"}]
+        nodes.append(entry)
+    manifest = {
+        "version": 1,
+        "run_id": "20250101-000000-abcd",
+        "overlay": {"mode": "CrossSubnet", "vni": 4096, "port": port, "mtu": 1450},
+        "nodes": nodes,
+        "pods": [{"name": f"p-{n}", "node": names[n], "ip": POD[n]} for n in (W, W2, W3)],
+        "pairs": [{"src": names[W], "dst": names[W3]}, {"src": names[W], "dst": names[W2]}],
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def one_failure():
+    """worker -> worker3 on the wrong VNI; everything else as it should be."""
+    return {
+        W: vx(W, W3, vni=4097) + vx(W3, W) + plain(W, W2) + plain(W2, W),
+        W3: vx(W, W3, vni=4097) + vx(W3, W),
+        W2: plain(W, W2) + plain(W2, W),
+    }
+
+
+def page_for(run, with_evidence=True, **kwargs):
+    report = analyze(run).report  # analyze writes the evidence files and records them in the report
+    manifest = load_manifest(run)
+    if not with_evidence:
+        shutil.rmtree(run / "evidence")
+        report.pop("evidence")
+    return report, render_html(report, manifest, run, **kwargs)
+
+
+class Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.hrefs, self.text, self.ids = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.ids += [v for k, v in attrs if k == "id"]
+        self.hrefs += [v for k, v in attrs if k in ("href", "src")]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page):
+    collected = Collect()
+    collected.feed(page)
+    return collected
+
+
+def test_self_contained_no_scripts_no_outside_assets(tmp_path):
+    _, page = page_for(write_run(tmp_path, one_failure()))
+    doc = parse(page)
+    assert "script" not in doc.tags and "link" not in doc.tags and "img" not in doc.tags
+    assert not any(re.match(r"^[a-z]+:", href) or href.startswith("//") for href in doc.hrefs)
+    assert "@import" not in page and "url(" not in page
+
+
+def test_every_file_link_resolves_inside_the_run(tmp_path):
+    run = write_run(tmp_path, one_failure())
+    _, page = page_for(run)
+    files = [unquote(h) for h in parse(page).hrefs if not h.startswith("#")]
+    assert f"evidence/{W}-{W3}.pcapng" in files and "evidence/all-nodes.pcapng" in files
+    assert f"{W2}-eth1.pcap" in files and "report.json" in files
+    assert all((run / f).is_file() for f in files)
+    anchors = {h[1:] for h in parse(page).hrefs if h.startswith("#")}
+    assert len(anchors) == 4 and all(f'id="{a}"' in page for a in anchors)
+
+
+def test_links_from_a_page_written_elsewhere_point_back_into_the_run(tmp_path):
+    run = write_run(tmp_path, one_failure())
+    elsewhere = tmp_path / "site" / "runs"
+    elsewhere.mkdir(parents=True)
+    _, page = page_for(run, page_dir=elsewhere)
+    files = [unquote(h) for h in parse(page).hrefs if not h.startswith("#")]
+    assert files and all((elsewhere / f).resolve().is_file() for f in files)
+
+
+def test_verdicts_paths_and_wireshark_lines(tmp_path):
+    _, page = page_for(write_run(tmp_path, one_failure()))
+    text = " ".join(" ".join(parse(page).text).split())
+    assert "FAIL" in text and text.count("PASS") >= 3
+    assert "VNI 4097, expected 4096" in text
+    assert "3/4 directions as expected" in text
+    # The encapsulated path names the VTEPs, the port and the underlay addresses; the plain one does not tunnel.
+    assert "vxlan.calico" in text and "UDP 4789" in text
+    assert "outer 10.10.10.11 → 10.10.20.13, UDP 4789, VNI 4096; inner 192.168.81.65 → 192.168.209.65" in text
+    assert "IPv4 192.168.81.65 → 192.168.164.129, no encapsulation" in text
+    assert "wireshark -r evidence/all-nodes.pcapng -Y 'ip.src==192.168.81.65 && ip.dst==192.168.209.65'" in text
+    assert "tshark -r evidence/all-nodes.pcapng -Y 'ip.src==192.168.164.129 && ip.dst==192.168.81.65'" in text
+
+
+def test_a_custom_port_gets_a_decode_as_in_every_line(tmp_path):
+    frames = {
+        W: vx(W, W3, port=8472) + vx(W3, W, port=8472) + plain(W, W2) + plain(W2, W),
+        W3: vx(W, W3, port=8472) + vx(W3, W, port=8472),
+        W2: plain(W, W2) + plain(W2, W),
+    }
+    report, page = page_for(write_run(tmp_path, frames, port=8472))
+    assert report["verdict"] == "pass"
+    text = " ".join(parse(page).text)
+    assert text.count("-d udp.port==8472,vxlan") == 8  # wireshark and tshark, four directions
+
+
+def test_without_evidence_the_lines_open_the_senders_capture(tmp_path):
+    _, page = page_for(write_run(tmp_path, one_failure()), with_evidence=False)
+    text = " ".join(parse(page).text)
+    assert f"tshark -r {W3}-eth1.pcap -Y 'ip.src==192.168.209.65 && ip.dst==192.168.81.65'" in text
+    assert "(not written)" in text
+
+
+def test_everything_from_the_files_is_escaped(tmp_path):
+    names = {W: 'w<b id="x">1</b>', W2: "w2&amp;", W3: "w3'\"><script>alert(1)</script>"}
+    run = write_run(tmp_path, one_failure(), names=names)
+    _, page = page_for(run)
+    doc = parse(page)
+    assert "script" not in doc.tags and "x" not in doc.ids
+    assert "<script>alert(1)</script>" in "".join(doc.text) and '<b id="x">1</b>' in "".join(doc.text)
+    assert "w2&amp;amp;" in page
+
+
+def test_mtu_figures_are_shown_when_the_report_has_them(tmp_path):
+    run = write_run(tmp_path, one_failure())
+    report = analyze(run).report
+    manifest = load_manifest(run)
+    assert "MTU" not in " ".join(parse(render_html(report, manifest, run)).text).replace("vxlan MTU 1450", "")
+    report["flows"][0]["mtu"] = {
+        "wire": "vxlan", "overhead": {"bytes": 50}, "underlay_mtu": 1500, "underlay_mtu_assumed": False,
+        "max_inner_packet": 1450, "path_limit": 1450, "max_icmp_payload": 1422, "tcp_mss": 1410, "max_frame": 1514,
+        "mtus": {"src": {"node": W, "pod_ifname": "eth0", "pod_mtu": 1450, "vxlan_ifname": "vxlan.calico",
+                         "vxlan_mtu": 1450, "underlay_ifname": "eth1", "underlay_mtu": 1500}},
+        "measured": {"largest_df_payload": 1422, "largest_df_payload_exact": True},
+        "findings": [{"level": "warn", "code": "x", "message": "pod MTU <1450> leaves room"}],
+    }
+    text = " ".join(" ".join(parse(render_html(report, manifest, run)).text).split())
+    for figure in ("encapsulation overhead 50 B", "TCP MSS 1410", "largest frame on the wire 1514",
+                   "largest DF payload measured 1422", "eth0 1450, vxlan.calico 1450, eth1 1500",
+                   "WARN pod MTU <1450> leaves room"):
+        assert figure in text
+
+
+def test_a_run_that_judged_nothing_says_why(tmp_path):
+    run = write_run(tmp_path, one_failure())
+    report = {"version": 1, "verdict": "fail", "run_id": None, "summary": {"flows": 0, "passed": 0, "failed": 0},
+              "errors": ["provision failed: pod never became Ready"], "flows": []}
+    text = " ".join(parse(render_html(report, load_manifest(run), run)).text)
+    assert "FAIL" in text and "provision failed: pod never became Ready" in text and "No direction was judged" in text
+
+
+def chromium(args, tmp_path):
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_chromium_renders_the_verdicts(tmp_path):
+    run = write_run(tmp_path, one_failure())
+    _, page = page_for(run)
+    (run / "report.html").write_text(page)
+    url = (run / "report.html").as_uri()
+    dom = chromium(["--dump-dom", url], tmp_path).stdout
+    rows = re.findall(r"<tr class=\"(failed|)\">.*?</tr>", dom, flags=re.S)
+    assert sorted(rows) == ["", "", "", "failed"]
+    badges = re.findall(r'<span class="badge (pass|fail)(?: big)?">(PASS|FAIL)</span>', dom)
+    assert ("fail", "FAIL") in badges and badges.count(("pass", "PASS")) >= 3
+    shot = tmp_path / "report.png"
+    result = chromium([f"--screenshot={shot}", url], tmp_path)
+    assert shot.is_file() and shot.stat().st_size > 10_000, result.stderr[-500:]
