@@ -14,7 +14,6 @@ of the same pair, and to scapy's own reading of the pcaps.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -32,11 +31,10 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
-from tests.docker_support import capture_image, docker_engine, docker_nodes, engine_client  # noqa: F401 (fixtures)
-from tests.docker_support import container_pid
+from tests.docker_support import capture_image, container_pid, docker_engine, docker_nodes, engine_client  # noqa: F401 (fixtures)
 from tests.fakes import calico_objects as co
 from tests.fakes.kube_api import Fate, FakeKube, ProcessRuntime, start_fake_kube  # noqa: F401 (fixture)
-from tests.lab_support import SESSION_PREFIX, lab_session_guard, lab_test, running_lab, session_namespaces  # noqa: F401
+from tests.lab_support import SESSION_PREFIX, k01_spec, lab_session_guard, lab_test, running_lab, session_namespaces  # noqa: F401
 from vxcap.adapters.docker_capture import MANAGED_BY, MANAGED_BY_LABEL, NODE_LABEL, ROLE_LABEL, RUN_ID_LABEL
 from vxcap.adapters.lab import NetnsLab
 from vxcap.adapters.netns import list_netns
@@ -104,7 +102,7 @@ def kind_like_nodes(docker_engine, docker_nodes):
 def lab_adopting(containers: dict):
     """The k01 lab with those containers' network namespaces as its nodes; all gone afterwards."""
     adopt = {node: f"{SESSION_PREFIX}-ctr-{node}" for node in containers}
-    lab = NetnsLab(running_spec(), prefix=SESSION_PREFIX, adopt=adopt)
+    lab = NetnsLab(k01_spec(), prefix=SESSION_PREFIX, adopt=adopt)
     try:
         for node, container in containers.items():
             subprocess.run(["ip", "netns", "attach", adopt[node], str(container_pid(container))], check=True, capture_output=True)
@@ -119,12 +117,6 @@ def lab_adopting(containers: dict):
         assert left == []
 
 
-def running_spec():
-    from tests.lab_support import k01_spec
-
-    return k01_spec()
-
-
 # ---------------------------------------------------------------- running vxcap and reading what it left
 
 
@@ -136,7 +128,8 @@ def vxcap_run(out: Path, *args: str, env: dict[str, str] | None = None):
     result = invoke("run", "--out", str(out), "--count", "2", *args, env=env)
     run_dirs = sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
     run_dir = run_dirs[-1] if run_dirs else None
-    report = json.loads((run_dir / "report.json").read_text()) if run_dir else None
+    report_file = run_dir / "report.json" if run_dir else None
+    report = json.loads(report_file.read_text()) if report_file and report_file.exists() else None
     return result, run_dir, report
 
 
@@ -349,16 +342,10 @@ def test_run_with_capture_pods_streams_the_pcaps_through_the_api(tmp_path, start
 # ---------------------------------------------------------------- 4. failure modes
 
 
-def closed_port_kubeconfig(start_fake_kube) -> tuple[FakeKube, str, str]:
-    fake = start_fake_kube()
-    fake.kube.stop()  # its port is closed now; the kubeconfig still points at it
-    return fake.kube, str(fake.kubeconfig), fake.kube.url
-
-
 def test_unreachable_cluster(tmp_path, start_fake_kube):
     fake = start_fake_kube()
     url = fake.kube.url
-    fake.kube.stop()
+    fake.kube.stop()  # its port is closed now; the kubeconfig still points at it
     result, run_dir, _ = vxcap_run(tmp_path / "out", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig))
     assert result.exit_code == ExitStatus.USAGE, result.output
     assert error_lines(result) == [f"error: cannot reach the Kubernetes API at {url} (context kind-k01) to list nodes: connection refused"]
@@ -366,12 +353,21 @@ def test_unreachable_cluster(tmp_path, start_fake_kube):
     assert_nothing_left(fake.kube)
 
 
-def test_bad_kubeconfig(tmp_path):
+GARBAGE = [
+    pytest.param(b"clusters: [ {{ users", "is not valid YAML", id="broken-yaml"),
+    pytest.param(b"just some words\n", "is not a kubeconfig (expected a mapping with clusters, users, contexts)", id="not-a-mapping"),
+    pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00", "cannot be used: 'utf-8' codec can't decode byte 0x89", id="binary"),
+]
+
+
+@pytest.mark.parametrize("content,says", GARBAGE)
+def test_bad_kubeconfig(tmp_path, content, says):
     garbage = tmp_path / "kubeconfig"
-    garbage.write_bytes(b"\x89PNG\r\n\x1a\n clusters: [ {{ garbage")
+    garbage.write_bytes(content)
     result, run_dir, _ = vxcap_run(tmp_path / "out", "--pair", "worker,worker3", "--kubeconfig", str(garbage))
     assert result.exit_code == ExitStatus.USAGE, result.output
-    assert error_lines(result) == [f"error: kubeconfig {garbage} is not valid YAML"]
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: kubeconfig {garbage} {says}"), line
     assert "Traceback" not in result.output and run_dir is None
     assert vxcap_containers_of_k01() == [] and our_tcpdumps() == []
 
@@ -414,14 +410,11 @@ def test_docker_not_reachable_with_capture_docker(tmp_path, start_fake_kube):
 # ---------------------------------------------------------------- 5. a pod that never becomes Ready
 
 
-def test_pod_never_ready_fails_the_run_with_its_events(tmp_path, start_fake_kube, monkeypatch):
-    # The CLI has no option for the readiness wait (60 s); the test shortens it where the CLI builds its target.
-    from vxcap.targets import cluster
-
-    monkeypatch.setattr(cluster, "ClusterTarget", functools.partial(cluster.ClusterTarget, ready_timeout=2.0))
+def test_pod_never_ready_fails_the_run_with_its_events(tmp_path, start_fake_kube):
     fake = start_fake_kube(fates={W3: Fate(kind="pending")})
     result, run_dir, report = vxcap_run(
-        tmp_path / "out", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig), "--capture", "pod"
+        tmp_path / "out", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig), "--capture", "pod",
+        "--ready-timeout", "2",
     )
     assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
     assert report["verdict"] == "fail" and report["flows"] == []
@@ -438,14 +431,27 @@ def test_pod_never_ready_fails_the_run_with_its_events(tmp_path, start_fake_kube
 # ---------------------------------------------------------------- 6. Ctrl-C in the middle of a cluster run
 
 
+@contextmanager
+def lab_for(capture: str, request):
+    """The lab behind the fake: plain for capture pods, on Kind-like containers for Docker."""
+    if capture == "docker":
+        with lab_adopting(request.getfixturevalue("kind_like_nodes")) as lab:
+            yield lab
+    else:
+        with running_lab() as lab:
+            yield lab
+
+
 @lab_test
-def test_sigint_during_a_cluster_run_leaves_nothing(tmp_path, start_fake_kube):
-    with running_lab() as lab:
+@pytest.mark.parametrize("capture", ["pod", "docker"])
+def test_sigint_during_a_cluster_run_leaves_nothing(tmp_path, start_fake_kube, request, capture):
+    with lab_for(capture, request) as lab:
         fake = start_fake_kube(runtime=LabPods(lab))
         inodes = lab_node_inodes(lab)
+        # The fake serves from this process; vxcap reaches it over real HTTP.
         proc = subprocess.Popen(
             [sys.executable, "-m", "vxcap", "run", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig),
-             "--capture", "pod", "--out", str(tmp_path), "--count", "100"],
+             "--capture", capture, "--out", str(tmp_path), "--count", "100"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         try:

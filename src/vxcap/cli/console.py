@@ -3,7 +3,7 @@
 from rich.console import Console
 from rich.theme import Theme
 
-_theme = Theme({"pass": "bold green", "fail": "bold red", "stage": "dim cyan", "hint": "dim"})
+_theme = Theme({"pass": "bold green", "fail": "bold red", "warn": "bold yellow", "stage": "dim cyan", "hint": "dim"})
 
 # Off a terminal (CI logs, pipes) rich would fold tables at 80 columns; logs are wide.
 _PIPE_WIDTH = 160

@@ -126,6 +126,8 @@ prefix_option = click.option(
                    "pod (any cluster: a hostNetwork pod), auto (docker when a container named like the node runs).")
 @click.option("--capture-image", default=None, help="Image with tcpdump for the docker capture helper.")
 @click.option("--iface", default="eth1", show_default=True, help="Node underlay interface to capture on (clusters).")
+@click.option("--ready-timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds to wait for test and capture pods to become Ready.")
 @click.option("--out", "out_parent", type=click.Path(file_okay=False, path_type=Path), default=Path("captures"),
               show_default=True, help="Parent directory of the run directory captures/<run-id>/.")
 @click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100),
@@ -135,7 +137,7 @@ prefix_option = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
 def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace, image, capture,
-        capture_image, iface, out_parent, count, keep, cross_check, as_json) -> None:
+        capture_image, iface, ready_timeout, out_parent, count, keep, cross_check, as_json) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction.
 
     \b
@@ -169,7 +171,7 @@ def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, con
         from vxcap.targets.cluster import ClusterTarget
 
         target = ClusterTarget(run_id, kubeconfig, context, namespace=namespace, image=image, capture=capture,
-                               capture_image=capture_image, iface=iface, keep=keep)
+                               capture_image=capture_image, iface=iface, keep=keep, ready_timeout=ready_timeout)
     options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count,
                          run_id=run_id, cross_check=cross_check)
     outcome = run_pipeline(target, options, progress=progress)

@@ -58,6 +58,7 @@ def verdict_table(report: dict[str, Any]) -> Table:
 
 def reasons(report: dict[str, Any]) -> list[str]:
     lines = [f"[fail]✗[/] {error}" for error in report.get("errors", [])]
+    lines += [f"[warn]![/] {warning}" for warning in report.get("warnings", [])]
     for flow in report["flows"]:
         for reason in flow["reasons"]:
             lines.append(f"[fail]✗[/] {_arrow(flow)}: {reason}")

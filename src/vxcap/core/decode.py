@@ -12,14 +12,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import CookedLinux, Dot1AD, Dot1Q, Ether
-from scapy.layers.vxlan import VXLAN
-from scapy.packet import Packet
-
-try:  # scapy >= 2.5
-    from scapy.layers.l2 import CookedLinuxV2
-except ImportError:  # pragma: no cover
-    CookedLinuxV2 = None
+from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
 from vxcap.core.frames import (
     LINKTYPE_ETHERNET,
@@ -36,46 +29,63 @@ VXLAN_FLAG_I = 0x08
 _ETHERTYPE_IPV4 = 0x0800
 
 
+_ETHERTYPE_8021Q = 0x8100
+_ETHERTYPE_8021AD = 0x88A8
+_SLL_HEADER = {LINKTYPE_LINUX_SLL: (16, 14), LINKTYPE_LINUX_SLL2: (20, 0)}  # header length, protocol offset
+
+
+def _after_ethertype(ethertype: int, payload: bytes) -> IP | None:
+    """Through any 802.1Q / 802.1ad tags to an IPv4 header."""
+    while ethertype in (_ETHERTYPE_8021Q, _ETHERTYPE_8021AD):
+        if len(payload) < 4:
+            return None
+        ethertype = int.from_bytes(payload[2:4], "big")
+        payload = payload[4:]
+    if ethertype != _ETHERTYPE_IPV4 or not payload:
+        return None
+    return IP(payload)
+
+
 def _outer_ip(data: bytes, linktype: int) -> IP | None:
     if linktype == LINKTYPE_ETHERNET:
-        pkt: Packet = Ether(data)
-    elif linktype == LINKTYPE_LINUX_SLL:
-        pkt = CookedLinux(data)
-    elif linktype == LINKTYPE_LINUX_SLL2 and CookedLinuxV2 is not None:
-        pkt = CookedLinuxV2(data)
-    elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
+        if len(data) < 14:
+            return None
+        return _after_ethertype(int.from_bytes(data[12:14], "big"), data[14:])
+    if linktype in _SLL_HEADER:
+        # The cooked header's protocol field is an ethertype, except small values
+        # (ETH_P_802_3 and friends) which are no Ethernet header at all.
+        header_len, proto_at = _SLL_HEADER[linktype]
+        if len(data) < header_len:
+            return None
+        return _after_ethertype(int.from_bytes(data[proto_at : proto_at + 2], "big"), data[header_len:])
+    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
         if not data or data[0] >> 4 != 4:
             return None
-        pkt = IP(data)
-    else:
-        return None
-    # Through any 802.1Q / 802.1ad tags to the first IPv4 header.
-    layer = pkt
-    while layer is not None and not isinstance(layer, IP):
-        if not isinstance(layer, (Ether, CookedLinux, Dot1Q, Dot1AD)) and not (
-            CookedLinuxV2 is not None and isinstance(layer, CookedLinuxV2)
-        ):
-            return None
-        layer = layer.payload if layer.payload else None
-    return layer
+        return IP(data)
+    return None
 
 
 def _is_fragment(ip: IP) -> bool:
     return bool(ip.flags.MF) or ip.frag != 0
 
 
-def _vxlan_inner(payload: bytes) -> tuple[VXLAN, Ether, IP] | None:
-    """The VXLAN header and inner frame, if `payload` is one (I flag, Ethernet, IPv4)."""
+def _vxlan_inner(payload: bytes) -> tuple[int, Ether, IP] | None:
+    """The VNI and inner frame, if `payload` is VXLAN (I flag, Ethernet, IPv4).
+
+    The header is read as RFC 7348 lays it out (VNI in bytes 4-6), never through
+    scapy's VXLAN class, which reads other flag combinations as longer GPE/GBP
+    headers; reserved bits are ignored on receipt, as the RFC asks.
+    """
     if len(payload) < VXLAN_HEADER_LEN + 14 + 20 or not payload[0] & VXLAN_FLAG_I:
         return None
-    header = VXLAN(payload[:VXLAN_HEADER_LEN])
+    vni = int.from_bytes(payload[4:7], "big")
     inner = Ether(payload[VXLAN_HEADER_LEN:])
     layer = inner.payload
     while isinstance(layer, (Dot1Q, Dot1AD)):
         layer = layer.payload
     if not isinstance(layer, IP) or layer.version != 4:
         return None
-    return header, inner, layer
+    return vni, inner, layer
 
 
 def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int | None = None) -> FrameFacts | None:
@@ -100,7 +110,7 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
         except Exception:
             found = None
         if found is not None:
-            header, inner_eth, inner_ip = found
+            vni, inner_eth, inner_ip = found
             return FrameFacts(
                 encap=Encap.VXLAN,
                 src=IPv4Address(inner_ip.src),
@@ -113,7 +123,7 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
                 outer_df=df,
                 udp_sport=udp.sport,
                 udp_dport=udp.dport,
-                vni=header.vni,
+                vni=vni,
                 inner_src_mac=inner_eth.src.lower(),
                 inner_dst_mac=inner_eth.dst.lower(),
                 inner_len=inner_ip.len,

@@ -107,7 +107,12 @@ class ClusterTarget:
         self._touch(backend)
         if backend is CaptureBackend.DOCKER:
             return self._docker_captures().start_capture(node, **common)
+        self._capture_pod_ready(node)
         return self.cluster.start_capture(node, run_id=self.run_id, **common)
+
+    def _capture_pod_ready(self, node: str) -> None:
+        # Made here so the capture pod waits as long as the test pods may, not the adapter's default.
+        self.cluster.create_capture_pods(self.run_id, [node], timeout=self.ready_timeout)
 
     def ping(self, src_node: str, dst_ip: IPv4Address, count: int):
         if src_node not in self.pods:
@@ -119,6 +124,11 @@ class ClusterTarget:
         self._touch(backend)
         if backend is CaptureBackend.DOCKER:
             return self._docker_captures().evidence(node)
+        if not self.pods:
+            # The test pods never became Ready: a capture pod would wait for the
+            # same node again, doubling the wait for nothing the run can judge.
+            return {}
+        self._capture_pod_ready(node)
         return self.cluster.evidence(node, run_id=self.run_id)
 
     def release(self) -> None:
