@@ -127,6 +127,7 @@ def tshark_tallies(
         return tallies
     addresses = {a for key in keys for a in key}
     cap = None
+    restore = _keep_signal_state()
     try:
         cap = pyshark.FileCapture(
             str(capture),
@@ -165,7 +166,28 @@ def tshark_tallies(
                 # pyshark keeps an exited process listed after a failed close and closes it
                 # again from __del__, inside whichever event loop runs then.
                 cap._running_processes.clear()
+        restore()
     return tallies
+
+
+def _keep_signal_state():
+    """pyshark installs asyncio's SafeChildWatcher: a SIGCHLD handler writing to its
+    closed loop's wake-up pipe. Left in place, every later child process of ours
+    (ping, tcpdump) would raise into that pipe; put the process back as it was."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    handler = signal.getsignal(signal.SIGCHLD)
+    wakeup = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup)
+
+    def restore() -> None:
+        signal.signal(signal.SIGCHLD, handler if handler is not None else signal.SIG_DFL)
+        signal.set_wakeup_fd(wakeup)
+
+    return restore
 
 
 def _one_line(err: Exception) -> str:
