@@ -21,7 +21,7 @@ PREFIX = "vxbench"
 SPLIT = {
     "set-up": ("discover", "plan", "provision"),
     "capture": ("capture", "stop"),
-    "probe": ("probe",),
+    "probe": ("probe", "mtu-probe"),
     "decode": ("decode", "judge"),
     "report": ("report", "evidence", "cross-check"),
 }

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,27 @@ from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest, manifest_dict, parse_manifest
 from vxcap.core.model import Pair, Pod, Topology
-from vxcap.core.plan import pair_nodes, plan, resolve_pairs
+from vxcap.core.mtu.path import (
+    NODE_LINK_EVIDENCE,
+    POD_LINK_EVIDENCE,
+    PROBES_FILE,
+    PointTally,
+    direction_mtu,
+    fail_reasons,
+    probe_records,
+    read_node_mtus,
+)
+from vxcap.core.plan import Expectation, pair_nodes, plan, resolve_pairs
 from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
 from vxcap.adapters.evidence import write_evidence
+from vxcap.mtu_probes import run_mtu_probes
 from vxcap.report.html import render_html
 from vxcap.report.json_report import report_dict
 from vxcap.report.junit import write_junit
 from vxcap.targets import Target
 
-STAGES = ("discover", "plan", "provision", "capture", "probe", "stop", "decode", "judge", "report", "cross-check", "evidence")
+STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "decode", "judge", "report",
+          "cross-check", "evidence")
 
 Progress = Callable[[str, str], None]
 
@@ -165,6 +177,12 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
 
             timer.stage("probe", f"{2 * len(pairs)} direction(s)")
             probes = _probe(target, pairs, pods, options.ping_count, errors)
+
+            timer.stage("mtu-probe", f"DF ping ladder and a TCP exchange, {2 * len(pairs)} direction(s)")
+            directions = [d for pair in pairs for d in pair.directions()]
+            mtu_probes = run_mtu_probes(target, directions, pods, topology.overlay.mtu)
+            if mtu_probes is not None:
+                write_private(run_dir / PROBES_FILE, json.dumps(mtu_probes, indent=2) + "\n")
         except KeyboardInterrupt:
             interrupted = True
             errors.append(f"interrupted during {timer.current}: the verdicts cover what was captured until then")
@@ -172,12 +190,12 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
             errors.append(f"{timer.current} failed: {err}")
 
         timer.stage("stop", f"{len(running)} capture(s)")
-        for node, iface, file_name, handle in running:
-            try:
-                result = handle.stop()
-            except Exception as err:  # noqa: BLE001 - a dead capture: keep what it wrote
-                errors.append(f"capture on {node}/{iface} failed: {err}")
-                result = None
+        # Each stop waits for tcpdump to flush and exit: stopped together, the waits overlap.
+        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            stopped = list(pool.map(_stop_capture, [handle for *_, handle in running]))
+        for (node, iface, file_name, _handle), (result, failure) in zip(running, stopped):
+            if failure is not None:  # a dead capture: keep what it wrote
+                errors.append(f"capture on {node}/{iface} failed: {failure}")
             path = run_dir / file_name
             if not path.exists():
                 errors.append(f"capture on {node}/{iface} left no file")
@@ -200,6 +218,13 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
     return outcome
+
+
+def _stop_capture(handle: Any) -> tuple[Any, Exception | None]:
+    try:
+        return handle.stop(), None
+    except Exception as err:  # noqa: BLE001 - reported by the caller with the node's name
+        return None, err
 
 
 def _stop_quietly(handle: Any) -> None:
@@ -268,11 +293,18 @@ def load_manifest(run_dir: Path) -> Manifest:
     return manifest
 
 
-def analyze(run_dir: Path, progress: Progress = _quiet, cross_check: bool = False) -> Outcome:
+# Evidence pcapng copies every frame of every capture: automatic for run-sized
+# captures, on request (--evidence) for the million-frame ones analyze also reads.
+EVIDENCE_AUTO_BYTES = 64 * 2**20
+
+
+def analyze(
+    run_dir: Path, progress: Progress = _quiet, cross_check: bool = False, evidence: bool | None = None
+) -> Outcome:
     """Decode, judge and report a run directory: what `vxcap analyze` does."""
     manifest = load_manifest(run_dir)
     timer = StageTimer(progress)
-    return _analyze(run_dir, manifest, timer, [], None, cross_check)
+    return _analyze(run_dir, manifest, timer, [], None, cross_check, evidence)
 
 
 def _analyze(
@@ -282,14 +314,16 @@ def _analyze(
     errors: list[str],
     probes: list[dict[str, Any]] | None,
     cross_check: bool = False,
+    evidence: bool | None = None,
 ) -> Outcome:
     timer.stage("decode", f"{len(manifest.captures)} capture(s)")
     seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
+    link_headers: dict[CapturePoint, int] = {}
     warnings: list[str] = []
     for cap in manifest.captures:
         point = CapturePoint(cap.node, cap.iface)
         try:
-            seen[point] = decode_capture(run_dir / cap.file, warnings)
+            seen[point], link_headers[point] = _decode_point(run_dir / cap.file, warnings)
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
             errors.append(message if message.startswith(cap.file) else f"{cap.file}: {message}")
@@ -297,19 +331,33 @@ def _analyze(
     timer.stage("judge")
     expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
     verdicts = [judge(e, {point: flows.get(e.key) for point, flows in seen.items()}) for e in expectations]
+    mtu = _judge_mtu(run_dir, manifest, expectations, seen, link_headers, warnings)
+    # MTU failures fail the direction like any other reason: report, JUnit and exit status follow.
+    verdicts = [replace(v, reasons=v.reasons + tuple(fail_reasons(section))) for v, section in zip(verdicts, mtu)]
 
     timer.stage("report")
     extra: dict[str, Any] = {"warnings": warnings}
     if probes is not None:
         extra["probes"] = probes
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)
+    for flow, section in zip(report["flows"], mtu):
+        flow["mtu"] = section
     if cross_check:
         timer.stage("cross-check", "tshark's dissectors on the same captures")
         _cross_check(run_dir, manifest, report)
 
     timer.stage("evidence", "per-flow pcapng for Wireshark, report.html")
-    evidence = write_evidence(run_dir, manifest, report)
-    report["evidence"] = evidence
+    captured = sum((run_dir / c.file).stat().st_size for c in manifest.captures if (run_dir / c.file).is_file())
+    if evidence is None:
+        evidence = captured <= EVIDENCE_AUTO_BYTES
+    if evidence:
+        report["evidence"] = write_evidence(run_dir, manifest, report)
+    else:
+        report["evidence"] = {
+            "skipped": f"captures hold {captured / 2**20:.0f} MiB: per-flow evidence not written "
+            f"(`vxcap analyze --evidence {run_dir}` writes it)"
+        }
+        warnings.append(report["evidence"]["skipped"])
     _add_wireshark_commands(run_dir, manifest, report)
     report["timings"] = {k: round(v, 4) for k, v in timer.done().items()}
     write_private(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
@@ -317,6 +365,55 @@ def _analyze(
     os.chmod(run_dir / "junit.xml", 0o600)
     write_private(run_dir / "report.html", render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
+
+
+def _read_evidence(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _judge_mtu(
+    run_dir: Path,
+    manifest: Manifest,
+    expectations: list[Expectation],
+    seen: dict[CapturePoint, dict[FlowKey, FlowTally]],
+    link_headers: dict[CapturePoint, int],
+    warnings: list[str],
+) -> list[dict[str, Any]]:
+    """Each direction's `mtu` section, from the evidence beside the pcaps, mtu-probes.json and the captures."""
+    ifaces = {cap.node: cap.iface for cap in manifest.captures}
+    pods = manifest.pods_by_node()
+    records: dict = {}
+    probes_text = _read_evidence(run_dir / PROBES_FILE)
+    if probes_text is not None:
+        try:
+            records = probe_records(json.loads(probes_text))
+        except json.JSONDecodeError:
+            warnings.append(f"{PROBES_FILE} is not JSON: the MTU probes are not judged")
+    nodes = {}
+    for node in {n for e in expectations for n in (e.src_node, e.dst_node)}:
+        iface = ifaces.get(node, "eth1")
+        nodes[node] = read_node_mtus(
+            node,
+            _read_evidence(run_dir / f"{node}-{iface}.{NODE_LINK_EVIDENCE}"),
+            _read_evidence(run_dir / f"{node}-{iface}.{POD_LINK_EVIDENCE}"),
+            pod=pods[node].name if node in pods else None,
+            underlay_ifname=iface,
+        )
+    captures = [PointTally(point.node, flows, link_headers.get(point, 14)) for point, flows in seen.items()]
+    return [
+        direction_mtu(
+            e,
+            nodes[e.src_node],
+            nodes[e.dst_node],
+            records.get((e.src_node, e.dst_node)),
+            captures,
+            mode=manifest.topology.overlay.mode,
+        )
+        for e in expectations
+    ]
 
 
 def _add_wireshark_commands(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
@@ -348,15 +445,23 @@ def _cross_check(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> N
 def decode_capture(path: Path, warnings: list[str]) -> dict[FlowKey, FlowTally]:
     """One capture, through the fast streaming decoder; scapy, the reference
     dissector, re-reads each flow's first frames and must file them the same way."""
+    return _decode_point(path, warnings)[0]
+
+
+def _decode_point(path: Path, warnings: list[str]) -> tuple[dict[FlowKey, FlowTally], int]:
+    """`decode_capture`, and the bytes before the IP header in its frames (for frame sizes vs MTU)."""
     from vxcap.adapters.pcapfile import pick_frames, read_flows
     from vxcap.core.decode import decode_frame
+    from vxcap.core.mtu.wire_sizes import LINK_HEADER
 
     result = read_flows(path)
     if result.truncated:
         warnings.append(f"{path.name}: the last record is cut short (capture killed?); every frame before it counts")
     if result.problem:
         warnings.append(f"{path.name}: {result.problem}")
-    wanted = {index: key for key, indices in result.evidence.items() for index in indices}
+    # scapy re-reads the first frame of every flow: a live check of the fast path that
+    # stays cheap with hundreds of flows (full agreement is the decoder tests' job).
+    wanted = {indices[0]: key for key, indices in result.evidence.items() if indices}
     for index, frame in pick_frames(path, wanted).items():
         facts = decode_frame(frame.data, frame.linktype, frame.wire_len)
         flow = result.flows[wanted[index]]
@@ -365,7 +470,8 @@ def decode_capture(path: Path, warnings: list[str]) -> dict[FlowKey, FlowTally]:
                 f"{path.name}: frame {index + 1}: scapy reads {facts and (str(facts.src), str(facts.dst), facts.encap.value)}, "
                 f"the fast decoder filed it under {tuple(map(str, wanted[index]))}"
             )
-    return result.flows
+    linktypes = [LINK_HEADER.get(linktype, 14) for linktype in result.linktypes]
+    return result.flows, linktypes[0] if len(linktypes) == 1 else 14
 
 
 class DecoderDisagreement(ValueError):

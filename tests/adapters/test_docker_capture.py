@@ -4,6 +4,7 @@ what comes back in the pcap, and that nothing is left behind, also on errors."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ from vxcap.adapters.docker_capture import (  # noqa: E402
 from vxcap.core.errors import InputError  # noqa: E402
 from vxcap.adapters.lab import NetnsLab  # noqa: E402
 from vxcap.adapters.netns import list_netns  # noqa: E402
-from vxcap.core.capture import bpf_filter  # noqa: E402
+from vxcap.core.capture import DEFAULT_MAX_BYTES, bpf_filter  # noqa: E402
 from vxcap.core.decode import decode_frame  # noqa: E402
 from vxcap.core.frames import Encap  # noqa: E402
 
@@ -104,10 +105,32 @@ def test_capture_command_runs_tcpdump_as_pid_1_into_the_helper_layer():
 
 def test_capture_command_with_a_duration_ends_tcpdump_with_sigint():
     argv = capture_command("eth1", "", 256, 50, 2.5)
-    assert argv[:3] == ["timeout", "--signal=INT", "2.5s"]
-    assert argv[3] == "tcpdump"
+    assert argv[:4] == ["timeout", "-s", "INT", "2.5"]
+    assert argv[4] == "tcpdump"
     with pytest.raises(InputError):
         capture_command("eth1", "", 256, 50, 0)
+
+
+def test_capture_command_is_bounded_in_packets_and_bytes():
+    argv = capture_command("eth1", "", 65535, 10**6, None)
+    count = int(argv[argv.index("-c") + 1])
+    assert 0 < count < 10**6  # lowered to the size cap: 65535-byte records cannot all fit
+    assert 24 + count * (16 + 65535) <= DEFAULT_MAX_BYTES
+
+
+@pytest.mark.parametrize("name", ["../k01-worker", "k01 worker", "-k01-worker"])
+def test_a_node_container_name_docker_would_refuse_is_refused_before_the_engine_is_asked(name):
+    backend = DockerCaptures(base_url="unix:///nonexistent/docker.sock")  # never contacted
+    for call in (lambda: backend.start_capture(name, "eth1"), lambda: backend.evidence(name),
+                 lambda: backend.node_container_running(name)):
+        with pytest.raises(InputError, match=rf"^node container name {re.escape(repr(name))} is not valid"):
+            call()
+
+
+def test_an_interface_name_the_kernel_would_refuse_makes_no_container(docker_engine, captures, node):
+    with pytest.raises(InputError, match="^capture interface 'eth1 -w /x' is not valid"):
+        captures.start_capture(node.name, "eth1 -w /x")
+    assert_nothing_left(docker_engine, captures.run_id)
 
 
 def test_label_filters():
@@ -125,6 +148,7 @@ def test_capture_container_as_the_engine_sees_it(docker_engine, captures, node, 
         assert info["State"]["Running"] is True
         assert host["NetworkMode"] == f"container:{node.id}"
         assert sorted(host["CapAdd"]) == ["NET_ADMIN", "NET_RAW"]
+        assert host["CapDrop"] == ["ALL"] and info["Config"]["User"] == "65534:65534"
         assert host["Privileged"] is False
         assert not host.get("Binds")
         assert info["Mounts"] == []
@@ -349,3 +373,15 @@ def test_vxlan_between_kind_like_containers_comes_back_through_docker(docker_eng
         assert {(f.outer_src, f.outer_dst) for f in requests_} == {(UNDERLAY[W], UNDERLAY[W3])}
         assert {(f.outer_src, f.outer_dst) for f in replies} == {(UNDERLAY[W3], UNDERLAY[W])}
     assert_nothing_left(docker_engine, captures.run_id, [cap_w.container_id, cap_w3.container_id])
+
+
+def test_tcpdump_runs_with_net_raw_and_net_admin_and_nothing_more(docker_engine, capture_image):
+    argv = capture_command("lo", "", 256, 1, 3.0)
+    try:
+        output = docker_engine.containers.run(capture_image, argv, network_mode="none", cap_drop=["ALL"],
+                                              cap_add=["NET_RAW", "NET_ADMIN"], user="65534:65534", remove=True,
+                                              stdout=False, stderr=True)
+    except docker.errors.ContainerError as err:  # `timeout` ends the capture with 124 when no packet came
+        assert err.exit_status == 124, err.stderr
+        output = err.stderr
+    assert b"listening on lo" in output, output

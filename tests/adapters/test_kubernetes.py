@@ -21,6 +21,7 @@ from scapy.utils import PcapWriter, rdpcap
 from tests.fakes import calico_objects as co
 from tests.fakes.kube_api import V4_PROTOCOL, V5_PROTOCOL, CommandRuntime, Fate, ProcessRuntime, fake_kube, start_fake_kube  # noqa: F401 (fixtures)
 from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster, KubeError
+from vxcap.core.errors import InputError
 from vxcap.core.model import Mode, Pod
 
 PING_OUTPUT = """PING {dst} ({dst}) 56(84) bytes of data.
@@ -579,3 +580,52 @@ def test_a_real_process_captures_and_stops_on_sigint(start_fake_kube, tmp_path):
     result = kube.start_capture("k01-worker3", "eth1", out_path=tmp_path / "out.pcap", run_id="r1").stop(timeout=10)
     assert result.path.read_bytes() == pcap
     assert (result.captured, result.received, result.dropped, result.exit_code, result.killed) == (65, 70, 2, 0, False)
+
+
+# ---------------------------------------------------------------- names are checked before they are used
+
+
+def test_a_node_name_the_api_should_never_serve_is_refused_before_any_pod_is_made(start_fake_kube):
+    evil = co.LabNode("../../etc", "10.10.10.11/24", "172.18.0.5", "192.168.81.64/26", "66:fb:ad:98:aa:13")
+    nodes = (co.K01[0], evil, co.K01[3])
+    fake = start_fake_kube(nodes=co.lab_nodes(nodes), calico={co.V1: co.lab_calico(co.V1, nodes)})
+    with pytest.raises(InputError) as err:
+        cluster(fake).discover()
+    assert one_line(err).startswith("context kind-k01: node name '../../etc' is not valid: a node name is a DNS-1123 subdomain")
+    assert [r for r in fake.kube.requests if r.method != "GET"] == []
+
+
+@pytest.mark.parametrize("namespace", ["Kube System", "../vxcap", "vxcap.", "x" * 64])
+def test_a_namespace_that_is_not_a_dns_label_is_refused_before_the_cluster_is_contacted(fake_kube, namespace):
+    with pytest.raises(InputError, match=r"^namespace .* is not valid: a DNS-1123 label"):
+        KubeCluster(kubeconfig=str(fake_kube.kubeconfig), namespace=namespace)
+    kube = cluster(fake_kube)
+    with pytest.raises(InputError, match="DNS-1123 label"):
+        kube.create_test_pods("r1", NODES[:1], namespace=namespace)
+    assert fake_kube.kube.requests == []
+
+
+def test_a_bad_node_name_never_reaches_a_pod_spec(fake_kube):
+    kube = cluster(fake_kube)
+    for role in ("test", "capture"):
+        with pytest.raises(InputError, match=r"^node name 'k01-worker --privileged' is not valid"):
+            if role == "test":
+                kube.create_test_pods("r1", ["k01-worker --privileged"])
+            else:
+                kube.create_capture_pods("r1", ["k01-worker --privileged"])
+    assert fake_kube.kube.requested("POST", r".*") == []
+
+
+def test_a_bad_interface_name_never_reaches_tcpdump(start_fake_kube, tmp_path):
+    tcpdump = FakeTcpdump(vxcap_frames(), exits_by_itself=True)
+    fake = start_fake_kube(runtime=CommandRuntime({"tcpdump": tcpdump.tcpdump, "pkill": tcpdump.pkill}))
+    with pytest.raises(InputError, match=r"^capture interface 'eth1 -w /tmp/x' is not valid"):
+        cluster(fake).start_capture("k01-worker", "eth1 -w /tmp/x", out_path=tmp_path / "x.pcap", run_id="r1")
+    assert tcpdump.argv == []
+    assert fake.kube.requested("GET", r".*/exec") == []
+
+
+def test_exec_refuses_a_pod_name_that_is_not_a_dns_label(fake_kube):
+    with pytest.raises(InputError, match="pod name '../kube-apiserver' is not valid"):
+        cluster(fake_kube).exec("../kube-apiserver", ["true"])
+    assert fake_kube.kube.requests == []

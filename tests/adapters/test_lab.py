@@ -10,9 +10,13 @@ import json
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 
 import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.vxlan import VXLAN
+from scapy.utils import rdpcap
 
 from tests.lab_support import (
     SESSION_PREFIX,
@@ -298,6 +302,90 @@ def test_fault_pod_mtu_refuses_df_locally_and_fragments_the_rest(tmp_path):
         # worker3's whole 1228-byte reply crosses the wire, then is too big for the pod's eth0.
         assert [f.inner_len for f in back] == [1228]
         assert result.received == 0
+
+
+# --- probes without `ip netns exec` ---------------------------------------------
+
+
+def thread_ns() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def syn_mss(pcap, src, dst):
+    """MSS options of the SYNs (and SYN-ACKs) src -> dst in a pcap, read by scapy: {(flags, mss)}."""
+    seen = set()
+    for pkt in rdpcap(str(pcap)):
+        ip = pkt[VXLAN].payload.getlayer(IP) if pkt.haslayer(VXLAN) else pkt.getlayer(IP)
+        if ip is not None and (ip.src, ip.dst) == (str(POD[src]), str(POD[dst])) and ip.haslayer(TCP) and ip[TCP].flags.S:
+            seen |= {(str(ip[TCP].flags), v) for name, v in ip[TCP].options if name == "MSS"}
+    return seen
+
+
+@lab_test
+def test_pings_from_many_threads_each_leave_from_their_own_pod(tmp_path):
+    with running_lab() as lab:
+        home = thread_ns()
+        bpf = bpf_filter(POOL, list(UNDERLAY.values()))
+        pairs = [(src, dst) for src in (CP, W, W2, W3) for dst in (CP, W, W2, W3) if src != dst]
+        homes_after = []
+
+        def one(pair):
+            result = lab.ping(pair[0], POD[pair[1]], count=1, timeout=1.0)
+            homes_after.append(thread_ns())
+            return result
+
+        with lab.start_capture(W, tmp_path / "w.pcap", bpf, snaplen=256, max_packets=1000) as cap:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                results = list(pool.map(one, pairs))
+            cap.stop()
+        assert all(r.all_replied for r in results), results
+        assert thread_ns() == home and len(set(homes_after)) == 1 and home in homes_after
+        frames = read_frames(tmp_path / "w.pcap")
+        # Only worker's own pod's echoes leave worker's eth1 from worker's pod address, each encapsulated as its path wants.
+        assert {(f.src, f.dst, f.encap) for f in frames if f.src == POD[W]} == {
+            (POD[W], POD[CP], Encap.PLAIN), (POD[W], POD[W2], Encap.PLAIN), (POD[W], POD[W3], Encap.VXLAN)}
+        assert all(f.outer_src == UNDERLAY[W] for f in frames if f.src == POD[W] and f.encap is Encap.VXLAN)
+
+
+@lab_test
+def test_a_ping_from_a_missing_pod_is_the_namespace_error():
+    with running_lab() as lab:
+        run(["ip", "netns", "delete", lab.pod_netns(W)])
+        home = thread_ns()
+        with pytest.raises(NetnsError, match=rf'^ping from {W}: Cannot open network namespace "{lab.pod_netns(W)}"'):
+            lab.ping(W, POD[W3], count=1)
+        assert thread_ns() == home
+
+
+@lab_test
+def test_tcp_exchange_syns_carry_each_pods_own_mss(tmp_path):
+    with running_lab() as lab:
+        bpf = bpf_filter(POOL, list(UNDERLAY.values()))
+        home = thread_ns()
+        for pod_mtu in (None, 1000):
+            if pod_mtu is not None:
+                lab.apply_fault(PodMtu(W, pod_mtu))
+            path = tmp_path / f"tcp-{pod_mtu}.pcap"
+            with lab.start_capture(W, path, bpf, snaplen=256, max_packets=1000) as cap:
+                ok, detail = lab.tcp_exchange(W, W3)
+                time.sleep(0.2)  # the FINs
+                cap.stop()
+            assert ok, detail
+            assert detail.startswith(f"{POD[W3]}:") and "connected" in detail and f"accepted {POD[W]}" in detail
+            # The SYN's MSS is the connector's pod route (eth0 MTU - 40); the SYN-ACK's is worker3's pod's.
+            assert syn_mss(path, W, W3) == {("S", (pod_mtu or 1450) - 40)}
+            assert syn_mss(path, W3, W) == {("SA", 1410)}
+        assert thread_ns() == home
+
+
+@lab_test
+def test_tcp_exchange_on_a_broken_path_says_no_connection_within_its_timeout():
+    with running_lab() as lab:
+        lab.apply_fault(CrossSubnetPlain(W, W3))
+        started = time.monotonic()
+        ok, detail = lab.tcp_exchange(W, W3, timeout=1.0)
+        assert not ok and detail.startswith(f"{POD[W3]}:") and "no connection" in detail
+        assert time.monotonic() - started < 3.0
 
 
 # --- evidence and captures -----------------------------------------------------

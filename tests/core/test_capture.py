@@ -7,12 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from vxcap.core.capture import DEFAULT_SNAPLEN, bpf_filter, is_listening, parse_tcpdump_stats, tcpdump_argv
+from scapy.layers.inet import IP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+from scapy.utils import wrpcap
+
+from vxcap.core.capture import (
+    DEFAULT_DURATION_S,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PACKETS,
+    DEFAULT_SNAPLEN,
+    bpf_filter,
+    is_listening,
+    max_file_bytes,
+    packet_budget,
+    parse_tcpdump_stats,
+    tcpdump_argv,
+)
 from vxcap.core.errors import InputError
 
 
 def test_argv_captures_the_interface_to_a_file_packet_buffered():
-    argv = tcpdump_argv("eth1", Path("/tmp/run/w.pcap"), "net 192.168.0.0/16", snaplen=256, max_packets=500)
+    argv = tcpdump_argv("eth1", Path("/tmp/run/w.pcap"), "net 192.168.0.0/16", snaplen=256, max_packets=500,
+                        duration=None)
     assert argv[0] == "tcpdump"
     pairs = dict(zip(argv[1:-1], argv[2:], strict=False))
     assert pairs["-i"] == "eth1" and pairs["-w"] == "/tmp/run/w.pcap"
@@ -70,3 +87,68 @@ def test_a_killed_tcpdump_reports_no_counts():
 def test_listening_line_is_recognised():
     assert is_listening(STOPPED.splitlines()[0])
     assert not is_listening("tcpdump: eth9: No such device exists")
+
+
+# --- every capture is bounded: time, packets, bytes ----------------------------------
+
+
+def option(argv: list[str], flag: str) -> str:
+    """tcpdump's own option (timeout has a -s too)."""
+    own = argv[argv.index("tcpdump"):]
+    return own[own.index(flag) + 1]
+
+
+def test_by_default_a_capture_ends_by_itself_after_its_duration_with_sigint():
+    argv = tcpdump_argv("eth1", "/tmp/x.pcap", "icmp")
+    assert argv[:4] == ["timeout", "-s", "INT", f"{DEFAULT_DURATION_S:g}"]
+    assert argv[4] == "tcpdump"
+    assert tcpdump_argv("eth1", "/tmp/x.pcap", "icmp", duration=2.5)[:5] == ["timeout", "-s", "INT", "2.5", "tcpdump"]
+
+
+@pytest.mark.parametrize("duration", [0, -1.0])
+def test_a_duration_that_is_not_positive_is_refused(duration):
+    with pytest.raises(InputError, match="duration must be positive"):
+        tcpdump_argv("eth1", "/tmp/x.pcap", "", duration=duration)
+
+
+def test_every_default_capture_has_a_packet_count_and_fits_the_size_cap():
+    argv = tcpdump_argv("eth1", "/tmp/x.pcap", "")
+    count, snaplen = int(option(argv, "-c")), int(option(argv, "-s"))
+    assert count == DEFAULT_MAX_PACKETS
+    assert max_file_bytes(snaplen, count) <= DEFAULT_MAX_BYTES
+
+
+def test_a_size_cap_lowers_the_packet_count_instead_of_overwriting_the_file():
+    argv = tcpdump_argv("eth1", "/tmp/x.pcap", "", snaplen=1000, max_packets=10**6, max_bytes=10_000)
+    assert option(argv, "-c") == str((10_000 - 24) // (16 + 1000))
+    # no -C/-W: rotation would overwrite the beginning of the capture, where the evidence is
+    assert "-C" not in argv and "-W" not in argv
+
+
+def test_the_size_bound_holds_for_a_file_of_full_snaplen_records(tmp_path):
+    snaplen, cap = 300, 20_000
+    count = packet_budget(snaplen, 10**6, cap)
+    frame = Ether() / IP() / Raw(b"x" * 2000)
+    cut = Ether(bytes(frame)[:snaplen])  # what tcpdump -s 300 keeps of a big frame
+    path = tmp_path / "full.pcap"
+    wrpcap(str(path), [cut] * count)
+    assert path.stat().st_size <= cap
+    wrpcap(str(path), [cut] * (count + 1))  # one more record would break the cap
+    assert path.stat().st_size > cap
+
+
+def test_a_size_cap_smaller_than_one_packet_is_refused():
+    with pytest.raises(InputError, match="holds no packet"):
+        packet_budget(256, 10, 100)
+
+
+@pytest.mark.parametrize("iface", ["", "eth 1", "../eth1", "a" * 16, "eth1:0", "eth1\n", ".", ".."])
+def test_an_interface_name_the_kernel_would_refuse_never_reaches_tcpdump(iface):
+    with pytest.raises(InputError):
+        tcpdump_argv(iface, "/tmp/x.pcap", "")
+
+
+@pytest.mark.parametrize("iface", ["eth1", "a" * 15, "vxlan.calico", "br-0a1b", "any"])
+def test_interface_names_the_kernel_takes_are_passed_as_one_argument(iface):
+    argv = tcpdump_argv(iface, "/tmp/x.pcap", "")
+    assert option(argv, "-i") == iface

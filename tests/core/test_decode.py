@@ -100,3 +100,50 @@ def test_outer_fragments_are_flagged():
 ])
 def test_frames_of_no_interest_or_garbage_are_none(frame):
     assert decode_frame(bytes(frame)) is None
+
+
+# -- what the MTU verdicts read: MSS, ICMP fragmentation-needed, sizes ---------------------
+
+
+def syn(flags="S", options=(("MSS", 1410), ("SAckOK", b""), ("WScale", 7)), src=POD_A, dst=POD_B):
+    return IP(src=src, dst=dst, flags="DF") / TCP(sport=40000, dport=5201, flags=flags, options=list(options))
+
+
+def in_vxlan(inner):
+    return (Ether() / IP(src=NODE_A, dst=NODE_B) / UDP(sport=40000, dport=4789) / VXLAN(vni=4096)
+            / Ether(dst=VTEP_B) / inner)
+
+
+@pytest.mark.parametrize("wrap", [lambda ip: Ether() / ip, in_vxlan], ids=["plain", "vxlan"])
+@pytest.mark.parametrize(("flags", "mss"), [("S", 1410), ("SA", 1460), ("S", 8910), ("A", None), ("PA", None)])
+def test_mss_of_syn_and_syn_ack_round_trips(wrap, flags, mss):
+    facts = decode_frame(bytes(wrap(syn(flags, options=[("NOP", None), ("MSS", mss or 1410), ("WScale", 7)]))))
+    assert facts.tcp_mss == mss and facts.ip_proto == 6 and facts.frag_needed_mtu is None
+
+
+def test_mss_needs_the_option_whole():
+    assert decode_frame(bytes(Ether() / syn(options=[("WScale", 7)]))).tcp_mss is None
+    full = bytes(Ether() / syn(options=[("MSS", 1410)]))
+    assert decode_frame(full[:-1], wire_len=len(full)).tcp_mss is None  # cut by the snaplen
+    assert decode_frame(full[:-1], wire_len=len(full)).wire_len == len(full)
+
+
+@pytest.mark.parametrize("wrap", [lambda ip: Ether() / ip, in_vxlan], ids=["plain", "vxlan"])
+def test_icmp_fragmentation_needed_carries_the_next_hop_mtu(wrap):
+    quoted = IP(src=POD_A, dst=POD_B, flags="DF", len=1500) / ICMP()
+    message = IP(src="10.10.10.12", dst=POD_A) / ICMP(type=3, code=4, nexthopmtu=1450) / quoted
+    facts = decode_frame(bytes(wrap(message)))
+    assert facts.frag_needed_mtu == 1450 and facts.ip_proto == 1 and facts.tcp_mss is None
+    assert facts.frag_needed_dst == IPv4Address(POD_B)  # the destination of the packet that was too big
+    unreachable = IP(src="10.10.10.12", dst=POD_A) / ICMP(type=3, code=1) / quoted
+    assert decode_frame(bytes(wrap(unreachable))).frag_needed_mtu is None
+
+
+@pytest.mark.parametrize("vxlan", [False, True])
+def test_a_gso_sized_tcp_frame_keeps_its_sizes(vxlan):
+    # What tcpdump shows before TSO/GSO cuts a super-packet: one 9000-byte TCP packet on a 1500 link.
+    segment = IP(src=POD_A, dst=POD_B, flags="DF") / TCP(flags="PA") / (b"t" * (9000 - 40))
+    raw = bytes(in_vxlan(segment) if vxlan else Ether() / segment)
+    facts = decode_frame(raw[:256], wire_len=len(raw))
+    assert facts.inner_len == 9000 and facts.ip_proto == 6 and not facts.outer_fragment
+    assert facts.wire_len == len(raw) == 9000 + 14 + (50 if vxlan else 0)

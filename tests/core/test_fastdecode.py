@@ -457,9 +457,142 @@ def test_evidence_is_the_first_frames_of_each_flow_in_capture_order():
             assert decode_frame(data, 1, wire_len).key == flow
 
 
+# -- what the MTU verdicts read: sizes, MSS, fragmentation-needed -----------------------
+
+
+def test_gso_sized_frames_plain_and_in_vxlan_keep_their_sizes_in_both_decoders():
+    # tcpdump shows TSO/GSO super-packets before the NIC cuts them: 9000 and 64000-byte TCP on a 1500 link,
+    # captured with a 256-byte snaplen as vxcap captures.
+    frames = []
+    for size in (9000, 64000):
+        segment = IP(src=POD["cp"], dst=POD["w3"], flags="DF") / TCP(flags="PA") / Raw(b"t" * (size - 40))
+        for packet in (Ether() / segment, vxlan(segment)):
+            data = bytes(packet)
+            frames.append((data[:256], len(data)))
+    frames.append(as_frames([vxlan(ping(POD["cp"], POD["w3"], size=1422))])[0])
+    result = both_formats(frames)
+    assert result.flows == reference(frames)
+    flow = result.flows[key(POD["cp"], POD["w3"])]
+    assert flow.sizes == {
+        (6, 9000, 9000 + 14, False): 1,
+        (6, 9000, 9000 + 14 + 50, False): 1,
+        (6, 64000, 64000 + 14, False): 1,
+        (6, 64000, 64000 + 14 + 50, False): 1,
+        (1, 1422 + 28, 1422 + 28 + 14 + 50, False): 1,
+    }
+    assert flow.max_wire_len == 64000 + 64 and not flow.tcp_mss and not flow.frag_needed
+
+
+def test_mss_of_syns_and_syn_acks_plain_and_in_vxlan_in_both_decoders():
+    def segment(src, dst, flags, mss):
+        return IP(src=POD[src], dst=POD[dst]) / TCP(flags=flags, options=[("MSS", mss), ("NOP", None), ("WScale", 7)])
+
+    packets = [
+        vxlan(segment("cp", "w3", "S", 1410)),
+        vxlan(segment("w3", "cp", "SA", 1410), outer=("w3", "cp")),
+        vxlan(segment("cp", "w3", "A", 1410)),  # an option on a non-SYN is not an MSS
+        Ether() / segment("cp", "w1", "S", 1460),
+        Ether() / segment("cp", "w1", "S", 1460),
+        Ether() / segment("w1", "cp", "SA", 1410),
+    ]
+    frames = as_frames(packets)
+    result = both_formats(frames)
+    assert result.flows == reference(frames)
+    assert result.flows[key(POD["cp"], POD["w3"])].tcp_mss == {1410: 1}
+    assert result.flows[key(POD["w3"], POD["cp"])].tcp_mss == {1410: 1}
+    assert result.flows[key(POD["cp"], POD["w1"])].tcp_mss == {1460: 2}
+    assert result.flows[key(POD["w1"], POD["cp"])].tcp_mss == {1410: 1}
+
+
+def test_mss_cut_by_the_snaplen_is_not_read_by_either_decoder():
+    data = bytes(vxlan(IP(src=POD["cp"], dst=POD["w3"]) / TCP(flags="S", options=[("NOP", None), ("MSS", 1410)])))
+    frames = [(data[:cut], len(data)) for cut in range(len(data) - 6, len(data) + 1)]
+    result = both_formats(frames)
+    assert result.flows == reference(frames)
+    # NOP + MSS is 5 bytes, padded to 8: cuts into the padding (3 bytes) keep the MSS, deeper ones do not
+    assert result.flows[key(POD["cp"], POD["w3"])].tcp_mss == {1410: 4}
+    assert result.flows[key(POD["cp"], POD["w3"])].packets == 7
+
+
+def test_icmp_fragmentation_needed_in_both_decoders():
+    quoted = IP(src=POD["w1"], dst=POD["w2"], flags="DF", len=1500) / ICMP()
+    packets = [
+        Ether() / IP(src=NODE["w2"], dst=POD["w1"]) / ICMP(type=3, code=4, nexthopmtu=1450) / quoted,
+        vxlan(IP(src=POD["w3"], dst=POD["cp"]) / ICMP(type=3, code=4, nexthopmtu=1400) / quoted, outer=("w3", "cp")),
+        Ether() / IP(src=NODE["w2"], dst=POD["w1"]) / ICMP(type=3, code=3) / quoted,  # port unreachable
+    ]
+    frames = as_frames(packets)
+    result = both_formats(frames)
+    assert result.flows == reference(frames)
+    assert result.flows[key(NODE["w2"], POD["w1"])].frag_needed == {(1450, IPv4Address(POD["w2"])): 1}
+    assert result.flows[key(POD["w3"], POD["cp"])].frag_needed == {(1400, IPv4Address(POD["w2"])): 1}
+    # a message cut inside the quoted header still has its MTU, but names no destination
+    data = bytes(packets[0])
+    cut = both_formats([(data[: 14 + 20 + 8 + 19], len(data))])
+    assert cut.flows[key(NODE["w2"], POD["w1"])].frag_needed == {(1450, None): 1}
+
+
+def test_echo_requests_and_replies_are_told_apart_by_size_in_both_decoders():
+    # A ladder probe and the peer's answer to the reverse ladder are the same size in the same flow.
+    request = IP(src=POD["cp"], dst=POD["w3"], flags="DF") / ICMP(type=8) / Raw(b"p" * 1422)
+    reply = IP(src=POD["cp"], dst=POD["w3"], flags="DF") / ICMP(type=0) / Raw(b"p" * 1372)
+    cut = bytes(vxlan(request))
+    frames = as_frames([vxlan(request), vxlan(reply), Ether() / request, Ether() / ICMP(type=8)]) + [(cut[:80], len(cut))]
+    result = both_formats(frames)
+    assert result.flows == reference(frames)
+    assert result.flows[key(POD["cp"], POD["w3"])].echoes == {(8, 1422 + 28): 2, (0, 1372 + 28): 1}
+
+
 # -- agreement with the reference decoder, on generated mixes --------------------------
 
 ADDRESSES = st.sampled_from(list(NODE.values()) + list(POD.values())) | st.ip_addresses(v=4).map(str)
+
+
+TCP_OPTIONS = st.lists(
+    st.sampled_from([("MSS", 1410), ("MSS", 1460), ("MSS", 8910), ("NOP", None), ("WScale", 7), ("SAckOK", b""),
+                     ("Timestamp", (1, 0)), ("EOL", None)]),
+    max_size=5,
+)
+# Option bytes as a broken stack might send them: bad lengths, an MSS of the wrong size, cut options.
+RAW_OPTIONS = st.sampled_from([b"\x02\x04\x05\x82", b"\x02\x06\x05\x82\0\0", b"\x02\x03\x05\x82", b"\x02\x00\x02\x04\x05\x8c",
+                               b"\x01\x02", b"\x02", b"\x08\x01\x02\x04\x05\x82", b"\x02\x04\x05"]) | st.binary(max_size=12)
+
+
+def tcp_segments(ip):
+    """TCP over `ip`: SYNs, SYN-ACKs and others, with options well or badly formed, and odd data offsets."""
+
+    @st.composite
+    def build(draw):
+        flags = draw(st.sampled_from(["S", "SA", "A", "PA", "FA", "R"]) | st.integers(0, 511))
+        tcp = TCP(sport=draw(st.integers(1, 65535)), dport=5201, flags=flags)
+        if draw(st.booleans()):
+            tcp.options = draw(TCP_OPTIONS)
+            segment = ip / tcp
+        else:
+            raw = draw(RAW_OPTIONS)
+            raw += b"\0" * (-len(raw) % 4)
+            tcp.dataofs = draw(st.sampled_from([5 + len(raw) // 4]) | st.integers(0, 15))
+            segment = ip / tcp / Raw(raw)
+        if draw(st.integers(0, 3)) == 0:
+            segment = segment / Raw(b"d" * draw(st.integers(0, 60)))
+        return segment
+
+    return build()
+
+
+def icmp_messages(ip):
+    """ICMP errors (fragmentation-needed among them) and echoes over `ip`."""
+
+    @st.composite
+    def build(draw):
+        kind, code = draw(st.sampled_from([(3, 4), (3, 4), (3, 1), (11, 0), (8, 0), (0, 0), (3, 3)]))
+        quoted = IP(src=draw(ADDRESSES), dst=draw(ADDRESSES), len=draw(st.integers(0, 65535))) / ICMP()
+        if draw(st.booleans()):
+            quoted.options = b"\x01" * 4 * draw(st.integers(1, 3))
+        quoted = bytes(quoted)[: draw(st.sampled_from([None, 0, 8, 19, 20, 21]) | st.integers(0, 40))]
+        return ip / ICMP(type=kind, code=code, nexthopmtu=draw(st.integers(0, 65535))) / Raw(quoted)
+
+    return build()
 
 
 @st.composite
@@ -472,7 +605,10 @@ def inner_frames(draw):
     layers = ether
     for tag in tags:
         layers = layers / tag(vlan=draw(st.integers(0, 4095)))
-    payload = draw(st.sampled_from([ip / ICMP(), ip / Raw(b"x" * 40), ARP(), IPv6(), Raw(b"\0" * 8)]))
+    if draw(st.integers(0, 5)) == 0:
+        ip.flags, ip.frag = draw(st.sampled_from([(1, 0), (0, 185), (2, 0)]))
+    payload = draw(st.sampled_from([ip / ICMP(), ip / Raw(b"x" * 40), ARP(), IPv6(), Raw(b"\0" * 8)])
+                   | tcp_segments(ip) | icmp_messages(ip))
     frame = bytes(layers / payload)
     if isinstance(payload, IPv6) and draw(st.booleans()):  # IPv6 behind an IPv4 ethertype
         at = 12 + 4 * len(tags)
@@ -498,9 +634,9 @@ def underlay_frames(draw):
     elif kind == "udp":
         l3 = outer / UDP(dport=draw(st.sampled_from([4789, 8472, 53]))) / Raw(draw(st.binary(max_size=80)))
     elif kind == "icmp":
-        l3 = outer / ICMP() / Raw(b"p" * draw(st.integers(0, 100)))
+        l3 = draw(icmp_messages(outer) | st.just(outer / ICMP() / Raw(b"p" * draw(st.integers(0, 100)))))
     elif kind == "tcp":
-        l3 = outer / TCP()
+        l3 = draw(tcp_segments(outer))
     else:
         l3 = draw(st.sampled_from([ARP(), IPv6() / UDP(), Raw(b"\x45" + b"\0" * 30)]))
     linktype = draw(st.sampled_from([1, 1, 1, 113, 276, 101]))

@@ -80,3 +80,24 @@ def broken(path, value=None, delete=False):
 def test_errors_name_the_field(data, message):
     with pytest.raises(InputError, match=re.escape(message)):
         parse_manifest(data)
+
+
+# Names become file names and tcpdump arguments: a manifest cannot steer them out of the run directory.
+@pytest.mark.parametrize("data,message", [
+    (broken(["nodes", 0, "name"], "../../etc"), "manifest: nodes[0].name '../../etc' is not valid: a node name is a DNS-1123 subdomain"),
+    (broken(["nodes", 1, "name"], "K01 Worker3"), "manifest: nodes[1].name 'K01 Worker3' is not valid"),
+    (broken(["nodes", 0, "captures", 0, "iface"], "eth 1"), "manifest: nodes[0].captures[0].iface 'eth 1' is not valid: an interface name"),
+    (broken(["nodes", 0, "captures", 0, "iface"], "a-very-long-name0"), "manifest: nodes[0].captures[0].iface 'a-very-long-name0' is not valid"),
+    (broken(["nodes", 0, "captures", 0, "file"], "/etc/shadow"), "manifest: nodes[0].captures[0].file '/etc/shadow' is not valid: a file must be inside the run directory"),
+    (broken(["nodes", 1, "captures", 0, "file"], "../other-run/k01-worker3-eth1.pcap"), "manifest: nodes[1].captures[0].file '../other-run/k01-worker3-eth1.pcap' is not valid"),
+    (broken(["nodes", 0, "captures", 0, "file"], ""), "manifest: nodes[0].captures[0].file must be a non-empty string, got ''"),
+])
+def test_names_and_files_are_held_to_their_rules(data, message):
+    with pytest.raises(InputError, match="^" + re.escape(message)) as caught:
+        parse_manifest(data)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_capture_file_in_a_subdirectory_of_the_run_is_fine():
+    data = broken(["nodes", 0, "captures", 0, "file"], "pcaps/k01-worker-eth1.pcap")
+    assert parse_manifest(data).captures[0].file == "pcaps/k01-worker-eth1.pcap"

@@ -18,9 +18,13 @@ MTU 1450 behind a cali veth, and a second node reached through a router:
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
@@ -29,8 +33,12 @@ from scapy.utils import rdpcap
 
 from vxcap.core.decode import decode_frame
 from vxcap.core.errors import InputError
-from vxcap.core.frames import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
-from vxcap.core.model import Mode, Wire
+from vxcap.core.frames import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, tally
+from vxcap.core.labspec import lab_from_dict
+from vxcap.core.model import Mode, Pair, Wire
+from vxcap.core.mtu.path import PointTally, direction_mtu, fail_reasons, probe_records
+from vxcap.core.mtu.tcp import connected, connector_argv, listener_argv, listening_port
+from vxcap.core.plan import plan
 from vxcap.core.mtu import (
     DfFate,
     FrameSize,
@@ -60,7 +68,10 @@ from vxcap.core.mtu import (
     overhead_parts,
     ping_mtu_signals,
     plain_path_cost,
+    probe_from_ping,
+    seen_on_wire,
     size_tally,
+    size_tally_of_counts,
     tcp_mss,
     vxlan_overhead,
 )
@@ -654,7 +665,8 @@ def test_oversize_frame_fails_but_offload_is_information():
 def test_unused_jumbo_headroom_warns_with_the_allowed_mtu_and_setting():
     findings = judge_mtu(Wire.VXLAN, node("k01-worker", underlay=9000), node("k01-worker3", underlay=9000))
     warns = [f for f in findings if f.code == "unused-headroom"]
-    assert len(warns) == 2 and codes(findings, "fail") == []
+    assert len(warns) == 1 and codes(findings, "fail") == []  # the sender's; the receiver's on the reverse direction
+    assert "on k01-worker leaves 7500 bytes of underlay MTU 9000 unused" in warns[0].message
     assert "allows pod MTU 8950 (9000 - 50 VXLAN overhead)" in warns[0].message
     assert "vxlanMTU: 8950 in FelixConfiguration or spec.calicoNetwork.mtu: 8950" in warns[0].message
     clab = judge_mtu(Wire.VXLAN, node("a", underlay=9500), node("b", underlay=9500))
@@ -664,8 +676,8 @@ def test_unused_jumbo_headroom_warns_with_the_allowed_mtu_and_setting():
 def test_a_smaller_hop_between_the_nodes_sets_the_limit():
     jumbo = {"underlay": 9000, "pod": 8950, "vxlan": 8950}
     findings = judge_mtu(Wire.VXLAN, node("a", **jumbo), node("b", **jumbo), hop_mtu=1500)
-    assert len([f for f in findings if f.code == "pod-mtu-too-big"]) == 2
-    assert "expected <= 1450" in findings[0].message
+    assert codes(findings, "fail") == ["pod-mtu-too-big", "vxlan-mtu-too-big"]
+    assert "pod eth0 MTU 8950 on a, expected <= 1450" in findings[0].message
 
 
 def test_same_subnet_plain_path_cost_is_information():
@@ -764,3 +776,169 @@ def test_measurement_from_a_real_gso_capture_judges_offload_as_information():
     assert (m.max_outer_frame, m.offload_frames, m.max_offload_frame, m.capture_node) == (124, 2, 64424, "k01-worker")
     findings = judge_mtu(Wire.VXLAN, node("k01-worker"), node("k01-worker3"), m)
     assert codes(findings, "fail") == [] and "offload-frames" in codes(findings, "info")
+
+
+def test_a_direction_fails_for_its_sender_and_only_mentions_the_receiver():
+    findings = judge_mtu(Wire.VXLAN, node("k01-worker3"), node("k01-worker", pod=1500, pod_name="vxcap-k01-worker"))
+    assert codes(findings, "fail") == [] and codes(findings, "warn") == []
+    note = one(findings, "receiver-mtu-too-big")
+    assert note.level == "info" and "pod vxcap-k01-worker eth0 MTU 1500 on k01-worker is above 1450" in note.message
+    assert "judged on k01-worker -> k01-worker3" in note.message
+    back = judge_mtu(Wire.VXLAN, node("k01-worker", pod=1500, pod_name="vxcap-k01-worker"), node("k01-worker3"))
+    assert codes(back, "fail") == ["pod-mtu-too-big"] and "receiver-mtu-too-big" not in codes(back)
+
+
+def test_mss_above_what_the_path_carries_warns_and_a_fitting_one_is_information():
+    fits = judge_mtu(Wire.VXLAN, node("a"), node("b"), MtuMeasurement(tcp_mss_seen=(1450 - 40,), tcp_connected=True))
+    assert "1410 (path allows 1410 = 1450 - 20 IPv4 - 20 TCP)" in one(fits, "tcp-mss").message
+    big = judge_mtu(Wire.VXLAN, node("a", pod=1500), node("b"), MtuMeasurement(tcp_mss_seen=(1500 - 40,)))
+    warn = one(big, "tcp-mss-above-path")
+    assert warn.level == "warn" and "advertise MSS 1460" in warn.message and "at most 1410 bytes" in warn.message
+    plain = judge_mtu(Wire.PLAIN, node("a", pod=1500), node("b", pod=1500), MtuMeasurement(tcp_mss_seen=(1460,)))
+    assert "tcp-mss-above-path" not in codes(plain)
+    lost = judge_mtu(Wire.VXLAN, node("a"), node("b"), MtuMeasurement(tcp_connected=False))
+    assert "did not connect" in one(lost, "tcp-mss").message
+
+
+def test_a_reply_without_its_request_on_the_capture_warns():
+    probes = (ProbeResult(1372, reply=True, sent_on_wire=False, reply_on_wire=True),)
+    warn = one(judge_mtu(Wire.VXLAN, node("a"), node("b"), MtuMeasurement(probes=probes)), "probe-not-captured")
+    assert warn.level == "warn" and "payload 1372" in warn.message
+
+
+def test_probe_from_ping_output_and_what_the_capture_saw():
+    refused = probe_from_ping(1423, 0, (DATA / "ping-1423-local-error.txt").read_text())
+    assert refused.refused_locally and refused.fate is ProbeFate.REFUSED_LOCALLY
+    crossed = probe_from_ping(1422, 1, "1 packets transmitted, 1 received, 0% packet loss")
+    assert crossed.fate is ProbeFate.CROSSED and crossed.sent_on_wire is None
+    requests = {1422 + 28: 1, 56 + 28: 3}
+    seen = seen_on_wire(crossed, requests, {1422 + 28: 1})
+    assert (seen.sent_on_wire, seen.reply_on_wire) == (True, True)
+    lost = seen_on_wire(ProbeResult(1372, reply=False), requests, {})
+    assert (lost.sent_on_wire, lost.fate) == (False, ProbeFate.NOT_SENT)
+    assert seen_on_wire(crossed, None, None) == crossed  # no capture on the sender: nothing claimed
+    assert seen.as_dict()["reply_on_wire"] is True
+
+
+def test_size_tally_of_counted_sizes_matches_the_tally_of_the_frames():
+    facts = [decode_frame(data, wire_len=wire_len) for data, wire_len in read_pcap("vxlan-gso-excerpt.pcap")]
+    facts += [decode_frame(data, wire_len=wire_len) for data, wire_len in read_pcap("vxlan-outer-fragments.pcap")]
+    counted = Counter((f.ip_proto, f.inner_len, f.wire_len, f.outer_fragment) for f in facts if f is not None)
+    assert size_tally_of_counts(counted, 1500) == size_tally(facts, 1500)
+    unknown = size_tally_of_counts(counted, None)
+    assert unknown.offload_frames == 0 and unknown.max_frame == max(f.wire_len for f in facts if f is not None)
+
+
+# --- 7. one direction from what a run left: evidence, probe records, capture tallies -----------
+
+K01 = lab_from_dict(yaml.safe_load((Path(__file__).parents[2] / "topology" / "k01-lab.yaml").read_text()))
+W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
+
+
+def expectation(src: str, dst: str):
+    pods = {pod.node: pod for pod in K01.pods}
+    (forward, _back) = plan(K01.topology, (Pair(src, dst),), pods)
+    return forward
+
+
+def point(node: str, packets) -> PointTally:
+    return PointTally(node, tally(decode_frame(bytes(p)) for p in packets))
+
+
+def wrap(e, inner):
+    """A pod packet on the sender's underlay, as the expectation says it travels."""
+    return Ether() / (encapsulate(inner) if e.expected is Wire.VXLAN else inner)
+
+
+def echo(e, size: int, kind: int = 8, reverse: bool = False):
+    src, dst = (e.dst_ip, e.src_ip) if reverse else (e.src_ip, e.dst_ip)
+    return IP(src=str(src), dst=str(dst), flags="DF") / ICMP(type=kind) / (b"p" * size)
+
+
+def ladder_record(e, replies: dict[int, str]) -> dict:
+    """mtu-probes.json's record of one direction: ping's own output per size (real iputils text)."""
+    said = {
+        "ok": (DATA / "ping-1422-ok.txt").read_text(),
+        "local": (DATA / "ping-1423-local-error.txt").read_text(),
+        "frag": (DATA / "ping-1472-frag-needed.txt").read_text(),
+    }
+    return {
+        "src_node": e.src_node,
+        "dst_node": e.dst_node,
+        "ladder": [{"size": size, "received": int(how == "ok"), "output": said[how]} for size, how in replies.items()],
+        "tcp": {"connected": True, "detail": "connected"},
+    }
+
+
+def test_a_healthy_vxlan_direction_from_its_evidence_and_capture():
+    e = expectation(W, W3)
+    assert e.expected is Wire.VXLAN
+    mtus = node_mtus(W, interface_mtus((DATA / "ip-link-vxlan.json").read_text()),
+                     interface_mtus((DATA / "ip-link-pod.json").read_text()), pod="vxcap-k01-worker")
+    syn = IP(src=str(e.src_ip), dst=str(e.dst_ip)) / TCP(flags="S", options=[("MSS", 1410)])
+    packets = [wrap(e, echo(e, s)) for s in (56, 1372, 1422)] + [wrap(e, echo(e, s, 0, True)) for s in (56, 1372, 1422)]
+    packets.append(wrap(e, syn))
+    record = ladder_record(e, {1372: "ok", 1422: "ok", 1423: "local"})
+    section = direction_mtu(e, mtus, mtus, record, [point(W, packets)])
+    measured = section["measured"]
+    assert measured["largest_df_payload"] == 1422 and measured["largest_df_payload_exact"]
+    assert measured["tcp_mss_seen"] == [1410] and measured["tcp_connected"] is True
+    assert measured["max_outer_frame"] == 1422 + 28 + 50 + 14 and measured["capture_node"] == W
+    by_size = {p["size"]: p for p in measured["probes"]}
+    assert (by_size[1422]["sent_on_wire"], by_size[1422]["reply_on_wire"]) == (True, True)
+    assert (by_size[1423]["sent_on_wire"], by_size[1423]["fate"]) == (False, "refused-locally")
+    assert fail_reasons(section) == [] and json.dumps(section)
+
+
+def test_a_direction_failing_on_mtu_gives_its_reasons_and_counts_only_its_own_frag_needed():
+    e = expectation(W, W2)
+    assert e.expected is Wire.PLAIN
+    src, dst = node("k01-worker", pod=9000, pod_name="vxcap-k01-worker"), node("k01-worker2")
+    quoted = IP(src=str(e.src_ip), dst=str(e.dst_ip), flags="DF", len=1500) / ICMP()
+    other = IP(src=str(e.src_ip), dst="192.168.209.65", flags="DF", len=1500) / ICMP()
+    frag_needed = [
+        Ether() / IP(src=str(e.outer_dst), dst=str(e.src_ip)) / ICMP(type=3, code=4, nexthopmtu=1450) / quoted,
+        Ether() / IP(src="10.10.10.1", dst=str(e.src_ip)) / ICMP(type=3, code=4, nexthopmtu=1400) / other,
+    ]
+    section = direction_mtu(e, src, dst, ladder_record(e, {1422: "ok", 1472: "frag"}), [point(W, frag_needed)])
+    assert section["measured"]["icmp_frag_needed"] == 1  # the message about another destination is not this path's
+    reasons = fail_reasons(section)
+    assert reasons == ["MTU: " + next(f["message"] for f in section["findings"] if f["code"] == "pod-mtu-too-big")]
+    assert "eth0 MTU 9000 on k01-worker, expected <= 1500" in reasons[0]
+
+
+def test_without_a_capture_on_the_sender_the_receivers_is_used_and_nothing_is_claimed_about_leaving():
+    e = expectation(W, W3)
+    section = direction_mtu(e, node(W), node(W3), ladder_record(e, {1422: "ok"}), [point(W3, [wrap(e, echo(e, 1422))])])
+    assert section["measured"]["capture_node"] == W3
+    assert section["measured"]["probes"][0]["sent_on_wire"] is None
+    nothing = direction_mtu(e, node(W), node(W3), None, [])
+    assert nothing["measured"]["probes"] == [] and nothing["measured"]["tcp_connected"] is None
+
+
+@pytest.mark.parametrize("data", [None, {}, {"directions": "x"}, {"directions": [1, {"src_node": 1}]}])
+def test_malformed_probe_records_are_left_out(data):
+    assert probe_records(data) == {}
+
+
+def test_tcp_exchange_programs_on_the_loopback():
+    listener = subprocess.Popen(listener_argv(sys.executable, 0, 5.0), stdout=subprocess.PIPE, text=True)
+    try:
+        port = listening_port(listener.stdout.readline())
+        assert port is not None
+        out = subprocess.run(connector_argv(sys.executable, "127.0.0.1", port, 5.0), capture_output=True, text=True,
+                             timeout=20).stdout
+        assert connected(out)
+        assert listener.wait(timeout=10) == 0 and "accepted 127.0.0.1" in listener.stdout.read()
+    finally:
+        listener.kill()
+        listener.wait()
+    assert listening_port("no connection: timed out") is None and not connected("no connection: refused")
+
+
+@pytest.mark.parametrize("port", [-1, 65536, True])
+def test_tcp_exchange_argv_rejects_bad_ports(port):
+    with pytest.raises(InputError):
+        listener_argv("python3", port)
+    with pytest.raises(InputError):
+        connector_argv("python3", "192.168.209.65", 0)

@@ -159,9 +159,14 @@ def test_without_evidence_the_lines_open_the_senders_capture(tmp_path):
 
 
 def test_everything_from_the_files_is_escaped(tmp_path):
-    names = {W: 'w<b id="x">1</b>', W2: "w2&amp;", W3: "w3'\"><script>alert(1)</script>"}
-    run = write_run(tmp_path, one_failure(), names=names)
-    _, page = page_for(run)
+    # Manifests refuse such node names now (vxcap.core.names), but report.json is a file
+    # `vxcap report` reads back as it finds it: every string from it is hostile.
+    run = write_run(tmp_path, one_failure())
+    report = analyze(run).report
+    report["run_id"] = 'w<b id="x">1</b>'
+    report["flows"][0]["reasons"] = ["w3'\"><script>alert(1)</script>"]
+    report["errors"] = ["w2&amp;"]
+    page = render_html(report, load_manifest(run), run)
     doc = parse(page)
     assert "script" not in doc.tags and "x" not in doc.ids
     assert "<script>alert(1)</script>" in "".join(doc.text) and '<b id="x">1</b>' in "".join(doc.text)
@@ -172,19 +177,21 @@ def test_mtu_figures_are_shown_when_the_report_has_them(tmp_path):
     run = write_run(tmp_path, one_failure())
     report = analyze(run).report
     manifest = load_manifest(run)
+    for flow in report["flows"]:
+        flow.pop("mtu")  # an older report.json, from before the MTU section
     assert "MTU" not in " ".join(parse(render_html(report, manifest, run)).text).replace("vxlan MTU 1450", "")
     report["flows"][0]["mtu"] = {
         "wire": "vxlan", "overhead": {"bytes": 50}, "underlay_mtu": 1500, "underlay_mtu_assumed": False,
         "max_inner_packet": 1450, "path_limit": 1450, "max_icmp_payload": 1422, "tcp_mss": 1410, "max_frame": 1514,
         "mtus": {"src": {"node": W, "pod_ifname": "eth0", "pod_mtu": 1450, "vxlan_ifname": "vxlan.calico",
                          "vxlan_mtu": 1450, "underlay_ifname": "eth1", "underlay_mtu": 1500}},
-        "measured": {"largest_df_payload": 1422, "largest_df_payload_exact": True},
+        "measured": {"largest_df_payload": 1422, "largest_df_payload_exact": True, "tcp_mss_seen": [1410, 1460]},
         "findings": [{"level": "warn", "code": "x", "message": "pod MTU <1450> leaves room"}],
     }
     text = " ".join(" ".join(parse(render_html(report, manifest, run)).text).split())
     for figure in ("encapsulation overhead 50 B", "TCP MSS 1410", "largest frame on the wire 1514",
                    "largest DF payload measured 1422", "eth0 1450, vxlan.calico 1450, eth1 1500",
-                   "WARN pod MTU <1450> leaves room"):
+                   "WARN pod MTU <1450> leaves room", "TCP MSS seen in SYNs 1410, 1460"):
         assert figure in text
 
 
@@ -219,3 +226,15 @@ def test_chromium_renders_the_verdicts(tmp_path):
     shot = tmp_path / "report.png"
     result = chromium([f"--screenshot={shot}", url], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000, result.stderr[-500:]
+
+
+def test_analyze_puts_an_mtu_section_on_every_flow_and_the_page_shows_it(tmp_path):
+    # These captures come with no ip-link evidence and no probes: the MTUs are unknown and said so.
+    run = write_run(tmp_path, one_failure())
+    report = analyze(run).report
+    assert all(isinstance(flow["mtu"], dict) for flow in report["flows"])
+    first = report["flows"][0]["mtu"]
+    assert first["underlay_mtu_assumed"] is True and first["measured"]["probes"] == []
+    assert {f["code"] for f in first["findings"]} >= {"mtu-unknown"}
+    text = " ".join(" ".join(parse(render_html(report, load_manifest(run), run)).text).split())
+    assert "underlay MTU 1500 (assumed: not read from the nodes)" in text and "unknown (no ip link evidence)" in text

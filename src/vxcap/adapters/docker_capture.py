@@ -3,8 +3,8 @@
 A Kind node is a Docker container named after the node, and its image has no
 tcpdump. So we never exec into the node: a short-lived helper container from
 vxcap's capture image joins the node's network namespace
-(`network_mode=container:<node>`) with NET_RAW and NET_ADMIN added to Docker's
-default set (never privileged), runs tcpdump on the underlay interface into a
+(`network_mode=container:<node>`) as nobody, with every capability dropped but
+NET_RAW and NET_ADMIN (never privileged), runs tcpdump on the underlay interface into a
 file inside itself, and after a clean SIGINT we copy the pcap out with
 get_archive. Copying the file, rather than reading tcpdump's stdout, keeps the
 pcap byte-exact: the json-file log driver would mangle binary output.
@@ -36,9 +36,10 @@ import docker.errors
 import requests.exceptions
 
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, is_listening, parse_tcpdump_stats, tcpdump_argv
-from vxcap.core.errors import InputError, VxcapError
+from vxcap.core.errors import VxcapError
+from vxcap.core.names import check_container_name
 
-DEFAULT_IMAGE = "vxcap/netshoot-lite:bookworm-v1"
+DEFAULT_IMAGE = "vxcap/netshoot-lite:bookworm-v2"
 BUILD_HINT = "run scripts/build-capture-image"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "vxcap"
@@ -46,6 +47,9 @@ RUN_ID_LABEL = "vxcap.io/run-id"
 NODE_LABEL = "vxcap.io/node"
 ROLE_LABEL = "vxcap.io/role"
 CAPTURE_CAPS = ("NET_RAW", "NET_ADMIN")
+# Helpers run as nobody with every other capability dropped; the capture image's
+# tcpdump carries NET_RAW/NET_ADMIN as file capabilities (scripts/build-capture-image).
+HELPER_USER = "65534:65534"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # Inside the helper's own writable layer: a tmpfs would vanish when tcpdump
 # exits, before get_archive could read it.
@@ -110,14 +114,9 @@ class DockerCaptureResult:
 
 
 def capture_command(iface: str, bpf: str, snaplen: int, max_packets: int, duration: float | None) -> list[str]:
-    """The capture helper's argv; with a duration, coreutils timeout ends tcpdump with SIGINT."""
-    argv = tcpdump_argv(iface, PCAP_IN_CONTAINER, bpf, snaplen, max_packets)
-    if duration is None:
-        return argv
-    if duration <= 0:
-        raise InputError(f"capture duration must be positive, got {duration:g} s")
-    # timeout forwards the SIGINT that stop() sends to PID 1 on to tcpdump.
-    return ["timeout", "--signal=INT", f"{duration:g}s", *argv]
+    """The capture helper's argv; with a duration, `timeout` ends tcpdump with SIGINT
+    (and forwards the SIGINT that stop() sends to PID 1 on to tcpdump)."""
+    return tcpdump_argv(iface, PCAP_IN_CONTAINER, bpf, snaplen, max_packets, duration=duration)
 
 
 def labels_for(run_id: str, role: str, node: str) -> dict[str, str]:
@@ -173,7 +172,8 @@ class DockerCaptures:
         self._given_client = client
         self._client_cache: docker.DockerClient | None = client
         self.image = image
-        self.run_id = run_id or _short_id()
+        # It becomes part of every helper container's name.
+        self.run_id = check_container_name(run_id or _short_id(), "run id")
         self.base_url = base_url
         self.listen_timeout = listen_timeout
 
@@ -216,6 +216,7 @@ class DockerCaptures:
 
     def node_container_running(self, name: str) -> bool:
         """True when the engine is reachable and has a running container named `name`."""
+        check_container_name(name, "node container name")
         try:
             container = self.client().containers.get(name)
         except (DockerUnavailable, docker.errors.DockerException, requests.exceptions.RequestException):
@@ -223,6 +224,7 @@ class DockerCaptures:
         return container.status == "running"
 
     def _running_node(self, node: str) -> Any:
+        check_container_name(node, "node container name")
         try:
             container = self.client().containers.get(node)
         except docker.errors.NotFound:
@@ -251,6 +253,8 @@ class DockerCaptures:
                 name=f"vxcap-{role}-{self.run_id}-{node}-{_short_id()[:4]}",
                 labels=labels_for(self.run_id, role, node),
                 network_mode=f"container:{node_container.id}",
+                user=HELPER_USER,
+                cap_drop=["ALL"],
                 cap_add=cap_add,
                 privileged=False,
                 detach=True,

@@ -99,6 +99,7 @@ class _Source:
     index: int
     name: str
     path: Path
+    label: str  # the path as the manifest names it: reports travel, local paths do not
     errors: list[str] = field(default_factory=list)
 
     def frames(self) -> Iterator[tuple[float, int, int, bytes, int]]:
@@ -107,7 +108,7 @@ class _Source:
             for data, linktype, wire_len, timestamp in iter_frames(self.path):
                 yield timestamp, self.index, linktype, data, wire_len
         except CaptureFileError as err:
-            self.errors.append(str(err))
+            self.errors.append(str(err).replace(str(self.path), self.label))
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
     os.chmod(out_dir, 0o700)
 
     sources = [
-        _Source(i, interface_name(cap.node, cap.iface), run_dir / cap.file)
+        _Source(i, interface_name(cap.node, cap.iface), run_dir / cap.file, cap.file)
         for i, cap in enumerate(manifest.captures)
     ]
     flows = _flows(report)

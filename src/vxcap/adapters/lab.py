@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -34,9 +35,12 @@ from vxcap.core.labplan import (
 )
 from vxcap.core.labspec import LabSpec
 from vxcap.core.model import Pod
+from vxcap.core.mtu.tcp import DEFAULT_TIMEOUT_S
 from vxcap.core.probe import PingResult, parse_ping, ping_argv
 
 __all__ = ["NetnsLab", "NetnsError", "LabDown", "RunningCapture"]
+
+TCP_GREETING = b"vxcap mss probe\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +173,76 @@ class NetnsLab:
         interval: float = 0.2,
     ) -> PingResult:
         """Ping from the source node's pod; never raises for loss, only for a lab that is not there."""
-        argv = netns.exec_prefix(self.pod_netns(src_node)) + ping_argv(dst_ip, count, interval, timeout, size, dont_fragment)
+        return self.ping_output(src_node, dst_ip, count, size, dont_fragment, timeout, interval)[0]
+
+    def ping_output(
+        self,
+        src_node: str,
+        dst_ip: IPv4Address | str,
+        count: int = 1,
+        size: int | None = None,
+        dont_fragment: bool = False,
+        timeout: float = 1.0,
+        interval: float = 0.2,
+    ) -> tuple[PingResult, str]:
+        """`ping`, and everything ping said (stdout, then stderr): MTU messages are not in the statistics."""
+        argv = ping_argv(dst_ip, count, interval, timeout, size, dont_fragment)
         budget = count * interval + timeout + 5.0
-        proc = netns.run(argv, check=False, timeout=budget)
-        if proc.returncode not in (0, 1, 2) or "Cannot open network namespace" in proc.stderr:
+        # ping forked from a thread inside the pod's namespace starts there: no `ip netns exec`.
+        try:
+            with netns.entered(self.pod_netns(src_node)):
+                proc = netns.run(argv, check=False, timeout=budget)
+        except NetnsError as err:
+            raise NetnsError(f"ping from {src_node}: {err}") from None
+        if proc.returncode not in (0, 1, 2):
             raise NetnsError(f"ping from {src_node}: {proc.stderr.strip() or proc.returncode}")
-        return parse_ping(proc.stdout, proc.stderr, proc.returncode)
+        return parse_ping(proc.stdout, proc.stderr, proc.returncode), proc.stdout + proc.stderr
+
+    def tcp_exchange(self, src_node: str, dst_node: str, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[bool, str]:
+        """One short TCP connection from src_node's pod to dst_node's: (connected, what happened).
+
+        Both sockets are made in this process, each inside its pod's namespace (a
+        socket stays where it was made), so the kernel gives each SYN the MSS of
+        its own pod's route: no interpreter to start, no port to agree on.
+        """
+        dst_ip = str(self.pod(dst_node).ip)
+        listener = self._socket_in(self.pod_netns(dst_node))
+        try:
+            connector = self._socket_in(self.pod_netns(src_node))
+        except BaseException:
+            listener.close()
+            raise
+        with listener, connector:
+            try:
+                listener.bind((dst_ip, 0))  # port 0: the kernel's choice, so directions never collide
+                listener.listen(1)
+            except OSError as err:
+                return False, f"listener on {dst_ip} in {self.pod_netns(dst_node)} did not start: {err.strerror or err}"
+            port = listener.getsockname()[1]
+            try:
+                connector.settimeout(timeout)
+                connector.connect((dst_ip, port))
+                connector.sendall(TCP_GREETING)
+            except OSError as err:  # timeouts included: what a broken path looks like
+                return False, f"{dst_ip}:{port}: no connection: {err.strerror or err}"
+            # The handshake completed in the kernel's backlog; accepting is only the listener's side of the story.
+            listener.settimeout(timeout)
+            try:
+                accepted, peer = listener.accept()
+                with accepted:
+                    accepted.settimeout(timeout)
+                    heard = accepted.recv(len(TCP_GREETING))
+            except OSError as err:
+                return True, f"{dst_ip}:{port}: connected; listener did not accept: {err.strerror or err}"
+            return True, f"{dst_ip}:{port}: connected; accepted {peer[0]}, {len(heard)} bytes"
+
+    @staticmethod
+    def _socket_in(ns: str) -> socket.socket:
+        with netns.entered(ns):
+            try:
+                return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            except OSError as err:
+                raise NetnsError(f"no TCP socket in {ns}: {err.strerror or err}") from None
 
     def start_capture(
         self,
@@ -196,3 +264,8 @@ class NetnsLab:
         (fdb,) = netns.query("bridge", ns, ["fdb show"])
         docs = {"link.json": link, "route.json": route, "neigh.json": neigh, "fdb.json": fdb}
         return {name: json.dumps(doc, indent=2) for name, doc in docs.items()}
+
+    def pod_links(self, node: str) -> str:
+        """`ip -d -j link` in the node's test pod, as JSON text: its eth0 MTU is part of every path's limit."""
+        (links,) = netns.query("ip", self.pod_netns(node), ["link show"], details=True)
+        return json.dumps(links, indent=2)

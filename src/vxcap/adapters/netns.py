@@ -1,21 +1,28 @@
 """Runs lab `Step`s with iproute2 and reads namespaces back as JSON.
 
-Knows only iproute2 (`ip`, `bridge`) and `sysctl`. Consecutive steps for the
-same namespace and tool run as one `ip -n NS -batch -` (or `bridge -batch`),
-one process instead of dozens: that is what keeps `lab up` well under a second.
+Knows only iproute2 (`ip`, `bridge`), `sysctl` and setns(2). Consecutive steps
+for the same namespace and tool run as one `ip -n NS -batch -` (or `bridge
+-batch`), one process instead of dozens: that is what keeps `lab up` well under
+a second. `entered` moves one thread into a namespace for programs and sockets
+that need no `ip netns exec` (which costs an exec, a setns and a /sys remount).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from vxcap.core.errors import VxcapError
 from vxcap.core.labplan import Step
 
 DEFAULT_TIMEOUT = 30.0
+NETNS_RUN_DIR = "/run/netns"  # where `ip netns add` bind-mounts named namespaces
+CLONE_NEWNET = 0x40000000
 
 
 class NetnsError(VxcapError, RuntimeError):
@@ -33,7 +40,8 @@ def run(
     try:
         proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise NetnsError(f"{argv[0]} not found: install iproute2 (and procps for sysctl)") from None
+        hint = "install iproute2 (and procps for sysctl)" if argv[0] in ("ip", "bridge", "sysctl") else "is it installed?"
+        raise NetnsError(f"{argv[0]} not found: {hint}") from None
     except subprocess.TimeoutExpired:
         raise NetnsError(f"{' '.join(argv[:6])} did not finish within {timeout:g} s") from None
     if check and proc.returncode != 0:
@@ -45,6 +53,55 @@ def run(
 def exec_prefix(netns: str | None) -> list[str]:
     """The argv prefix that runs a program inside `netns`."""
     return [] if netns is None else ["ip", "netns", "exec", netns]
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if _libc is None:  # Python 3.11 has no os.setns; the symbol is in the libc the interpreter already loaded
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(ctypes.c_int(fd), ctypes.c_int(CLONE_NEWNET)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextmanager
+def entered(netns_name: str) -> Iterator[None]:
+    """Run the block with the calling thread (only it) inside the named network namespace.
+
+    Sockets created in the block stay in that namespace after it; programs started
+    from the block start there. The thread always goes back to the namespace it
+    came from, also when the block raises or is interrupted.
+    """
+    if not netns_name or "/" in netns_name or netns_name in (".", ".."):
+        raise NetnsError(f"{netns_name!r} is not a network namespace name")
+    try:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NetnsError(f"cannot open this thread's network namespace: {err.strerror}") from None
+    try:
+        try:
+            target = os.open(f"{NETNS_RUN_DIR}/{netns_name}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:  # worded as `ip netns exec` says it, which callers and users know
+            raise NetnsError(f'Cannot open network namespace "{netns_name}": {err.strerror}') from None
+        try:
+            _setns(target)
+        except OSError as err:
+            raise NetnsError(f'setting the network namespace "{netns_name}" failed: {err.strerror}') from None
+        finally:
+            os.close(target)
+        yield
+    finally:
+        # Unconditional: also covers an interrupt between entering and the block, and is
+        # harmless when the thread never left. A thread left behind would probe from the wrong place.
+        try:
+            _setns(home)
+        except OSError as err:
+            raise NetnsError(f"returning to the original network namespace failed: {err.strerror}") from None
+        finally:
+            os.close(home)
 
 
 def _batchable(step: Step) -> bool:

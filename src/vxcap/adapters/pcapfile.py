@@ -10,6 +10,8 @@ Gzip-compressed captures are read as scapy reads them.
 from __future__ import annotations
 
 import gzip
+import logging
+import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,6 +29,26 @@ class CaptureFileError(ValueError):
 
     The message is one line and names the file.
     """
+
+
+class _ReaderChatter(logging.Filter):
+    """scapy's readers log each oddity they meet ("PcapNg: invalid interface id ...") on
+    stderr; vxcap reports a damaged capture once, as one line, so those are dropped."""
+
+    PREFIXES = ("Pcap: ", "PcapNg: ", "PcapReader: ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(self.PREFIXES))
+
+
+_SCAPY_LOG = "scapy.runtime"
+_chatter = _ReaderChatter()
+
+
+def _quiet_scapy_readers() -> None:
+    logger = logging.getLogger(_SCAPY_LOG)
+    if _chatter not in logger.filters:
+        logger.addFilter(_chatter)
 
 
 class Frame(NamedTuple):
@@ -76,30 +98,47 @@ def iter_frames(path: str | Path) -> Iterator[Frame]:
     match `read_flows`'s `frames` and `evidence`.
     """
     from scapy.error import Scapy_Exception  # scapy is heavy: loaded only when frames are wanted
-    from scapy.utils import RawPcapNgReader, RawPcapReader
+    from scapy.utils import RawPcapReader
 
     path = Path(path)
+    _quiet_scapy_readers()
     try:
         reader = RawPcapReader(str(path))
-    except Scapy_Exception as err:
-        raise CaptureFileError(f"{path}: not a pcap or pcapng capture ({err})") from None
     except OSError as err:
         raise CaptureFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    with reader:
-        if isinstance(reader, RawPcapNgReader):
-            for data, meta in reader:
-                if meta.tshigh is None:  # simple packet blocks carry no time
-                    timestamp = 0.0
-                else:
-                    timestamp = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
-                yield Frame(data, meta.linktype, meta.wirelen, timestamp)
-        else:
-            linktype = reader.linktype & 0x0FFFFFFF
-            scale = 1e-9 if reader.nano else 1e-6
-            for data, meta in reader:
-                if len(data) < min(meta.caplen, _SCAPY_MTU):
-                    return  # the file ends inside this record
-                yield Frame(data, linktype, meta.wirelen, meta.sec + meta.usec * scale)
+    except (Scapy_Exception, struct.error, EOFError, ValueError, zlib.error) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise CaptureFileError(f"{path}: not a pcap or pcapng capture ({reason})") from None
+    read = 0
+    try:
+        with reader:
+            for frame in _frames(reader):
+                yield frame
+                read += 1
+    except (Scapy_Exception, struct.error, OSError, zlib.error, EOFError, ValueError) as err:
+        # scapy reads a damaged block in the middle of a file with an exception of its own:
+        # the frames before it count, and the damage is one line naming the file.
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise CaptureFileError(f"{path}: damaged after frame {read}: {reason}") from None
+
+
+def _frames(reader) -> Iterator[Frame]:
+    from scapy.utils import RawPcapNgReader
+
+    if isinstance(reader, RawPcapNgReader):
+        for data, meta in reader:
+            if meta.tshigh is None:  # simple packet blocks carry no time
+                timestamp = 0.0
+            else:
+                timestamp = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+            yield Frame(data, meta.linktype, meta.wirelen, timestamp)
+    else:
+        linktype = reader.linktype & 0x0FFFFFFF
+        scale = 1e-9 if reader.nano else 1e-6
+        for data, meta in reader:
+            if len(data) < min(meta.caplen, _SCAPY_MTU):
+                return  # the file ends inside this record
+            yield Frame(data, linktype, meta.wirelen, meta.sec + meta.usec * scale)
 
 
 def pick_frames(path: str | Path, indices: Iterable[int]) -> dict[int, Frame]:

@@ -3,12 +3,20 @@
 Knows only tcpdump. The caller says where it runs (an argv prefix such as
 `ip netns exec NS`) and what it runs (`vxcap.core.capture.tcpdump_argv`).
 Every capture started here is stopped: by `stop()`, by leaving its `with`
-block, or at interpreter exit for one a caller forgot.
+block, or at interpreter exit for one a caller forgot. It runs in a process
+group of its own, so killing it also kills what runs under it (tcpdump under
+`timeout`), and a terminal's Ctrl-C reaches vxcap only: vxcap stops tcpdump
+with SIGINT itself, after the last probe, so the file is complete. And if
+vxcap dies without stopping it (SIGKILL, a crash), the kernel sends it SIGINT
+(`setpriv --pdeathsig INT`): no tcpdump outlives the vxcap that started it,
+and its file is still complete.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,6 +29,10 @@ from vxcap.core.capture import is_listening, parse_tcpdump_stats
 from vxcap.core.errors import VxcapError
 
 READY_TIMEOUT = 5.0
+# What `timeout` and `setpriv` exit with when the command cannot be found or run.
+_NOT_FOUND_EXIT, _NOT_EXECUTABLE_EXIT = 127, 126
+# What `timeout` (vxcap.core.capture.timeout_argv) exits with when the capture's time ran out.
+_DURATION_EXPIRED_EXIT = 124
 STOP_TIMEOUT = 5.0
 # --immediate-mode hands packets over as they arrive, but SIGINT breaks tcpdump's
 # loop at once: a frame on the wire a moment before the stop may still be queued.
@@ -31,7 +43,8 @@ _running_lock = threading.Lock()
 
 
 class TcpdumpError(VxcapError, RuntimeError):
-    """tcpdump would not start or would not stop; the message is one line."""
+    """tcpdump would not start, or ended before it was stopped (its packet count or time
+    limit reached, killed, its interface gone); the message is one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +85,35 @@ class RunningCapture:
             if self._proc.poll() is not None:
                 self._reader.join(1.0)
                 said = _last_words(self._lines) or f"exit status {self._proc.returncode}"
+                if self._proc.returncode in (_NOT_FOUND_EXIT, _NOT_EXECUTABLE_EXIT) and "tcpdump" in said:
+                    raise TcpdumpError(f"tcpdump not found where the capture runs: {said}")
                 raise TcpdumpError(f"tcpdump exited before capturing: {said}")
             if time.monotonic() > deadline:
                 self._kill()
                 said = _last_words(self._lines) or "nothing"
                 raise TcpdumpError(f"tcpdump did not start listening within {timeout:g} s (it said: {said})")
 
+    def running(self) -> bool:
+        """Whether tcpdump still runs: it ends by itself at its packet count or duration."""
+        return self._proc.poll() is None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for tcpdump to end by itself; True if it did."""
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def stop(self, timeout: float = STOP_TIMEOUT, settle: float = SETTLE) -> CaptureResult:
-        """SIGINT, then wait: tcpdump finishes the file and reports its counts. Killed if it will not."""
+        """SIGINT, then wait: tcpdump finishes the file and reports its counts. Killed if it will not.
+
+        If it had ended on its own before, the file misses what came after: TcpdumpError says
+        how it ended, once; the file is kept and a second call returns the result.
+        """
         if self._result is not None:
             return self._result
+        ended_early = self._proc.poll() is not None
         try:
             if self._proc.poll() is None:
                 if settle > 0:
@@ -99,12 +131,31 @@ class RunningCapture:
         stderr = "\n".join(self._lines)
         captured, dropped = parse_tcpdump_stats(stderr)
         self._result = CaptureResult(self.path, captured, dropped, stderr)
+        code = self._proc.returncode
+        if ended_early:
+            # It ended on its own before being stopped: what came after is not in the file.
+            raise TcpdumpError(f"tcpdump ended before it was stopped ({self._how_it_ended(code)}); "
+                               f"{self.path.name} keeps what it wrote until then")
         return self._result
 
+    def _how_it_ended(self, code: int) -> str:
+        if code == 0:
+            return f"it reached its packet count, -c {_option(self.argv, '-c')}"
+        if code == _DURATION_EXPIRED_EXIT:
+            return f"it reached its time limit, {_option(self.argv, 'timeout')} s"
+        how = f"killed by {_signal_name(-code)}" if code < 0 else f"exit status {code}"
+        said = _last_words([line for line in self._lines if not is_listening(line)])
+        return f"{how}: {said}" if said else how
+
     def _kill(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        # The whole group: SIGKILL to `timeout` alone would orphan the tcpdump under it.
+        # Only while the leader is not reaped, so its id cannot have been reused.
+        if self._proc.returncode is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # the group is gone already
+        self._proc.wait()
         _forget(self)
 
     def __enter__(self) -> RunningCapture:
@@ -114,7 +165,27 @@ class RunningCapture:
         if exc_type is None:
             self.stop()
         else:  # the run failed anyway: do not wait long for a complete file
-            self.stop(timeout=1.0, settle=0)
+            try:
+                self.stop(timeout=1.0, settle=0)
+            except TcpdumpError:
+                pass  # the error under way is the news
+
+
+def _option(argv: list[str], name: str) -> str:
+    """The value after `name` (for `timeout`: its duration, after `-s SIGNAL`); '?' if absent."""
+    if name not in argv:
+        return "?"
+    at = argv.index(name) + 1
+    if name == "timeout" and argv[at : at + 1] == ["-s"]:
+        at += 2
+    return argv[at] if at < len(argv) else "?"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _last_words(lines: list[str]) -> str:
@@ -128,19 +199,34 @@ def _forget(capture: RunningCapture) -> None:
         _running.discard(capture)
 
 
+def _stopped_when_vxcap_dies() -> list[str]:
+    # SIGINT, not SIGKILL: timeout passes it on and tcpdump closes its file as on stop().
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "INT", "--"] if setpriv else []
+
+
 @atexit.register
 def _stop_all() -> None:
     with _running_lock:
         leftovers = list(_running)
     for capture in leftovers:
-        capture.stop(timeout=1.0, settle=0)
+        try:
+            capture.stop(timeout=1.0, settle=0)
+        except TcpdumpError:
+            pass  # nobody is left to tell
 
 
 def start(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, ready_timeout: float = READY_TIMEOUT) -> RunningCapture:
-    """Start tcpdump (behind `prefix`, e.g. `ip netns exec NS`); return once it listens."""
-    argv = [*prefix, *tcpdump_argv]
+    """Start tcpdump (behind `prefix`, e.g. `ip netns exec NS`); return once it listens.
+
+    Call it from a thread that lives as long as the capture (the main thread): the
+    kernel's parent-death signal follows the thread that started the process.
+    """
+    argv = [*prefix, *_stopped_when_vxcap_dies(), *tcpdump_argv]
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
     except FileNotFoundError:
         raise TcpdumpError(f"{argv[0]} not found") from None
     capture = RunningCapture(proc, Path(path), argv)

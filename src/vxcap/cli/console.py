@@ -20,3 +20,9 @@ def error(message: str) -> None:
 
 def progress(stage: str, detail: str) -> None:
     err_console.print(f"[stage]{stage:>9}[/] {detail}".rstrip(), soft_wrap=True)
+
+
+def raw(text: str) -> None:
+    """Machine output (JSON) as it is: no markup, no wrapping, no highlighting."""
+    console.file.write(text + "\n")
+    console.file.flush()

@@ -154,6 +154,10 @@ def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, con
     if not pairs and not all_pairs:
         error("no pair to test: give --pair A,B (repeatable) or --all-pairs")
         raise _Fail(ExitStatus.USAGE)
+    from vxcap.core.names import check_iface, check_namespace
+
+    check_namespace(namespace, "--namespace")
+    check_iface(iface, "--iface")
     from vxcap.cli.console import progress
     from vxcap.pipeline import RunOptions, new_run_id
     from vxcap.pipeline import run as run_pipeline
@@ -217,7 +221,9 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, as_json
     from vxcap.cli.console import console
 
     if as_json:
-        console.print_json(__import__("json").dumps(data))
+        from vxcap.cli.console import raw
+
+        raw(__import__("json").dumps(data, indent=2))
         return
     from vxcap.cli.render import topology_tables
 
@@ -235,7 +241,10 @@ def cleanup(kubeconfig, context, namespace) -> None:
     """Remove everything vxcap left in the cluster and the local Docker engine (by label),
     e.g. after --keep or a run that was killed hard. The embedded lab: `vxcap lab down`."""
     from vxcap.cli.console import console
+    from vxcap.core.names import check_namespace
     from vxcap.targets.cluster import cleanup_everything
+
+    check_namespace(namespace, "--namespace")
 
     pods, containers = cleanup_everything(kubeconfig, context, namespace)
     console.print(f"removed {len(pods)} pod(s) and {len(containers)} capture container(s)")
@@ -244,9 +253,11 @@ def cleanup(kubeconfig, context, namespace) -> None:
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
+@click.option("--evidence/--no-evidence", default=None,
+              help="Write evidence/*.pcapng (default: when the captures hold at most 64 MiB).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
-def analyze(run_dir, cross_check, as_json) -> None:
+def analyze(run_dir, cross_check, evidence, as_json) -> None:
     """Decode and judge a saved run again, offline, from RUN_DIR/manifest.json.
 
     Works on captures taken by hand too: write a manifest.json beside them
@@ -256,17 +267,18 @@ def analyze(run_dir, cross_check, as_json) -> None:
 
     from vxcap.cli.console import progress
 
-    _render(analyze_run(run_dir, progress=progress, cross_check=cross_check), as_json)
+    _render(analyze_run(run_dir, progress=progress, cross_check=cross_check, evidence=evidence), as_json)
 
 
 def _render(outcome, as_json: bool) -> None:
     import json
 
-    from vxcap.cli.console import console
+    from vxcap.cli.console import console, raw
     from vxcap.cli.render import follow_up, reasons, summary, verdict_table
 
     if as_json:
-        console.print_json(json.dumps(outcome.report))
+        # Plain text, not rich's print_json: rendering a 240-flow report took seconds.
+        raw(json.dumps(outcome.report, indent=2))
     else:
         if outcome.report["flows"]:
             console.print(verdict_table(outcome.report))

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+MTU_REASON_PREFIX = "MTU: "  # vxcap.core.mtu.path's: these reasons are shown in the MTU section
+_MARK = {"fail": "[fail]✗[/]", "warn": "[warn]![/]", "info": "[hint]·[/]"}
+_IN_THE_LINE = {"largest-df-payload", "tcp-mss"}  # findings the path's line already says
 
 
 def _arrow(flow: dict[str, Any]) -> str:
@@ -56,11 +61,56 @@ def verdict_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def _known(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def mtu_line(flow: dict[str, Any]) -> str | None:
+    """One direction's MTUs, overhead, limits and what was measured, on one line."""
+    mtu = flow.get("mtu")
+    if not isinstance(mtu, dict):
+        return None
+    src = (mtu.get("mtus") or {}).get("src") or {}
+    links = [f"pod {_known(src.get('pod_mtu'))}"]
+    if mtu.get("wire") == "vxlan":
+        links.append(f"{src.get('vxlan_ifname') or 'vxlan'} {_known(src.get('vxlan_mtu'))}")
+    links.append(f"{src.get('underlay_ifname') or 'underlay'} {_known(src.get('underlay_mtu'))}")
+    measured = mtu.get("measured") or {}
+    largest = measured.get("largest_df_payload")
+    if largest is not None and not measured.get("largest_df_payload_exact"):
+        largest = f"≥{largest}"
+    seen = ", ".join(str(v) for v in measured.get("tcp_mss_seen") or []) or "—"
+    overhead = (mtu.get("overhead") or {}).get("bytes")
+    return (
+        f"{_arrow(flow)} {mtu.get('wire')}: {' / '.join(links)} · overhead {_known(overhead)} · "
+        f"largest DF payload {_known(mtu.get('max_icmp_payload'))} (measured {_known(largest)}) · "
+        f"MSS {_known(mtu.get('tcp_mss'))} (seen {seen})"
+    )
+
+
+def mtu_section(report: dict[str, Any]) -> list[str]:
+    """The MTU of each direction: its line, then its findings (✗ fail, ! warn, · info)."""
+    lines = []
+    for flow in report.get("flows", []):
+        line = mtu_line(flow)
+        if line is None:
+            continue
+        lines.append(escape(line))
+        for finding in flow["mtu"].get("findings") or []:
+            if finding.get("code") in _IN_THE_LINE and finding.get("level") == "info":
+                continue
+            lines.append(f"  {_MARK.get(finding.get('level'), '·')} {escape(str(finding.get('message')))}")
+    return (["[hint]MTU per direction (pod / tunnel / underlay):[/]"] + lines) if lines else []
+
+
 def reasons(report: dict[str, Any]) -> list[str]:
-    lines = [f"[fail]✗[/] {error}" for error in report.get("errors", [])]
+    lines = mtu_section(report)
+    lines += [f"[fail]✗[/] {error}" for error in report.get("errors", [])]
     lines += [f"[warn]![/] {warning}" for warning in report.get("warnings", [])]
     for flow in report["flows"]:
         for reason in flow["reasons"]:
+            if isinstance(flow.get("mtu"), dict) and reason.startswith(MTU_REASON_PREFIX):
+                continue  # said in the MTU section, under its direction
             lines.append(f"[fail]✗[/] {_arrow(flow)}: {reason}")
     check = report.get("cross_check")
     if check is not None:

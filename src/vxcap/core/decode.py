@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
 from vxcap.core.frames import (
@@ -69,6 +69,32 @@ def _is_fragment(ip: IP) -> bool:
     return bool(ip.flags.MF) or ip.frag != 0
 
 
+def _l4_facts(ip: IP) -> tuple[int | None, tuple[int, IPv4Address | None] | None, int | None]:
+    """(MSS of a TCP SYN / SYN-ACK, (next-hop MTU, quoted destination) of an ICMP fragmentation-needed,
+    ICMP echo type) as scapy dissects them.
+
+    scapy binds TCP and ICMP only to an unfragmented offset, cuts the IP payload
+    to the total length and leaves a header it cannot complete as Raw; an MSS
+    option counts only when its value is whole (scapy's struct-sized value).
+    """
+    if ip.ihl is None or ip.ihl < 5:
+        return None, None, None
+    layer = ip.payload
+    if isinstance(layer, TCP):
+        if layer.flags is not None and int(layer.flags) & 0x02:
+            for name, value in layer.options or ():
+                if name == "MSS" and isinstance(value, int):
+                    return value, None, None
+        return None, None, None
+    if isinstance(layer, ICMP):
+        if layer.type == 3 and layer.code == 4:
+            quoted = layer.payload
+            return None, (layer.nexthopmtu, IPv4Address(quoted.dst) if isinstance(quoted, IPerror) else None), None
+        if layer.type in (0, 8):
+            return None, None, layer.type
+    return None, None, None
+
+
 def _vxlan_inner(payload: bytes) -> tuple[int, Ether, IP] | None:
     """The VNI and inner frame, if `payload` is VXLAN (I flag, Ethernet, IPv4).
 
@@ -111,6 +137,7 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
             found = None
         if found is not None:
             vni, inner_eth, inner_ip = found
+            mss, frag_needed, echo = _l4_facts(inner_ip)
             return FrameFacts(
                 encap=Encap.VXLAN,
                 src=IPv4Address(inner_ip.src),
@@ -127,7 +154,12 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
                 inner_src_mac=inner_eth.src.lower(),
                 inner_dst_mac=inner_eth.dst.lower(),
                 inner_len=inner_ip.len,
+                tcp_mss=mss,
+                frag_needed_mtu=frag_needed and frag_needed[0],
+                frag_needed_dst=frag_needed and frag_needed[1],
+                echo_type=echo,
             )
+    mss, frag_needed, echo = _l4_facts(outer)
     return FrameFacts(
         encap=Encap.PLAIN,
         src=outer_src,
@@ -139,4 +171,8 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
         outer_fragment=fragment,
         outer_df=df,
         inner_len=outer.len,
+        tcp_mss=mss,
+        frag_needed_mtu=frag_needed and frag_needed[0],
+        frag_needed_dst=frag_needed and frag_needed[1],
+        echo_type=echo,
     )

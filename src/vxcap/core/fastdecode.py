@@ -73,8 +73,9 @@ _IPV4 = Struct("!BxHxxHxBxxQ").unpack_from
 # Untagged Ethernet + 20-byte IPv4 header, from the frame start.
 _ETH_IPV4_HDR = Struct("!12xHBxHxxHxBxxQ").unpack_from
 # UDP + VXLAN + inner Ethernet + inner IPv4 after a 20-byte outer header (frame offset 34 to 84):
-# dport, VXLAN flags, VNI<<8|reserved, inner dst MAC, inner ethertype, inner version/IHL, inner src<<32|dst
-_UDP_VXLAN = Struct("!2xH4xB3xI6s6xHB11xQ").unpack_from
+# dport, VXLAN flags, VNI<<8|reserved, inner dst MAC, inner ethertype, inner version/IHL, inner total
+# length, inner flags/offset, inner proto, inner src<<32|dst
+_UDP_VXLAN = Struct("!2xH4xB3xI6s6xHBxH2xHxB2xQ").unpack_from
 
 
 class DecodeError(ValueError):
@@ -101,13 +102,56 @@ class DecodeResult:
 
 
 # A frame's facts are reduced to a key of ints (bytes for the MAC), counted per key:
-#   plain: (src<<32|dst, MF+offset bits)
-#   VXLAN: (inner src<<32|dst, outer src<<32|dst, UDP dport, VNI<<8|reserved, inner dst MAC, MF+offset bits)
-# and each key holds [frames, max wire length, first frame indices].
+#   plain: (src<<32|dst, MF+offset bits, proto, total length, wire length, MSS, frag-needed MTU, echo)
+#   VXLAN: (inner src<<32|dst, outer src<<32|dst, UDP dport, VNI<<8|reserved, inner dst MAC,
+#           outer MF+offset bits, inner proto, inner total length, wire length, MSS, frag-needed MTU, echo)
+# (MSS: of a TCP SYN / SYN-ACK; frag-needed: (next-hop MTU, quoted dst or None) of an ICMP 3/4;
+# echo: ICMP type 8 or 0; else None)
+# and each key holds [frames, first frame indices].
 
 
-def classify(buf, p: int, end: int, linktype: int):
-    """The fact key of the frame in buf[p:end], or None when it carries no IPv4 the verdicts look at.
+def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
+    """(TCP SYN MSS, ICMP fragmentation-needed (next-hop MTU, quoted destination), ICMP echo type)
+    of the unfragmented IPv4 packet at q, read as scapy does.
+
+    The transport header is read within the captured bytes and the IP total length
+    (unless that is shorter than the IP header, as TSO captures show it); a
+    header cut short is no header, and an MSS counts only when its value is whole.
+    """
+    l4 = q + ihl
+    stop = end if total_len < ihl else min(end, q + total_len)
+    if proto == 6:
+        if stop - l4 < 20 or not buf[l4 + 13] & 2:
+            return None, None, None
+        o = l4 + 20
+        options_end = min(stop, o + max(((buf[l4 + 12] >> 4) - 5) * 4, 0))
+        while o < options_end:
+            kind = buf[o]
+            if kind == 0:
+                break
+            if kind == 1:
+                o += 1
+                continue
+            length = buf[o + 1] if o + 1 < options_end else 0
+            if length < 2:
+                length = 2  # scapy steps over a malformed length as if it were 2
+            if kind == 2 and min(length, options_end - o) == 4:
+                return _U16(buf, o + 2)[0], None, None
+            o += length
+        return None, None, None
+    if proto == 1 and stop - l4 >= 8:
+        icmp_type = buf[l4]
+        if icmp_type == 3 and buf[l4 + 1] == 4:
+            # scapy reads the quoted header as soon as its 20 bytes are there
+            return None, (_U16(buf, l4 + 6)[0], _U32(buf, l4 + 24)[0] if stop - l4 >= 28 else None), None
+        if icmp_type == 8 or icmp_type == 0:
+            return None, None, icmp_type
+    return None, None, None
+
+
+def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
+    """The fact key of the frame in buf[p:end] (original length `wire_len`), or None when it carries
+    no IPv4 the verdicts look at.
 
     Reads only inside [p, end), whatever the bytes say.
     """
@@ -143,63 +187,104 @@ def classify(buf, p: int, end: int, linktype: int):
         return None
     frag = flags_frag & _FRAG_BITS
     ihl = (version_ihl & 15) * 4
-    if proto != 17 or flags_frag & _OFFSET_BITS or ihl < 20:
-        return (pair, frag)
+    if flags_frag & _OFFSET_BITS or ihl < 20:
+        return (pair, frag, proto, total_len, wire_len, None, None, None)
+    if proto != 17:
+        return (pair, frag, proto, total_len, wire_len, *l4_facts(buf, q, end, ihl, total_len, proto))
+    plain = (pair, frag, proto, total_len, wire_len, None, None, None)
     # The UDP header must fit in the IP payload (bounded by the total length,
     # unless that is shorter than the header, as TSO captures show it) ...
     udp = q + ihl
     payload_len = total_len - ihl
     if 0 <= payload_len < 8 or end - udp < 8:
-        return (pair, frag)
+        return plain
     # ... but the VXLAN frame is read to the end of the captured frame, as scapy does.
     v = udp + 8
     if end - v < _VXLAN_MIN or not buf[v] & _VXLAN_I:
-        return (pair, frag)
+        return plain
     inner_type = _U16(buf, v + 20)[0]
     i = v + 22
     while inner_type == _ETH_8021Q or inner_type == _ETH_8021AD:
         if end - i < 4:
-            return (pair, frag)
+            return plain
         inner_type = _U16(buf, i + 2)[0]
         i += 4
     if inner_type != _ETH_IPV4 or end - i < 20 or buf[i] >> 4 != 4:
-        return (pair, frag)
+        return plain
+    return _vxlan_key(buf, v, i, end, pair, _U16(buf, udp + 2)[0], frag, wire_len)
+
+
+def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag: int, wire_len: int):
+    inner_version_ihl, inner_len, inner_flags_frag, inner_proto, inner_pair = _IPV4(buf, i)
+    inner_ihl = (inner_version_ihl & 15) * 4
+    mss = next_hop_mtu = echo = None
+    if (inner_proto == 6 or inner_proto == 1) and inner_ihl >= 20 and not inner_flags_frag & _OFFSET_BITS:
+        mss, next_hop_mtu, echo = l4_facts(buf, i, end, inner_ihl, inner_len, inner_proto)
     return (
-        _PAIR(buf, i + 12)[0],
-        pair,
-        _U16(buf, udp + 2)[0],
+        inner_pair,
+        outer_pair,
+        dport,
         _U32(buf, v + 4)[0],
         bytes(buf[v + 8 : v + 14]),
         frag,
+        inner_proto,
+        inner_len,
+        wire_len,
+        mss,
+        next_hop_mtu,
+        echo,
     )
 
 
-def ethernet_key(buf, p: int, end: int):
+def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
     """`classify` for an Ethernet frame, in a few unpacks for the common shapes (untagged IPv4, ICMP/TCP/VXLAN).
 
     The pcap loop inlines these same lines; constants are literals as global
-    lookups cost more than the rest of a frame's work.
+    lookups cost more than the rest of a frame's work. TCP SYNs and ICMP
+    fragmentation-needed, whose transport header matters, go through `classify`.
     """
     caplen = end - p
     if caplen < 34:  # Ethernet + IPv4 header
-        return classify(buf, p, end, 1)
+        return classify(buf, p, end, 1, wire_len)
     ethertype, version_ihl, total_len, flags_frag, proto, pair = _ETH_IPV4_HDR(buf, p)
     if ethertype != 0x0800:
         if ethertype != 0x8100 and ethertype != 0x88A8:
             return None  # ARP, IPv6, ...
-        return classify(buf, p, end, 1)
+        return classify(buf, p, end, 1, wire_len)
     if version_ihl != 0x45:
-        return classify(buf, p, end, 1)
-    if proto != 17 or flags_frag & 0x1FFF:
-        return (pair, flags_frag & 0x3FFF)
+        return classify(buf, p, end, 1, wire_len)
+    if flags_frag & 0x1FFF:
+        return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
+    if proto != 17:
+        if proto == 1 and caplen >= 42 and (total_len >= 28 or total_len < 20):  # a whole ICMP header
+            icmp_type = buf[p + 34]
+            if icmp_type == 8 or icmp_type == 0:
+                return (pair, flags_frag & 0x3FFF, 1, total_len, wire_len, None, None, icmp_type)
+            if icmp_type == 3:
+                return classify(buf, p, end, 1, wire_len)
+        elif proto == 6 and caplen >= 48 and buf[p + 47] & 2:
+            return classify(buf, p, end, 1, wire_len)
+        return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
     if caplen < 84 or 20 <= total_len < 28:  # 84: up to the inner IPv4 header's end
-        return classify(buf, p, end, 1)
-    dport, vflags, vni, mac, inner_type, inner_version_ihl, inner_pair = _UDP_VXLAN(buf, p + 34)
+        return classify(buf, p, end, 1, wire_len)
+    dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto, inner_pair = _UDP_VXLAN(buf, p + 34)
     if not vflags & 0x08:
-        return (pair, flags_frag & 0x3FFF)
-    if inner_type == 0x0800 and inner_version_ihl >> 4 == 4:
-        return (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF)
-    return classify(buf, p, end, 1)
+        return (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None)
+    if inner_type == 0x0800 and inner_vihl >> 4 == 4:
+        if (inner_proto == 6 or inner_proto == 1) and (
+            inner_vihl != 0x45 or inner_ff & 0x1FFF or (inner_proto == 6 and caplen >= 98 and buf[p + 97] & 2)
+        ):
+            return classify(buf, p, end, 1, wire_len)
+        if inner_proto == 1 and caplen >= 92 and (inner_len >= 28 or inner_len < 20):
+            icmp_type = buf[p + 84]
+            if icmp_type == 8 or icmp_type == 0:
+                return (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, 1, inner_len, wire_len, None, None,
+                        icmp_type)
+            if icmp_type == 3:
+                return classify(buf, p, end, 1, wire_len)
+        return (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, inner_proto, inner_len, wire_len, None, None,
+                None)
+    return classify(buf, p, end, 1, wire_len)
 
 
 class _Pcapng:
@@ -326,20 +411,18 @@ class FastDecoder:
         self._stopped = True
         self._problem = problem
 
-    def _count(self, key, wire_len: int) -> None:
+    def _count(self, key) -> None:
         idx = self._frames
         self._frames = idx + 1
         if key is None:
             return
         tally = self._agg.get(key)
         if tally is None:
-            self._agg[key] = [1, wire_len, [idx]]
+            self._agg[key] = [1, [idx]]
         else:
             tally[0] += 1
-            if wire_len > tally[1]:
-                tally[1] = wire_len
             if tally[0] <= self._evidence_per_flow:
-                tally[2].append(idx)
+                tally[1].append(idx)
 
     # -- classic pcap --------------------------------------------------------
 
@@ -369,39 +452,64 @@ class FastDecoder:
                 break
             off = end
             if not ethernet or caplen < 34:
-                key = slow(buf, p, end, linktype)
+                key = slow(buf, p, end, linktype, wire_len)
             else:
                 ethertype, version_ihl, total_len, flags_frag, proto, pair = eth_ipv4(buf, p)
                 if ethertype != 0x0800:
                     if ethertype != 0x8100 and ethertype != 0x88A8:
                         idx += 1
                         continue
-                    key = slow(buf, p, end, 1)
+                    key = slow(buf, p, end, 1, wire_len)
                 elif version_ihl != 0x45:
-                    key = slow(buf, p, end, 1)
-                elif proto != 17 or flags_frag & 0x1FFF:
-                    key = (pair, flags_frag & 0x3FFF)
+                    key = slow(buf, p, end, 1, wire_len)
+                elif flags_frag & 0x1FFF:
+                    key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
+                elif proto != 17:
+                    key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
+                    if proto == 1:
+                        if caplen >= 42 and (total_len >= 28 or total_len < 20):  # a whole ICMP header
+                            icmp_type = buf[p + 34]
+                            if icmp_type == 8 or icmp_type == 0:
+                                key = (pair, flags_frag & 0x3FFF, 1, total_len, wire_len, None, None, icmp_type)
+                            elif icmp_type == 3:
+                                key = slow(buf, p, end, 1, wire_len)
+                    elif proto == 6 and caplen >= 48 and buf[p + 47] & 2:
+                        key = slow(buf, p, end, 1, wire_len)
                 elif caplen < 84 or 20 <= total_len < 28:
-                    key = slow(buf, p, end, 1)
+                    key = slow(buf, p, end, 1, wire_len)
                 else:
-                    dport, vflags, vni, mac, inner_type, inner_version_ihl, inner_pair = udp_vxlan(buf, p + 34)
+                    (dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto,
+                     inner_pair) = udp_vxlan(buf, p + 34)
                     if not vflags & 0x08:
-                        key = (pair, flags_frag & 0x3FFF)
-                    elif inner_type == 0x0800 and inner_version_ihl >> 4 == 4:
-                        key = (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF)
+                        key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None)
+                    elif inner_type == 0x0800 and inner_vihl >> 4 == 4:
+                        key = (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, inner_proto, inner_len,
+                               wire_len, None, None, None)
+                        if inner_proto == 1:
+                            if inner_vihl != 0x45 or inner_ff & 0x1FFF:
+                                key = slow(buf, p, end, 1, wire_len)
+                            elif caplen >= 92 and (inner_len >= 28 or inner_len < 20):
+                                icmp_type = buf[p + 84]
+                                if icmp_type == 8 or icmp_type == 0:
+                                    key = (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, 1, inner_len,
+                                           wire_len, None, None, icmp_type)
+                                elif icmp_type == 3:
+                                    key = slow(buf, p, end, 1, wire_len)
+                        elif inner_proto == 6 and (
+                            inner_vihl != 0x45 or inner_ff & 0x1FFF or (caplen >= 98 and buf[p + 97] & 2)
+                        ):
+                            key = slow(buf, p, end, 1, wire_len)
                     else:
-                        key = slow(buf, p, end, 1)
+                        key = slow(buf, p, end, 1, wire_len)
             if key is not None:
                 tally = get(key)
                 if tally is None:
-                    agg[key] = [1, wire_len, [idx]]
+                    agg[key] = [1, [idx]]
                 else:
                     count = tally[0] + 1
                     tally[0] = count
-                    if wire_len > tally[1]:
-                        tally[1] = wire_len
                     if count <= nev:
-                        tally[2].append(idx)
+                        tally[1].append(idx)
             idx += 1
         self._frames = idx
         return off
@@ -452,20 +560,18 @@ class FastDecoder:
             if caplen > block_len - 32:
                 caplen = block_len - 32
             if linktype == 1:
-                key = eth_key(buf, p, p + caplen)
+                key = eth_key(buf, p, p + caplen, wire_len)
             else:
-                key = slow(buf, p, p + caplen, linktype)
+                key = slow(buf, p, p + caplen, linktype, wire_len)
             if key is not None:
                 tally = get(key)
                 if tally is None:
-                    agg[key] = [1, wire_len, [idx]]
+                    agg[key] = [1, [idx]]
                 else:
                     count = tally[0] + 1
                     tally[0] = count
-                    if wire_len > tally[1]:
-                        tally[1] = wire_len
                     if count <= nev:
-                        tally[2].append(idx)
+                        tally[1].append(idx)
             idx += 1
         self._frames = idx
         if off + 12 <= n:  # a block shorter than an enhanced packet block's head
@@ -535,9 +641,9 @@ class FastDecoder:
             self._linktypes.add(linktype)
         end = p + caplen
         if linktype == LINKTYPE_ETHERNET:
-            self._count(ethernet_key(buf, p, end), wire_len)
+            self._count(ethernet_key(buf, p, end, wire_len))
         else:
-            self._count(classify(buf, p, end, linktype), wire_len)
+            self._count(classify(buf, p, end, linktype, wire_len))
 
     # -- output --------------------------------------------------------------
 
@@ -556,7 +662,7 @@ class FastDecoder:
             return (address(value >> 32), address(value & _LOW32))
 
         tallied = 0
-        for key, (count, max_wire_len, first) in self._agg.items():
+        for key, (count, first) in self._agg.items():
             flow_key = pair(key[0])
             flow = flows.get(flow_key)
             if flow is None:
@@ -564,19 +670,28 @@ class FastDecoder:
                 evidence[flow_key] = []
             flow.packets += count
             tallied += count
-            if len(key) == 2:
+            if len(key) == 8:
+                _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key
                 flow.encaps[Encap.PLAIN] += count
             else:
-                _, outer, dport, vni, mac, _ = key
+                _, outer, dport, vni, mac, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key
                 flow.encaps[Encap.VXLAN] += count
                 flow.vnis[vni >> 8] += count
                 flow.udp_dports[dport] += count
                 flow.outer_pairs[pair(outer)] += count
                 flow.inner_dst_macs[mac.hex(":")] += count
-            if key[-1]:
+            if frag:
                 flow.outer_fragments += count
-            if max_wire_len > flow.max_wire_len:
-                flow.max_wire_len = max_wire_len
+            if wire_len > flow.max_wire_len:
+                flow.max_wire_len = wire_len
+            flow.sizes[(proto, ip_len, wire_len, bool(frag))] += count
+            if mss is not None:
+                flow.tcp_mss[mss] += count
+            if next_hop_mtu is not None:
+                mtu, quoted = next_hop_mtu
+                flow.frag_needed[(mtu, None if quoted is None else address(quoted))] += count
+            if echo is not None:
+                flow.echoes[(echo, ip_len)] += count
             evidence[flow_key].extend(first)
         for flow_key, indices in evidence.items():
             indices.sort()

@@ -49,6 +49,10 @@ class FrameFacts:
     inner_src_mac: str | None = None
     inner_dst_mac: str | None = None
     inner_len: int | None = None  # innermost IPv4 total length
+    tcp_mss: int | None = None  # MSS option of an innermost TCP SYN or SYN-ACK
+    frag_needed_mtu: int | None = None  # next-hop MTU of an innermost ICMP fragmentation-needed (3/4)
+    frag_needed_dst: IPv4Address | None = None  # ... and the destination of the packet it quotes, when whole
+    echo_type: int | None = None  # innermost ICMP echo request (8) or reply (0): tells a probe from its answer
 
     @property
     def key(self) -> tuple[IPv4Address, IPv4Address]:
@@ -67,6 +71,13 @@ class FlowTally:
     inner_dst_macs: Counter = field(default_factory=Counter)
     outer_fragments: int = 0
     max_wire_len: int = 0
+    # (ip_proto, inner_len, wire_len, outer_fragment) -> frames: what the MTU verdicts read.
+    # Bounded by the distinct sizes a flow has, a handful for pings, at most a few
+    # thousand for bulk TCP, however long the capture.
+    sizes: Counter = field(default_factory=Counter)
+    tcp_mss: Counter = field(default_factory=Counter)  # MSS option of SYN / SYN-ACK segments
+    frag_needed: Counter = field(default_factory=Counter)  # (next-hop MTU, quoted destination) of ICMP 3/4
+    echoes: Counter = field(default_factory=Counter)  # (ICMP echo type 8 or 0, inner_len)
 
     def add(self, facts: FrameFacts) -> None:
         self.packets += 1
@@ -81,6 +92,13 @@ class FlowTally:
             self.outer_fragments += 1
         if facts.wire_len > self.max_wire_len:
             self.max_wire_len = facts.wire_len
+        self.sizes[(facts.ip_proto, facts.inner_len, facts.wire_len, facts.outer_fragment)] += 1
+        if facts.tcp_mss is not None:
+            self.tcp_mss[facts.tcp_mss] += 1
+        if facts.frag_needed_mtu is not None:
+            self.frag_needed[(facts.frag_needed_mtu, facts.frag_needed_dst)] += 1
+        if facts.echo_type is not None:
+            self.echoes[(facts.echo_type, facts.inner_len)] += 1
 
     def merge(self, other: FlowTally) -> None:
         self.packets += other.packets
@@ -91,6 +109,10 @@ class FlowTally:
         self.inner_dst_macs.update(other.inner_dst_macs)
         self.outer_fragments += other.outer_fragments
         self.max_wire_len = max(self.max_wire_len, other.max_wire_len)
+        self.sizes.update(other.sizes)
+        self.tcp_mss.update(other.tcp_mss)
+        self.frag_needed.update(other.frag_needed)
+        self.echoes.update(other.echoes)
 
 
 FlowKey = tuple[IPv4Address, IPv4Address]

@@ -12,6 +12,7 @@ from ipaddress import IPv4Address, IPv4Interface, ip_address, ip_interface
 from typing import Any
 
 from vxcap.core.errors import InputError
+from vxcap.core.names import check_iface, check_node_name, check_relative_file
 from vxcap.core.model import (
     DEFAULT_PORT,
     DEFAULT_VNI,
@@ -31,7 +32,7 @@ MANIFEST_VERSION = 1
 class CaptureFile:
     node: str
     iface: str
-    file: str  # relative to the run directory (or absolute)
+    file: str  # relative to the run directory, and inside it
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,15 @@ def _interface(value: Any, where: str) -> IPv4Interface:
     return iface
 
 
+def _checked(check, value: Any, where: str) -> str:
+    """A name held to its rule (vxcap.core.names), the error naming the manifest field."""
+    try:
+        return check(_str(value, where), where)
+    except InputError as err:
+        message = str(err)
+        raise InputError(message if message.startswith("manifest:") else f"manifest: {message}") from None
+
+
 def _mac(value: Any, where: str) -> str | None:
     try:
         return normalise_mac(value)
@@ -128,7 +138,8 @@ def parse_manifest(data: Any) -> Manifest:
     nodes, captures = [], []
     for i, raw in enumerate(_list(data, "nodes", "manifest")):
         where = f"nodes[{i}]"
-        name = _str(_need(raw, "name", where), f"{where}.name")
+        # Node names become file names in the run directory: no '/' or '..' may get through.
+        name = _checked(check_node_name, _need(raw, "name", where), f"{where}.name")
         nodes.append(
             Node(
                 name=name,
@@ -141,8 +152,8 @@ def parse_manifest(data: Any) -> Manifest:
             captures.append(
                 CaptureFile(
                     node=name,
-                    iface=_str(_need(cap, "iface", cwhere), f"{cwhere}.iface"),
-                    file=_str(_need(cap, "file", cwhere), f"{cwhere}.file"),
+                    iface=_checked(check_iface, _need(cap, "iface", cwhere), f"{cwhere}.iface"),
+                    file=_checked(check_relative_file, _need(cap, "file", cwhere), f"{cwhere}.file"),
                 )
             )
     names = [n.name for n in nodes]

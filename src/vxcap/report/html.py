@@ -297,6 +297,9 @@ def _mtu(mtu: Any) -> str:
     if isinstance(measured, Mapping) and measured.get("largest_df_payload") is not None:
         exact = "" if measured.get("largest_df_payload_exact", True) else " (bound)"
         rows.append(f"<dt>largest DF payload measured</dt><dd class=\"mono\">{_e(measured['largest_df_payload'])}{exact}</dd>")
+    if isinstance(measured, Mapping) and measured.get("tcp_mss_seen"):
+        seen = ", ".join(str(v) for v in measured["tcp_mss_seen"])
+        rows.append(f"<dt>TCP MSS seen in SYNs</dt><dd class=\"mono\">{_e(seen)}</dd>")
     findings = []
     for finding in mtu.get("findings", []) or []:
         if isinstance(finding, Mapping):

@@ -8,16 +8,21 @@ node when the local engine runs a container of that name.
 
 from __future__ import annotations
 
+import threading
 from enum import StrEnum
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
-from vxcap.core.errors import InputError
+from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.model import Pod, Topology
 
 # A capture nobody stops (vxcap killed hard) still ends by itself.
 CAPTURE_DEADLINE_S = 600.0
+# The test image's interpreter for the TCP exchange (netshoot ships python3 with scapy).
+POD_PYTHON = "python3"
+POD_LINK_ARGV = ["ip", "-d", "-j", "link", "show"]
+_EXEC_MARGIN_S = 15.0
 
 
 class CaptureBackend(StrEnum):
@@ -119,17 +124,80 @@ class ClusterTarget:
             raise InputError(f"no test pod on {src_node}")
         return self.cluster.ping(self.pods[src_node], dst_ip, count=count)
 
+    def df_ping(self, src_node: str, dst_ip: IPv4Address, size: int, wait: float):
+        """One DF echo of `size` payload bytes from the node's test pod: (PingResult, ping's whole output)."""
+        from vxcap.core.probe import parse_ping, ping_argv
+
+        if src_node not in self.pods:
+            raise InputError(f"no test pod on {src_node}")
+        argv = ping_argv(dst_ip, 1, 0.2, wait, size=size, dont_fragment=True)
+        result = self.cluster.exec(self.pods[src_node].name, argv, timeout=wait + _EXEC_MARGIN_S)
+        return parse_ping(result.stdout, result.stderr, result.returncode), result.stdout + result.stderr
+
+    def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]:
+        """One short TCP connection between the test pods: (connected, what the programs said).
+
+        exec runs to completion, so the listener's exec runs in a thread while the
+        connector, retrying until the listener is up, connects to the agreed port.
+        """
+        from vxcap.core.mtu.tcp import DEFAULT_TIMEOUT_S, connected, connector_argv, listener_argv
+
+        if src_node not in self.pods or dst_node not in self.pods:
+            raise InputError(f"no test pod on {src_node if src_node not in self.pods else dst_node}")
+        heard: dict[str, object] = {}
+
+        def listen() -> None:
+            try:
+                heard["result"] = self.cluster.exec(
+                    self.pods[dst_node].name,
+                    listener_argv(POD_PYTHON, port, DEFAULT_TIMEOUT_S + 2.0),
+                    timeout=DEFAULT_TIMEOUT_S + _EXEC_MARGIN_S,
+                )
+            except Exception as err:  # noqa: BLE001 - reported with the exchange, never raised from a thread
+                heard["error"] = err
+
+        listener = threading.Thread(target=listen, name=f"vxcap-tcp-listen-{dst_node}", daemon=True)
+        listener.start()
+        try:
+            result = self.cluster.exec(
+                self.pods[src_node].name,
+                connector_argv(POD_PYTHON, dst_ip, port, DEFAULT_TIMEOUT_S),
+                timeout=DEFAULT_TIMEOUT_S + _EXEC_MARGIN_S,
+            )
+        finally:
+            listener.join(DEFAULT_TIMEOUT_S + _EXEC_MARGIN_S)
+        said = (result.stdout + result.stderr).strip()
+        if "error" in heard:
+            said += f" (listener: {heard['error']})"
+        return connected(result.stdout), f"{dst_ip}:{port}: {said}"
+
     def evidence(self, node: str) -> dict[str, str]:
         backend = self.backend_for(node)
         self._touch(backend)
         if backend is CaptureBackend.DOCKER:
-            return self._docker_captures().evidence(node)
-        if not self.pods:
+            files = self._docker_captures().evidence(node)
+        elif not self.pods:
             # The test pods never became Ready: a capture pod would wait for the
             # same node again, doubling the wait for nothing the run can judge.
             return {}
-        self._capture_pod_ready(node)
-        return self.cluster.evidence(node, run_id=self.run_id)
+        else:
+            self._capture_pod_ready(node)
+            files = self.cluster.evidence(node, run_id=self.run_id)
+        pod_links = self._pod_links(node)
+        if pod_links is not None:
+            files["pod-link.json"] = pod_links
+        return files
+
+    def _pod_links(self, node: str) -> str | None:
+        """The test pod's own `ip -d -j link` (its eth0 MTU); None when the pod cannot say."""
+        pod = self.pods.get(node)
+        if pod is None:
+            return None
+        try:
+            result = self.cluster.exec(pod.name, POD_LINK_ARGV, timeout=_EXEC_MARGIN_S)
+        except VxcapError:  # the MTUs are then reported as unknown; the node's evidence still counts
+            return None
+        return result.stdout if result.returncode == 0 and result.stdout.strip() else None
 
     def release(self) -> None:
         """Cleanup is a promise: the run's pods and capture helpers go, whatever happened."""

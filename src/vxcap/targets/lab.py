@@ -146,8 +146,8 @@ class LabTarget:
         # (and removed after), and a half-built one (a crashed build) repaired.
         status = self.lab.status()
         if not status.exists:
+            self.built_here = True  # before building: an interrupted build is still ours to remove
             lab_up(self.source, self.prefix)
-            self.built_here = True
         elif not all(ns.exists for ns in status.namespaces):
             lab_up(self.source, self.prefix)
         return self.spec.topology
@@ -166,8 +166,21 @@ class LabTarget:
     def ping(self, src_node: str, dst_ip: IPv4Address, count: int):
         return self.lab.ping(src_node, dst_ip, count=count)
 
+    def df_ping(self, src_node: str, dst_ip: IPv4Address, size: int, wait: float):
+        """One DF echo of `size` payload bytes: (PingResult, ping's whole output)."""
+        # One echo: ping's interval only delays the exit after a size the stack refused
+        # (it pauses 0.2 s after a local error); 10 ms gives the same answer sooner.
+        return self.lab.ping_output(src_node, dst_ip, count=1, size=size, dont_fragment=True, timeout=wait,
+                                    interval=0.01)
+
+    def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]:
+        # The lab's listener takes whatever port the kernel gives: no two directions can collide.
+        return self.lab.tcp_exchange(src_node, dst_node)
+
     def evidence(self, node: str) -> dict[str, str]:
-        return self.lab.evidence(node)
+        files = self.lab.evidence(node)
+        files["pod-link.json"] = self.lab.pod_links(node)
+        return files
 
     def release(self) -> None:
         if self.built_here and not self.keep:

@@ -54,13 +54,7 @@ class KubeCaptureResult:
 
 def capture_argv(iface: str, bpf: str, snaplen: int, max_packets: int, duration: float | None) -> list[str]:
     """tcpdump to stdout; with a duration, `timeout` sends it SIGINT when time is up."""
-    argv = tcpdump_argv(iface, "-", bpf, snaplen, max_packets)
-    if duration is None:
-        return argv
-    if duration <= 0:
-        raise ValueError(f"capture duration must be positive, got {duration}")
-    # `-s INT SECONDS` reads the same to busybox and coreutils timeout.
-    return ["timeout", "-s", "INT", f"{duration:g}", *argv]
+    return tcpdump_argv(iface, "-", bpf, snaplen, max_packets, duration=duration)
 
 
 def _last_line(text: str) -> str:

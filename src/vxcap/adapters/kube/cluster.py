@@ -14,6 +14,7 @@ from vxcap.adapters.kube.connection import Connection, cluster_name, connect
 from vxcap.adapters.kube.errors import KubeError
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
 from vxcap.core.model import Pod, Topology
+from vxcap.core.names import check_namespace, check_pod_name
 from vxcap.core.probe import PingResult, parse_ping, ping_argv
 
 DEFAULT_READY_TIMEOUT_S = 60.0
@@ -50,7 +51,7 @@ class KubeCluster:
     ) -> None:
         self.kubeconfig = kubeconfig
         self.requested_context = context
-        self.namespace = namespace
+        self.namespace = check_namespace(namespace)
         self.image = image
         self.notes: tuple[str, ...] = ()  # what discover() had to guess or fall back on
         self.calico_group: str | None = None  # the API group discover() read Calico from
@@ -106,7 +107,7 @@ class KubeCluster:
         timeout: float = DEFAULT_READY_TIMEOUT_S,
     ) -> dict[str, Pod]:
         """One unprivileged test pod pinned to each node, all created at once; returns when all are Ready."""
-        namespace = namespace or self.namespace
+        namespace = check_namespace(namespace or self.namespace)
         bodies = [manifests.probe_pod(self._run_id(run_id), node, image or self.image) for node in nodes]
         ready = self._create_and_wait(namespace, run_id, bodies, timeout)
         result = {}
@@ -131,7 +132,8 @@ class KubeCluster:
 
     def exec(self, pod: str, argv: list[str], timeout: float = 30.0, namespace: str | None = None) -> kexec.ExecResult:
         """Run argv (no shell) in one of vxcap's pods."""
-        namespace = namespace or self._pod_namespaces.get(pod, self.namespace)
+        check_pod_name(pod)
+        namespace = check_namespace(namespace or self._pod_namespaces.get(pod, self.namespace))
         return kexec.run(self.conn, namespace, pod, list(argv), timeout)
 
     def ping(
@@ -200,6 +202,6 @@ class KubeCluster:
 
     def cleanup(self, namespace: str | None = None) -> list[str]:
         """Delete every pod vxcap made in the namespace, whatever its run; the names deleted."""
-        names = pods.delete_matching(self.conn, namespace or self.namespace, manifests.managed_selector())
+        names = pods.delete_matching(self.conn, check_namespace(namespace or self.namespace), manifests.managed_selector())
         self._capture_pods.clear()
         return names

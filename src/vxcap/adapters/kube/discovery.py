@@ -9,6 +9,7 @@ from kubernetes.client.exceptions import ApiException
 from vxcap.adapters.kube.connection import REQUEST_TIMEOUT, Connection, cluster_name, read_json
 from vxcap.adapters.kube.errors import KubeError
 from vxcap.core.calico import CalicoError, CalicoObjects, Discovery, topology_from_calico
+from vxcap.core.names import check_node_name
 
 # Where Calico keeps its resources: the CRDs most installs use, then the v3 API
 # (served by the Calico API server, or as CRDs by newer releases).
@@ -63,6 +64,11 @@ def discover(conn: Connection) -> tuple[Discovery, str]:
         felix_configurations=tuple(resources["felixconfigurations"]),
     )
     try:
-        return topology_from_calico(objects, cluster=cluster_name(conn.context)), group
+        found = topology_from_calico(objects, cluster=cluster_name(conn.context))
     except CalicoError as err:
         raise KubeError(f"context {conn.context}: {err}") from None
+    # Node names go into pod specs, pod names and file names: held to the API's own rule
+    # here, so a server that breaks it (or is not what it claims) cannot steer them.
+    for node in found.topology.nodes:
+        check_node_name(node.name, f"context {conn.context}: node name")
+    return found, group

@@ -23,6 +23,8 @@ import hashlib
 import re
 from typing import Any
 
+from vxcap.core.names import check_namespace, check_node_name
+
 DEFAULT_NAMESPACE = "vxcap"
 # A pinned tag: the same tools (iputils ping, tcpdump, iproute2 with -j) every run.
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
@@ -89,6 +91,7 @@ def labels(run_id: str, role: str, node: str) -> dict[str, str]:
 
 
 def namespace(name: str) -> dict[str, Any]:
+    check_namespace(name)
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -100,6 +103,7 @@ def namespace(name: str) -> dict[str, Any]:
 
 
 def _common_spec(node: str, lifetime: int) -> dict[str, Any]:
+    check_node_name(node)  # it pins the pod and is part of the pod's name and labels
     return {
         # Pinned by name: the scheduler is not asked, so the pod lands exactly where the test needs it.
         "nodeName": node,

@@ -46,6 +46,8 @@ from vxcap.core.mtu.probes import (
     ProbeResult,
     ladder_sizes,
     ping_mtu_signals,
+    probe_from_ping,
+    seen_on_wire,
 )
 from vxcap.core.mtu.report import mtu_report
 from vxcap.core.mtu.wire_sizes import (
@@ -56,6 +58,7 @@ from vxcap.core.mtu.wire_sizes import (
     is_offload_frame,
     link_header_len,
     size_tally,
+    size_tally_of_counts,
 )
 
 __all__ = [
@@ -96,7 +99,10 @@ __all__ = [
     "overhead_parts",
     "ping_mtu_signals",
     "plain_path_cost",
+    "probe_from_ping",
+    "seen_on_wire",
     "size_tally",
+    "size_tally_of_counts",
     "tcp_mss",
     "vxlan_overhead",
 ]

@@ -4,6 +4,11 @@ Fail: a configuration that breaks big packets, or packets that should have
 crossed and did not. Warn: it works, but leaves capacity unused or leans on
 PMTUD. Info: what was measured, and what the design costs.
 
+A direction speaks for its sender: the source pod's and node's settings decide
+what it sends, so they fail or warn here; the receiver's are only mentioned,
+and judged on the reverse direction, so one bad setting fails the directions
+leaving it, once each.
+
 Checks run only on values that are known: an MTU vxcap did not read is
 reported as unknown, never assumed.
 """
@@ -21,6 +26,7 @@ from vxcap.core.mtu.arithmetic import (
     headroom,
     max_icmp_payload,
     plain_path_cost,
+    tcp_mss,
     vxlan_overhead,
 )
 from vxcap.core.mtu.links import NodeMtus
@@ -59,6 +65,8 @@ class MtuMeasurement:
     max_offload_frame: int | None = None
     capture_node: str | None = None
     link_header: int = 14
+    tcp_mss_seen: tuple[int, ...] = ()  # MSS options in the sender's SYN / SYN-ACK segments of this direction
+    tcp_connected: bool | None = None  # the short TCP exchange of the run; None: none was made
 
     @classmethod
     def from_tally(cls, tally: SizeTally, probes: Iterable[ProbeResult] = (), **rest) -> MtuMeasurement:
@@ -128,8 +136,10 @@ class _Judge:
     def run(self) -> list[MtuFinding]:
         self.unknowns()
         self.configuration()
+        self.receiver()
         self.probes()
         self.capture()
+        self.tcp()
         self.costs()
         return sorted(self.findings, key=lambda f: _RANK[f.level])
 
@@ -150,7 +160,7 @@ class _Judge:
         limit = self.pod_limit
         if limit is None:
             return
-        for node in self.nodes:
+        for node in (self.src,):
             if node.pod_mtu is not None and node.pod_mtu > limit:
                 self.add(
                     FAIL,
@@ -174,6 +184,23 @@ class _Judge:
                     f"{node.pod_label} MTU {node.pod_mtu} on {node.node} is above {node.vxlan_ifname} MTU {node.vxlan_mtu}: "
                     "bigger DF packets are refused by the node with ICMP fragmentation-needed (PMTUD) and "
                     f"black-hole where that ICMP is filtered; set {VXLAN_MTU_FIELD[self.underlay_ip]} and the pod MTU alike",
+                )
+
+    def receiver(self) -> None:
+        limit = self.pod_limit
+        node = self.dst
+        if limit is None or node.node == self.src.node:
+            return
+        too_big = [(node.pod_label, node.pod_mtu)]
+        if self.wire is Wire.VXLAN:
+            too_big.append((node.vxlan_ifname, node.vxlan_mtu))
+        for name, mtu in too_big:
+            if mtu is not None and mtu > limit:
+                self.add(
+                    INFO,
+                    "receiver-mtu-too-big",
+                    f"{name} MTU {mtu} on {node.node} is above {limit} too: it limits what {node.node} sends, "
+                    f"judged on {node.node} -> {self.src.node}",
                 )
 
     def probes(self) -> None:
@@ -238,6 +265,14 @@ class _Judge:
                 f"({self.src.pod_label} MTU {self.src.pod_mtu}) and vanished without ICMP fragmentation-needed "
                 f"on {self.label}: payload {sizes}",
             )
+        unseen = sorted({p.size for p in probes if p.reply and p.sent_on_wire is False})
+        if unseen:
+            self.add(
+                WARN,
+                "probe-not-captured",
+                f"DF probes with payload {', '.join(map(str, unseen))} got replies on {self.label}, yet the "
+                f"capture on {self.src.node} shows no echo request of that size leaving: the capture missed them",
+            )
         if crossed_over:
             sizes = ", ".join(str(s) for s in sorted(crossed_over))
             self.add(
@@ -287,6 +322,33 @@ class _Judge:
                 "segmentation-offload aggregates (GSO/TSO/GRO), cut to size below the capture: not an MTU violation",
             )
 
+    def tcp(self) -> None:
+        m = self.measured
+        receiver_limit = smallest_known(
+            self.dst.pod_mtu,
+            self.pod_limit,
+            *((self.src.vxlan_mtu, self.dst.vxlan_mtu) if self.wire is Wire.VXLAN else ()),
+        )
+        expected = None if receiver_limit is None else tcp_mss(receiver_limit)
+        if m.tcp_mss_seen:
+            seen = ", ".join(str(v) for v in sorted(set(m.tcp_mss_seen)))
+            above = sorted(v for v in set(m.tcp_mss_seen) if expected is not None and v > expected)
+            if above:
+                self.add(
+                    WARN,
+                    "tcp-mss-above-path",
+                    f"TCP SYNs from {self.src.pod_label} on {self.src.node} advertise MSS {seen}, but {self.label} "
+                    f"carries segments of at most {expected} bytes ({receiver_limit} - 40): peers that believe it "
+                    "send segments the path refuses, and lean on PMTUD",
+                )
+            else:
+                want = "" if expected is None else f" (path allows {expected} = {receiver_limit} - 20 IPv4 - 20 TCP)"
+                self.add(INFO, "tcp-mss", f"TCP MSS advertised by {self.src.pod_label} on {self.label}: {seen}{want}")
+        elif m.tcp_connected:
+            self.add(INFO, "tcp-mss", f"the TCP exchange on {self.label} connected, but no SYN of it was captured")
+        elif m.tcp_connected is False:
+            self.add(INFO, "tcp-mss", f"the TCP exchange on {self.label} did not connect: no MSS to read")
+
     def costs(self) -> None:
         underlay = self.underlay
         if underlay is None:
@@ -294,7 +356,7 @@ class _Judge:
         # The pod MTU is one per node for every path, so under an overlay mode it must fit VXLAN even here.
         tunnel = Wire.PLAIN if self.mode is Mode.NEVER else Wire.VXLAN
         allowed_by = self.wire if self.wire is Wire.VXLAN else tunnel
-        for node in self.nodes:
+        for node in (self.src,):
             if node.pod_mtu is None:
                 continue
             room = headroom(node.pod_mtu, underlay, allowed_by, self.underlay_ip)

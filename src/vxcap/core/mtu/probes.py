@@ -7,8 +7,8 @@ An echo reply is as big as its request, so one ping probes the path both ways.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from vxcap.core.errors import InputError
@@ -60,6 +60,7 @@ class ProbeResult:
     sent_on_wire: bool | None = None  # seen in the sender's underlay capture; None: not looked at
     refused_locally: bool = False
     frag_needed_mtu: int | None = None  # the MTU a fragmentation-needed reported
+    reply_on_wire: bool | None = None  # its echo reply seen in the sender's underlay capture; None: not looked at
 
     @property
     def packet(self) -> int:
@@ -89,6 +90,7 @@ class ProbeResult:
             "sent_on_wire": self.sent_on_wire,
             "refused_locally": self.refused_locally,
             "frag_needed_mtu": self.frag_needed_mtu,
+            "reply_on_wire": self.reply_on_wire,
             "fate": self.fate.value,
         }
 
@@ -178,4 +180,32 @@ def ping_mtu_signals(output: str) -> PingMtuSignals:
         refused_locally=bool(_TOO_LONG.search(output)),
         local_mtu=int(local.group(1)) if local else None,
         frag_needed_mtu=int(frag.group(1)) if frag else None,
+    )
+
+
+def probe_from_ping(size: int, received: int, output: str) -> ProbeResult:
+    """One DF ping of `size` as ping told it: any reply, and what its output says about MTU."""
+    signals = ping_mtu_signals(output)
+    return ProbeResult(
+        size=size,
+        reply=received > 0,
+        refused_locally=signals.refused_locally,
+        frag_needed_mtu=signals.frag_needed_mtu,
+    )
+
+
+def seen_on_wire(
+    probe: ProbeResult, requests: Mapping[int, int] | None, replies: Mapping[int, int] | None
+) -> ProbeResult:
+    """`probe` with what the sender's capture saw: echo requests of its size leaving, replies of it coming back.
+
+    `requests`/`replies` count ICMP echoes by inner IPv4 total length (payload + 28)
+    in the direction's flow and in the reverse flow; None: no capture on the sender.
+    """
+    if requests is None or replies is None:
+        return probe
+    return replace(
+        probe,
+        sent_on_wire=requests.get(probe.packet, 0) > 0,
+        reply_on_wire=replies.get(probe.packet, 0) > 0,
     )

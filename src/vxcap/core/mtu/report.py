@@ -157,6 +157,8 @@ def mtu_report(
             "offload_frames": measured.offload_frames,
             "max_offload_frame": measured.max_offload_frame,
             "capture_node": measured.capture_node,
+            "tcp_mss_seen": sorted(set(measured.tcp_mss_seen)),
+            "tcp_connected": measured.tcp_connected,
         },
         "findings": [f.as_dict() for f in findings],
     }

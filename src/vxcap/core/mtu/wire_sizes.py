@@ -15,7 +15,7 @@ that packet which is compared with the interface MTU.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -105,6 +105,32 @@ def size_tally(frames: Iterable[FrameFacts | None], iface_mtu: int, link_header:
             continue
         oversize += size is FrameSize.OVERSIZE
         biggest = max(biggest or 0, facts.wire_len)
+    return SizeTally(count, biggest, offload, biggest_offload, oversize, fragments)
+
+
+def size_tally_of_counts(
+    sizes: Mapping[tuple[int, int | None, int, bool], int], iface_mtu: int | None, link_header: int = 14
+) -> SizeTally:
+    """`size_tally` from a flow's counted sizes (`FlowTally.sizes`: (ip_proto, inner_len, wire_len,
+    outer_fragment) -> frames). Without the interface's MTU nothing can be called offload."""
+    count = offload = oversize = fragments = 0
+    biggest: int | None = None
+    biggest_offload: int | None = None
+    for (ip_proto, _inner_len, wire_len, fragment), n in sizes.items():
+        count += n
+        if fragment:
+            fragments += n
+        if iface_mtu is None:
+            biggest = max(biggest or 0, wire_len)
+            continue
+        size = classify_frame_size(wire_len, iface_mtu, ip_proto, fragment=fragment, link_header=link_header)
+        if size is FrameSize.OFFLOAD:
+            offload += n
+            biggest_offload = max(biggest_offload or 0, wire_len)
+            continue
+        if size is FrameSize.OVERSIZE:
+            oversize += n
+        biggest = max(biggest or 0, wire_len)
     return SizeTally(count, biggest, offload, biggest_offload, oversize, fragments)
 
 

@@ -1,0 +1,165 @@
+"""One direction's MTU section from what a run left in its directory.
+
+A run saves, beside each pcap, the node's and its test pod's `ip -d -j link`
+(`<node>-<iface>.link.json`, `<node>-<iface>.pod-link.json`) and, once for the
+run, what the DF ping ladder and the TCP exchange of each direction said
+(`mtu-probes.json`). With the capture tallies this is everything the MTU
+verdict needs, so `vxcap analyze` of a run directory judges it as the run did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vxcap.core.errors import InputError
+from vxcap.core.frames import FlowKey, FlowTally
+from vxcap.core.model import Mode
+from vxcap.core.mtu.judge import FAIL, MtuMeasurement
+from vxcap.core.mtu.links import LinkFacts, NodeMtus, interface_mtus, node_mtus
+from vxcap.core.mtu.probes import ProbeResult, probe_from_ping, seen_on_wire
+from vxcap.core.mtu.report import mtu_report
+from vxcap.core.mtu.wire_sizes import size_tally_of_counts
+from vxcap.core.plan import Expectation
+
+NODE_LINK_EVIDENCE = "link.json"
+POD_LINK_EVIDENCE = "pod-link.json"
+PROBES_FILE = "mtu-probes.json"
+ECHO_REQUEST, ECHO_REPLY = 8, 0
+MTU_REASON_PREFIX = "MTU: "
+
+
+def links_or_none(text: str | None) -> dict[str, LinkFacts] | None:
+    """Parsed `ip -d -j link` evidence; None when missing or unreadable (the MTUs are then unknown)."""
+    if text is None:
+        return None
+    try:
+        return interface_mtus(text)
+    except InputError:
+        return None
+
+
+def read_node_mtus(
+    node: str, node_link_text: str | None, pod_link_text: str | None, *, pod: str | None, underlay_ifname: str
+) -> NodeMtus:
+    return node_mtus(
+        node,
+        links_or_none(node_link_text),
+        links_or_none(pod_link_text),
+        pod=pod,
+        underlay_ifname=underlay_ifname,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PointTally:
+    """What one capture point saw, per flow."""
+
+    node: str
+    flows: Mapping[FlowKey, FlowTally]
+    link_header: int = 14
+
+
+def probe_records(data: Any) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """mtu-probes.json -> record per (src_node, dst_node); whatever is malformed is left out."""
+    records = data.get("directions") if isinstance(data, Mapping) else None
+    found: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for record in records if isinstance(records, list) else ():
+        if isinstance(record, Mapping) and isinstance(record.get("src_node"), str) and isinstance(record.get("dst_node"), str):
+            found[(record["src_node"], record["dst_node"])] = record
+    return found
+
+
+def _ladder(record: Mapping[str, Any] | None) -> list[ProbeResult]:
+    probes = []
+    for entry in (record or {}).get("ladder") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        size, received, output = entry.get("size"), entry.get("received", 0), entry.get("output", "")
+        if isinstance(size, int) and not isinstance(size, bool) and isinstance(received, int) and isinstance(output, str):
+            probes.append(probe_from_ping(size, received, output))
+    return probes
+
+
+def _echo_sizes(flow: FlowTally | None, echo_type: int) -> dict[int, int]:
+    if flow is None:
+        return {}
+    return {length: n for (kind, length), n in flow.echoes.items() if kind == echo_type and length is not None}
+
+
+def _sender_point(expectation: Expectation, captures: Sequence[PointTally]) -> PointTally | None:
+    for node in (expectation.src_node, expectation.dst_node):
+        for point in captures:
+            if point.node == node:
+                return point
+    return None
+
+
+def measure(
+    expectation: Expectation,
+    src: NodeMtus,
+    dst: NodeMtus,
+    record: Mapping[str, Any] | None,
+    captures: Sequence[PointTally],
+) -> MtuMeasurement:
+    """The direction's measurement, from the sender's capture (the receiver's when the sender has none)."""
+    point = _sender_point(expectation, captures)
+    probes = _ladder(record)
+    if point is None:
+        tcp = (record or {}).get("tcp")
+        connected = tcp.get("connected") if isinstance(tcp, Mapping) else None
+        return MtuMeasurement(probes=tuple(probes), tcp_connected=connected if isinstance(connected, bool) else None)
+    flow = point.flows.get(expectation.key)
+    reverse = point.flows.get((expectation.dst_ip, expectation.src_ip))
+    at_sender = point.node == expectation.src_node
+    requests = _echo_sizes(flow, ECHO_REQUEST) if at_sender else None
+    replies = _echo_sizes(reverse, ECHO_REPLY) if at_sender else None
+    probes = [seen_on_wire(p, requests, replies) for p in probes]
+    iface_mtu = src.underlay_mtu if at_sender else dst.underlay_mtu
+    sizes = size_tally_of_counts(flow.sizes if flow else {}, iface_mtu, point.link_header)
+    # ICMP fragmentation-needed travels back to whoever sent the packet too big (the source pod, or for
+    # an encapsulated packet the source node) and quotes that packet: its destination names the path.
+    senders = {expectation.src_ip, expectation.outer_src}
+    receivers = {expectation.dst_ip, expectation.outer_dst}
+    frag_needed = sum(
+        n
+        for key, t in point.flows.items()
+        if key[1] in senders
+        for (_mtu, quoted_dst), n in t.frag_needed.items()
+        if quoted_dst in receivers
+    )
+    tcp = (record or {}).get("tcp")
+    connected = tcp.get("connected") if isinstance(tcp, Mapping) else None
+    return MtuMeasurement.from_tally(
+        sizes,
+        probes,
+        icmp_frag_needed=frag_needed,
+        capture_node=point.node,
+        link_header=point.link_header,
+        tcp_mss_seen=tuple(sorted(flow.tcp_mss)) if flow else (),
+        tcp_connected=connected if isinstance(connected, bool) else None,
+    )
+
+
+def direction_mtu(
+    expectation: Expectation,
+    src: NodeMtus,
+    dst: NodeMtus,
+    record: Mapping[str, Any] | None,
+    captures: Sequence[PointTally],
+    *,
+    mode: Mode = Mode.CROSS_SUBNET,
+) -> dict[str, Any]:
+    """The `mtu` section of one flow in report.json (see docs/manifest.md)."""
+    measured = measure(expectation, src, dst, record, captures)
+    return mtu_report(expectation.expected, src, dst, measured, mode=mode)
+
+
+def fail_reasons(section: Mapping[str, Any]) -> list[str]:
+    """The MTU findings that fail the direction, as verdict reasons."""
+    return [
+        MTU_REASON_PREFIX + f["message"]
+        for f in section.get("findings", [])
+        if isinstance(f, Mapping) and f.get("level") == FAIL
+    ]
