@@ -2,68 +2,21 @@
 healthy captures (with the frames where decoders usually part ways), and a line
 for each disagreement."""
 
-import json
 import shutil
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP, fragment
 from scapy.layers.l2 import Ether
-from scapy.layers.vxlan import VXLAN
-from scapy.packet import Raw
-from scapy.utils import wrpcap
 
+from tests.run_support import POD, W, W2, W3, healthy_frames, vx, write_run
 from vxcap.adapters.tshark import TsharkError, cross_check
 from vxcap.core.errors import VxcapError
 from vxcap.pipeline import analyze, load_manifest
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (apt-get install tshark)")
 
-W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
-UNDERLAY = {W: "10.10.10.11", W2: "10.10.10.12", W3: "10.10.20.13"}
-POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
-MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
-
-
-def vx(src, dst, port=4789, vni=4096, n=3, payload=b""):
-    # dport set explicitly: scapy's VXLAN binding would otherwise make it 8472.
-    return [
-        Ether() / IP(src=UNDERLAY[src], dst=UNDERLAY[dst]) / UDP(sport=40000 + i, dport=port) / VXLAN(vni=vni)
-        / Ether(dst=MAC[dst]) / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) / Raw(payload)
-        for i in range(n)
-    ]
-
-
-def plain(src, dst, n=3):
-    return [Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) for i in range(n)]
-
-
-def write_run(tmp_path, frames, port=4789, pairs=((W, W3), (W, W2))):
-    run = tmp_path / "run"
-    run.mkdir()
-    nodes = []
-    for node in (W, W2, W3):
-        entry = {"name": node, "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
-        if node in frames:
-            wrpcap(str(run / f"{node}-eth1.pcap"), frames[node])
-            entry["captures"] = [{"iface": "eth1", "file": f"{node}-eth1.pcap"}]
-        nodes.append(entry)
-    manifest = {
-        "version": 1,
-        "overlay": {"mode": "CrossSubnet", "vni": 4096, "port": port},
-        "nodes": nodes,
-        "pods": [{"name": f"p-{n}", "node": n, "ip": POD[n]} for n in (W, W2, W3)],
-        "pairs": [{"src": a, "dst": b} for a, b in pairs],
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
-
-
 def healthy(port=4789):
-    return {
-        W: vx(W, W3, port) + vx(W3, W, port) + plain(W, W2) + plain(W2, W),
-        W3: vx(W, W3, port) + vx(W3, W, port),
-        W2: plain(W, W2) + plain(W2, W),
-    }
+    return healthy_frames(port)
 
 
 def check(run, **kwargs):

@@ -2,65 +2,14 @@
 
 import json
 import stat
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from junitparser import Failure, JUnitXml
-from scapy.layers.inet import ICMP, IP, UDP
-from scapy.layers.l2 import Ether
-from scapy.layers.vxlan import VXLAN
-from scapy.utils import wrpcap
 
+from tests.run_support import W, W2, W3, healthy_frames, plain, vx, write_run
 from vxcap.cli.main import cli
 from vxcap.exit_status import ExitStatus
-
-W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
-UNDERLAY = {W: "10.10.10.11", W2: "10.10.10.12", W3: "10.10.20.13"}
-POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
-MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
-
-
-def vx(src, dst, vni=4096, n=3):
-    return [
-        Ether() / IP(src=UNDERLAY[src], dst=UNDERLAY[dst]) / UDP(sport=40000 + i, dport=4789) / VXLAN(vni=vni)
-        / Ether(dst=MAC[dst]) / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i)
-        for i in range(n)
-    ]
-
-
-def plain(src, dst, n=3):
-    return [Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) for i in range(n)]
-
-
-def write_run(tmp_path: Path, frames: dict[str, list], pairs=((W, W3), (W, W2))) -> Path:
-    run = tmp_path / "run"
-    run.mkdir()
-    nodes = []
-    for node in (W, W2, W3):
-        entry = {"name": node, "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
-        if node in frames:
-            wrpcap(str(run / f"{node}-eth1.pcap"), frames[node])
-            entry["captures"] = [{"iface": "eth1", "file": f"{node}-eth1.pcap"}]
-        nodes.append(entry)
-    manifest = {
-        "version": 1,
-        "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": 4789, "mtu": 1450},
-        "nodes": nodes,
-        "pods": [{"name": f"p-{n}", "node": n, "ip": POD[n]} for n in (W, W2, W3)],
-        "pairs": [{"src": a, "dst": b} for a, b in pairs],
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
-
-
-def healthy_frames():
-    return {
-        W: vx(W, W3) + vx(W3, W) + plain(W, W2) + plain(W2, W),
-        W3: vx(W, W3) + vx(W3, W),
-        W2: plain(W, W2) + plain(W2, W),
-    }
-
 
 def analyze(run, *args):
     return CliRunner().invoke(cli, ["analyze", str(run), *args])

@@ -14,7 +14,6 @@ from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import wrpcap
 
-from vxcap.adapters.evidence import write_evidence
 from vxcap.pipeline import analyze, load_manifest
 from vxcap.report.html import render_html
 

@@ -1,4 +1,4 @@
-from junitparser import Error, Failure, JUnitXml
+from junitparser import Error, JUnitXml
 
 from vxcap.report.json_report import report_dict
 from vxcap.report.junit import write_junit

@@ -35,7 +35,14 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, is_listening, parse_tcpdump_stats, tcpdump_argv
+from vxcap.core.capture import (
+    DEFAULT_MAX_PACKETS,
+    DEFAULT_SNAPLEN,
+    EVIDENCE_COMMANDS,
+    is_listening,
+    parse_tcpdump_stats,
+    tcpdump_argv,
+)
 from vxcap.core.errors import VxcapError
 from vxcap.core.names import check_container_name
 
@@ -64,12 +71,6 @@ _POLL_S = 0.1
 # tcpdump itself exits 0 on SIGINT.
 DURATION_EXPIRED_EXIT = 124
 
-EVIDENCE_COMMANDS: dict[str, tuple[str, ...]] = {
-    "link.json": ("ip", "-d", "-j", "link"),
-    "route.json": ("ip", "-j", "route"),
-    "neigh.json": ("ip", "-j", "neigh"),
-    "fdb.json": ("bridge", "-j", "fdb", "show"),
-}
 
 
 class DockerCaptureError(VxcapError, RuntimeError):
@@ -194,7 +195,7 @@ class DockerCaptures:
                 else:
                     client = docker.from_env()
                 client.ping()
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
                 raise self._unavailable() from None
             self._client_cache = client
         return self._client_cache
@@ -229,7 +230,7 @@ class DockerCaptures:
             container = self.client().containers.get(node)
         except docker.errors.NotFound:
             raise NodeContainerMissing(f"no Docker container named {node!r}: is the Kind/containerlab node up?") from None
-        except requests.exceptions.RequestException as err:
+        except requests.exceptions.RequestException:
             raise self._unavailable() from None
         if container.status != "running":
             raise NodeContainerMissing(f"Docker container {node!r} is {container.status}, not running")
@@ -240,7 +241,7 @@ class DockerCaptures:
             self.client().images.get(self.image)
         except docker.errors.ImageNotFound:
             raise CaptureImageMissing(f"capture image {self.image} is not in the local Docker engine: {BUILD_HINT}") from None
-        except requests.exceptions.RequestException as err:
+        except requests.exceptions.RequestException:
             raise self._unavailable() from None
 
     # -- containers
@@ -265,7 +266,7 @@ class DockerCaptures:
             raise CaptureImageMissing(f"capture image {self.image} is not in the local Docker engine: {BUILD_HINT}") from None
         except docker.errors.APIError as err:
             raise DockerCaptureFailed(f"cannot create the {role} container for {node}: {_one_line(err)}") from None
-        except requests.exceptions.RequestException as err:
+        except requests.exceptions.RequestException:
             raise self._unavailable() from None
 
     def start_capture(
@@ -331,7 +332,7 @@ class DockerCaptures:
         """Remove the containers vxcap made (of one run, or of every run); returns their names."""
         try:
             containers = self.client().containers.list(all=True, filters={"label": label_filters(run_id)})
-        except requests.exceptions.RequestException as err:
+        except requests.exceptions.RequestException:
             raise self._unavailable() from None
         names = []
         for container in containers:

@@ -123,3 +123,13 @@ def parse_tcpdump_stats(stderr: str) -> tuple[int | None, int | None]:
 def is_listening(line: str) -> bool:
     """tcpdump's 'listening on IFACE, link-type ...' line: from here on, packets are kept."""
     return line.startswith("listening on ") or " listening on " in line
+
+
+# A node's data plane as JSON, keyed by the file name the run directory keeps it
+# under (beside the pcap): every capture backend saves the same four tables.
+EVIDENCE_COMMANDS: dict[str, tuple[str, ...]] = {
+    "link.json": ("ip", "-d", "-j", "link"),
+    "route.json": ("ip", "-j", "route"),
+    "neigh.json": ("ip", "-j", "neigh"),
+    "fdb.json": ("bridge", "-j", "fdb", "show"),
+}

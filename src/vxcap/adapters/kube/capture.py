@@ -20,19 +20,12 @@ from pathlib import Path
 from vxcap.adapters.kube import exec as kexec
 from vxcap.adapters.kube.connection import Connection
 from vxcap.adapters.kube.errors import KubeError, one_line
-from vxcap.core.capture import is_listening, parse_tcpdump_stats, tcpdump_argv
+from vxcap.core.capture import EVIDENCE_COMMANDS, is_listening, parse_tcpdump_stats, tcpdump_argv
 
 LISTEN_TIMEOUT_S = 20.0
 STOP_ARGV = ["pkill", "-INT", "-x", "tcpdump"]
 EVIDENCE_TIMEOUT_S = 30.0
 
-# The node's tables as JSON, keyed by the file name the run directory keeps them under.
-EVIDENCE_COMMANDS: dict[str, tuple[str, ...]] = {
-    "link.json": ("ip", "-d", "-j", "link"),
-    "route.json": ("ip", "-j", "route"),
-    "neigh.json": ("ip", "-j", "neigh"),
-    "fdb.json": ("bridge", "-j", "fdb", "show"),
-}
 
 _RECEIVED = re.compile(r"^(\d+) packets? received by filter", re.MULTILINE)
 
