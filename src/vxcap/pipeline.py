@@ -342,6 +342,7 @@ def _analyze(
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)
     for flow, section in zip(report["flows"], mtu):
         flow["mtu"] = section
+    _explain_failures(run_dir, manifest, report)
     if cross_check:
         timer.stage("cross-check", "tshark's dissectors on the same captures")
         _cross_check(run_dir, manifest, report)
@@ -365,6 +366,22 @@ def _analyze(
     os.chmod(run_dir / "junit.xml", 0o600)
     write_private(run_dir / "report.html", render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
+
+
+def _explain_failures(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
+    """Routes, neighbours and FDB are evidence too: a failing direction says what
+    its sender's kernel decided for the destination pod (when the run saved them)."""
+    from vxcap.core.explain import explain, node_tables
+
+    ifaces = {cap.node: cap.iface for cap in manifest.captures}
+    for flow in report["flows"]:
+        if flow["verdict"] == "pass" or flow["src_node"] not in ifaces:
+            continue
+        prefix = run_dir / f"{flow['src_node']}-{ifaces[flow['src_node']]}"
+        texts = {name: _read_evidence(Path(f"{prefix}.{name}")) for name in ("route.json", "neigh.json", "fdb.json", "link.json")}
+        lines = explain(flow["src_node"], node_tables(texts), flow["dst_ip"])
+        if lines:
+            flow["explanation"] = lines
 
 
 def _read_evidence(path: Path) -> str | None:

@@ -124,3 +124,24 @@ def test_each_fault_fails_with_its_reason(tmp_path, fault, pair, direction, reas
     assert broken["verdict"] == "fail"
     assert any(reason in r for r in broken["reasons"]), broken["reasons"]
     assert reason in result.output
+    # the sender's own tables say why: its route to the pod is the first line
+    assert broken["explanation"][0].startswith(f"{direction[0]} routes {POD[direction[1]]} by `")
+
+
+@lab_test
+def test_the_fdb_fault_is_explained_by_the_senders_fdb_entry(tmp_path):
+    with running_lab() as lab:
+        lab.apply_fault(FdbWrongNode(W, W3, W2))
+        result, _, report = vxcap_run(tmp_path, "worker,worker3")
+    explanation = flows(report)[(W, W3)]["explanation"]
+    assert explanation[1] == f"{W}: neighbour 192.168.209.64 is 66:d2:0c:f0:ef:e5; its FDB entry sends 66:d2:0c:f0:ef:e5 to 10.10.10.12"
+    assert "because" in result.output and "its FDB entry sends 66:d2:0c:f0:ef:e5 to 10.10.10.12" in result.output
+
+
+@lab_test
+def test_the_plain_fault_is_explained_by_the_senders_route(tmp_path):
+    with running_lab() as lab:
+        lab.apply_fault(CrossSubnetPlain(W, W3))
+        _, _, report = vxcap_run(tmp_path, "worker,worker3")
+    assert flows(report)[(W, W3)]["explanation"] == [
+        f"{W} routes {POD[W3]} by `192.168.209.64/26 via 10.10.10.1 dev eth1`"]

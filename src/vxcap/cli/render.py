@@ -112,6 +112,8 @@ def reasons(report: dict[str, Any]) -> list[str]:
             if isinstance(flow.get("mtu"), dict) and reason.startswith(MTU_REASON_PREFIX):
                 continue  # said in the MTU section, under its direction
             lines.append(f"[fail]✗[/] {_arrow(flow)}: {reason}")
+        for because in flow.get("explanation", []):
+            lines.append(f"  [hint]because[/] {escape(because)}")
     check = report.get("cross_check")
     if check is not None:
         if check["disagreements"]:
