@@ -87,3 +87,27 @@ def lab_session_guard():
         for ns in sorted(left):
             subprocess.run(["ip", "netns", "delete", ns], check=False)
         assert not left, f"lab namespaces left behind: {sorted(left)}"
+
+
+def vxcap_run(tmp_path, *pairs, lab_file=None, count=2):
+    """`vxcap run --lab` on this session's lab through click's runner: (result, run_dir, report)."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from vxcap.cli.main import cli
+
+    args = ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--count", str(count)]
+    if lab_file is not None:
+        args += ["--lab-file", str(lab_file)]
+    for pair in pairs:
+        args += ["--pair", pair]
+    result = CliRunner().invoke(cli, args)
+    run_dirs = sorted(p for p in Path(tmp_path).iterdir() if p.is_dir())
+    report = _json.loads((run_dirs[-1] / "report.json").read_text()) if run_dirs else None
+    return result, (run_dirs[-1] if run_dirs else None), report
+
+
+def flows(report):
+    """report.json's flows by direction."""
+    return {(f["src_node"], f["dst_node"]): f for f in report["flows"]}

@@ -5,7 +5,6 @@ with vxcap's decoder, so the run's verdict is held against an independent read.
 """
 
 import json
-from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
-from tests.lab_support import SESSION_PREFIX, lab_session_guard, lab_test, running_lab, session_namespaces  # noqa: F401
+from tests.lab_support import flows, lab_session_guard, lab_test, running_lab, session_namespaces, vxcap_run  # noqa: F401
 from vxcap.cli.main import cli
 from vxcap.core.labfaults import CrossSubnetPlain, FdbWrongNode, SameSubnetViaVxlan, VniMismatch
 from vxcap.exit_status import ExitStatus
@@ -23,20 +22,6 @@ pytestmark = pytest.mark.usefixtures("lab_session_guard")
 
 W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
 POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
-
-
-def vxcap_run(tmp_path, *pairs):
-    args = ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--count", "2"]
-    for pair in pairs:
-        args += ["--pair", pair]
-    result = CliRunner().invoke(cli, args)
-    run_dirs = sorted(p for p in Path(tmp_path).iterdir() if p.is_dir())
-    report = json.loads((run_dirs[-1] / "report.json").read_text()) if run_dirs else None
-    return result, (run_dirs[-1] if run_dirs else None), report
-
-
-def flows(report):
-    return {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
 
 
 def pod_packets(pcap: Path, src: str, dst: str):

@@ -16,7 +16,7 @@ from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
-from tests.lab_support import LAB_FILE, SESSION_PREFIX, lab_session_guard, lab_test, running_lab  # noqa: F401
+from tests.lab_support import LAB_FILE, flows, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
 from vxcap.cli.main import cli
 from vxcap.core.labfaults import PodMtu
 from vxcap.core.labspec import lab_from_dict
@@ -28,22 +28,6 @@ W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
 POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
 IPV4, ICMP_H, TCP_H, ETH, VXLAN_OVERHEAD = 20, 8, 20, 14, 14 + 8 + 8 + 20
 POD_MTU, UNDERLAY_MTU = 1450, 1500  # the reference lab file's overlay.mtu and underlay.mtu
-
-
-def vxcap_run(tmp_path, *pairs, lab_file=None):
-    args = ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--count", "2"]
-    if lab_file is not None:
-        args += ["--lab-file", str(lab_file)]
-    for pair in pairs:
-        args += ["--pair", pair]
-    result = CliRunner().invoke(cli, args)
-    run_dirs = sorted(p for p in Path(tmp_path).iterdir() if p.is_dir())
-    report = json.loads((run_dirs[-1] / "report.json").read_text()) if run_dirs else None
-    return result, (run_dirs[-1] if run_dirs else None), report
-
-
-def flows(report):
-    return {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
 
 
 def inner_ip(pkt):
