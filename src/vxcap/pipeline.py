@@ -275,18 +275,22 @@ def _write_setup_failure(run_dir: Path, run_id: str, errors: list[str], timer: S
     return report
 
 
+def read_json(path: Path) -> Any:
+    """A run directory's JSON file, or a one-line input error saying what is wrong with it."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not JSON: {err}") from None
+
+
 def load_manifest(run_dir: Path) -> Manifest:
     path = run_dir / "manifest.json"
     if not run_dir.is_dir():
         raise InputError(f"{run_dir} is not a directory")
     if not path.is_file():
         raise InputError(f"{path} does not exist: is {run_dir} a vxcap run directory?")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path} is not JSON: {err}") from None
-    manifest = parse_manifest(data)
-    for i, cap in enumerate(manifest.captures):
+    manifest = parse_manifest(read_json(path))
+    for cap in manifest.captures:
         file = run_dir / cap.file
         if not file.is_file():
             raise InputError(f"manifest: captures of node {cap.node}: file {cap.file!r} does not exist in {run_dir}")

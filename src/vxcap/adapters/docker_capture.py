@@ -35,6 +35,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from vxcap.adapters.pcapfile import capture_destination
 from vxcap.core.capture import (
     DEFAULT_MAX_PACKETS,
     DEFAULT_SNAPLEN,
@@ -498,12 +499,7 @@ class RunningDockerCapture:
             source = tar.extractfile(member)
             if source is None:
                 raise DockerCaptureFailed(f"the pcap copied from {self.node} is not a regular file")
-            path = self.out_path
-            if path is None:
-                fd, name = tempfile.mkstemp(prefix=f"vxcap-{self.node}-{self.iface}-", suffix=".pcap")
-                os.close(fd)
-                path = Path(name)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = capture_destination(self.out_path, self.node, self.iface)
             with open(path, "wb") as out:
                 while block := source.read(1 << 20):
                     out.write(block)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import struct
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -154,3 +156,15 @@ def pick_frames(path: str | Path, indices: Iterable[int]) -> dict[int, Frame]:
         if index >= last:
             break
     return found
+
+
+def capture_destination(out_path: str | Path | None, node: str, iface: str) -> Path:
+    """Where a capture copied back from a node goes: `out_path`, or a new private temp file."""
+    if out_path is None:
+        fd, name = tempfile.mkstemp(prefix=f"vxcap-{node}-{iface}-", suffix=".pcap")
+        os.close(fd)
+        path = Path(name)
+    else:
+        path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

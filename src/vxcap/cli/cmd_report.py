@@ -54,20 +54,15 @@ def report_command(run_dir: Path, html_path: Path | None) -> None:
 
 
 def _render(run_dir: Path, html_path: Path | None) -> tuple[dict, Path]:
-    import json
-
     from vxcap.core.errors import InputError
-    from vxcap.pipeline import load_manifest, write_private
+    from vxcap.pipeline import load_manifest, read_json, write_private
     from vxcap.report.html import render_html
 
     manifest = load_manifest(run_dir)
     report_file = run_dir / "report.json"
     if not report_file.is_file():
         raise InputError(f"{report_file} does not exist: judge the run first with `vxcap analyze {run_dir}`")
-    try:
-        report = json.loads(report_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{report_file} is not JSON: {err}") from None
+    report = read_json(report_file)
     if not isinstance(report, dict) or not isinstance(report.get("flows"), list):
         raise InputError(f"{report_file} is not a vxcap report (no flows list)")
 

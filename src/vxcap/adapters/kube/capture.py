@@ -9,9 +9,7 @@ tcpdump flushes and exits, and the stream closes with its exit status.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from pathlib import Path
 from vxcap.adapters.kube import exec as kexec
 from vxcap.adapters.kube.connection import Connection
 from vxcap.adapters.kube.errors import KubeError, one_line
+from vxcap.adapters.pcapfile import capture_destination
 from vxcap.core.capture import EVIDENCE_COMMANDS, is_listening, parse_tcpdump_stats, tcpdump_argv
 
 LISTEN_TIMEOUT_S = 20.0
@@ -140,12 +139,7 @@ class KubeCapture:
         return self.result
 
     def _write(self, data: bytes) -> Path:
-        path = self.out_path
-        if path is None:
-            fd, name = tempfile.mkstemp(prefix=f"vxcap-{self.node}-{self.iface}-", suffix=".pcap")
-            os.close(fd)
-            path = Path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = capture_destination(self.out_path, self.node, self.iface)
         path.write_bytes(data)
         return path
 
