@@ -327,7 +327,9 @@ def _analyze(
     for cap in manifest.captures:
         point = CapturePoint(cap.node, cap.iface)
         try:
-            seen[point], link_headers[point] = _decode_point(run_dir / cap.file, warnings)
+            seen[point], link_headers[point] = _decode_point(
+                run_dir / cap.file, warnings, manifest.topology.overlay.port
+            )
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
             errors.append(message if message.startswith(cap.file) else f"{cap.file}: {message}")
@@ -463,19 +465,23 @@ def _cross_check(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> N
         report["verdict"] = "fail"
 
 
-def decode_capture(path: Path, warnings: list[str]) -> dict[FlowKey, FlowTally]:
+def decode_capture(path: Path, warnings: list[str], vxlan_port: int | None = None) -> dict[FlowKey, FlowTally]:
     """One capture, through the fast streaming decoder; scapy, the reference
-    dissector, re-reads each flow's first frames and must file them the same way."""
-    return _decode_point(path, warnings)[0]
+    dissector, re-reads each flow's first frames and must file them the same way.
+    `vxlan_port` is the overlay's (default 4789): frames to it that are not VXLAN are warned of."""
+    return _decode_point(path, warnings, vxlan_port)[0]
 
 
-def _decode_point(path: Path, warnings: list[str]) -> tuple[dict[FlowKey, FlowTally], int]:
+def _decode_point(
+    path: Path, warnings: list[str], vxlan_port: int | None = None
+) -> tuple[dict[FlowKey, FlowTally], int]:
     """`decode_capture`, and the bytes before the IP header in its frames (for frame sizes vs MTU)."""
     from vxcap.adapters.pcapfile import pick_frames, read_flows
     from vxcap.core.decode import decode_frame
+    from vxcap.core.fastdecode import VXLAN_PORTS
     from vxcap.core.mtu.wire_sizes import LINK_HEADER
 
-    result = read_flows(path)
+    result = read_flows(path, vxlan_ports=VXLAN_PORTS if vxlan_port is None else frozenset({vxlan_port}))
     if result.truncated:
         warnings.append(f"{path.name}: the last record is cut short (capture killed?); every frame before it counts")
     if result.problem:
@@ -491,6 +497,17 @@ def _decode_point(path: Path, warnings: list[str]) -> tuple[dict[FlowKey, FlowTa
                 f"{path.name}: frame {index + 1}: scapy reads {facts and (str(facts.src), str(facts.dst), facts.encap.value)}, "
                 f"the fast decoder filed it under {tuple(map(str, wanted[index]))}"
             )
+    # Frames no pod flow can use, named per file: else a direction missing from every capture
+    # only reads "no packets seen". "Not VXLAN" is decode.py's reading (fastdecode.classify says
+    # how): an I flag and an inner Ethernet + IPv4 frame, reserved bits ignored (RFC 7348).
+    for port, count in sorted(result.not_vxlan.items()):
+        warnings.append(
+            f"{path.name}: {count} frame{'s' if count != 1 else ''} to UDP port {port} {'are' if count != 1 else 'is'} "
+            "not valid VXLAN (too short, I flag clear, or no Ethernet + IPv4 frame inside)"
+        )
+    if result.ipv6_frames:
+        count = result.ipv6_frames
+        warnings.append(f"{path.name}: {count} IPv6 frame{'s' if count != 1 else ''} not judged (vxcap reads IPv4 underlays)")
     linktypes = [LINK_HEADER.get(linktype, 14) for linktype in result.linktypes]
     return result.flows, linktypes[0] if len(linktypes) == 1 else 14
 

@@ -49,6 +49,18 @@ def test_small_chunks_read_the_same(tmp_path):
     assert read_flows(path, chunk_size=7) == read_flows(path)
 
 
+def test_the_vxlan_ports_named_are_where_frames_that_are_not_vxlan_are_counted(tmp_path):
+    def to(dport, flags):
+        return (Ether() / IP(src="10.10.10.10", dst="10.10.20.13") / UDP(sport=40001, dport=dport)
+                / VXLAN(flags=flags, vni=4096) / Ether() / IP(src=POD_A, dst=POD_B) / ICMP())
+
+    path = tmp_path / "ports.pcap"
+    wrpcap(str(path), [to(4789, 0x00), to(4789, 0x00), to(8472, 0x00), to(4789, 0x08), to(8472, 0x08)])
+    assert read_flows(path).not_vxlan == {4789: 2}  # 4789 unless told otherwise
+    assert read_flows(path, vxlan_ports=frozenset({8472})).not_vxlan == {8472: 1}
+    assert read_flows(path, chunk_size=7, vxlan_ports=frozenset({4789, 8472})).not_vxlan == {4789: 2, 8472: 1}
+
+
 def test_pcapng_and_gzip(tmp_path):
     ng = tmp_path / "mix.pcapng"
     writer = PcapNgWriter(str(ng))

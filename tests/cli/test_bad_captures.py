@@ -324,7 +324,7 @@ def test_vxlan_reserved_bits_are_ignored_as_rfc_7348_asks(tmp_path):
     assert_reference_verdicts(report_of(run))
 
 
-def test_unrelated_traffic_of_any_kind_changes_nothing(tmp_path):
+def test_unrelated_traffic_of_any_kind_changes_no_verdict_and_what_cannot_be_judged_is_named(tmp_path):
     noise = [
         Ether() / ARP(psrc=UNDERLAY[W], pdst=UNDERLAY[W2]),
         Ether(dst="01:80:c2:00:00:0e", type=0x88CC) / Raw(b"\x02\x07\x04" + b"\0" * 20),  # LLDP
@@ -342,7 +342,18 @@ def test_unrelated_traffic_of_any_kind_changes_nothing(tmp_path):
     result = analyze(run)
     assert result.exit_code == ExitStatus.SUCCESS, result.output
     report = report_of(run)
-    assert report["errors"] == [] and report["warnings"] == []
+    assert report["errors"] == []
+    # Each file holds the noise twice: the IPv6-underlay VXLAN frame, and the VXLAN to 4789 whose inner
+    # frame is IPv6 (vxcap reads VXLAN carrying IPv4 only). DNS on 53, GRE, LLDP and the rest: no word.
+    assert report["warnings"] == [
+        warning
+        for node in (W, W2, W3)
+        for warning in (
+            f"{node}-eth1.pcap: 2 frames to UDP port 4789 are not valid VXLAN "
+            "(too short, I flag clear, or no Ethernet + IPv4 frame inside)",
+            f"{node}-eth1.pcap: 2 IPv6 frames not judged (vxcap reads IPv4 underlays)",
+        )
+    ]
     assert_reference_verdicts(report)
 
 
@@ -401,8 +412,6 @@ def test_malformed_vxlan_is_not_taken_for_the_flow(tmp_path, header):
     assert_reference_verdicts(report, [(W3, W), (W, W2), (W2, W)])
 
 
-@pytest.mark.xfail(strict=True, reason="no per-file warning yet for UDP 4789 frames that are not valid VXLAN "
-                                        "(fastdecode would count them, the pipeline would warn)")
 @pytest.mark.parametrize("header", MALFORMED)
 def test_malformed_vxlan_is_named_in_a_per_file_warning(tmp_path, header):
     def bad(kind, src, dst, i):
@@ -416,8 +425,6 @@ def test_malformed_vxlan_is_named_in_a_per_file_warning(tmp_path, header):
     assert f"{W}-eth1.pcap: 3 frames to UDP port 4789 are not valid VXLAN" in " ".join(warnings)
 
 
-@pytest.mark.xfail(strict=True, reason="an IPv6 underlay is dropped silently: no per-file warning says why the "
-                                        "flow is missing (fastdecode would count IPv6 frames, the pipeline would warn)")
 def test_an_ipv6_underlay_is_named_in_a_per_file_warning(tmp_path):
     def v6(kind, src, dst, i):
         if kind == "vxlan":

@@ -70,12 +70,12 @@ def pcapng_struct(frames, linktype: int = 1) -> bytes:
     return _shb("<") + _idb("<", linktype) + b"".join(_epb("<", 0, data, wire_len) for data, wire_len in frames)
 
 
-def both_formats(frames, linktype: int = 1):
+def both_formats(frames, linktype: int = 1, vxlan_ports: frozenset[int] = frozenset({4789})):
     """The fast decoder's reading of the frames written as pcap and as pcapng, which must agree."""
-    from_pcap = decode_bytes(pcap_struct(frames, linktype=linktype))
-    from_pcapng = decode_bytes(pcapng_struct(frames, linktype=linktype))
-    assert (from_pcap.flows, from_pcap.frames, from_pcap.evidence) == (
-        from_pcapng.flows, from_pcapng.frames, from_pcapng.evidence)
+    from_pcap = decode_bytes(pcap_struct(frames, linktype=linktype), vxlan_ports=vxlan_ports)
+    from_pcapng = decode_bytes(pcapng_struct(frames, linktype=linktype), vxlan_ports=vxlan_ports)
+    assert (from_pcap.flows, from_pcap.frames, from_pcap.evidence, from_pcap.ipv6_frames, from_pcap.not_vxlan) == (
+        from_pcapng.flows, from_pcapng.frames, from_pcapng.evidence, from_pcapng.ipv6_frames, from_pcapng.not_vxlan)
     return from_pcap
 
 
@@ -88,8 +88,8 @@ def as_frames(packets):
     return [(bytes(p), len(bytes(p))) for p in packets]
 
 
-def fed(data: bytes, chunk: int | None = None, evidence_per_flow: int = 3):
-    decoder = FastDecoder(evidence_per_flow)
+def fed(data: bytes, chunk: int | None = None, evidence_per_flow: int = 3, vxlan_ports=frozenset({4789})):
+    decoder = FastDecoder(evidence_per_flow, vxlan_ports)
     step = chunk or len(data) or 1
     for start in range(0, len(data), step):
         decoder.feed(data[start : start + step])
@@ -250,6 +250,125 @@ def test_the_ip_total_length_must_leave_room_for_the_udp_header(total_len):
     # a length shorter than the IP header itself is read as "unknown" (TSO captures show 0)
     room = total_len < 20 or total_len >= 28
     assert (key(POD["cp"], POD["w3"]) in result.flows) is room
+
+
+# -- counted, not judged: IPv6, and frames to the VXLAN port that are not VXLAN -----------
+
+INNER = Ether(src=VTEP["cp"], dst=VTEP["w3"]) / ping(POD["cp"], POD["w3"])
+
+
+def udp_to(dport: int, payload, **ip):
+    return Ether() / IP(src=NODE["cp"], dst=NODE["w3"], **ip) / UDP(sport=40001, dport=dport) / payload
+
+
+NOT_VXLAN = [
+    VXLAN(flags=0x00, vni=4096) / INNER,  # I flag clear
+    Raw(struct.pack("!BBBB", 0x08, 0, 0x10, 0)) / INNER,  # a 4-byte header: the inner frame starts 4 bytes early
+    Raw(struct.pack("!B3xI", 0x08, 4096 << 8)),  # a header and nothing after it
+    Raw(b"\x08\0\0"),  # not even a header
+    VXLAN(vni=4096) / Ether() / ARP(),
+    VXLAN(vni=4096) / Ether() / IPv6() / UDP(),
+    VXLAN(vni=4096) / Ether(type=0x0800) / IPv6(),  # IPv6 behind an IPv4 ethertype
+    VXLAN(vni=4096) / Ether() / Dot1Q(vlan=5) / ARP(),
+]
+
+
+def test_frames_to_a_vxlan_port_that_are_not_vxlan_are_counted_per_port_and_tallied_as_plain():
+    packets = [udp_to(4789, payload) for payload in NOT_VXLAN] + [udp_to(8472, NOT_VXLAN[0])]
+    frames = as_frames(packets)
+    result = both_formats(frames)
+    assert result.not_vxlan == {4789: len(NOT_VXLAN)}
+    assert result.flows == reference(frames)
+    assert result.flows[key(NODE["cp"], NODE["w3"])].encaps == {Encap.PLAIN: len(packets)}
+    assert both_formats(frames, vxlan_ports=frozenset({4789, 8472})).not_vxlan == {4789: len(NOT_VXLAN), 8472: 1}
+    assert both_formats(frames, vxlan_ports=frozenset()).not_vxlan == {}
+    # behind tags and cooked headers, through the slow path, the same
+    for linktype, wrap in ((1, lambda ip: Ether() / Dot1Q(vlan=3) / ip), (113, lambda ip: CookedLinux(proto=0x0800) / ip),
+                           (276, lambda ip: CookedLinuxV2(proto=0x0800) / ip), (101, lambda ip: ip)):
+        wrapped = as_frames([wrap(p[IP]) for p in packets])
+        assert both_formats(wrapped, linktype).not_vxlan == {4789: len(NOT_VXLAN)}, linktype
+
+
+def test_valid_vxlan_and_udp_to_other_ports_are_not_counted():
+    reserved = Raw(struct.pack("!BBBBI", 0x08 | 0x40, 0xFF, 0xFF, 0xFF, (4096 << 8) | 0xAB))  # ignored, RFC 7348
+    packets = [
+        vxlan(ping(POD["cp"], POD["w3"])),
+        vxlan(ping(POD["cp"], POD["w3"]), dport=8472),
+        vxlan(ping(POD["cp"], POD["w3"], size=1400)),
+        udp_to(4789, reserved / INNER),
+        udp_to(4789, VXLAN(vni=4096) / Ether(dst=VTEP["w3"]) / Dot1AD(vlan=2) / Dot1Q(vlan=5) / ping(POD["cp"], POD["w3"])),
+        udp_to(53, Raw(b"\0" * 30)),
+        udp_to(5201, Raw(b"\x08" * 100)),
+        Ether() / ping(POD["cp"], POD["w1"]),
+    ]
+    frames = as_frames(packets)
+    result = both_formats(frames, vxlan_ports=frozenset({4789, 8472}))
+    assert result.not_vxlan == {} and result.ipv6_frames == 0
+    assert result.flows[key(POD["cp"], POD["w3"])].encaps == {Encap.VXLAN: 5}
+    # what keeps the DNS and iperf frames out is the port, not their bytes
+    assert both_formats(frames, vxlan_ports=frozenset({53, 5201})).not_vxlan == {53: 1, 5201: 1}
+
+
+def test_a_frame_only_partly_captured_is_not_vxlan_only_when_its_bytes_show_it():
+    good = bytes(vxlan(ping(POD["cp"], POD["w3"], size=1300)))
+    bad = bytes(udp_to(4789, VXLAN(flags=0x00, vni=4096) / INNER / Raw(b"b" * 1300)))
+    udp_payload_at = 14 + 20 + 8
+    cuts = range(udp_payload_at, len(good) + 1)
+    # a valid frame cut by the snaplen anywhere: never "not VXLAN"
+    assert both_formats([(good[:cut], len(good)) for cut in cuts]).not_vxlan == {}
+    # a clear I flag is counted once the capture holds a whole VXLAN + inner Ethernet + IPv4 header's worth
+    shown = [cut for cut in range(udp_payload_at, len(bad) + 1) if cut - udp_payload_at >= 8 + 14 + 20]
+    assert both_formats([(bad[:cut], len(bad)) for cut in range(udp_payload_at, len(bad) + 1)]).not_vxlan == {
+        4789: len(shown)}
+    # a first fragment too short to hold the inner headers is not malformed: the rest follows
+    pieces = fragment(IP(src=NODE["cp"], dst=NODE["w3"]) / UDP(dport=4789) / VXLAN(vni=4096) / INNER, fragsize=24)
+    assert len(pieces) > 2
+    frames = as_frames([Ether() / piece for piece in pieces])
+    result = both_formats(frames)
+    assert result.not_vxlan == {} and result.flows == reference(frames)
+
+
+IPV6_PACKETS = [
+    IPv6(src="fd00::1", dst="fd00::3") / UDP(sport=40001, dport=4789) / VXLAN(vni=4096) / INNER,  # an IPv6 underlay
+    IPv6(src="fd00:10::1", dst="fd00:10::2") / UDP(dport=53),
+    IPv6(),
+]
+
+
+@pytest.mark.parametrize(
+    ("linktype", "wrap", "proto"),
+    [
+        (1, lambda ip, proto: Ether(type=proto) / ip, None),
+        (1, lambda ip, proto: Ether() / Dot1Q(vlan=3, type=proto) / ip, None),
+        (1, lambda ip, proto: Ether(type=0x88A8) / Dot1Q(vlan=3) / Dot1Q(vlan=4, type=proto) / ip, None),
+        (113, lambda ip, proto: CookedLinux(proto=proto) / ip, None),
+        (276, lambda ip, proto: CookedLinuxV2(proto=proto) / ip, None),
+        (101, lambda ip, proto: ip, "raw"),
+    ],
+)
+def test_ipv6_frames_are_counted_on_every_link_type(linktype, wrap, proto):
+    def framed(packet):
+        if proto == "raw":
+            return wrap(packet, None)
+        return wrap(packet, 0x86DD if isinstance(packet, IPv6) else 0x0800)
+
+    packets = [framed(p) for p in IPV6_PACKETS] + [framed(ping(POD["cp"], POD["w1"]))]
+    frames = as_frames(packets)
+    whole_v6 = bytes(packets[2])
+    frames.append((whole_v6[: len(whole_v6) - 30], len(whole_v6)))  # cut by the snaplen: the type says IPv6
+    result = both_formats(frames, linktype)
+    assert result.ipv6_frames == len(IPV6_PACKETS) + 1
+    assert result.flows == reference(frames, linktype) and result.ipv4_frames == 1
+    assert result.not_vxlan == {}  # an IPv6 underlay's VXLAN is IPv6, never "not VXLAN"
+
+
+def test_what_only_looks_like_ipv6_is_not_counted():
+    frames = as_frames([Ether(type=0x0800) / IPv6(), Ether() / ARP(), Ether(type=0x86DD)])
+    frames.append((bytes(Ether() / IPv6())[:13], 54))  # cut inside the ethertype
+    assert both_formats(frames).ipv6_frames == 1  # the bare 0x86DD header: its type says IPv6
+    # a link type that promises IPv4 holds no IPv6, whatever its version nibble says
+    assert decode_bytes(pcap_struct(as_frames([IPv6()]), linktype=228)).ipv6_frames == 0
+    assert decode_bytes(pcap_struct(as_frames([IPv6()]), linktype=101)).ipv6_frames == 1
 
 
 # -- pcapng ----------------------------------------------------------------------
@@ -662,16 +781,80 @@ def underlay_frames(draw):
     return linktype, frame, wire_len
 
 
+_TAGS = (0x8100, 0x88A8)
+_LINK = {1: (14, 12), 113: (16, 14), 276: (20, 0)}  # header length, type field offset
+_SCAPY_LINK = {1: Ether, 113: CookedLinux, 276: CookedLinuxV2, 101: IP}
+
+
+def _link_type_field(data: bytes, linktype: int) -> int | None:
+    """The type after the link header and any tags, as far as the captured bytes go."""
+    header, at = _LINK[linktype]
+    if len(data) < header:
+        return None
+    value = int.from_bytes(data[at : at + 2], "big")
+    while value in _TAGS:
+        if len(data) - header < 4:
+            return None
+        value = int.from_bytes(data[header + 2 : header + 4], "big")
+        header += 4
+    return value
+
+
+def _shows_not_vxlan(payload: bytes) -> bool:
+    """Whether a UDP payload that may be cut short already shows it is not VXLAN over Ethernet + IPv4."""
+    if len(payload) < 8 + 14 + 20:
+        return False
+    if not payload[0] & 0x08:
+        return True
+    at, value = 22, int.from_bytes(payload[20:22], "big")
+    while value in _TAGS:
+        if len(payload) - at < 4:
+            return False
+        at, value = at + 4, int.from_bytes(payload[at + 2 : at + 4], "big")
+    if value != 0x0800:
+        return True
+    return len(payload) - at >= 20 and payload[at] >> 4 != 4
+
+
+def reference_counts(frames, linktype: int, ports) -> tuple[int, dict[int, int]]:
+    """(IPv6 frames, frames to `ports` that are not VXLAN) of (captured bytes, original length) frames.
+
+    IPv6: the link's type field (the version nibble on a raw link). Not VXLAN: scapy's outer
+    UDP, unfragmented, to a named port, that the reference decoder does not read as VXLAN; when
+    the frame is only partly here (snaplen cut, first fragment) only if its bytes already show it.
+    """
+    ipv6, not_vxlan = 0, {}
+    for data, wire_len in frames:
+        if (data[:1] and data[0] >> 4 == 6) if linktype == 101 else _link_type_field(data, linktype) == 0x86DD:
+            ipv6 += 1
+        facts = decode_frame(data, linktype, wire_len)
+        if facts is None or facts.encap is Encap.VXLAN:
+            continue
+        outer = _SCAPY_LINK[linktype](data).getlayer(IP)
+        if outer is None or outer.frag or outer.ihl < 5 or not isinstance(outer.payload, UDP):
+            continue
+        udp = outer.payload
+        if udp.dport not in ports:
+            continue
+        if (wire_len > len(data) or outer.flags.MF) and not _shows_not_vxlan(bytes(udp.payload)):
+            continue
+        not_vxlan[udp.dport] = not_vxlan.get(udp.dport, 0) + 1
+    return ipv6, not_vxlan
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(underlay_frames(), min_size=1, max_size=25), st.integers(1, 200))
 def test_agrees_with_the_reference_decoder_on_generated_mixes(mix, chunk):
+    ports = frozenset({4789, 8472})
     for linktype in {lt for lt, _, _ in mix}:
         frames = [(frame, wire_len) for lt, frame, wire_len in mix if lt == linktype]
         expected = reference(frames, linktype)
+        ipv6, not_vxlan = reference_counts(frames, linktype, ports)
         for capture in (pcap_struct(frames, linktype=linktype), pcapng_struct(frames, linktype=linktype)):
-            result = fed(capture, chunk=chunk)
+            result = fed(capture, chunk=chunk, vxlan_ports=ports)
             assert result.frames == len(frames)
             assert result.flows == expected
+            assert (result.ipv6_frames, result.not_vxlan) == (ipv6, not_vxlan)
 
 
 @settings(max_examples=300, deadline=None)

@@ -176,7 +176,8 @@ def test_damaged_captures_decode_or_raise_decode_error_whatever_the_chunking(dam
     assert decoded_or_error(lambda d: fed_in_chunks(d, sizes), data) == whole
     if isinstance(whole, DecodeResult):
         assert whole.problem is None or "\n" not in whole.problem
-        assert whole.ipv4_frames <= whole.frames
+        assert whole.ipv4_frames + whole.ipv6_frames <= whole.frames
+        assert set(whole.not_vxlan) <= {4789} and sum(whole.not_vxlan.values()) <= whole.ipv4_frames
         for flow, indices in whole.evidence.items():
             assert flow in whole.flows and indices == sorted(indices) and all(0 <= i < whole.frames for i in indices)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from vxcap.core.fastdecode import EVIDENCE_PER_FLOW, DecodeError, DecodeResult, FastDecoder
+from vxcap.core.fastdecode import EVIDENCE_PER_FLOW, VXLAN_PORTS, DecodeError, DecodeResult, FastDecoder
 
 CHUNK_SIZE = 8 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -68,11 +68,15 @@ def _open(path: Path):
 
 
 def read_flows(
-    path: str | Path, chunk_size: int = CHUNK_SIZE, evidence_per_flow: int = EVIDENCE_PER_FLOW
+    path: str | Path,
+    chunk_size: int = CHUNK_SIZE,
+    evidence_per_flow: int = EVIDENCE_PER_FLOW,
+    vxlan_ports: frozenset[int] = VXLAN_PORTS,
 ) -> DecodeResult:
-    """Per-flow tallies of the whole capture at `path`, read `chunk_size` bytes at a time."""
+    """Per-flow tallies of the whole capture at `path`, read `chunk_size` bytes at a time; frames to
+    `vxlan_ports` that are not VXLAN are counted in `not_vxlan`."""
     path = Path(path)
-    decoder = FastDecoder(evidence_per_flow)
+    decoder = FastDecoder(evidence_per_flow, vxlan_ports)
     try:
         stream, raw = _open(path)
         try:

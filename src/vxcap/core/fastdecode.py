@@ -19,6 +19,11 @@ Where this decoder deliberately differs from decode.py (see `classify`):
     it is, as it is after Ethernet.
   * SLL/SLL2 protocol 1 is ETH_P_802_3 (Novell raw 802.3, no Ethernet header);
     scapy dissects an Ethernet header there, here it is not IPv4.
+
+Two kinds of frame are counted without being judged, so a flow that is missing
+can be explained: IPv6 frames (by ethertype, or version 6 on a raw link), and
+frames to the caller's VXLAN ports that are not VXLAN as this decoder (and
+decode.py) reads it.
 """
 
 from __future__ import annotations
@@ -37,11 +42,13 @@ from vxcap.core.frames import (
     FlowKey,
     FlowTally,
 )
+from vxcap.core.model import DEFAULT_PORT
 
 SUPPORTED_LINKTYPES = frozenset(
     {LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL2}
 )
 EVIDENCE_PER_FLOW = 3
+VXLAN_PORTS = frozenset({DEFAULT_PORT})
 
 # A record or block longer than this is taken for corruption rather than waited
 # for: it bounds the memory a damaged length field can make us hold.
@@ -58,10 +65,11 @@ _PCAPNG_BYTE_ORDER = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _PCAP_HEADER_LEN = 24
 _BLOCK_SHB, _BLOCK_IDB, _BLOCK_OPB, _BLOCK_SPB, _BLOCK_EPB = 0x0A0D0D0A, 1, 2, 3, 6
 
-_ETH_IPV4, _ETH_8021Q, _ETH_8021AD = 0x0800, 0x8100, 0x88A8
+_ETH_IPV4, _ETH_8021Q, _ETH_8021AD, _ETH_IPV6 = 0x0800, 0x8100, 0x88A8, 0x86DD
 _VXLAN_I = 0x08
 _VXLAN_MIN = 8 + 14 + 20  # VXLAN header + inner Ethernet + inner IPv4 header
 _FRAG_BITS = 0x3FFF  # MF flag and fragment offset
+_MF = 0x2000
 _OFFSET_BITS = 0x1FFF
 _LOW32 = 0xFFFFFFFF
 
@@ -99,15 +107,23 @@ class DecodeResult:
     # The first frames of each flow, as 0-based record indices in capture order: the
     # frames worth dissecting in full (scapy) to show as evidence.
     evidence: dict[FlowKey, list[int]] = field(default_factory=dict)
+    ipv6_frames: int = 0  # not judged: vxcap reads IPv4 underlays
+    # UDP destination port (of those the decoder was given) -> frames to it that are not
+    # VXLAN (see `classify`); they are tallied as plain UDP between the outer addresses.
+    not_vxlan: dict[int, int] = field(default_factory=dict)
 
 
 # A frame's facts are reduced to a key of ints (bytes for the MAC), counted per key:
 #   plain: (src<<32|dst, MF+offset bits, proto, total length, wire length, MSS, frag-needed MTU, echo)
+#   plain UDP that is not VXLAN: the plain key + (UDP destination port,)
+#   IPv6: IPV6 (counted, never judged)
 #   VXLAN: (inner src<<32|dst, outer src<<32|dst, UDP dport, VNI<<8|reserved, inner dst MAC,
 #           outer MF+offset bits, inner proto, inner total length, wire length, MSS, frag-needed MTU, echo)
 # (MSS: of a TCP SYN / SYN-ACK; frag-needed: (next-hop MTU, quoted dst or None) of an ICMP 3/4;
 # echo: ICMP type 8 or 0; else None)
 # and each key holds [frames, first frame indices].
+
+IPV6 = ("ipv6",)
 
 
 def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
@@ -150,8 +166,8 @@ def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
 
 
 def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
-    """The fact key of the frame in buf[p:end] (original length `wire_len`), or None when it carries
-    no IPv4 the verdicts look at.
+    """The fact key of the frame in buf[p:end] (original length `wire_len`): IPV6 for an IPv6
+    frame, None when it carries no IP the verdicts look at.
 
     Reads only inside [p, end), whatever the bytes say.
     """
@@ -171,6 +187,8 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         ethertype = _U16(buf, p)[0]
         q = p + 20
     elif linktype == LINKTYPE_RAW or linktype == LINKTYPE_IPV4:
+        if linktype == LINKTYPE_RAW and end > p and buf[p] >> 4 == 6:
+            return IPV6
         ethertype = _ETH_IPV4
         q = p
     else:
@@ -180,7 +198,9 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
             return None
         ethertype = _U16(buf, q + 2)[0]
         q += 4
-    if ethertype != _ETH_IPV4 or end - q < 20:
+    if ethertype != _ETH_IPV4:
+        return IPV6 if ethertype == _ETH_IPV6 else None
+    if end - q < 20:
         return None
     version_ihl, total_len, flags_frag, proto, pair = _IPV4(buf, q)
     if version_ihl >> 4 != 4:
@@ -199,19 +219,31 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
     if 0 <= payload_len < 8 or end - udp < 8:
         return plain
     # ... but the VXLAN frame is read to the end of the captured frame, as scapy does.
+    # What is not VXLAN is plain, keyed with its port: "not VXLAN" is decode.py's reading
+    # (an 8-byte header with the I flag, then Ethernet, any tags, IPv4), so a short header,
+    # a clear I flag or an inner frame of another kind all count; reserved bits never do
+    # (RFC 7348). Bytes that end before the inner IPv4 header tell nothing when the frame
+    # is only partly here (cut by the snaplen, or a first fragment): that is plain, uncounted.
+    dport = _U16(buf, udp + 2)[0]
     v = udp + 8
-    if end - v < _VXLAN_MIN or not buf[v] & _VXLAN_I:
-        return plain
+    if end - v < _VXLAN_MIN:
+        return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
+    if not buf[v] & _VXLAN_I:
+        return (*plain, dport)
     inner_type = _U16(buf, v + 20)[0]
     i = v + 22
     while inner_type == _ETH_8021Q or inner_type == _ETH_8021AD:
         if end - i < 4:
-            return plain
+            return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
         inner_type = _U16(buf, i + 2)[0]
         i += 4
-    if inner_type != _ETH_IPV4 or end - i < 20 or buf[i] >> 4 != 4:
-        return plain
-    return _vxlan_key(buf, v, i, end, pair, _U16(buf, udp + 2)[0], frag, wire_len)
+    if inner_type != _ETH_IPV4:
+        return (*plain, dport)
+    if end - i < 20:
+        return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
+    if buf[i] >> 4 != 4:
+        return (*plain, dport)
+    return _vxlan_key(buf, v, i, end, pair, dport, frag, wire_len)
 
 
 def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag: int, wire_len: int):
@@ -248,9 +280,9 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
         return classify(buf, p, end, 1, wire_len)
     ethertype, version_ihl, total_len, flags_frag, proto, pair = _ETH_IPV4_HDR(buf, p)
     if ethertype != 0x0800:
-        if ethertype != 0x8100 and ethertype != 0x88A8:
-            return None  # ARP, IPv6, ...
-        return classify(buf, p, end, 1, wire_len)
+        if ethertype == 0x8100 or ethertype == 0x88A8:
+            return classify(buf, p, end, 1, wire_len)
+        return IPV6 if ethertype == 0x86DD else None  # ARP, LLDP, ...
     if version_ihl != 0x45:
         return classify(buf, p, end, 1, wire_len)
     if flags_frag & 0x1FFF:
@@ -269,7 +301,7 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
         return classify(buf, p, end, 1, wire_len)
     dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto, inner_pair = _UDP_VXLAN(buf, p + 34)
     if not vflags & 0x08:
-        return (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None)
+        return (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dport)
     if inner_type == 0x0800 and inner_vihl >> 4 == 4:
         if (inner_proto == 6 or inner_proto == 1) and (
             inner_vihl != 0x45 or inner_ff & 0x1FFF or (inner_proto == 6 and caplen >= 98 and buf[p + 97] & 2)
@@ -313,8 +345,9 @@ class FastDecoder:
     unsupported link type; damage and truncation are reported in the result.
     """
 
-    def __init__(self, evidence_per_flow: int = EVIDENCE_PER_FLOW) -> None:
+    def __init__(self, evidence_per_flow: int = EVIDENCE_PER_FLOW, vxlan_ports: frozenset[int] = VXLAN_PORTS) -> None:
         self._evidence_per_flow = evidence_per_flow
+        self._vxlan_ports = vxlan_ports  # where frames that are not VXLAN are counted (DecodeResult.not_vxlan)
         self._pending = b""  # the start of a record the next chunk completes
         self._pending_at = 0  # its file offset
         self._base = 0  # file offset of the buffer being decoded, for messages
@@ -361,7 +394,7 @@ class FastDecoder:
                 raise DecodeError("empty file: not a pcap or pcapng capture")
             raise DecodeError("not a pcap or pcapng capture (too short for a file header)")
         truncated = bool(self._pending) and not self._stopped
-        flows, evidence, tallied = self._flows()
+        flows, evidence, tallied, ipv6_frames, not_vxlan = self._flows()
         return DecodeResult(
             flows=flows,
             frames=self._frames,
@@ -371,6 +404,8 @@ class FastDecoder:
             format=self._format,
             ipv4_frames=tallied,
             evidence=evidence,
+            ipv6_frames=ipv6_frames,
+            not_vxlan=not_vxlan,
         )
 
     def _consume(self, buf, off: int, base: int) -> int:
@@ -435,6 +470,7 @@ class FastDecoder:
         eth_ipv4 = _ETH_IPV4_HDR
         udp_vxlan = _UDP_VXLAN
         slow = classify
+        ipv6 = IPV6
         agg = self._agg
         get = agg.get
         nev = self._evidence_per_flow
@@ -456,10 +492,13 @@ class FastDecoder:
             else:
                 ethertype, version_ihl, total_len, flags_frag, proto, pair = eth_ipv4(buf, p)
                 if ethertype != 0x0800:
-                    if ethertype != 0x8100 and ethertype != 0x88A8:
+                    if ethertype == 0x8100 or ethertype == 0x88A8:
+                        key = slow(buf, p, end, 1, wire_len)
+                    elif ethertype == 0x86DD:
+                        key = ipv6
+                    else:
                         idx += 1
                         continue
-                    key = slow(buf, p, end, 1, wire_len)
                 elif version_ihl != 0x45:
                     key = slow(buf, p, end, 1, wire_len)
                 elif flags_frag & 0x1FFF:
@@ -481,7 +520,7 @@ class FastDecoder:
                     (dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto,
                      inner_pair) = udp_vxlan(buf, p + 34)
                     if not vflags & 0x08:
-                        key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None)
+                        key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dport)
                     elif inner_type == 0x0800 and inner_vihl >> 4 == 4:
                         key = (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, inner_proto, inner_len,
                                wire_len, None, None, None)
@@ -647,8 +686,11 @@ class FastDecoder:
 
     # -- output --------------------------------------------------------------
 
-    def _flows(self) -> tuple[dict[FlowKey, FlowTally], dict[FlowKey, list[int]], int]:
+    def _flows(self) -> tuple[dict[FlowKey, FlowTally], dict[FlowKey, list[int]], int, int, dict[int, int]]:
         flows: dict[FlowKey, FlowTally] = {}
+        ipv6_frames = 0
+        not_vxlan: dict[int, int] = {}
+        ports = self._vxlan_ports
         evidence: dict[FlowKey, list[int]] = {}
         addresses: dict[int, IPv4Address] = {}
 
@@ -663,6 +705,9 @@ class FastDecoder:
 
         tallied = 0
         for key, (count, first) in self._agg.items():
+            if len(key) == 1:  # IPV6
+                ipv6_frames += count
+                continue
             flow_key = pair(key[0])
             flow = flows.get(flow_key)
             if flow is None:
@@ -670,9 +715,11 @@ class FastDecoder:
                 evidence[flow_key] = []
             flow.packets += count
             tallied += count
-            if len(key) == 8:
-                _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key
+            if len(key) != 12:
+                _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key[:8]
                 flow.encaps[Encap.PLAIN] += count
+                if len(key) == 9 and key[8] in ports:
+                    not_vxlan[key[8]] = not_vxlan.get(key[8], 0) + count
             else:
                 _, outer, dport, vni, mac, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key
                 flow.encaps[Encap.VXLAN] += count
@@ -696,12 +743,14 @@ class FastDecoder:
         for flow_key, indices in evidence.items():
             indices.sort()
             del indices[self._evidence_per_flow :]
-        return flows, evidence, tallied
+        return flows, evidence, tallied, ipv6_frames, not_vxlan
 
 
-def decode_bytes(data: bytes, evidence_per_flow: int = EVIDENCE_PER_FLOW) -> DecodeResult:
+def decode_bytes(
+    data: bytes, evidence_per_flow: int = EVIDENCE_PER_FLOW, vxlan_ports: frozenset[int] = VXLAN_PORTS
+) -> DecodeResult:
     """Decode a whole capture held in memory."""
-    decoder = FastDecoder(evidence_per_flow)
+    decoder = FastDecoder(evidence_per_flow, vxlan_ports)
     decoder.feed(data)
     return decoder.close()
 
