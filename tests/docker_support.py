@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -19,7 +21,10 @@ import docker.errors
 import pytest
 import requests.exceptions
 
+from tests.lab_support import SESSION_PREFIX, k01_spec
 from vxcap.adapters.docker_capture import DEFAULT_IMAGE, MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL
+from vxcap.adapters.lab import NetnsLab
+from vxcap.adapters.netns import list_netns
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "scripts" / "build-capture-image"
@@ -127,6 +132,26 @@ def container_pid(container) -> int:
 
 def netns_inode(pid: int) -> int:
     return os.stat(f"/proc/{pid}/ns/net").st_ino
+
+
+@contextmanager
+def lab_adopting(containers: dict) -> Iterator[NetnsLab]:
+    """The k01 lab (root) with those Kind-like node containers' network namespaces as
+    its nodes, {node name: container}; the lab and the attached names gone afterwards."""
+    adopt = {node: f"{SESSION_PREFIX}-ctr-{node}" for node in containers}
+    lab = NetnsLab(k01_spec(), prefix=SESSION_PREFIX, adopt=adopt)
+    try:
+        for node, container in containers.items():
+            subprocess.run(["ip", "netns", "attach", adopt[node], str(container_pid(container))], check=True, capture_output=True)
+        status = lab.up()
+        assert status.healthy, status.to_dict()
+        yield lab
+    finally:
+        lab.down(detach_adopted=True)
+        left = [ns for ns in list_netns() if ns in adopt.values()]
+        for ns in left:
+            subprocess.run(["ip", "netns", "delete", ns], check=False)
+        assert left == []
 
 
 def vxcap_containers(client: docker.DockerClient, run_id: str) -> list[str]:

@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from tests.lab_support import SESSION_PREFIX, lab_session_guard, lab_test, session_namespaces  # noqa: F401
+from vxcap.adapters.kube import manifests
 from vxcap.cli.main import cli
 from vxcap.exit_status import ExitStatus
 
@@ -73,6 +74,29 @@ def test_rbac_writes_only_pods_and_their_exec_in_its_own_namespace():
     assert writes == {("pods", "create"), ("pods", "deletecollection"), ("pods/exec", "create")}
     roles = [doc for doc in yaml.safe_load_all(RBAC.read_text()) if doc and doc["kind"] == "Role"]
     assert {doc["metadata"]["namespace"] for doc in roles} == {"vxcap"}
+
+
+# ---------------------------------------------------------------- capture pods: NET_RAW and NET_ADMIN, nothing more
+
+
+def test_capture_pods_run_as_nobody_with_only_net_raw_and_net_admin():
+    pod = manifests.capture_pod("r1", "k01-worker")
+    spec = pod["spec"]
+    assert spec["hostNetwork"] is True  # the node's underlay: what they are for
+    assert not {"hostPID", "hostIPC", "shareProcessNamespace", "volumes", "securityContext"} & set(spec)
+    assert spec["automountServiceAccountToken"] is False
+    (container,) = spec["containers"]
+    assert not {"volumeMounts", "volumeDevices", "ports"} & set(container)
+    security = container["securityContext"]
+    assert security["privileged"] is False
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == security["runAsGroup"] == 65534
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Escalation stays allowed only so that exec honours tcpdump's file capabilities;
+    # drop ALL keeps them to the two added (tests/integration/test_capture_pod_privileges.py).
+    assert security["allowPrivilegeEscalation"] is True
+    assert container["image"] == "vxcap/netshoot-lite:bookworm-v2"  # the image whose tcpdump has them
 
 
 # ---------------------------------------------------------------- the run directory: pcaps hold other people's traffic

@@ -499,9 +499,19 @@ def test_capture_pods_are_host_network_with_only_net_raw_and_net_admin(start_fak
     assert not spec.get("volumes")
     container = spec["containers"][0]
     assert not container.get("volumeMounts")
-    security = container["securityContext"]
-    assert security.get("privileged") is False
-    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}
+    assert not spec.get("securityContext")  # all of it on the container, in one place
+    # nobody, holding NET_RAW and NET_ADMIN through tcpdump's file capabilities: escalation
+    # must be allowed for those (no_new_privs would ignore them), and drop ALL bounds it
+    assert container["securityContext"] == {
+        "privileged": False,
+        "runAsNonRoot": True,
+        "runAsUser": 65534,
+        "runAsGroup": 65534,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]},
+        "allowPrivilegeEscalation": True,
+        "readOnlyRootFilesystem": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert {"operator": "Exists"} in spec["tolerations"]  # the control plane's taint too
     assert pod["metadata"]["labels"]["vxcap.io/run-id"] == "r1"
     assert kube.delete_run("r1") == [pod["metadata"]["name"]]
@@ -535,6 +545,43 @@ def test_a_capture_that_cannot_start_is_a_one_line_error(fake_kube, tmp_path):
     message = one_line(err)
     assert message.startswith("tcpdump on k01-worker:eth1 ended before listening")
     assert "executable file not found" in message
+
+
+# What tcpdump 4.99 (Debian bookworm) prints when it may not capture, as seen in Docker
+# with drop ALL + NET_RAW, NET_ADMIN: as nobody with no_new_privs (or without file
+# capabilities), and as root, which must change user and lacks CAP_SETUID/CAP_SETGID.
+REFUSALS = {
+    "no-permission": (
+        "tcpdump: eth1: You don't have permission to perform this capture on that device\n(socket: Operation not permitted)\n",
+        "tcpdump: eth1: You don't have permission to perform this capture on that device (socket: Operation not permitted)",
+    ),
+    "root-cannot-change-user": (
+        "tcpdump: Couldn't change to 'root' uid=0 gid=0: Operation not permitted\n",
+        "tcpdump: Couldn't change to 'root' uid=0 gid=0: Operation not permitted",
+    ),
+    "no-cap-in-bounding-set": (
+        "timeout: failed to run command 'tcpdump': Operation not permitted\n",
+        "timeout: failed to run command 'tcpdump': Operation not permitted",
+    ),
+}
+
+
+@pytest.mark.parametrize("stderr,quoted", REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_capture_refused_for_lack_of_permission_says_what_the_image_needs(start_fake_kube, tmp_path, stderr, quoted):
+    def refused(pod, argv, io):
+        io.stderr(stderr)
+        return 126 if stderr.startswith("timeout") else 1
+
+    fake = start_fake_kube(runtime=CommandRuntime({"timeout": refused, "tcpdump": refused}))
+    with pytest.raises(KubeError) as err:
+        cluster(fake).start_capture("k01-worker", out_path=tmp_path / "x.pcap", run_id="r1")
+    assert one_line(err) == (
+        f"tcpdump on k01-worker:eth1 was not permitted to capture ({quoted}): the capture pod runs as uid 65534, "
+        "so its image needs a tcpdump with file capabilities cap_net_raw,cap_net_admin=eip: build vxcap's with "
+        "scripts/build-capture-image and load it onto the nodes (e.g. kind load docker-image "
+        "vxcap/netshoot-lite:bookworm-v2), or pass --capture-image"
+    )
+    assert not (tmp_path / "x.pcap").exists()
 
 
 def test_a_duration_wraps_tcpdump_in_timeout(start_fake_kube, tmp_path):

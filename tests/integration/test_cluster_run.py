@@ -31,13 +31,13 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
-from tests.docker_support import capture_image, container_pid, docker_engine, docker_nodes, engine_client  # noqa: F401 (fixtures)
+from tests.docker_support import capture_image, docker_engine, docker_nodes, engine_client, lab_adopting  # noqa: F401 (fixtures)
 from tests.fakes import calico_objects as co
-from tests.fakes.kube_api import Fate, FakeKube, ProcessRuntime, start_fake_kube  # noqa: F401 (fixture)
-from tests.lab_support import SESSION_PREFIX, k01_spec, lab_session_guard, lab_test, running_lab, session_namespaces  # noqa: F401
+from tests.fakes.kube_api import Fate, FakeKube, start_fake_kube  # noqa: F401 (fixture)
+from tests.fakes.lab_pods import LabPods
+from tests.lab_support import SESSION_PREFIX, lab_session_guard, lab_test, running_lab, session_namespaces  # noqa: F401
 from vxcap.adapters.docker_capture import MANAGED_BY, MANAGED_BY_LABEL, NODE_LABEL, ROLE_LABEL, RUN_ID_LABEL
 from vxcap.adapters.lab import NetnsLab
-from vxcap.adapters.netns import list_netns
 from vxcap.cli.main import cli
 from vxcap.exit_status import ExitStatus
 
@@ -63,29 +63,6 @@ COMPARED = ("verdict", "observed", "vni", "udp_dport", "outer_src", "outer_dst")
 # ---------------------------------------------------------------- the cluster behind the fake
 
 
-class LabPods(ProcessRuntime):
-    """The fake's pods, backed by the lab. A test pod execs in its node's lab pod
-    namespace and has that pod's IP; a hostNetwork pod execs in the node's namespace."""
-
-    def __init__(self, lab: NetnsLab) -> None:
-        self.lab = lab
-        self.started: list[tuple[str, str]] = []  # (role, node) of every pod that became Running
-        super().__init__(prefix=self._netns_exec, on_start=self._on_start)
-
-    def _netns_exec(self, pod: dict) -> list[str]:
-        node = pod["spec"]["nodeName"]
-        netns = self.lab.node_netns(node) if pod["spec"].get("hostNetwork") else self.lab.pod_netns(node)
-        return ["ip", "netns", "exec", netns]
-
-    def _on_start(self, pod: dict) -> dict | None:
-        node = pod["spec"]["nodeName"]
-        self.started.append((pod["metadata"]["labels"][ROLE_LABEL], node))
-        if pod["spec"].get("hostNetwork"):
-            return None  # the fake gives it the node's address, as the kubelet does
-        ip = str(self.lab.pod(node).ip)
-        return {"podIP": ip, "podIPs": [{"ip": ip}]}
-
-
 @pytest.fixture
 def kind_like_nodes(docker_engine, docker_nodes):
     """Containers named exactly like the nodes, as Kind names its node containers."""
@@ -96,25 +73,6 @@ def kind_like_nodes(docker_engine, docker_nodes):
             continue
         pytest.skip(f"a container named {name} already exists here (a real Kind cluster?); the test needs that name")
     return {name: docker_nodes(name) for name in (W, W3)}
-
-
-@contextmanager
-def lab_adopting(containers: dict):
-    """The k01 lab with those containers' network namespaces as its nodes; all gone afterwards."""
-    adopt = {node: f"{SESSION_PREFIX}-ctr-{node}" for node in containers}
-    lab = NetnsLab(k01_spec(), prefix=SESSION_PREFIX, adopt=adopt)
-    try:
-        for node, container in containers.items():
-            subprocess.run(["ip", "netns", "attach", adopt[node], str(container_pid(container))], check=True, capture_output=True)
-        status = lab.up()
-        assert status.healthy, status.to_dict()
-        yield lab
-    finally:
-        lab.down(detach_adopted=True)
-        left = [ns for ns in list_netns() if ns in adopt.values()]
-        for ns in left:
-            subprocess.run(["ip", "netns", "delete", ns], check=False)
-        assert left == []
 
 
 # ---------------------------------------------------------------- running vxcap and reading what it left

@@ -37,6 +37,7 @@ import requests.exceptions
 
 from vxcap.adapters.pcapfile import capture_destination
 from vxcap.core.capture import (
+    CAPTURE_IMAGE,
     DEFAULT_MAX_PACKETS,
     DEFAULT_SNAPLEN,
     EVIDENCE_COMMANDS,
@@ -47,7 +48,7 @@ from vxcap.core.capture import (
 from vxcap.core.errors import VxcapError
 from vxcap.core.names import check_container_name
 
-DEFAULT_IMAGE = "vxcap/netshoot-lite:bookworm-v2"
+DEFAULT_IMAGE = CAPTURE_IMAGE
 BUILD_HINT = "run scripts/build-capture-image"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "vxcap"

@@ -13,7 +13,7 @@ from enum import StrEnum
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
+from vxcap.core.capture import CAPTURE_IMAGE, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
 from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.model import Pod, Topology
 
@@ -70,9 +70,9 @@ class ClusterTarget:
 
     def _docker_captures(self):
         if self._docker is None:
-            from vxcap.adapters.docker_capture import DEFAULT_IMAGE, DockerCaptures
+            from vxcap.adapters.docker_capture import DockerCaptures
 
-            self._docker = DockerCaptures(image=self.capture_image or DEFAULT_IMAGE, run_id=self.run_id)
+            self._docker = DockerCaptures(image=self.capture_image or CAPTURE_IMAGE, run_id=self.run_id)
         return self._docker
 
     def discover(self) -> Topology:
@@ -116,8 +116,10 @@ class ClusterTarget:
         return self.cluster.start_capture(node, run_id=self.run_id, **common)
 
     def _capture_pod_ready(self, node: str) -> None:
-        # Made here so the capture pod waits as long as the test pods may, not the adapter's default.
-        self.cluster.create_capture_pods(self.run_id, [node], timeout=self.ready_timeout)
+        # Made here so the capture pod waits as long as the test pods may, not the adapter's default;
+        # and from the capture image, not the test pods': it runs as nobody, its tcpdump needs file capabilities.
+        self.cluster.create_capture_pods(self.run_id, [node], image=self.capture_image or CAPTURE_IMAGE,
+                                         timeout=self.ready_timeout)
 
     def ping(self, src_node: str, dst_ip: IPv4Address, count: int):
         if src_node not in self.pods:

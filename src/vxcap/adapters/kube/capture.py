@@ -18,8 +18,9 @@ from pathlib import Path
 from vxcap.adapters.kube import exec as kexec
 from vxcap.adapters.kube.connection import Connection
 from vxcap.adapters.kube.errors import KubeError, one_line
+from vxcap.adapters.kube.manifests import NOBODY
 from vxcap.adapters.pcapfile import capture_destination
-from vxcap.core.capture import EVIDENCE_COMMANDS, is_listening, parse_tcpdump_stats, tcpdump_argv
+from vxcap.core.capture import CAPTURE_IMAGE, EVIDENCE_COMMANDS, is_listening, parse_tcpdump_stats, tcpdump_argv
 
 LISTEN_TIMEOUT_S = 20.0
 STOP_ARGV = ["pkill", "-INT", "-x", "tcpdump"]
@@ -27,6 +28,16 @@ EVIDENCE_TIMEOUT_S = 30.0
 
 
 _RECEIVED = re.compile(r"^(\d+) packets? received by filter", re.MULTILINE)
+
+# How tcpdump says the pod's user may not capture: no file capabilities, or
+# no_new_privs ignoring them ("You don't have permission ... (socket: Operation
+# not permitted)"), or a root tcpdump failing to change user ("Couldn't change to").
+_NOT_PERMITTED = ("You don't have permission", "Operation not permitted", "Couldn't change to")
+PERMISSION_HINT = (
+    f"the capture pod runs as uid {NOBODY}, so its image needs a tcpdump with file capabilities "
+    "cap_net_raw,cap_net_admin=eip: build vxcap's with scripts/build-capture-image and load it onto the nodes "
+    f"(e.g. kind load docker-image {CAPTURE_IMAGE}), or pass --capture-image"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,15 @@ def capture_argv(iface: str, bpf: str, snaplen: int, max_packets: int, duration:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "(no output)"
+
+
+def _refusal(stderr: str) -> str | None:
+    """tcpdump's words for a capture it was not permitted (with the line explaining them), else None."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if any(phrase in line for phrase in _NOT_PERMITTED):
+            return " ".join(lines[i : i + 2])
+    return None
 
 
 class KubeCapture:
@@ -83,6 +103,9 @@ class KubeCapture:
                 self._pump.halt()
                 self._stream.close()
                 stderr = self._pump.stderr
+                refusal = _refusal(stderr)
+                if refusal is not None:
+                    raise KubeError(f"{where} was not permitted to capture ({refusal}): {PERMISSION_HINT}")
                 raise KubeError(f"{where} ended before listening: {_last_line(stderr or self._pump.status_text)}")
             if time.monotonic() > deadline:
                 self._pump.halt()

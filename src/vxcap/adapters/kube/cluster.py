@@ -12,7 +12,7 @@ from vxcap.adapters.kube import discovery, manifests, pods
 from vxcap.adapters.kube import exec as kexec
 from vxcap.adapters.kube.connection import Connection, cluster_name, connect
 from vxcap.adapters.kube.errors import KubeError
-from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
+from vxcap.core.capture import CAPTURE_IMAGE, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
 from vxcap.core.model import Pod, Topology
 from vxcap.core.names import check_namespace, check_pod_name
 from vxcap.core.probe import PingResult, parse_ping, ping_argv
@@ -157,9 +157,12 @@ class KubeCluster:
     def create_capture_pods(
         self, run_id: str, nodes: tuple[str, ...] | list[str], image: str | None = None, timeout: float = DEFAULT_READY_TIMEOUT_S
     ) -> dict[str, str]:
-        """A capture pod on each node (hostNetwork, NET_RAW + NET_ADMIN only), all Ready; node -> pod name."""
+        """A capture pod on each node (hostNetwork, NET_RAW + NET_ADMIN only), all Ready; node -> pod name.
+
+        `image` defaults to vxcap's capture image, never the test pods': the pod runs
+        as nobody, so its tcpdump must carry file capabilities."""
         wanted = [node for node in nodes if (run_id, node) not in self._capture_pods]
-        bodies = [manifests.capture_pod(self._run_id(run_id), node, image or self.image) for node in wanted]
+        bodies = [manifests.capture_pod(self._run_id(run_id), node, image or CAPTURE_IMAGE) for node in wanted]
         if bodies:
             self._create_and_wait(self.namespace, run_id, bodies, timeout)
         for body in bodies:

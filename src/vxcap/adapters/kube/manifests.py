@@ -10,8 +10,15 @@ makes it so on every runtime.)
 
 Capture pods share the node's network namespace (hostNetwork) to see its
 underlay interface, and get only NET_RAW and NET_ADMIN: not privileged, no
-hostPID, no host mounts. They need the `privileged` Pod Security level, which
-the namespace vxcap creates carries (see deploy/rbac.yaml).
+hostPID, no host mounts, read-only root, RuntimeDefault seccomp. They run as
+nobody too, which is why their image is vxcap's capture image (CAPTURE_IMAGE):
+a root tcpdump gives up root after opening the interface (Debian's drops to its
+`tcpdump` user; `-Z root` asks for root again), and setuid/setgid/initgroups
+need CAP_SETUID/CAP_SETGID, which the pod does not hold: "Couldn't change to
+'root' uid=0 gid=0: Operation not permitted". A non-root tcpdump skips that step
+and takes NET_RAW and NET_ADMIN from its file capabilities instead. They need the
+`privileged` Pod Security level (hostNetwork, added capabilities), which the
+namespace vxcap creates carries (see deploy/rbac.yaml).
 
 Both kinds exit by themselves after `lifetime` seconds (activeDeadlineSeconds and
 a bounded `sleep`), so a run killed with SIGKILL does not leave them forever.
@@ -23,10 +30,11 @@ import hashlib
 import re
 from typing import Any
 
+from vxcap.core.capture import CAPTURE_IMAGE
 from vxcap.core.names import check_namespace, check_node_name
 
 DEFAULT_NAMESPACE = "vxcap"
-# A pinned tag: the same tools (iputils ping, tcpdump, iproute2 with -j) every run.
+# The test pods' image. A pinned tag: the same tools (iputils ping, python3, iproute2 with -j) every run.
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
 DEFAULT_LIFETIME_S = 3600
 
@@ -150,8 +158,12 @@ def probe_pod(run_id: str, node: str, image: str = DEFAULT_IMAGE, lifetime: int 
     }
 
 
-def capture_pod(run_id: str, node: str, image: str = DEFAULT_IMAGE, lifetime: int = DEFAULT_LIFETIME_S) -> dict[str, Any]:
-    """The pod in `node`'s network namespace that runs tcpdump and reads its tables."""
+def capture_pod(run_id: str, node: str, image: str = CAPTURE_IMAGE, lifetime: int = DEFAULT_LIFETIME_S) -> dict[str, Any]:
+    """The pod in `node`'s network namespace that runs tcpdump and reads its tables.
+
+    `image` must hold a tcpdump with file capabilities cap_net_raw,cap_net_admin=eip
+    (as CAPTURE_IMAGE does): the pod runs as nobody.
+    """
     spec = _common_spec(node, lifetime)
     spec.update(
         hostNetwork=True,
@@ -166,12 +178,19 @@ def capture_pod(run_id: str, node: str, image: str = DEFAULT_IMAGE, lifetime: in
                 "command": ["sleep", str(lifetime)],
                 "securityContext": {
                     "privileged": False,
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    # root, but holding only the two capabilities packet capture needs
-                    "runAsUser": 0,
-                    "runAsNonRoot": False,
+                    "runAsNonRoot": True,
+                    "runAsUser": NOBODY,
+                    "runAsGroup": NOBODY,
+                    # Dropping ALL empties the bounding set but for the two added, so the
+                    # file capabilities of tcpdump can grant those two and nothing else.
                     "capabilities": {"drop": ["ALL"], "add": list(CAPTURE_CAPS)},
+                    # Must stay true: false sets no_new_privs, under which exec grants no
+                    # file capability, and tcpdump as nobody could not capture ("You don't
+                    # have permission to perform this capture on that device"). What it
+                    # allows stays within the bounding set above: no exec gains more.
+                    "allowPrivilegeEscalation": True,
+                    "readOnlyRootFilesystem": True,
+                    "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
             }
