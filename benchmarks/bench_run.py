@@ -33,7 +33,7 @@ def vxcap(*args: str) -> subprocess.CompletedProcess:
 
 def timed_run(out: Path, *selection: str) -> dict:
     started = time.perf_counter()
-    proc = vxcap("run", "--lab", "--prefix", PREFIX, "--out", str(out), "--count", "1", "--json", *selection)
+    proc = vxcap("run", "--lab", "--prefix", PREFIX, "--out", str(out), "--json", *selection)
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1):
         raise SystemExit(f"vxcap run failed ({proc.returncode}): {proc.stderr.strip()}")

@@ -2,29 +2,33 @@
 pods' MSS onto the wire, a DF ping ladder, and a bisection for the exact limit.
 
 They run inside the capture window, after the connectivity pings, so the
-captures show what left and what came back; directions run concurrently (each
-one's sizes in order: a fragmentation-needed teaches the pod a smaller path
-MTU, and the next sizes are then refused locally, as they would be for any
-application). What ping and the TCP programs said is kept as it was said in
-mtu-probes.json, which `vxcap.core.mtu.path` judges together with the captures.
+captures show what left and what came back. Every direction's TCP exchange
+comes first: its SYN must carry the MSS the pod's own MTU gives, before a
+fragmentation-needed from the ladder teaches the pod a smaller path MTU. Then
+the sizes go out in rounds, one size per direction per round, all directions
+at once: each direction's sizes stay in order (a fragmentation-needed teaches
+the pod a smaller path MTU and the next sizes are then refused locally, as
+they would be for any application), and a round waits at most one probe's
+wait. What the sender saw is kept in mtu-probes.json, which
+`vxcap.core.mtu.path` judges together with the captures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, Protocol, runtime_checkable
 
 from vxcap.core.errors import VxcapError
 from vxcap.core.model import DEFAULT_MTU, Pod
-from vxcap.core.mtu import LadderSearch, ProbeResult, ladder_sizes, probe_from_ping
+from vxcap.core.mtu import LadderSearch, ProbeResult, ladder_sizes, probe_from_result
 from vxcap.core.probe import PingResult
+from vxcap.targets import fan_out
 
-PROBES_VERSION = 1
+PROBES_VERSION = 2  # 2: each ladder entry carries the sender's signals as fields, not only as ping's text
 LADDER_WAIT_S = 0.5  # one echo per size: a reply on a healthy path takes milliseconds
 MAX_PROBES = 24  # distinct sizes per direction, ladder and bisection together
-PROBE_WORKERS = 8  # concurrent directions, as for the connectivity pings
 TCP_PORT_BASE = 41000  # clusters: one port per direction (the lab lets the kernel pick)
 OUTPUT_KEPT = 2000  # characters of ping's output kept per probe: the lines that matter are short
 
@@ -33,58 +37,89 @@ OUTPUT_KEPT = 2000  # characters of ping's output kept per probe: the lines that
 class MtuProbing(Protocol):
     """What a target needs for the MTU probes (LabTarget and ClusterTarget have it)."""
 
-    def df_ping(self, src_node: str, dst_ip: IPv4Address, size: int, wait: float) -> tuple[PingResult, str]: ...
+    def df_ping_all(
+        self, probes: Sequence[tuple[str, IPv4Address, int]], wait: float
+    ) -> list[tuple[PingResult, str] | VxcapError]:
+        """One DF echo per (source node, destination pod IP, payload size), all concurrently:
+        per probe (what the sender saw, what it said), or why it could not be sent."""
+        ...
 
     def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]: ...
 
 
-def probe_direction(target: MtuProbing, src: str, dst: str, dst_ip: IPv4Address, ladder: Sequence[int], port: int) -> dict[str, Any]:
-    """One direction's ladder, bisection and TCP exchange, as the record mtu-probes.json keeps."""
-    record: dict[str, Any] = {"src_node": src, "dst_node": dst, "dst_ip": str(dst_ip), "ladder": [], "tcp": None}
-    results: list[ProbeResult] = []
+@dataclass
+class _Direction:
+    src: str
+    dst: str
+    dst_ip: IPv4Address
+    port: int
+    record: dict[str, Any] = field(init=False)
+    results: list[ProbeResult] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)  # ladder sizes still to send, in order
+    searching: bool = False
+    done: bool = False
 
-    def send(size: int) -> None:
-        ping, output = target.df_ping(src, dst_ip, size, LADDER_WAIT_S)
-        record["ladder"].append(
-            {"size": size, "transmitted": ping.transmitted, "received": ping.received, "output": output[-OUTPUT_KEPT:]}
-        )
-        results.append(probe_from_ping(size, ping.received, output))
+    def __post_init__(self) -> None:
+        self.record = {"src_node": self.src, "dst_node": self.dst, "dst_ip": str(self.dst_ip), "ladder": [], "tcp": None}
 
-    # TCP first: its SYN must carry the MSS the pod's own MTU gives, before a fragmentation-needed
-    # from the ladder teaches the pod a smaller path MTU (which the kernel would then advertise).
-    try:
-        connected, detail = target.tcp_exchange(src, dst, dst_ip, port)
-        record["tcp"] = {"connected": connected, "detail": detail[-OUTPUT_KEPT:]}
-    except VxcapError as err:
-        record["tcp"] = {"connected": False, "detail": f"TCP exchange from {src}: {err}"}
-    try:
-        for size in ladder:
-            send(size)
-        if any(r.reply for r in results):  # a path nothing crosses has no limit to look for
-            search = LadderSearch(max_probes=MAX_PROBES)
-            while (size := search.propose(results)) is not None:
-                send(size)
-    except VxcapError as err:
-        record["error"] = f"DF probe from {src}: {err}"
-    return record
+    def next_size(self, search: LadderSearch) -> int | None:
+        if self.done:
+            return None
+        if self.pending:
+            return self.pending.pop(0)
+        # A path nothing crosses has no limit to look for.
+        size = search.propose(self.results) if any(r.reply for r in self.results) else None
+        self.done = size is None
+        return size
+
+    def heard(self, size: int, outcome: tuple[PingResult, str] | VxcapError) -> None:
+        if isinstance(outcome, VxcapError):
+            self.record["error"] = f"DF probe from {self.src}: {outcome}"
+            self.done = True
+            return
+        ping, output = outcome
+        self.record["ladder"].append({
+            "size": size,
+            "transmitted": ping.transmitted,
+            "received": ping.received,
+            "refused_too_big": ping.refused_too_big,
+            "local_mtu": ping.local_mtu,
+            "frag_needed_mtu": ping.frag_needed_mtu,
+            "output": output[-OUTPUT_KEPT:],
+        })
+        self.results.append(probe_from_result(size, ping))
 
 
 def run_mtu_probes(
     target: Any, directions: Sequence[tuple[str, str]], pods: dict[str, Pod], pod_mtu: int | None = DEFAULT_MTU
 ) -> dict[str, Any] | None:
-    """Every direction's probes, concurrently; None when the target cannot probe MTUs."""
+    """Every direction's probes; None when the target cannot probe MTUs."""
     if not isinstance(target, MtuProbing):
         return None
     ladder = ladder_sizes(pod_mtu)
+    states = [
+        _Direction(src, dst, pods[dst].ip, TCP_PORT_BASE + index, pending=list(ladder))
+        for index, (src, dst) in enumerate(directions)
+    ]
 
-    def one(indexed: tuple[int, tuple[str, str]]) -> dict[str, Any]:
-        index, (src, dst) = indexed
-        return probe_direction(target, src, dst, pods[dst].ip, ladder, TCP_PORT_BASE + index)
+    def exchange(state: _Direction) -> tuple[bool, str]:
+        return target.tcp_exchange(state.src, state.dst, state.dst_ip, state.port)
 
-    pool = ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(directions) or 1))
-    try:
-        records = list(pool.map(one, enumerate(directions)))
-    finally:
-        # On Ctrl-C, do not wait for probes still queued: stopping the captures comes first.
-        pool.shutdown(wait=False, cancel_futures=True)
-    return {"version": PROBES_VERSION, "ladder_wait_s": LADDER_WAIT_S, "ladder": ladder, "directions": records}
+    for state, outcome in zip(states, fan_out(exchange, states)):
+        if isinstance(outcome, VxcapError):
+            state.record["tcp"] = {"connected": False, "detail": f"TCP exchange from {state.src}: {outcome}"}
+        else:
+            connected, detail = outcome
+            state.record["tcp"] = {"connected": connected, "detail": detail[-OUTPUT_KEPT:]}
+
+    search = LadderSearch(max_probes=MAX_PROBES)
+    while round_ := [(state, size) for state in states if (size := state.next_size(search)) is not None]:
+        outcomes = target.df_ping_all([(state.src, state.dst_ip, size) for state, size in round_], LADDER_WAIT_S)
+        for (state, size), outcome in zip(round_, outcomes):
+            state.heard(size, outcome)
+    return {
+        "version": PROBES_VERSION,
+        "ladder_wait_s": LADDER_WAIT_S,
+        "ladder": ladder,
+        "directions": [state.record for state in states],
+    }

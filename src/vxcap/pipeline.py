@@ -234,31 +234,20 @@ def _stop_quietly(handle: Any) -> None:
         pass
 
 
-PROBE_WORKERS = 8  # concurrent directions: enough to overlap the waits, few enough for 2 cores
-
-
 def _probe(
     target: Target, pairs: tuple[Pair, ...], pods: dict[str, Pod], count: int, errors: list[str]
 ) -> list[dict[str, Any]]:
     directions = [(src, dst) for pair in pairs for src, dst in pair.directions()]
-
-    def one(direction: tuple[str, str]) -> dict[str, Any]:
-        src, dst = direction
+    results = target.ping_all([(src, pods[dst].ip) for src, dst in directions], count)
+    entries = []
+    for (src, dst), result in zip(directions, results):
         entry: dict[str, Any] = {"src_node": src, "dst_node": dst, "dst_ip": str(pods[dst].ip)}
-        try:
-            result = target.ping(src, pods[dst].ip, count)
-        except VxcapError as err:
-            errors.append(f"probe {src} -> {dst} failed: {err}")
-            return entry
-        entry.update(transmitted=result.transmitted, received=result.received)
-        return entry
-
-    pool = ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(directions) or 1))
-    try:
-        return list(pool.map(one, directions))
-    finally:
-        # On Ctrl-C, do not wait for probes still queued: stopping the captures comes first.
-        pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(result, VxcapError):
+            errors.append(f"probe {src} -> {dst} failed: {result}")
+        else:
+            entry.update(transmitted=result.transmitted, received=result.received)
+        entries.append(entry)
+    return entries
 
 
 def _save_evidence(run_dir: Path, node: str, iface: str, files: dict[str, str]) -> None:

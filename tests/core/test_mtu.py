@@ -916,6 +916,27 @@ def test_without_a_capture_on_the_sender_the_receivers_is_used_and_nothing_is_cl
     assert nothing["measured"]["probes"] == [] and nothing["measured"]["tcp_connected"] is None
 
 
+def test_version_2_records_carry_the_senders_signals_as_fields_and_read_as_ping_text_does():
+    e = expectation(W, W3)
+    v1 = ladder_record(e, {1422: "ok", 1423: "local", 1472: "frag"})
+    v2 = dict(v1, ladder=[
+        {"size": 1422, "transmitted": 1, "received": 1, "refused_too_big": False, "local_mtu": None,
+         "frag_needed_mtu": None, "output": "1 echoes sent, 1 replies"},
+        {"size": 1423, "transmitted": 1, "received": 0, "refused_too_big": True, "local_mtu": 1450,
+         "frag_needed_mtu": None, "output": "1 echoes sent, 0 replies, 1 refused by the sender (Message too long)"},
+        # as in the real ping text: a hop's fragmentation-needed, then the second echo refused locally
+        {"size": 1472, "transmitted": 2, "received": 0, "refused_too_big": True, "local_mtu": 1450,
+         "frag_needed_mtu": 1450, "output": "2 echoes sent, 0 replies, 1 refused by the sender (Message too long), "
+                                            "fragmentation needed (mtu = 1450)"},
+    ])
+    probes = [direction_mtu(e, node(W), node(W3), record, [])["measured"]["probes"] for record in (v1, v2)]
+    assert probes[0] == probes[1]
+    assert [p["fate"] for p in probes[1]] == ["crossed", "refused-locally", "frag-needed"]
+    # The fields decide, not the words: a v2 entry whose text says nothing still reads as refused.
+    quiet = dict(v2, ladder=[dict(v2["ladder"][1], output="")])
+    assert direction_mtu(e, node(W), node(W3), quiet, [])["measured"]["probes"][0]["fate"] == "refused-locally"
+
+
 @pytest.mark.parametrize("data", [None, {}, {"directions": "x"}, {"directions": [1, {"src_node": 1}]}])
 def test_malformed_probe_records_are_left_out(data):
     assert probe_records(data) == {}

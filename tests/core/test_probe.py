@@ -103,4 +103,5 @@ def test_two_local_errors_of_two_packets():
 """
     stderr = "ping: local error: message too long, mtu=1000\nping: local error: message too long, mtu=1000\n"
     assert parse_ping(stdout, stderr, 1) == PingResult(
-        2, 0, 2, "2 packets transmitted, 0 received, +2 errors, 100% packet loss, time 204ms")
+        2, 0, 2, "2 packets transmitted, 0 received, +2 errors, 100% packet loss, time 204ms",
+        refused_too_big=True, local_mtu=1000)

@@ -22,6 +22,10 @@ class PingResult:
     received: int
     local_errors: int  # packets the sender's own stack refused (DF and too big for the route's MTU)
     message: str  # the summary line, or what ping said instead of one
+    # Why echoes did not leave or come back, as the sender's stack told it:
+    refused_too_big: bool = False  # a DF echo refused as too long for the route (EMSGSIZE)
+    local_mtu: int | None = None  # the MTU that refused it
+    frag_needed_mtu: int | None = None  # a hop's ICMP fragmentation-needed, with its next-hop MTU
 
     @property
     def lost(self) -> int:
@@ -63,6 +67,30 @@ def ping_argv(
     return argv
 
 
+_LOCAL_MTU = re.compile(r"message too long, mtu\s*=\s*(\d+)", re.IGNORECASE)
+_TOO_LONG = re.compile(r"message too long", re.IGNORECASE)
+_FRAG_NEEDED = re.compile(r"frag(?:mentation)? needed and DF set \(mtu = (\d+)\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class PingMtuSignals:
+    refused_locally: bool
+    local_mtu: int | None  # iputils names the route MTU that refused it
+    frag_needed_mtu: int | None
+
+
+def ping_mtu_signals(output: str) -> PingMtuSignals:
+    """What ping's stdout+stderr says about MTU: iputils' 'local error: message too long,
+    mtu=1450', busybox's 'sendto: Message too long', 'Frag needed and DF set (mtu = 1450)'."""
+    local = _LOCAL_MTU.search(output)
+    frag = _FRAG_NEEDED.search(output)
+    return PingMtuSignals(
+        refused_locally=bool(_TOO_LONG.search(output)),
+        local_mtu=int(local.group(1)) if local else None,
+        frag_needed_mtu=int(frag.group(1)) if frag else None,
+    )
+
+
 _SUMMARY = re.compile(r"^(\d+) packets transmitted, (\d+) (?:packets )?received.*$", re.MULTILINE)
 _LOCAL_ERROR = re.compile(r"local error", re.IGNORECASE)
 
@@ -72,10 +100,12 @@ def parse_ping(stdout: str, stderr: str, returncode: int) -> PingResult:
     on connect) nothing was sent and the message is ping's own last words."""
     # iputils writes these to stderr; a capture that merged the streams has them in stdout.
     local_errors = sum(1 for line in (stdout + "\n" + stderr).splitlines() if _LOCAL_ERROR.search(line))
+    mtu = ping_mtu_signals(stdout + "\n" + stderr)
+    signals = {"refused_too_big": mtu.refused_locally, "local_mtu": mtu.local_mtu, "frag_needed_mtu": mtu.frag_needed_mtu}
     summaries = list(_SUMMARY.finditer(stdout))
     if summaries:
         last = summaries[-1]
-        return PingResult(int(last.group(1)), int(last.group(2)), local_errors, last.group(0).strip())
+        return PingResult(int(last.group(1)), int(last.group(2)), local_errors, last.group(0).strip(), **signals)
     said = [line.strip() for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
     message = said[-1] if said else f"ping exited with status {returncode} and said nothing"
-    return PingResult(0, 0, local_errors, message)
+    return PingResult(0, 0, local_errors, message, **signals)

@@ -3,11 +3,22 @@ adapters behind one small interface the pipeline drives."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from vxcap.core.errors import VxcapError
 from vxcap.core.model import Pod, Topology
+from vxcap.core.probe import PingResult
+
+# Probes that each hold a process or an exec stream open: enough to overlap the
+# waits, few enough for two cores and an API server.
+PROBE_WORKERS = 8
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 class RunningCapture(Protocol):
@@ -27,8 +38,28 @@ class Target(Protocol):
 
     def start_capture(self, node: str, path: Path, bpf: str) -> RunningCapture: ...
 
-    def ping(self, src_node: str, dst_ip: IPv4Address, count: int) -> object: ...
+    def ping_all(self, probes: Sequence[tuple[str, IPv4Address]], count: int) -> list[PingResult | VxcapError]:
+        """`count` echoes per (source node, destination pod IP), all probes concurrently:
+        per probe its result, or why it could not be sent."""
+        ...
 
     def evidence(self, node: str) -> dict[str, str]: ...
 
     def release(self) -> None: ...
+
+
+def fan_out(one: Callable[[Item], Result], items: Sequence[Item], workers: int = PROBE_WORKERS) -> list[Result | VxcapError]:
+    """`one` over `items` on a bounded pool, in order; a VxcapError is that item's result."""
+
+    def guarded(item: Item) -> Result | VxcapError:
+        try:
+            return one(item)
+        except VxcapError as err:
+            return err
+
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(items) or 1))
+    try:
+        return list(pool.map(guarded, items))
+    finally:
+        # On Ctrl-C, do not wait for probes still queued: stopping the captures comes first.
+        pool.shutdown(wait=False, cancel_futures=True)

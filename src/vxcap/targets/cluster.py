@@ -9,6 +9,7 @@ node when the local engine runs a container of that name.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from enum import StrEnum
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from vxcap.core.capture import CAPTURE_IMAGE, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
 from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.model import Pod, Topology
+from vxcap.targets import fan_out
 
 # A capture nobody stops (vxcap killed hard) still ends by itself.
 CAPTURE_DEADLINE_S = 600.0
@@ -135,6 +137,14 @@ class ClusterTarget:
         argv = ping_argv(dst_ip, 1, 0.2, wait, size=size, dont_fragment=True)
         result = self.cluster.exec(self.pods[src_node].name, argv, timeout=wait + _EXEC_MARGIN_S)
         return parse_ping(result.stdout, result.stderr, result.returncode), result.stdout + result.stderr
+
+    # Each probe is an exec in a test pod: a bounded pool overlaps their round trips.
+
+    def ping_all(self, probes: Sequence[tuple[str, IPv4Address]], count: int):
+        return fan_out(lambda probe: self.ping(probe[0], probe[1], count), probes)
+
+    def df_ping_all(self, probes: Sequence[tuple[str, IPv4Address, int]], wait: float):
+        return fan_out(lambda probe: self.df_ping(probe[0], probe[1], probe[2], wait), probes)
 
     def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]:
         """One short TCP connection between the test pods: (connected, what the programs said).

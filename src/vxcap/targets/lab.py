@@ -12,6 +12,7 @@ that exists, also when it was generated with `--nodes/--subnets`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from ipaddress import IPv4Address
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from vxcap.core.errors import InputError
+from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.labgen import generate_lab
 from vxcap.core.labspec import LabSpec, lab_from_dict
 from vxcap.core.model import Pod, Topology
@@ -163,15 +164,23 @@ class LabTarget:
 
         return self.lab.start_capture(node, path, bpf, snaplen=DEFAULT_SNAPLEN, max_packets=DEFAULT_MAX_PACKETS)
 
-    def ping(self, src_node: str, dst_ip: IPv4Address, count: int):
-        return self.lab.ping(src_node, dst_ip, count=count)
+    # Echoes go out from this process, all probes at once (adapters.echo): an
+    # all-pairs run on a large lab would otherwise fork well over a thousand pings.
+    # The lab tests keep iputils ping as the independent witness.
 
-    def df_ping(self, src_node: str, dst_ip: IPv4Address, size: int, wait: float):
-        """One DF echo of `size` payload bytes: (PingResult, ping's whole output)."""
-        # One echo: ping's interval only delays the exit after a size the stack refused
-        # (it pauses 0.2 s after a local error); 10 ms gives the same answer sooner.
-        return self.lab.ping_output(src_node, dst_ip, count=1, size=size, dont_fragment=True, timeout=wait,
-                                    interval=0.01)
+    def ping_all(self, probes: Sequence[tuple[str, IPv4Address]], count: int):
+        from vxcap.adapters.echo import EchoPlan, echo_all
+
+        return echo_all([EchoPlan(self.lab.pod_netns(src), dst_ip, count=count) for src, dst_ip in probes])
+
+    def df_ping_all(self, probes: Sequence[tuple[str, IPv4Address, int]], wait: float):
+        """One DF echo per (source node, destination, payload size): (what the sender saw, its summary)."""
+        from vxcap.adapters.echo import EchoPlan, echo_all
+
+        plans = [EchoPlan(self.lab.pod_netns(src), dst_ip, timeout=wait, size=size, dont_fragment=True)
+                 for src, dst_ip, size in probes]
+        return [outcome if isinstance(outcome, VxcapError) else (outcome, outcome.message)
+                for outcome in echo_all(plans)]
 
     def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]:
         # The lab's listener takes whatever port the kernel gives: no two directions can collide.

@@ -47,6 +47,7 @@ from vxcap.core.mtu.probes import (
     ladder_sizes,
     ping_mtu_signals,
     probe_from_ping,
+    probe_from_result,
     seen_on_wire,
 )
 from vxcap.core.mtu.report import mtu_report
@@ -100,6 +101,7 @@ __all__ = [
     "ping_mtu_signals",
     "plain_path_cost",
     "probe_from_ping",
+    "probe_from_result",
     "seen_on_wire",
     "size_tally",
     "size_tally_of_counts",

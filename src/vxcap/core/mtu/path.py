@@ -18,10 +18,11 @@ from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.model import Mode
 from vxcap.core.mtu.judge import FAIL, MtuMeasurement
 from vxcap.core.mtu.links import LinkFacts, NodeMtus, interface_mtus, node_mtus
-from vxcap.core.mtu.probes import ProbeResult, probe_from_ping, seen_on_wire
+from vxcap.core.mtu.probes import ProbeResult, probe_from_ping, probe_from_result, seen_on_wire
 from vxcap.core.mtu.report import mtu_report
 from vxcap.core.mtu.wire_sizes import size_tally_of_counts
 from vxcap.core.plan import Expectation
+from vxcap.core.probe import PingResult
 
 NODE_LINK_EVIDENCE = "link.json"
 POD_LINK_EVIDENCE = "pod-link.json"
@@ -77,9 +78,26 @@ def _ladder(record: Mapping[str, Any] | None) -> list[ProbeResult]:
         if not isinstance(entry, Mapping):
             continue
         size, received, output = entry.get("size"), entry.get("received", 0), entry.get("output", "")
-        if isinstance(size, int) and not isinstance(size, bool) and isinstance(received, int) and isinstance(output, str):
+        if not (_is_int(size) and _is_int(received) and isinstance(output, str)):
+            continue
+        if "refused_too_big" in entry:  # version 2: the sender's signals as fields
+            local_mtu, frag_mtu = entry.get("local_mtu"), entry.get("frag_needed_mtu")
+            probes.append(probe_from_result(size, PingResult(
+                transmitted=entry.get("transmitted") if _is_int(entry.get("transmitted")) else 1,
+                received=received,
+                local_errors=0,
+                message=output,
+                refused_too_big=entry["refused_too_big"] is True,
+                local_mtu=local_mtu if _is_int(local_mtu) else None,
+                frag_needed_mtu=frag_mtu if _is_int(frag_mtu) else None,
+            )))
+        else:  # version 1: only ping's own words
             probes.append(probe_from_ping(size, received, output))
     return probes
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _echo_sizes(flow: FlowTally | None, echo_type: int) -> dict[int, int]:

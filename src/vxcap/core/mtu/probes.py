@@ -6,7 +6,6 @@ An echo reply is as big as its request, so one ping probes the path both ways.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -14,6 +13,7 @@ from enum import StrEnum
 from vxcap.core.errors import InputError
 from vxcap.core.model import DEFAULT_MTU
 from vxcap.core.mtu.arithmetic import MAX_IP_PACKET, icmp_packet_len, max_icmp_payload
+from vxcap.core.probe import PingMtuSignals, PingResult, ping_mtu_signals
 
 MAX_ICMP_PAYLOAD = MAX_IP_PACKET - 28
 # ping's default payload (the small ping that works), a 1400-byte packet, the
@@ -159,30 +159,6 @@ class LadderSearch:
         return (low + high) // 2
 
 
-_LOCAL_MTU = re.compile(r"message too long, mtu\s*=\s*(\d+)", re.IGNORECASE)
-_TOO_LONG = re.compile(r"message too long", re.IGNORECASE)
-_FRAG_NEEDED = re.compile(r"frag(?:mentation)? needed and DF set \(mtu = (\d+)\)", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class PingMtuSignals:
-    refused_locally: bool
-    local_mtu: int | None  # iputils names the route MTU that refused it
-    frag_needed_mtu: int | None
-
-
-def ping_mtu_signals(output: str) -> PingMtuSignals:
-    """What ping's stdout+stderr says about MTU: iputils' 'local error: message too long,
-    mtu=1450', busybox's 'sendto: Message too long', 'Frag needed and DF set (mtu = 1450)'."""
-    local = _LOCAL_MTU.search(output)
-    frag = _FRAG_NEEDED.search(output)
-    return PingMtuSignals(
-        refused_locally=bool(_TOO_LONG.search(output)),
-        local_mtu=int(local.group(1)) if local else None,
-        frag_needed_mtu=int(frag.group(1)) if frag else None,
-    )
-
-
 def probe_from_ping(size: int, received: int, output: str) -> ProbeResult:
     """One DF ping of `size` as ping told it: any reply, and what its output says about MTU."""
     signals = ping_mtu_signals(output)
@@ -191,6 +167,16 @@ def probe_from_ping(size: int, received: int, output: str) -> ProbeResult:
         reply=received > 0,
         refused_locally=signals.refused_locally,
         frag_needed_mtu=signals.frag_needed_mtu,
+    )
+
+
+def probe_from_result(size: int, ping: PingResult) -> ProbeResult:
+    """One DF echo of `size` payload bytes, as its sender saw it."""
+    return ProbeResult(
+        size=size,
+        reply=ping.received > 0,
+        refused_locally=ping.refused_too_big,
+        frag_needed_mtu=ping.frag_needed_mtu,
     )
 
 

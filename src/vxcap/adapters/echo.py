@@ -1,0 +1,225 @@
+"""ICMP echoes from network namespaces, sent and awaited all at once from this process.
+
+Forking one `ping` per echo costs a few milliseconds of two cores each, and an
+all-pairs run on a large lab wants well over a thousand of them. Here each
+namespace gets one raw ICMP socket (made inside it, it stays there), every
+echo of every plan is sent from one thread on ping's schedule, and one select
+loop collects the replies: the wait is the network's, not the process table's.
+
+The sockets ask the kernel what ping asks it: DF or not (IP_MTU_DISCOVER), and
+the errors (IP_RECVERR), so a DF echo too big for the route is refused with
+the route's MTU, and a hop's fragmentation-needed arrives quoting our echo.
+Root only (raw sockets): the lab is root's anyway.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from vxcap.adapters import netns
+from vxcap.adapters.netns import NetnsError
+from vxcap.core.errors import InputError
+from vxcap.core.icmp import EchoReply, FragNeeded, echo_request, read_icmp
+from vxcap.core.probe import PingResult
+
+# Linux <linux/in.h>, <linux/icmp.h>, <linux/errqueue.h>: not all of them are in Python's socket module.
+IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_DO = 10, 0, 2
+IP_RECVERR = 11
+SOL_RAW, ICMP_FILTER = 255, 1
+SO_EE_ORIGIN_LOCAL = 1
+_EXTENDED_ERR = struct.Struct("=IBBBBII")  # errno, origin, type, code, pad, info, data
+
+# Only echo replies (0) and destination unreachable (3) wake the loop: a pod
+# in an all-pairs run also receives every other pod's echo requests.
+_FILTER = struct.pack("=I", ~((1 << 0) | (1 << 3)) & 0xFFFFFFFF)
+_MAX_PACKET = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class EchoPlan:
+    """`count` echoes from `netns` to `destination`, `interval` s apart, each awaited `timeout` s
+    (ping -c COUNT -i INTERVAL -W TIMEOUT -s SIZE -M do|dont)."""
+
+    netns: str
+    destination: IPv4Address
+    count: int = 1
+    interval: float = 0.2
+    timeout: float = 1.0
+    size: int = 56
+    dont_fragment: bool = False
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.interval <= 0 or self.timeout <= 0:
+            raise InputError(f"echo count {self.count} must be at least 1, interval {self.interval} "
+                             f"and timeout {self.timeout} positive")
+
+
+@dataclass(slots=True)
+class _Progress:
+    plan: EchoPlan
+    identifier: int
+    sent: int = 0
+    next_send: float = 0.0
+    deadline: float | None = None  # when the last echo's wait ends
+    in_flight: set[int] = field(default_factory=set)  # sequences sent and not yet answered
+    received: int = 0
+    refused: int = 0
+    refused_too_big: bool = False
+    local_mtu: int | None = None
+    frag_needed_mtu: int | None = None
+    last_error: str = ""
+
+    def finished(self, now: float) -> bool:
+        if self.sent < self.plan.count:
+            return False
+        return not self.in_flight or (self.deadline is not None and now >= self.deadline)
+
+    def result(self) -> PingResult:
+        summary = f"{self.sent} echoes sent, {self.received} replies"
+        if self.refused:
+            summary += f", {self.refused} refused by the sender ({self.last_error})"
+        if self.frag_needed_mtu is not None:
+            summary += f", fragmentation needed (mtu = {self.frag_needed_mtu})"
+        return PingResult(
+            transmitted=self.sent,
+            received=self.received,
+            local_errors=self.refused,
+            message=summary,
+            refused_too_big=self.refused_too_big,
+            local_mtu=self.local_mtu,
+            frag_needed_mtu=self.frag_needed_mtu,
+        )
+
+
+def _raw_socket(namespace: str, dont_fragment: bool) -> socket.socket:
+    with netns.entered(namespace):
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        except OSError as err:
+            raise NetnsError(f"no raw ICMP socket in {namespace}: {err.strerror or err}") from None
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO if dont_fragment else IP_PMTUDISC_DONT)
+        sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, _FILTER)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _local_mtu(sock: socket.socket) -> int | None:
+    """The MTU the kernel named when it refused a DF send (queued by IP_RECVERR); drains the queue."""
+    mtu = None
+    while True:
+        try:
+            _, ancillary, _, _ = sock.recvmsg(_MAX_PACKET, socket.CMSG_SPACE(512), socket.MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            return mtu
+        except OSError:
+            return mtu
+        for level, kind, data in ancillary:
+            if level == socket.IPPROTO_IP and kind == IP_RECVERR and len(data) >= _EXTENDED_ERR.size:
+                ee_errno, origin, _, _, _, info, _ = _EXTENDED_ERR.unpack_from(data)
+                if ee_errno == errno.EMSGSIZE and origin == SO_EE_ORIGIN_LOCAL:
+                    mtu = info
+
+
+def echo_all(plans: Sequence[EchoPlan]) -> list[PingResult | NetnsError]:
+    """Every plan's echoes, concurrently: one PingResult per plan, or why its namespace could not send."""
+    outcomes: list[PingResult | NetnsError | None] = [None] * len(plans)
+    sockets: dict[tuple[str, bool], socket.socket] = {}
+    progress: dict[int, _Progress] = {}
+    base = int.from_bytes(os.urandom(2), "big")  # other probers share the pods: our echoes are ours
+    try:
+        for index, plan in enumerate(plans):
+            key = (plan.netns, plan.dont_fragment)
+            try:
+                if key not in sockets:
+                    sockets[key] = _raw_socket(*key)
+            except NetnsError as err:
+                outcomes[index] = err
+                continue
+            progress[index] = _Progress(plan, (base + index) & 0xFFFF)
+        _converse(progress, sockets)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+    for index, state in progress.items():
+        outcomes[index] = state.result()
+    return outcomes  # type: ignore[return-value]  # every plan has a result or an error by now
+
+
+def _converse(progress: dict[int, _Progress], sockets: dict[tuple[str, bool], socket.socket]) -> None:
+    by_identifier = {state.identifier: state for state in progress.values()}
+    readers = {sock.fileno(): sock for sock in sockets.values()}
+    start = time.monotonic()
+    for state in progress.values():
+        state.next_send = start
+    active = list(progress.values())
+    while active:
+        now = time.monotonic()
+        for state in active:
+            if state.sent < state.plan.count and state.next_send <= now:
+                _send(state, sockets[(state.plan.netns, state.plan.dont_fragment)], now)
+        active = [state for state in active if not state.finished(now)]
+        if not active:
+            return
+        wake = min(state.next_send if state.sent < state.plan.count else state.deadline or now for state in active)
+        ready, _, _ = select.select(list(readers), [], [], max(0.0, wake - time.monotonic()))
+        for fd in ready:
+            _receive(readers[fd], by_identifier)
+
+
+def _send(state: _Progress, sock: socket.socket, now: float) -> None:
+    plan = state.plan
+    state.sent += 1
+    sequence = state.sent  # ping counts from 1
+    state.next_send = now + plan.interval
+    if state.sent == plan.count:
+        state.deadline = now + plan.timeout
+    try:
+        sock.sendto(echo_request(state.identifier, sequence, plan.size), (str(plan.destination), 0))
+    except OSError as err:
+        state.refused += 1
+        state.last_error = err.strerror or str(err)
+        if err.errno == errno.EMSGSIZE:
+            state.refused_too_big = True
+            state.local_mtu = _local_mtu(sock) or state.local_mtu
+        return
+    state.in_flight.add(sequence)
+
+
+def _receive(sock: socket.socket, by_identifier: dict[int, _Progress]) -> None:
+    while True:
+        try:
+            packet = sock.recv(_MAX_PACKET)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            # IP_RECVERR reports a hop's error once as the socket's error; the packet
+            # itself arrives as ICMP below, so the queued copy is only drained.
+            _local_mtu(sock)
+            continue
+        message = read_icmp(packet)
+        if message is None:
+            continue
+        state = by_identifier.get(message.identifier)
+        about = message.source if isinstance(message, EchoReply) else message.quoted_destination
+        if state is None or about != state.plan.destination:
+            continue
+        if message.sequence not in state.in_flight:
+            continue  # a duplicate, or an echo this run did not send
+        state.in_flight.discard(message.sequence)
+        if isinstance(message, EchoReply):
+            state.received += 1
+        elif isinstance(message, FragNeeded):
+            state.frag_needed_mtu = message.next_hop_mtu

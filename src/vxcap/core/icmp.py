@@ -1,0 +1,100 @@
+"""ICMP echo as bytes: the request vxcap sends from a pod, and what comes back to it.
+
+Pure: `vxcap.adapters.echo` owns the sockets. Raw IPv4 sockets hand over whole
+IPv4 packets (header included), so `read_icmp` starts at the IP header and
+checks the bounds of every read: whatever arrives in a pod is not ours to trust.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from struct import Struct
+
+from vxcap.core.errors import InputError
+from vxcap.core.probe import MAX_PING_SIZE as MAX_ECHO_PAYLOAD
+
+ECHO_REQUEST, ECHO_REPLY, DEST_UNREACH = 8, 0, 3
+FRAG_NEEDED_CODE = 4
+_HEADER = Struct("!BBHHH")  # type, code, checksum, identifier, sequence
+_IPV4_MIN = 20
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of `data`."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def echo_request(identifier: int, sequence: int, payload_size: int) -> bytes:
+    """An ICMP echo request (no IP header: the kernel adds it) with `payload_size` bytes of
+    payload, ping's -s. The payload repeats its offset so a cut or mangled echo shows."""
+    if not 0 <= identifier <= 0xFFFF or not 0 <= sequence <= 0xFFFF:
+        raise InputError(f"ICMP identifier {identifier} and sequence {sequence} must fit 16 bits")
+    if not 0 <= payload_size <= MAX_ECHO_PAYLOAD:
+        raise InputError(f"echo payload {payload_size} is out of range (0..{MAX_ECHO_PAYLOAD})")
+    payload = bytes(i & 0xFF for i in range(payload_size))
+    unsummed = _HEADER.pack(ECHO_REQUEST, 0, 0, identifier, sequence) + payload
+    return _HEADER.pack(ECHO_REQUEST, 0, checksum(unsummed), identifier, sequence) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    source: IPv4Address
+    identifier: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class FragNeeded:
+    """ICMP destination unreachable, fragmentation needed (RFC 1191), quoting one of our echoes."""
+
+    source: IPv4Address  # the hop that could not forward it
+    next_hop_mtu: int
+    quoted_destination: IPv4Address
+    identifier: int
+    sequence: int
+
+
+def _ipv4_payload(packet: bytes, offset: int = 0) -> tuple[int, int, IPv4Address, IPv4Address] | None:
+    """(start of the IPv4 payload, protocol, source, destination) of the header at `offset`, if whole."""
+    if len(packet) < offset + _IPV4_MIN or packet[offset] >> 4 != 4:
+        return None
+    header_len = (packet[offset] & 0x0F) * 4
+    if header_len < _IPV4_MIN or len(packet) < offset + header_len:
+        return None
+    source = IPv4Address(packet[offset + 12 : offset + 16])
+    destination = IPv4Address(packet[offset + 16 : offset + 20])
+    return offset + header_len, packet[offset + 9], source, destination
+
+
+def read_icmp(packet: bytes) -> EchoReply | FragNeeded | None:
+    """What an IPv4 packet received on a raw ICMP socket says about our echoes; None: nothing."""
+    outer = _ipv4_payload(packet)
+    if outer is None:
+        return None
+    start, protocol, source, _ = outer
+    if protocol != 1 or len(packet) < start + _HEADER.size:
+        return None
+    kind, code, _, identifier, sequence = _HEADER.unpack_from(packet, start)
+    if kind == ECHO_REPLY and code == 0:
+        return EchoReply(source, identifier, sequence)
+    if kind != DEST_UNREACH or code != FRAG_NEEDED_CODE:
+        return None
+    # RFC 1191: the next-hop MTU is the low 16 bits of the header's second word; the
+    # quoted datagram (its IP header and first 8 bytes) says which echo was too big.
+    next_hop_mtu = sequence
+    quoted = _ipv4_payload(packet, start + _HEADER.size)
+    if quoted is None:
+        return None
+    quoted_start, quoted_protocol, _, quoted_destination = quoted
+    if quoted_protocol != 1 or len(packet) < quoted_start + _HEADER.size:
+        return None
+    quoted_kind, _, _, quoted_id, quoted_seq = _HEADER.unpack_from(packet, quoted_start)
+    if quoted_kind != ECHO_REQUEST:
+        return None
+    return FragNeeded(source, next_hop_mtu, quoted_destination, quoted_id, quoted_seq)
