@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from scapy.utils import PcapReader
+from scapy.layers.inet import IP
+from scapy.layers.vxlan import VXLAN
+from scapy.utils import PcapReader, rdpcap
 
 from vxcap.adapters.lab import NetnsLab
 from vxcap.adapters.netns import list_netns
@@ -111,3 +113,14 @@ def vxcap_run(tmp_path, *pairs, lab_file=None, count=2):
 def flows(report):
     """report.json's flows by direction."""
     return {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+
+
+def vxlan_packets(pcap: Path, src: str, dst: str) -> list:
+    """The VXLAN packets of one pod flow, by scapy's own dissection (its 4789 binding)."""
+    found = []
+    for pkt in rdpcap(str(pcap)):
+        if pkt.haslayer(VXLAN):
+            inner = pkt[VXLAN].payload.getlayer(IP)
+            if inner is not None and (inner.src, inner.dst) == (src, dst):
+                found.append(pkt)
+    return found

@@ -27,7 +27,6 @@ import pytest
 from click.testing import CliRunner
 from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
-from scapy.utils import rdpcap
 
 from tests.docker_support import (  # noqa: F401 (fixtures)
     TEST_LABEL,
@@ -42,7 +41,7 @@ from tests.docker_support import (  # noqa: F401 (fixtures)
 from tests.fakes.docker_pods import DockerPods
 from tests.fakes.kube_api import start_fake_kube  # noqa: F401 (fixture)
 from tests.fakes.lab_pods import LabPods
-from tests.lab_support import lab_session_guard, lab_test, session_namespaces  # noqa: F401
+from tests.lab_support import lab_session_guard, lab_test, session_namespaces, vxlan_packets  # noqa: F401
 from vxcap.cli.main import cli
 from vxcap.exit_status import ExitStatus
 
@@ -145,17 +144,6 @@ def assert_nothing_left(kube, client, pods: DockerPods) -> None:
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(container_id)
     assert tcpdump_pids(ids) == []
-
-
-def vxlan_packets(pcap: Path, src: str, dst: str) -> list:
-    """The VXLAN packets of one pod flow, by scapy's own dissection (its 4789 binding)."""
-    found = []
-    for pkt in rdpcap(str(pcap)):
-        if pkt.haslayer(VXLAN):
-            inner = pkt[VXLAN].payload.getlayer(IP)
-            if inner is not None and (inner.src, inner.dst) == (src, dst):
-                found.append(pkt)
-    return found
 
 
 # ---------------------------------------------------------------- the spec vxcap builds captures

@@ -29,13 +29,19 @@ import pytest
 from click.testing import CliRunner
 from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
-from scapy.utils import rdpcap
 
 from tests.docker_support import capture_image, docker_engine, docker_nodes, engine_client, lab_adopting  # noqa: F401 (fixtures)
 from tests.fakes import calico_objects as co
 from tests.fakes.kube_api import Fate, FakeKube, start_fake_kube  # noqa: F401 (fixture)
 from tests.fakes.lab_pods import LabPods
-from tests.lab_support import SESSION_PREFIX, lab_session_guard, lab_test, running_lab, session_namespaces  # noqa: F401
+from tests.lab_support import (  # noqa: F401
+    SESSION_PREFIX,
+    lab_session_guard,
+    lab_test,
+    running_lab,
+    session_namespaces,
+    vxlan_packets,
+)
 from vxcap.adapters.docker_capture import MANAGED_BY, MANAGED_BY_LABEL, NODE_LABEL, ROLE_LABEL, RUN_ID_LABEL
 from vxcap.adapters.lab import NetnsLab
 from vxcap.cli.main import cli
@@ -111,17 +117,6 @@ def assert_reference_flows(report) -> None:
         (W3, W): ("pass", "vxlan", 4096, 4789, UNDERLAY[W3], UNDERLAY[W]),
     }
     assert all(flow["packets"] >= 2 for flow in f.values())
-
-
-def vxlan_packets(pcap: Path, src: str, dst: str) -> list:
-    """The VXLAN packets of one pod flow, by scapy's own dissection (its 4789 binding)."""
-    found = []
-    for pkt in rdpcap(str(pcap)):
-        if pkt.haslayer(VXLAN):
-            inner = pkt[VXLAN].payload.getlayer(IP)
-            if inner is not None and (inner.src, inner.dst) == (src, dst):
-                found.append(pkt)
-    return found
 
 
 def assert_the_wire_agrees(run_dir: Path) -> None:

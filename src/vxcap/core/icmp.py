@@ -60,41 +60,37 @@ class FragNeeded:
     sequence: int
 
 
-def _ipv4_payload(packet: bytes, offset: int = 0) -> tuple[int, int, IPv4Address, IPv4Address] | None:
-    """(start of the IPv4 payload, protocol, source, destination) of the header at `offset`, if whole."""
+def _icmp_at(packet: bytes, offset: int = 0) -> tuple[IPv4Address, IPv4Address, tuple[int, int, int, int], int] | None:
+    """(source, destination, (type, code, identifier, sequence), end of the ICMP header) of the
+    IPv4 + ICMP packet at `offset`, if both headers are whole; else None."""
     if len(packet) < offset + _IPV4_MIN or packet[offset] >> 4 != 4:
         return None
     header_len = (packet[offset] & 0x0F) * 4
-    if header_len < _IPV4_MIN or len(packet) < offset + header_len:
+    start = offset + header_len
+    if header_len < _IPV4_MIN or packet[offset + 9] != 1 or len(packet) < start + _HEADER.size:
         return None
     source = IPv4Address(packet[offset + 12 : offset + 16])
     destination = IPv4Address(packet[offset + 16 : offset + 20])
-    return offset + header_len, packet[offset + 9], source, destination
+    kind, code, _, identifier, sequence = _HEADER.unpack_from(packet, start)
+    return source, destination, (kind, code, identifier, sequence), start + _HEADER.size
 
 
 def read_icmp(packet: bytes) -> EchoReply | FragNeeded | None:
     """What an IPv4 packet received on a raw ICMP socket says about our echoes; None: nothing."""
-    outer = _ipv4_payload(packet)
+    outer = _icmp_at(packet)
     if outer is None:
         return None
-    start, protocol, source, _ = outer
-    if protocol != 1 or len(packet) < start + _HEADER.size:
-        return None
-    kind, code, _, identifier, sequence = _HEADER.unpack_from(packet, start)
+    source, _, (kind, code, identifier, sequence), end = outer
     if kind == ECHO_REPLY and code == 0:
         return EchoReply(source, identifier, sequence)
     if kind != DEST_UNREACH or code != FRAG_NEEDED_CODE:
         return None
     # RFC 1191: the next-hop MTU is the low 16 bits of the header's second word; the
     # quoted datagram (its IP header and first 8 bytes) says which echo was too big.
-    next_hop_mtu = sequence
-    quoted = _ipv4_payload(packet, start + _HEADER.size)
+    quoted = _icmp_at(packet, end)
     if quoted is None:
         return None
-    quoted_start, quoted_protocol, _, quoted_destination = quoted
-    if quoted_protocol != 1 or len(packet) < quoted_start + _HEADER.size:
-        return None
-    quoted_kind, _, _, quoted_id, quoted_seq = _HEADER.unpack_from(packet, quoted_start)
+    _, quoted_destination, (quoted_kind, _, quoted_id, quoted_seq), _ = quoted
     if quoted_kind != ECHO_REQUEST:
         return None
-    return FragNeeded(source, next_hop_mtu, quoted_destination, quoted_id, quoted_seq)
+    return FragNeeded(source, sequence, quoted_destination, quoted_id, quoted_seq)
