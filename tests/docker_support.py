@@ -160,19 +160,28 @@ def vxcap_containers(client: docker.DockerClient, run_id: str) -> list[str]:
     return [c.name for c in client.containers.list(all=True, filters=filters)]
 
 
-def tcpdump_pids(container_ids) -> list[int]:
-    """Host pids of tcpdump processes still in the cgroups of those containers."""
-    ids = [cid for cid in container_ids if cid]
-    found = []
+def tcpdump_processes() -> Iterator[Path]:
+    """/proc/<pid> of every tcpdump on the host (in containers and namespaces too).
+    Reading one can still fail: the process may end while it is looked at."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if (entry / "comm").read_text().strip() != "tcpdump":
-                continue
+            if (entry / "comm").read_text().strip() == "tcpdump":
+                yield entry
+        except OSError:
+            continue  # it went away while we looked
+
+
+def tcpdump_pids(container_ids) -> list[int]:
+    """Host pids of tcpdump processes still in the cgroups of those containers."""
+    ids = [cid for cid in container_ids if cid]
+    found = []
+    for entry in tcpdump_processes():
+        try:
             cgroups = (entry / "cgroup").read_text()
         except OSError:
-            continue  # the process went away while we looked
+            continue
         if any(cid in cgroups for cid in ids):
             found.append(int(entry.name))
     return found

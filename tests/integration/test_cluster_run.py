@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
 
-from tests.docker_support import capture_image, docker_engine, docker_nodes, engine_client, lab_adopting  # noqa: F401 (fixtures)
+from tests.docker_support import capture_image, docker_engine, docker_nodes, engine_client, lab_adopting, tcpdump_processes  # noqa: F401 (fixtures)
 from tests.fakes import calico_objects as co
 from tests.fakes.kube_api import Fate, FakeKube, start_fake_kube  # noqa: F401 (fixture)
 from tests.fakes.lab_pods import LabPods
@@ -146,12 +146,8 @@ def our_tcpdumps(inodes: set[int] = frozenset()) -> list[int]:
     """tcpdumps this test could have caused: children of this process (the fake's
     runtime, the in-process lab run) or in one of the given network namespaces."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry in tcpdump_processes():
         try:
-            if (entry / "comm").read_text().strip() != "tcpdump":
-                continue
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             inode = os.stat(entry / "ns" / "net").st_ino
         except OSError:
