@@ -40,6 +40,12 @@ def test_a_plan_with_no_echo_or_no_wait_is_an_input_error():
         EchoPlan("ns", IPv4Address("192.168.81.65"), timeout=0)
 
 
+def test_more_plans_than_identifiers_is_an_input_error_before_anything_is_sent():
+    plan = EchoPlan("no-such-namespace", IPv4Address("192.168.81.65"))
+    with pytest.raises(InputError, match="at most 65536"):
+        echo_all([plan] * 0x10001)
+
+
 @lab_test
 def test_every_direction_is_answered_and_its_echoes_cross_the_wire_as_the_path_wants(tmp_path):
     with running_lab() as lab:

@@ -135,6 +135,8 @@ def _local_mtu(sock: socket.socket) -> int | None:
 
 def echo_all(plans: Sequence[EchoPlan]) -> list[PingResult | NetnsError]:
     """Every plan's echoes, concurrently: one PingResult per plan, or why its namespace could not send."""
+    if len(plans) > 0x10000:  # each plan's echoes are told apart by a 16-bit identifier
+        raise InputError(f"{len(plans)} echo plans at once: at most {0x10000}")
     outcomes: list[PingResult | NetnsError | None] = [None] * len(plans)
     sockets: dict[tuple[str, bool], socket.socket] = {}
     progress: dict[int, _Progress] = {}
