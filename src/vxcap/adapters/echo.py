@@ -35,6 +35,13 @@ IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_DO = 10, 0, 2
 IP_RECVERR = 11
 SOL_RAW, ICMP_FILTER = 255, 1
 SO_EE_ORIGIN_LOCAL = 1
+SO_RCVBUFFORCE = 33  # root may exceed net.core.rmem_max
+RECEIVE_BUFFER = 8 << 20
+# A full device queue or socket buffer refuses a send for a moment: the echo waits
+# and is sent again, as ping's does, before it counts as a local error.
+_TRANSIENT = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.ENOMEM})
+RETRY_S = 0.005
+GIVE_UP_S = 1.0
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # errno, origin, type, code, pad, info, data
 
 # Only echo replies (0) and destination unreachable (3) wake the loop: a pod
@@ -69,6 +76,7 @@ class _Progress:
     sent: int = 0
     next_send: float = 0.0
     deadline: float | None = None  # when the last echo's wait ends
+    held_since: float | None = None  # when the kernel first refused the next echo for lack of room
     in_flight: set[int] = field(default_factory=set)  # sequences sent and not yet answered
     received: int = 0
     refused: int = 0
@@ -110,9 +118,15 @@ def _raw_socket(namespace: str, dont_fragment: bool) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO if dont_fragment else IP_PMTUDISC_DONT)
         sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         sock.setsockopt(SOL_RAW, ICMP_FILTER, _FILTER)
-    except OSError:
+        # A round's replies to one pod arrive together (a large lab: hundreds of full-size
+        # echoes): the default buffer would drop some, and a dropped reply reads as loss.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    except OSError as err:
         sock.close()
-        raise
+        raise NetnsError(f"raw ICMP socket in {namespace}: {err.strerror or err}") from None
     return sock
 
 
@@ -183,21 +197,28 @@ def _converse(progress: dict[int, _Progress], sockets: dict[tuple[str, bool], so
 
 def _send(state: _Progress, sock: socket.socket, now: float) -> None:
     plan = state.plan
-    state.sent += 1
-    sequence = state.sent  # ping counts from 1
-    state.next_send = now + plan.interval
-    if state.sent == plan.count:
-        state.deadline = now + plan.timeout
+    sequence = state.sent + 1  # ping counts from 1
     try:
         sock.sendto(echo_request(state.identifier, sequence, plan.size), (str(plan.destination), 0))
     except OSError as err:
+        if err.errno in _TRANSIENT:
+            if state.held_since is None:
+                state.held_since = now
+            if now - state.held_since < GIVE_UP_S:
+                state.next_send = now + RETRY_S
+                return
         state.refused += 1
         state.last_error = err.strerror or str(err)
         if err.errno == errno.EMSGSIZE:
             state.refused_too_big = True
             state.local_mtu = _local_mtu(sock) or state.local_mtu
-        return
-    state.in_flight.add(sequence)
+    else:
+        state.in_flight.add(sequence)
+    state.held_since = None
+    state.sent = sequence
+    state.next_send = now + plan.interval
+    if state.sent == plan.count:
+        state.deadline = now + plan.timeout
 
 
 def _receive(sock: socket.socket, by_identifier: dict[int, _Progress]) -> None:

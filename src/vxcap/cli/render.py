@@ -88,18 +88,30 @@ def mtu_line(flow: dict[str, Any]) -> str | None:
     )
 
 
+# Beyond this many directions (an all-pairs run) the MTU section names only the directions
+# with a warning or a failure: every line is still in report.json and report.html.
+MTU_LINES_LIMIT = 12
+
+
 def mtu_section(report: dict[str, Any]) -> list[str]:
     """The MTU of each direction: its line, then its findings (✗ fail, ! warn, · info)."""
+    flows = [flow for flow in report.get("flows", []) if mtu_line(flow) is not None]
+    many = len(flows) > MTU_LINES_LIMIT
     lines = []
-    for flow in report.get("flows", []):
-        line = mtu_line(flow)
-        if line is None:
+    shown = 0
+    for flow in flows:
+        findings = flow["mtu"].get("findings") or []
+        if many and not any(f.get("level") in ("fail", "warn") for f in findings):
             continue
-        lines.append(escape(line))
-        for finding in flow["mtu"].get("findings") or []:
-            if finding.get("code") in _IN_THE_LINE and finding.get("level") == "info":
+        shown += 1
+        lines.append(escape(mtu_line(flow) or ""))
+        for finding in findings:
+            if finding.get("level") == "info" and (many or finding.get("code") in _IN_THE_LINE):
                 continue
             lines.append(f"  {_MARK.get(finding.get('level'), '·')} {escape(str(finding.get('message')))}")
+    if many:
+        quiet = f"all {len(flows)}" if shown == 0 else f"{len(flows) - shown} more"
+        lines.append(f"{quiet} directions with nothing to warn of: their MTU lines are in report.json and report.html")
     return (["[hint]MTU per direction (pod / tunnel / underlay):[/]"] + lines) if lines else []
 
 

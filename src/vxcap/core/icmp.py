@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+import struct
 from struct import Struct
 
 from vxcap.core.errors import InputError
@@ -20,11 +21,15 @@ _HEADER = Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 _IPV4_MIN = 20
 
 
+# Payload bytes repeat their offset (mod 256), so a cut or mangled echo shows; sliced, not built per echo.
+_PATTERN = bytes(range(256)) * 256
+
+
 def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) of `data`."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -32,12 +37,12 @@ def checksum(data: bytes) -> int:
 
 def echo_request(identifier: int, sequence: int, payload_size: int) -> bytes:
     """An ICMP echo request (no IP header: the kernel adds it) with `payload_size` bytes of
-    payload, ping's -s. The payload repeats its offset so a cut or mangled echo shows."""
+    payload, ping's -s."""
     if not 0 <= identifier <= 0xFFFF or not 0 <= sequence <= 0xFFFF:
         raise InputError(f"ICMP identifier {identifier} and sequence {sequence} must fit 16 bits")
     if not 0 <= payload_size <= MAX_ECHO_PAYLOAD:
         raise InputError(f"echo payload {payload_size} is out of range (0..{MAX_ECHO_PAYLOAD})")
-    payload = bytes(i & 0xFF for i in range(payload_size))
+    payload = _PATTERN[:payload_size]
     unsummed = _HEADER.pack(ECHO_REQUEST, 0, 0, identifier, sequence) + payload
     return _HEADER.pack(ECHO_REQUEST, 0, checksum(unsummed), identifier, sequence) + payload
 
