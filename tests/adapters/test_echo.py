@@ -125,3 +125,19 @@ def test_concurrent_probers_from_one_pod_count_only_their_own_replies():
         with ThreadPoolExecutor(max_workers=3) as pool:
             results = [r for [r] in pool.map(lambda _: echo_all([plan]), range(3))]
         assert [(r.transmitted, r.received) for r in results] == [(5, 5)] * 3
+
+
+@lab_test
+def test_a_full_queue_holds_echoes_back_and_sends_them_later_as_ping_does(monkeypatch):
+    with running_lab() as lab:
+        # A slow token bucket on the pod's eth0 with room for two full-size packets: a burst overflows it.
+        subprocess.run(["ip", "netns", "exec", lab.pod_netns(W), "tc", "qdisc", "add", "dev", "eth0", "root",
+                        "tbf", "rate", "2mbit", "burst", "3000", "limit", "3000"], check=True)
+        plans = [EchoPlan(lab.pod_netns(W), lab.pod(dst).ip, size=1400) for dst in (CP, W2, W3)] * 8
+        results = echo_all(plans)
+        assert [(r.transmitted, r.received, r.local_errors) for r in results] == [(1, 1, 0)] * len(plans)
+
+        # The twin: without waiting for room, the same burst is refused by the queue.
+        monkeypatch.setattr("vxcap.adapters.echo.GIVE_UP_S", 0.0)
+        refused = [r for r in echo_all(plans) if r.local_errors]
+        assert refused and all("No buffer space available" in r.message and r.received == 0 for r in refused)
