@@ -494,6 +494,11 @@ def _decode_point(
             f"{path.name}: {count} frame{'s' if count != 1 else ''} to UDP port {port} {'are' if count != 1 else 'is'} "
             "not valid VXLAN (too short, I flag clear, or no Ethernet + IPv4 frame inside)"
         )
+    for port, count in sorted(result.ipv6_in_vxlan.items()):
+        warnings.append(
+            f"{path.name}: {count} VXLAN frame{'s' if count != 1 else ''} to UDP port {port} "
+            f"carr{'y' if count != 1 else 'ies'} IPv6 pod traffic, not judged (vxcap reads IPv4 pods)"
+        )
     if result.ipv6_frames:
         count = result.ipv6_frames
         warnings.append(f"{path.name}: {count} IPv6 frame{'s' if count != 1 else ''} not judged (vxcap reads IPv4 underlays)")

@@ -344,13 +344,13 @@ def test_unrelated_traffic_of_any_kind_changes_no_verdict_and_what_cannot_be_jud
     report = report_of(run)
     assert report["errors"] == []
     # Each file holds the noise twice: the IPv6-underlay VXLAN frame, and the VXLAN to 4789 whose inner
-    # frame is IPv6 (vxcap reads VXLAN carrying IPv4 only). DNS on 53, GRE, LLDP and the rest: no word.
+    # frame is IPv6 (valid VXLAN; vxcap judges IPv4 pods only). DNS on 53, GRE, LLDP and the rest: no word.
     assert report["warnings"] == [
         warning
         for node in (W, W2, W3)
         for warning in (
-            f"{node}-eth1.pcap: 2 frames to UDP port 4789 are not valid VXLAN "
-            "(too short, I flag clear, or no Ethernet + IPv4 frame inside)",
+            f"{node}-eth1.pcap: 2 VXLAN frames to UDP port 4789 carry IPv6 pod traffic, not judged "
+            "(vxcap reads IPv4 pods)",
             f"{node}-eth1.pcap: 2 IPv6 frames not judged (vxcap reads IPv4 underlays)",
         )
     ]

@@ -74,8 +74,9 @@ def both_formats(frames, linktype: int = 1, vxlan_ports: frozenset[int] = frozen
     """The fast decoder's reading of the frames written as pcap and as pcapng, which must agree."""
     from_pcap = decode_bytes(pcap_struct(frames, linktype=linktype), vxlan_ports=vxlan_ports)
     from_pcapng = decode_bytes(pcapng_struct(frames, linktype=linktype), vxlan_ports=vxlan_ports)
-    assert (from_pcap.flows, from_pcap.frames, from_pcap.evidence, from_pcap.ipv6_frames, from_pcap.not_vxlan) == (
-        from_pcapng.flows, from_pcapng.frames, from_pcapng.evidence, from_pcapng.ipv6_frames, from_pcapng.not_vxlan)
+    assert (from_pcap.flows, from_pcap.frames, from_pcap.evidence, from_pcap.ipv6_frames, from_pcap.not_vxlan,
+            from_pcap.ipv6_in_vxlan) == (from_pcapng.flows, from_pcapng.frames, from_pcapng.evidence,
+                                         from_pcapng.ipv6_frames, from_pcapng.not_vxlan, from_pcapng.ipv6_in_vxlan)
     return from_pcap
 
 
@@ -267,7 +268,6 @@ NOT_VXLAN = [
     Raw(struct.pack("!B3xI", 0x08, 4096 << 8)),  # a header and nothing after it
     Raw(b"\x08\0\0"),  # not even a header
     VXLAN(vni=4096) / Ether() / ARP(),
-    VXLAN(vni=4096) / Ether() / IPv6() / UDP(),
     VXLAN(vni=4096) / Ether(type=0x0800) / IPv6(),  # IPv6 behind an IPv4 ethertype
     VXLAN(vni=4096) / Ether() / Dot1Q(vlan=5) / ARP(),
 ]
@@ -287,6 +287,21 @@ def test_frames_to_a_vxlan_port_that_are_not_vxlan_are_counted_per_port_and_tall
                            (276, lambda ip: CookedLinuxV2(proto=0x0800) / ip), (101, lambda ip: ip)):
         wrapped = as_frames([wrap(p[IP]) for p in packets])
         assert both_formats(wrapped, linktype).not_vxlan == {4789: len(NOT_VXLAN)}, linktype
+
+
+def test_vxlan_carrying_ipv6_pods_is_counted_as_such_not_as_malformed_nor_as_an_ipv6_underlay():
+    ipv6_pods = [
+        VXLAN(vni=4096) / Ether() / IPv6(src="fd00:10::1", dst="fd00:10::2") / UDP(),
+        VXLAN(vni=4096) / Ether() / Dot1Q(vlan=5) / IPv6() / ICMP(),
+    ]
+    packets = [udp_to(4789, payload) for payload in ipv6_pods] + [udp_to(8472, ipv6_pods[0]), udp_to(4789, NOT_VXLAN[0])]
+    frames = as_frames(packets)
+    result = both_formats(frames)
+    assert (result.ipv6_in_vxlan, result.not_vxlan, result.ipv6_frames) == ({4789: 2}, {4789: 1}, 0)
+    assert result.flows == reference(frames)  # still tallied as plain UDP between the nodes
+    assert both_formats(frames, vxlan_ports=frozenset({4789, 8472})).ipv6_in_vxlan == {4789: 2, 8472: 1}
+    cooked = as_frames([CookedLinuxV2(proto=0x0800) / p[IP] for p in packets])
+    assert both_formats(cooked, 276).ipv6_in_vxlan == {4789: 2}
 
 
 def test_valid_vxlan_and_udp_to_other_ports_are_not_counted():
@@ -816,14 +831,28 @@ def _shows_not_vxlan(payload: bytes) -> bool:
     return len(payload) - at >= 20 and payload[at] >> 4 != 4
 
 
-def reference_counts(frames, linktype: int, ports) -> tuple[int, dict[int, int]]:
-    """(IPv6 frames, frames to `ports` that are not VXLAN) of (captured bytes, original length) frames.
+def _carries_ipv6(payload: bytes) -> bool:
+    """Whether a UDP payload is a VXLAN header (I flag) then Ethernet, any tags, and the IPv6 ethertype."""
+    if len(payload) < 8 + 14 + 20 or not payload[0] & 0x08:
+        return False
+    at, value = 22, int.from_bytes(payload[20:22], "big")
+    while value in _TAGS:
+        if len(payload) - at < 4:
+            return False
+        at, value = at + 4, int.from_bytes(payload[at + 2 : at + 4], "big")
+    return value == 0x86DD
+
+
+def reference_counts(frames, linktype: int, ports) -> tuple[int, dict[int, int], dict[int, int]]:
+    """(IPv6 frames, frames to `ports` that are not VXLAN, VXLAN frames to `ports` carrying IPv6)
+    of (captured bytes, original length) frames.
 
     IPv6: the link's type field (the version nibble on a raw link). Not VXLAN: scapy's outer
     UDP, unfragmented, to a named port, that the reference decoder does not read as VXLAN; when
     the frame is only partly here (snaplen cut, first fragment) only if its bytes already show it.
+    Of those, a VXLAN header with an IPv6 frame inside is VXLAN carrying IPv6 instead.
     """
-    ipv6, not_vxlan = 0, {}
+    ipv6, not_vxlan, ipv6_in_vxlan = 0, {}, {}
     for data, wire_len in frames:
         if (data[:1] and data[0] >> 4 == 6) if linktype == 101 else _link_type_field(data, linktype) == 0x86DD:
             ipv6 += 1
@@ -838,8 +867,9 @@ def reference_counts(frames, linktype: int, ports) -> tuple[int, dict[int, int]]
             continue
         if (wire_len > len(data) or outer.flags.MF) and not _shows_not_vxlan(bytes(udp.payload)):
             continue
-        not_vxlan[udp.dport] = not_vxlan.get(udp.dport, 0) + 1
-    return ipv6, not_vxlan
+        counts = ipv6_in_vxlan if _carries_ipv6(bytes(udp.payload)) else not_vxlan
+        counts[udp.dport] = counts.get(udp.dport, 0) + 1
+    return ipv6, not_vxlan, ipv6_in_vxlan
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -849,12 +879,12 @@ def test_agrees_with_the_reference_decoder_on_generated_mixes(mix, chunk):
     for linktype in {lt for lt, _, _ in mix}:
         frames = [(frame, wire_len) for lt, frame, wire_len in mix if lt == linktype]
         expected = reference(frames, linktype)
-        ipv6, not_vxlan = reference_counts(frames, linktype, ports)
+        counts = reference_counts(frames, linktype, ports)
         for capture in (pcap_struct(frames, linktype=linktype), pcapng_struct(frames, linktype=linktype)):
             result = fed(capture, chunk=chunk, vxlan_ports=ports)
             assert result.frames == len(frames)
             assert result.flows == expected
-            assert (result.ipv6_frames, result.not_vxlan) == (ipv6, not_vxlan)
+            assert (result.ipv6_frames, result.not_vxlan, result.ipv6_in_vxlan) == counts
 
 
 @settings(max_examples=300, deadline=None)

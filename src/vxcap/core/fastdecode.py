@@ -20,10 +20,10 @@ Where this decoder deliberately differs from decode.py (see `classify`):
   * SLL/SLL2 protocol 1 is ETH_P_802_3 (Novell raw 802.3, no Ethernet header);
     scapy dissects an Ethernet header there, here it is not IPv4.
 
-Two kinds of frame are counted without being judged, so a flow that is missing
-can be explained: IPv6 frames (by ethertype, or version 6 on a raw link), and
-frames to the caller's VXLAN ports that are not VXLAN as this decoder (and
-decode.py) reads it.
+Three kinds of frame are counted without being judged, so a flow that is missing
+can be explained: IPv6 frames (by ethertype, or version 6 on a raw link); VXLAN
+to the caller's VXLAN ports that carries IPv6; and frames to those ports that
+are not VXLAN as this decoder (and decode.py) reads it.
 """
 
 from __future__ import annotations
@@ -108,6 +108,9 @@ class DecodeResult:
     # frames worth dissecting in full (scapy) to show as evidence.
     evidence: dict[FlowKey, list[int]] = field(default_factory=dict)
     ipv6_frames: int = 0  # not judged: vxcap reads IPv4 underlays
+    # UDP destination port (of those the decoder was given) -> VXLAN frames to it carrying IPv6
+    # pods: not judged either (vxcap reads IPv4 pods), tallied as plain UDP between the nodes.
+    ipv6_in_vxlan: dict[int, int] = field(default_factory=dict)
     # UDP destination port (of those the decoder was given) -> frames to it that are not
     # VXLAN (see `classify`); they are tallied as plain UDP between the outer addresses.
     not_vxlan: dict[int, int] = field(default_factory=dict)
@@ -116,6 +119,7 @@ class DecodeResult:
 # A frame's facts are reduced to a key of ints (bytes for the MAC), counted per key:
 #   plain: (src<<32|dst, MF+offset bits, proto, total length, wire length, MSS, frag-needed MTU, echo)
 #   plain UDP that is not VXLAN: the plain key + (UDP destination port,)
+#   VXLAN carrying IPv6: the plain key + (UDP destination port, "ipv6") (counted, never judged)
 #   IPv6: IPV6 (counted, never judged)
 #   VXLAN: (inner src<<32|dst, outer src<<32|dst, UDP dport, VNI<<8|reserved, inner dst MAC,
 #           outer MF+offset bits, inner proto, inner total length, wire length, MSS, frag-needed MTU, echo)
@@ -124,6 +128,7 @@ class DecodeResult:
 # and each key holds [frames, first frame indices].
 
 IPV6 = ("ipv6",)
+_INNER_IPV6 = "ipv6"  # the last field of a plain UDP key: VXLAN to that port, with IPv6 inside
 
 
 def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
@@ -238,7 +243,8 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         inner_type = _U16(buf, i + 2)[0]
         i += 4
     if inner_type != _ETH_IPV4:
-        return (*plain, dport)
+        # VXLAN it is, carrying IPv6 pods: counted as such, not as a malformed header.
+        return (*plain, dport, _INNER_IPV6) if inner_type == _ETH_IPV6 else (*plain, dport)
     if end - i < 20:
         return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
     if buf[i] >> 4 != 4:
@@ -394,7 +400,7 @@ class FastDecoder:
                 raise DecodeError("empty file: not a pcap or pcapng capture")
             raise DecodeError("not a pcap or pcapng capture (too short for a file header)")
         truncated = bool(self._pending) and not self._stopped
-        flows, evidence, tallied, ipv6_frames, not_vxlan = self._flows()
+        flows, evidence, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan = self._flows()
         return DecodeResult(
             flows=flows,
             frames=self._frames,
@@ -406,6 +412,7 @@ class FastDecoder:
             evidence=evidence,
             ipv6_frames=ipv6_frames,
             not_vxlan=not_vxlan,
+            ipv6_in_vxlan=ipv6_in_vxlan,
         )
 
     def _consume(self, buf, off: int, base: int) -> int:
@@ -686,10 +693,13 @@ class FastDecoder:
 
     # -- output --------------------------------------------------------------
 
-    def _flows(self) -> tuple[dict[FlowKey, FlowTally], dict[FlowKey, list[int]], int, int, dict[int, int]]:
+    def _flows(
+        self,
+    ) -> tuple[dict[FlowKey, FlowTally], dict[FlowKey, list[int]], int, int, dict[int, int], dict[int, int]]:
         flows: dict[FlowKey, FlowTally] = {}
         ipv6_frames = 0
         not_vxlan: dict[int, int] = {}
+        ipv6_in_vxlan: dict[int, int] = {}
         ports = self._vxlan_ports
         evidence: dict[FlowKey, list[int]] = {}
         addresses: dict[int, IPv4Address] = {}
@@ -718,8 +728,9 @@ class FastDecoder:
             if len(key) != 12:
                 _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key[:8]
                 flow.encaps[Encap.PLAIN] += count
-                if len(key) == 9 and key[8] in ports:
-                    not_vxlan[key[8]] = not_vxlan.get(key[8], 0) + count
+                if len(key) > 8 and key[8] in ports:
+                    counts = not_vxlan if len(key) == 9 else ipv6_in_vxlan
+                    counts[key[8]] = counts.get(key[8], 0) + count
             else:
                 _, outer, dport, vni, mac, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key
                 flow.encaps[Encap.VXLAN] += count
@@ -743,7 +754,7 @@ class FastDecoder:
         for flow_key, indices in evidence.items():
             indices.sort()
             del indices[self._evidence_per_flow :]
-        return flows, evidence, tallied, ipv6_frames, not_vxlan
+        return flows, evidence, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan
 
 
 def decode_bytes(
