@@ -3,7 +3,7 @@
 Forking one `ping` per echo costs a few milliseconds of two cores each, and an
 all-pairs run on a large lab wants well over a thousand of them. Here each
 namespace gets one raw ICMP socket (made inside it, it stays there), every
-echo of every plan is sent from one thread on ping's schedule, and one select
+echo of every plan is sent from one thread on ping's schedule, and one epoll
 loop collects the replies: the wait is the network's, not the process table's.
 
 The sockets ask the kernel what ping asks it: DF or not (IP_MTU_DISCOVER), and
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
-import select
+import selectors
 import socket
 import struct
 import time
@@ -136,9 +136,7 @@ def _local_mtu(sock: socket.socket) -> int | None:
     while True:
         try:
             _, ancillary, _, _ = sock.recvmsg(_MAX_PACKET, socket.CMSG_SPACE(512), socket.MSG_ERRQUEUE)
-        except (BlockingIOError, InterruptedError):
-            return mtu
-        except OSError:
+        except OSError:  # empty (EAGAIN) or unreadable: what was read is all there is
             return mtu
         for level, kind, data in ancillary:
             if level == socket.IPPROTO_IP and kind == IP_RECVERR and len(data) >= _EXTENDED_ERR.size:
@@ -153,16 +151,19 @@ def echo_all(plans: Sequence[EchoPlan]) -> list[PingResult | NetnsError]:
         raise InputError(f"{len(plans)} echo plans at once: at most {0x10000}")
     outcomes: list[PingResult | NetnsError | None] = [None] * len(plans)
     sockets: dict[tuple[str, bool], socket.socket] = {}
+    failed: dict[tuple[str, bool], NetnsError] = {}
     progress: dict[int, _Progress] = {}
     base = int.from_bytes(os.urandom(2), "big")  # other probers share the pods: our echoes are ours
     try:
         for index, plan in enumerate(plans):
             key = (plan.netns, plan.dont_fragment)
-            try:
-                if key not in sockets:
+            if key not in sockets and key not in failed:
+                try:
                     sockets[key] = _raw_socket(*key)
-            except NetnsError as err:
-                outcomes[index] = err
+                except NetnsError as err:
+                    failed[key] = err
+            if key in failed:
+                outcomes[index] = failed[key]
                 continue
             progress[index] = _Progress(plan, (base + index) & 0xFFFF)
         _converse(progress, sockets)
@@ -176,7 +177,22 @@ def echo_all(plans: Sequence[EchoPlan]) -> list[PingResult | NetnsError]:
 
 def _converse(progress: dict[int, _Progress], sockets: dict[tuple[str, bool], socket.socket]) -> None:
     by_identifier = {state.identifier: state for state in progress.values()}
-    readers = {sock.fileno(): sock for sock in sockets.values()}
+    # epoll, not select(): a large lab has more sockets than select's 1024 descriptors.
+    readers = selectors.DefaultSelector()
+    for sock in sockets.values():
+        readers.register(sock, selectors.EVENT_READ)
+    try:
+        _exchange(progress, sockets, by_identifier, readers)
+    finally:
+        readers.close()
+
+
+def _exchange(
+    progress: dict[int, _Progress],
+    sockets: dict[tuple[str, bool], socket.socket],
+    by_identifier: dict[int, _Progress],
+    readers: selectors.BaseSelector,
+) -> None:
     start = time.monotonic()
     for state in progress.values():
         state.next_send = start
@@ -190,9 +206,8 @@ def _converse(progress: dict[int, _Progress], sockets: dict[tuple[str, bool], so
         if not active:
             return
         wake = min(state.next_send if state.sent < state.plan.count else state.deadline or now for state in active)
-        ready, _, _ = select.select(list(readers), [], [], max(0.0, wake - time.monotonic()))
-        for fd in ready:
-            _receive(readers[fd], by_identifier)
+        for ready, _ in readers.select(max(0.0, wake - time.monotonic())):
+            _receive(ready.fileobj, by_identifier)  # type: ignore[arg-type]  # registered sockets only
 
 
 def _send(state: _Progress, sock: socket.socket, now: float) -> None:
