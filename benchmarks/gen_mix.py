@@ -15,6 +15,8 @@ import random
 import struct
 from pathlib import Path
 
+from vxcap.core.icmp import checksum  # RFC 1071: the IPv4 and ICMP checksums alike
+
 NODES = {
     "control-plane": ("10.10.10.10", "02:42:0a:0a:0a:0a"),
     "worker": ("10.10.10.11", "02:42:0a:0a:0a:0b"),
@@ -46,29 +48,20 @@ def _addr(text: str) -> bytes:
     return bytes(int(part) for part in text.split("."))
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ipv4(src: str, dst: str, proto: int, payload: bytes, *, ident: int = 1, flags_frag: int = 0x4000,
          options: bytes = b"", total_len: int | None = None) -> bytes:
     ihl = 5 + len(options) // 4
     length = ihl * 4 + len(payload) if total_len is None else total_len
     header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, length, ident, flags_frag, 64, proto, 0,
                          _addr(src), _addr(dst)) + options
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + payload
 
 
 def icmp_echo(ident: int, seq: int, size: int = 56, reply: bool = False) -> bytes:
     body = struct.pack("!HH", ident, seq) + (bytes(range(256)) * (size // 256 + 1))[:size]
     head = struct.pack("!BBH", 0 if reply else 8, 0, 0)
-    return head[:2] + struct.pack("!H", _checksum(head + body)) + body
+    return head[:2] + struct.pack("!H", checksum(head + body)) + body
 
 
 def udp(sport: int, dport: int, payload: bytes) -> bytes:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from scapy.layers.inet import IP
+from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import PcapReader, rdpcap
 
@@ -124,3 +124,15 @@ def vxlan_packets(pcap: Path, src: str, dst: str) -> list:
             if inner is not None and (inner.src, inner.dst) == (src, dst):
                 found.append(pkt)
     return found
+
+
+def assert_vxlan_both_ways(run_dir: Path, a: str, b: str, pod: dict, underlay: dict, vni: int = 4096, port: int = 4789) -> None:
+    """Both nodes' pcaps hold a <-> b as VXLAN (port, VNI, the nodes' underlay addresses outside),
+    read by scapy's own dissection, not vxcap's."""
+    for node in (a, b):
+        for src, dst in ((a, b), (b, a)):
+            packets = vxlan_packets(run_dir / f"{node}-eth1.pcap", pod[src], pod[dst])
+            assert len(packets) >= 2, (node, src, dst)
+            for pkt in packets:
+                assert pkt[UDP].dport == port and pkt[VXLAN].vni == vni
+                assert (pkt[IP].src, pkt[IP].dst) == (underlay[src], underlay[dst])

@@ -815,17 +815,29 @@ def _link_type_field(data: bytes, linktype: int) -> int | None:
     return value
 
 
+def _inner_ethertype(payload: bytes) -> tuple[int, int] | None:
+    """(ethertype after any tags, where its payload starts) of the frame behind a VXLAN header
+    with the I flag in a UDP payload of at least 42 bytes; None while the bytes do not tell."""
+    if len(payload) < 8 + 14 + 20 or not payload[0] & 0x08:
+        return None
+    at, value = 22, int.from_bytes(payload[20:22], "big")
+    while value in _TAGS:
+        if len(payload) - at < 4:
+            return None
+        at, value = at + 4, int.from_bytes(payload[at + 2 : at + 4], "big")
+    return value, at
+
+
 def _shows_not_vxlan(payload: bytes) -> bool:
     """Whether a UDP payload that may be cut short already shows it is not VXLAN over Ethernet + IPv4."""
     if len(payload) < 8 + 14 + 20:
         return False
     if not payload[0] & 0x08:
         return True
-    at, value = 22, int.from_bytes(payload[20:22], "big")
-    while value in _TAGS:
-        if len(payload) - at < 4:
-            return False
-        at, value = at + 4, int.from_bytes(payload[at + 2 : at + 4], "big")
+    inner = _inner_ethertype(payload)
+    if inner is None:
+        return False
+    value, at = inner
     if value != 0x0800:
         return True
     return len(payload) - at >= 20 and payload[at] >> 4 != 4
@@ -833,14 +845,8 @@ def _shows_not_vxlan(payload: bytes) -> bool:
 
 def _carries_ipv6(payload: bytes) -> bool:
     """Whether a UDP payload is a VXLAN header (I flag) then Ethernet, any tags, and the IPv6 ethertype."""
-    if len(payload) < 8 + 14 + 20 or not payload[0] & 0x08:
-        return False
-    at, value = 22, int.from_bytes(payload[20:22], "big")
-    while value in _TAGS:
-        if len(payload) - at < 4:
-            return False
-        at, value = at + 4, int.from_bytes(payload[at + 2 : at + 4], "big")
-    return value == 0x86DD
+    inner = _inner_ethertype(payload)
+    return inner is not None and inner[0] == 0x86DD
 
 
 def reference_counts(frames, linktype: int, ports) -> tuple[int, dict[int, int], dict[int, int]]:

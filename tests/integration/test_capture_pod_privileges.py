@@ -25,8 +25,6 @@ from pathlib import Path
 import docker.errors
 import pytest
 from click.testing import CliRunner
-from scapy.layers.inet import IP, UDP
-from scapy.layers.vxlan import VXLAN
 
 from tests.docker_support import (  # noqa: F401 (fixtures)
     TEST_LABEL,
@@ -41,7 +39,7 @@ from tests.docker_support import (  # noqa: F401 (fixtures)
 from tests.fakes.docker_pods import DockerPods
 from tests.fakes.kube_api import start_fake_kube  # noqa: F401 (fixture)
 from tests.fakes.lab_pods import LabPods
-from tests.lab_support import lab_session_guard, lab_test, session_namespaces, vxlan_packets  # noqa: F401
+from tests.lab_support import assert_vxlan_both_ways, lab_session_guard, lab_test, session_namespaces  # noqa: F401
 from vxcap.cli.main import cli
 from vxcap.exit_status import ExitStatus
 
@@ -160,13 +158,7 @@ def test_capture_pods_capture_as_nobody_holding_only_net_raw_and_net_admin(tmp_p
         (W, W3): ("pass", "vxlan", UNDERLAY[W], UNDERLAY[W3]),
         (W3, W): ("pass", "vxlan", UNDERLAY[W3], UNDERLAY[W]),
     }
-    for node in (W, W3):
-        for src, dst in ((W, W3), (W3, W)):
-            packets = vxlan_packets(run_dir / f"{node}-eth1.pcap", POD[src], POD[dst])
-            assert len(packets) >= 2, (node, src, dst)
-            for pkt in packets:
-                assert pkt[UDP].dport == 4789 and pkt[VXLAN].vni == 4096
-                assert (pkt[IP].src, pkt[IP].dst) == (UNDERLAY[src], UNDERLAY[dst])
+    assert_vxlan_both_ways(run_dir, W, W3, POD, UNDERLAY)
 
     # Both capture pods ran from vxcap's capture image, in their node's network namespace.
     assert sorted((o["image"], o["network_mode"]) for o in pods.ran.values()) == sorted(

@@ -27,8 +27,6 @@ from pathlib import Path
 import docker.errors
 import pytest
 from click.testing import CliRunner
-from scapy.layers.inet import IP, UDP
-from scapy.layers.vxlan import VXLAN
 
 from tests.docker_support import capture_image, docker_engine, docker_nodes, engine_client, lab_adopting, tcpdump_processes  # noqa: F401 (fixtures)
 from tests.fakes import calico_objects as co
@@ -36,11 +34,11 @@ from tests.fakes.kube_api import Fate, FakeKube, start_fake_kube  # noqa: F401 (
 from tests.fakes.lab_pods import LabPods
 from tests.lab_support import (  # noqa: F401
     SESSION_PREFIX,
+    assert_vxlan_both_ways,
     lab_session_guard,
     lab_test,
     running_lab,
     session_namespaces,
-    vxlan_packets,
 )
 from vxcap.adapters.docker_capture import MANAGED_BY, MANAGED_BY_LABEL, NODE_LABEL, ROLE_LABEL, RUN_ID_LABEL
 from vxcap.adapters.lab import NetnsLab
@@ -120,13 +118,7 @@ def assert_reference_flows(report) -> None:
 
 
 def assert_the_wire_agrees(run_dir: Path) -> None:
-    for node in (W, W3):
-        for src, dst in ((W, W3), (W3, W)):
-            packets = vxlan_packets(run_dir / f"{node}-eth1.pcap", POD[src], POD[dst])
-            assert len(packets) >= 2, (node, src, dst)
-            for pkt in packets:
-                assert pkt[UDP].dport == 4789 and pkt[VXLAN].vni == 4096
-                assert (pkt[IP].src, pkt[IP].dst) == (UNDERLAY[src], UNDERLAY[dst])
+    assert_vxlan_both_ways(run_dir, W, W3, POD, UNDERLAY)
     routes = json.loads((run_dir / f"{W}-eth1.route.json").read_text())
     assert any(r.get("dst") == "192.168.209.64/26" for r in routes), routes
 
