@@ -39,22 +39,44 @@ def healthy_frames(port=4789):
     }
 
 
-def write_run(tmp_path: Path, frames: dict[str, list], pairs=((W, W3), (W, W2)), port=4789) -> Path:
+def new_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     run.mkdir()
+    return run
+
+
+def write_manifest(
+    run: Path,
+    captures: dict[str, str],
+    pairs=((W, W3), (W, W2)),
+    port: int = 4789,
+    mtu: int | None = 1450,
+    run_id: str | None = None,
+) -> Path:
+    """manifest.json for the reference nodes and pods; `captures`: node -> its capture's file in `run`."""
     nodes = []
     for node in (W, W2, W3):
         entry = {"name": node, "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
-        if node in frames:
-            wrpcap(str(run / f"{node}-eth1.pcap"), frames[node])
-            entry["captures"] = [{"iface": "eth1", "file": f"{node}-eth1.pcap"}]
+        if node in captures:
+            entry["captures"] = [{"iface": "eth1", "file": captures[node]}]
         nodes.append(entry)
     manifest = {
         "version": 1,
-        "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": port, "mtu": 1450},
+        "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": port, "mtu": mtu},
         "nodes": nodes,
         "pods": [{"name": f"p-{n}", "node": n, "ip": POD[n]} for n in (W, W2, W3)],
         "pairs": [{"src": a, "dst": b} for a, b in pairs],
     }
+    if run_id is not None:
+        manifest["run_id"] = run_id
     (run / "manifest.json").write_text(json.dumps(manifest))
     return run
+
+
+def write_run(
+    tmp_path: Path, frames: dict[str, list], pairs=((W, W3), (W, W2)), port=4789, run_id: str | None = None
+) -> Path:
+    run = new_run(tmp_path)
+    for node, node_frames in frames.items():
+        wrpcap(str(run / f"{node}-eth1.pcap"), node_frames)
+    return write_manifest(run, {node: f"{node}-eth1.pcap" for node in frames}, pairs, port, run_id=run_id)

@@ -1,7 +1,6 @@
 """evidence/*.pcapng, read back with tshark: exactly the expected frames, on the
 right pcapng interface (`node/eth1`), in time order across the node captures."""
 
-import json
 import shutil
 import stat
 import subprocess
@@ -13,16 +12,13 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import wrpcap, wrpcapng
 
+from tests.run_support import MAC, POD, UNDERLAY, W, W2, W3, new_run, write_manifest
 from vxcap.adapters.evidence import write_evidence
 from vxcap.pipeline import analyze, load_manifest
 
 TSHARK = shutil.which("tshark")
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")
 
-W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
-UNDERLAY = {W: "10.10.10.11", W2: "10.10.10.12", W3: "10.10.20.13"}
-POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
-MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
 T0 = 1_700_000_000.0
 
 
@@ -40,25 +36,11 @@ def plain(src, dst, seq, at):
 
 
 def write_run(tmp_path, frames, pcapng_nodes=()):
-    run = tmp_path / "run"
-    run.mkdir()
-    nodes = []
-    for node in (W, W2, W3):
-        entry = {"name": node, "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
-        if node in frames:
-            name = f"{node}-eth1.pcapng" if node in pcapng_nodes else f"{node}-eth1.pcap"
-            (wrpcapng if node in pcapng_nodes else wrpcap)(str(run / name), frames[node])
-            entry["captures"] = [{"iface": "eth1", "file": name}]
-        nodes.append(entry)
-    manifest = {
-        "version": 1,
-        "overlay": {"mode": "CrossSubnet", "vni": 4096, "port": 4789},
-        "nodes": nodes,
-        "pods": [{"name": f"p-{n}", "node": n, "ip": POD[n]} for n in (W, W2, W3)],
-        "pairs": [{"src": W, "dst": W3}, {"src": W, "dst": W2}],
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
+    run = new_run(tmp_path)
+    names = {node: f"{node}-eth1.pcapng" if node in pcapng_nodes else f"{node}-eth1.pcap" for node in frames}
+    for node, name in names.items():
+        (wrpcapng if node in pcapng_nodes else wrpcap)(str(run / name), frames[node])
+    return write_manifest(run, names, mtu=None)
 
 
 def frames_seen():

@@ -24,13 +24,10 @@ from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 from scapy.utils import PcapNgWriter, wrpcap
 
+from tests.run_support import MAC, POD, UNDERLAY, W, W2, W3, new_run, write_manifest
 from vxcap.cli.main import cli
 from vxcap.exit_status import ExitStatus
 
-W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
-UNDERLAY = {W: "10.10.10.11", W2: "10.10.10.12", W3: "10.10.20.13"}
-POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
-MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
 VXLAN_PAIR, PLAIN_PAIR = (W, W3), (W, W2)
 DIRECTIONS = [(W, W3), (W3, W), (W, W2), (W2, W)]
 
@@ -104,25 +101,11 @@ def scapy_pcapng(frames, tmp_path: Path) -> bytes:
 
 
 def write_run(tmp_path: Path, files: dict[str, bytes], names: dict[str, str] | None = None) -> Path:
-    run = tmp_path / "run"
-    run.mkdir()
-    nodes = []
-    for node in (W, W2, W3):
-        entry = {"name": node, "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
-        if node in files:
-            name = (names or {}).get(node, f"{node}-eth1.pcap")
-            (run / name).write_bytes(files[node])
-            entry["captures"] = [{"iface": "eth1", "file": name}]
-        nodes.append(entry)
-    manifest = {
-        "version": 1,
-        "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": 4789, "mtu": 1450},
-        "nodes": nodes,
-        "pods": [{"name": f"p-{n}", "node": n, "ip": POD[n]} for n in (W, W2, W3)],
-        "pairs": [{"src": a, "dst": b} for a, b in (VXLAN_PAIR, PLAIN_PAIR)],
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
+    run = new_run(tmp_path)
+    captures = {node: (names or {}).get(node, f"{node}-eth1.pcap") for node in files}
+    for node, name in captures.items():
+        (run / name).write_bytes(files[node])
+    return write_manifest(run, captures, (VXLAN_PAIR, PLAIN_PAIR))
 
 
 def healthy_files(tmp_path: Path) -> dict[str, bytes]:

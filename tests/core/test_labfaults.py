@@ -6,28 +6,13 @@ tests/adapters/test_lab.py.)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from vxcap.core.errors import InputError
 from vxcap.core.labfaults import CrossSubnetPlain, FdbWrongNode, PodMtu, SameSubnetViaVxlan, VniMismatch, fault_steps
 from vxcap.core.labplan import LabNames, Step, lab_steps
-from vxcap.core.labspec import lab_from_dict
 
-LAB_FILE = Path(__file__).resolve().parents[2] / "topology" / "k01-lab.yaml"
 CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
-
-
-@pytest.fixture(scope="module")
-def k01():
-    return lab_from_dict(yaml.safe_load(LAB_FILE.read_text()))
-
-
-@pytest.fixture(scope="module")
-def names(k01):
-    return LabNames.for_spec(k01, "vxt")
 
 
 def argvs(steps):

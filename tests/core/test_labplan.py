@@ -9,10 +9,8 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-import yaml
 
 from vxcap.core.errors import InputError
 from vxcap.core.labplan import (
@@ -26,10 +24,8 @@ from vxcap.core.labplan import (
     lab_steps,
     node_checks,
 )
-from vxcap.core.labspec import lab_from_dict
 from vxcap.core.model import Mode
 
-LAB_FILE = Path(__file__).resolve().parents[2] / "topology" / "k01-lab.yaml"
 CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
 
 # `ip route | grep /26`, `ip neighbor show | grep vxlan`, `bridge fdb show` from the lesson.
@@ -52,16 +48,6 @@ LESSON_NEIGH_W3 = ["192.168.81.64 dev vxlan.calico lladdr 66:fb:ad:98:aa:13 PERM
                    "192.168.164.128 dev vxlan.calico lladdr 66:c7:4d:6e:6b:f3 PERMANENT",
                    "192.168.23.64 dev vxlan.calico lladdr 66:15:9d:fa:c6:aa PERMANENT"]
 LESSON_FDB_W3 = "66:fb:ad:98:aa:13 dev vxlan.calico dst 10.10.10.11 self permanent"
-
-
-@pytest.fixture(scope="module")
-def k01():
-    return lab_from_dict(yaml.safe_load(LAB_FILE.read_text()))
-
-
-@pytest.fixture(scope="module")
-def names(k01):
-    return LabNames.for_spec(k01, "vxt")
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,6 @@ from vxcap.core.plan import all_paths, expected_wire, pair_nodes, plan, resolve_
 LAB_FILE = Path(__file__).resolve().parents[2] / "topology" / "k01-lab.yaml"
 
 
-@pytest.fixture(scope="module")
-def k01():
-    return lab_from_dict(yaml.safe_load(LAB_FILE.read_text()))
-
-
 def node(name, cidr):
     return Node(name=name, underlay=IPv4Interface(cidr))
 

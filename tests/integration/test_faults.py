@@ -54,11 +54,15 @@ def tcpdumps_of(marker: str) -> list[int]:
     return found
 
 
-def assert_nothing_left(marker: str) -> None:
+def assert_no_tcpdump_of(marker: str) -> None:
     deadline = time.monotonic() + 5  # a process SIGINTed a moment ago may still be writing its last lines
     while tcpdumps_of(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert tcpdumps_of(marker) == []
+
+
+def assert_nothing_left(marker: str) -> None:
+    assert_no_tcpdump_of(marker)
     assert not session_namespaces()
 
 
@@ -177,10 +181,7 @@ def test_a_tcpdump_outlives_no_vxcap_killed_hard(tmp_path):
         finally:
             proc.kill()
             proc.wait()
-        deadline = time.monotonic() + 5
-        while tcpdumps_of(str(path)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert tcpdumps_of(str(path)) == []
+        assert_no_tcpdump_of(str(path))
         assert len(rdpcap(str(path))) == 4  # two requests, two replies: written whole
     assert_nothing_left(str(tmp_path))
 
@@ -319,10 +320,7 @@ def test_lab_up_after_a_crashed_run_leaves_a_healthy_lab_and_no_tcpdump(tmp_path
         up = vxcap("lab", "up", "--prefix", SESSION_PREFIX)
         assert up.exit_code == ExitStatus.SUCCESS, up.output
         assert "lab is healthy" in up.output
-        deadline = time.monotonic() + 5
-        while tcpdumps_of(str(out)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert tcpdumps_of(str(out)) == []
+        assert_no_tcpdump_of(str(out))
         status = vxcap("lab", "status", "--prefix", SESSION_PREFIX)
         assert status.exit_code == ExitStatus.SUCCESS, status.output
         # what the crashed run captured is still there, whole, for `vxcap analyze`

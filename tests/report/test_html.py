@@ -1,7 +1,6 @@
 """report.html: built from a real analysed run, checked as markup and in a real
 headless Chromium (skipped when chromium is not installed)."""
 
-import json
 import re
 import shutil
 import subprocess
@@ -9,53 +8,18 @@ from html.parser import HTMLParser
 from urllib.parse import unquote
 
 import pytest
-from scapy.layers.inet import ICMP, IP, UDP
-from scapy.layers.l2 import Ether
-from scapy.layers.vxlan import VXLAN
-from scapy.utils import wrpcap
 
+from tests import run_support
+from tests.run_support import W, W2, W3, plain, vx
 from vxcap.pipeline import analyze, load_manifest
 from vxcap.report.html import render_html
 
-W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
-UNDERLAY = {W: "10.10.10.11", W2: "10.10.10.12", W3: "10.10.20.13"}
-POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
-MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
 CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or shutil.which("chromium-browser")
+RUN_ID = "20250101-000000-abcd"
 
 
-def vx(src, dst, vni=4096, port=4789, n=3):
-    return [
-        Ether() / IP(src=UNDERLAY[src], dst=UNDERLAY[dst]) / UDP(sport=40000 + i, dport=port) / VXLAN(vni=vni)
-        / Ether(dst=MAC[dst]) / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i)
-        for i in range(n)
-    ]
-
-
-def plain(src, dst, n=3):
-    return [Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) for i in range(n)]
-
-
-def write_run(tmp_path, frames, port=4789, names=None):
-    names = names or {W: W, W2: W2, W3: W3}
-    run = tmp_path / "run"
-    run.mkdir()
-    nodes = []
-    for node in (W, W2, W3):
-        entry = {"name": names[node], "underlay": f"{UNDERLAY[node]}/24", "vtep_mac": MAC[node]}
-        wrpcap(str(run / f"{node}-eth1.pcap"), frames[node])
-        entry["captures"] = [{"iface": "eth1", "file": f"{node}-eth1.pcap"}]
-        nodes.append(entry)
-    manifest = {
-        "version": 1,
-        "run_id": "20250101-000000-abcd",
-        "overlay": {"mode": "CrossSubnet", "vni": 4096, "port": port, "mtu": 1450},
-        "nodes": nodes,
-        "pods": [{"name": f"p-{n}", "node": names[n], "ip": POD[n]} for n in (W, W2, W3)],
-        "pairs": [{"src": names[W], "dst": names[W3]}, {"src": names[W], "dst": names[W2]}],
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
+def write_run(tmp_path, frames, port=4789):
+    return run_support.write_run(tmp_path, frames, port=port, run_id=RUN_ID)
 
 
 def one_failure():

@@ -123,6 +123,27 @@ def _common_spec(node: str, lifetime: int) -> dict[str, Any]:
     }
 
 
+def _container(role: str, image: str, lifetime: int, security: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+    # `sleep` keeps the container up for exec; the lifetime also bounds a pod nobody deletes.
+    return {
+        "name": role,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sleep", str(lifetime)],
+        "securityContext": security,
+        "resources": resources,
+    }
+
+
+def _pod(role: str, run_id: str, node: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod_name(role, run_id, node), "labels": labels(run_id, role, node)},
+        "spec": spec,
+    }
+
+
 def probe_pod(run_id: str, node: str, image: str = DEFAULT_IMAGE, lifetime: int = DEFAULT_LIFETIME_S) -> dict[str, Any]:
     """The test pod on `node` that pings and is pinged."""
     spec = _common_spec(node, lifetime)
@@ -136,26 +157,20 @@ def probe_pod(run_id: str, node: str, image: str = DEFAULT_IMAGE, lifetime: int 
             "sysctls": [{"name": "net.ipv4.ping_group_range", "value": PING_GROUP_RANGE}],
         },
         containers=[
-            {
-                "name": PROBE_ROLE,
-                "image": image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", str(lifetime)],
-                "securityContext": {
+            _container(
+                PROBE_ROLE,
+                image,
+                lifetime,
+                security={
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
                     "capabilities": {"drop": ["ALL"]},
                 },
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
-            }
+                resources={"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+            )
         ],
     )
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": pod_name(PROBE_ROLE, run_id, node), "labels": labels(run_id, PROBE_ROLE, node)},
-        "spec": spec,
-    }
+    return _pod(PROBE_ROLE, run_id, node, spec)
 
 
 def capture_pod(run_id: str, node: str, image: str = CAPTURE_IMAGE, lifetime: int = DEFAULT_LIFETIME_S) -> dict[str, Any]:
@@ -171,12 +186,11 @@ def capture_pod(run_id: str, node: str, image: str = CAPTURE_IMAGE, lifetime: in
         # Capture wherever asked, whatever the node's taints.
         tolerations=[{"operator": "Exists"}],
         containers=[
-            {
-                "name": CAPTURE_ROLE,
-                "image": image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", str(lifetime)],
-                "securityContext": {
+            _container(
+                CAPTURE_ROLE,
+                image,
+                lifetime,
+                security={
                     "privileged": False,
                     "runAsNonRoot": True,
                     "runAsUser": NOBODY,
@@ -192,13 +206,8 @@ def capture_pod(run_id: str, node: str, image: str = CAPTURE_IMAGE, lifetime: in
                     "readOnlyRootFilesystem": True,
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
-                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
-            }
+                resources={"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+            )
         ],
     )
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": pod_name(CAPTURE_ROLE, run_id, node), "labels": labels(run_id, CAPTURE_ROLE, node)},
-        "spec": spec,
-    }
+    return _pod(CAPTURE_ROLE, run_id, node, spec)
