@@ -677,6 +677,38 @@ def test_echo_requests_and_replies_are_told_apart_by_size_in_both_decoders():
     assert result.flows[key(POD["cp"], POD["w3"])].echoes == {(8, 1422 + 28): 2, (0, 1372 + 28): 1}
 
 
+def test_echo_identifier_sequence_and_outer_destination_mac_in_both_decoders():
+    # Delivery matches a request to its reply by (identifier, sequence) across capture points, and counts
+    # a request as arrived only when it was sent to the receiver's MAC: both decoders must read them alike,
+    # plain and in VXLAN, behind a tag, and on the fast path's hot loop as on `classify`.
+    w1, w3 = "02:42:0a:0a:0a:0b", "02:42:0a:0a:14:0d"
+    request = IP(src=POD["cp"], dst=POD["w3"]) / ICMP(type=8, id=0x1234, seq=7) / Raw(b"p" * 56)
+    reply = IP(src=POD["w3"], dst=POD["cp"]) / ICMP(type=0, id=0x1234, seq=7) / Raw(b"p" * 56)
+    packets = [
+        Ether(dst=w3) / request,
+        Ether(dst=w1) / request,  # the same echo, flooded to another node's port
+        Ether(dst=w1) / reply,
+        Ether(dst=w3) / Dot1Q(vlan=10) / request,
+        vxlan(request),
+        Ether(dst=w3) / IP(src=NODE["cp"], dst=NODE["w3"]) / UDP(sport=40001, dport=4789) / VXLAN(vni=4096)
+        / Ether(src=VTEP["cp"], dst=VTEP["w3"]) / IP(src=POD["cp"], dst=POD["w3"]) / ICMP(type=8, id=9, seq=65535),
+    ]
+    frames = as_frames(packets)
+    result = both_formats(frames)
+    assert result.flows == reference(frames)
+    forward = result.flows[key(POD["cp"], POD["w3"])]
+    assert forward.echo_ids[(8, 0x1234, 7, w3)] == 2
+    assert forward.echo_ids[(8, 0x1234, 7, w1)] == 1
+    assert forward.echo_ids[(8, 9, 65535, w3)] == 1
+    assert forward.outer_dst_macs[w3] == 3 and forward.outer_dst_macs[w1] == 1
+    assert result.flows[key(POD["w3"], POD["cp"])].echo_ids == {(0, 0x1234, 7, w1): 1}
+    # A cooked capture has no destination MAC: None, in both decoders.
+    cooked = [(bytes(CookedLinux(proto=0x0800) / request), len(bytes(CookedLinux(proto=0x0800) / request)))]
+    result = both_formats(cooked, linktype=113)
+    assert result.flows == reference(cooked, 113)
+    assert result.flows[key(POD["cp"], POD["w3"])].echo_ids == {(8, 0x1234, 7, None): 1}
+
+
 # -- agreement with the reference decoder, on generated mixes --------------------------
 
 ADDRESSES = st.sampled_from(list(NODE.values()) + list(POD.values())) | st.ip_addresses(v=4).map(str)
@@ -724,7 +756,11 @@ def icmp_messages(ip):
         if draw(st.booleans()):
             quoted.options = b"\x01" * 4 * draw(st.integers(1, 3))
         quoted = bytes(quoted)[: draw(st.sampled_from([None, 0, 8, 19, 20, 21]) | st.integers(0, 40))]
-        return ip / ICMP(type=kind, code=code, nexthopmtu=draw(st.integers(0, 65535))) / Raw(quoted)
+        if kind in (0, 8):  # what delivery matches a reply to its request by
+            icmp = ICMP(type=kind, code=code, id=draw(st.integers(0, 65535)), seq=draw(st.integers(0, 65535)))
+        else:
+            icmp = ICMP(type=kind, code=code, nexthopmtu=draw(st.integers(0, 65535)))
+        return ip / icmp / Raw(quoted)
 
     return build()
 
@@ -785,7 +821,7 @@ def underlay_frames(draw):
         types = tags + [0x0800 if isinstance(l3, IP) else (0x0806 if isinstance(l3, ARP) else 0x86DD)]
         body = b"".join(struct.pack("!HH", draw(st.integers(0, 4095)), t) for t in types[1:]) + bytes(l3)
         if linktype == 1:
-            frame = bytes(Ether(type=types[0])) + body
+            frame = bytes(Ether(type=types[0], dst=draw(st.sampled_from(UNDERLAY_MACS)))) + body
         elif linktype == 113:
             frame = bytes(CookedLinux(proto=types[0])) + body
         else:
@@ -796,6 +832,7 @@ def underlay_frames(draw):
     return linktype, frame, wire_len
 
 
+UNDERLAY_MACS = ["02:42:0a:0a:0a:0b", "02:42:0a:0a:14:0d", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01"]
 _TAGS = (0x8100, 0x88A8)
 _LINK = {1: (14, 12), 113: (16, 14), 276: (20, 0)}  # header length, type field offset
 _SCAPY_LINK = {1: Ether, 113: CookedLinux, 276: CookedLinuxV2, 101: IP}

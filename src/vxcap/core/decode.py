@@ -69,9 +69,9 @@ def _is_fragment(ip: IP) -> bool:
     return bool(ip.flags.MF) or ip.frag != 0
 
 
-def _l4_facts(ip: IP) -> tuple[int | None, tuple[int, IPv4Address | None] | None, int | None]:
+def _l4_facts(ip: IP) -> tuple[int | None, tuple[int, IPv4Address | None] | None, tuple[int, int, int] | None]:
     """(MSS of a TCP SYN / SYN-ACK, (next-hop MTU, quoted destination) of an ICMP fragmentation-needed,
-    ICMP echo type) as scapy dissects them.
+    ICMP echo (type, identifier, sequence)) as scapy dissects them.
 
     scapy binds TCP and ICMP only to an unfragmented offset, cuts the IP payload
     to the total length and leaves a header it cannot complete as Raw; an MSS
@@ -90,8 +90,8 @@ def _l4_facts(ip: IP) -> tuple[int | None, tuple[int, IPv4Address | None] | None
         if layer.type == 3 and layer.code == 4:
             quoted = layer.payload
             return None, (layer.nexthopmtu, IPv4Address(quoted.dst) if isinstance(quoted, IPerror) else None), None
-        if layer.type in (0, 8):
-            return None, None, layer.type
+        if layer.type in (0, 8) and layer.id is not None and layer.seq is not None:
+            return None, None, (layer.type, layer.id, layer.seq)
     return None, None, None
 
 
@@ -127,6 +127,7 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
     if outer is None or outer.version != 4:
         return None
     outer_src, outer_dst = IPv4Address(outer.src), IPv4Address(outer.dst)
+    dst_mac = data[:6].hex(":") if linktype == LINKTYPE_ETHERNET else None
     fragment = _is_fragment(outer)
     df = bool(outer.flags.DF)
     if outer.proto == 17 and outer.frag == 0 and isinstance(outer.payload, UDP):
@@ -157,7 +158,10 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
                 tcp_mss=mss,
                 frag_needed_mtu=frag_needed and frag_needed[0],
                 frag_needed_dst=frag_needed and frag_needed[1],
-                echo_type=echo,
+                echo_type=echo and echo[0],
+                echo_id=echo and echo[1],
+                echo_seq=echo and echo[2],
+                outer_dst_mac=dst_mac,
             )
     mss, frag_needed, echo = _l4_facts(outer)
     return FrameFacts(
@@ -174,5 +178,8 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
         tcp_mss=mss,
         frag_needed_mtu=frag_needed and frag_needed[0],
         frag_needed_dst=frag_needed and frag_needed[1],
-        echo_type=echo,
+        echo_type=echo and echo[0],
+        echo_id=echo and echo[1],
+        echo_seq=echo and echo[2],
+        outer_dst_mac=dst_mac,
     )

@@ -76,10 +76,14 @@ _LOW32 = 0xFFFFFFFF
 _U16 = Struct("!H").unpack_from
 _U32 = Struct("!I").unpack_from
 _PAIR = Struct("!Q").unpack_from  # IPv4 source and destination as one int: src << 32 | dst
+# An ICMP echo's type, code, checksum, identifier and sequence as one int; masked with _ECHO_BITS
+# to type << 56 | identifier << 16 | sequence (the key's echo field).
+_ECHO = Struct("!Q").unpack_from
+_ECHO_BITS = 0xFF00_0000_FFFF_FFFF  # the hot loops write it as a literal
 # IPv4 header fields, from the version byte: version/IHL, total length, flags/offset, proto, src<<32|dst
 _IPV4 = Struct("!BxHxxHxBxxQ").unpack_from
-# Untagged Ethernet + 20-byte IPv4 header, from the frame start.
-_ETH_IPV4_HDR = Struct("!12xHBxHxxHxBxxQ").unpack_from
+# Untagged Ethernet + 20-byte IPv4 header, from the frame start (destination MAC first).
+_ETH_IPV4_HDR = Struct("!6s6xHBxHxxHxBxxQ").unpack_from
 # UDP + VXLAN + inner Ethernet + inner IPv4 after a 20-byte outer header (frame offset 34 to 84):
 # dport, VXLAN flags, VNI<<8|reserved, inner dst MAC, inner ethertype, inner version/IHL, inner total
 # length, inner flags/offset, inner proto, inner src<<32|dst
@@ -116,15 +120,19 @@ class DecodeResult:
     not_vxlan: dict[int, int] = field(default_factory=dict)
 
 
-# A frame's facts are reduced to a key of ints (bytes for the MAC), counted per key:
-#   plain: (src<<32|dst, MF+offset bits, proto, total length, wire length, MSS, frag-needed MTU, echo)
+# A frame's facts are reduced to a key of ints (bytes for the MACs), counted per key:
+#   plain: (src<<32|dst, MF+offset bits, proto, total length, wire length, MSS, frag-needed MTU, echo,
+#           outer dst MAC)
 #   plain UDP that is not VXLAN: the plain key + (UDP destination port,)
 #   VXLAN carrying IPv6: the plain key + (UDP destination port, "ipv6") (counted, never judged)
 #   IPv6: IPV6 (counted, never judged)
 #   VXLAN: (inner src<<32|dst, outer src<<32|dst, UDP dport, VNI<<8|reserved, inner dst MAC,
-#           outer MF+offset bits, inner proto, inner total length, wire length, MSS, frag-needed MTU, echo)
+#           outer MF+offset bits, inner proto, inner total length, wire length, MSS, frag-needed MTU, echo,
+#           outer dst MAC)
 # (MSS: of a TCP SYN / SYN-ACK; frag-needed: (next-hop MTU, quoted dst or None) of an ICMP 3/4;
-# echo: ICMP type 8 or 0; else None)
+# echo: ICMP type (8 or 0) << 56 | identifier << 16 | sequence, one int so an echo costs no tuple;
+# else None. Outer dst MAC: the link header's destination (6 bytes), None on a link without one
+# (SLL, raw IP): a frame flooded to a port is not a frame sent to that node.)
 # and each key holds [frames, first frame indices].
 
 IPV6 = ("ipv6",)
@@ -132,8 +140,8 @@ _INNER_IPV6 = "ipv6"  # the last field of a plain UDP key: VXLAN to that port, w
 
 
 def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
-    """(TCP SYN MSS, ICMP fragmentation-needed (next-hop MTU, quoted destination), ICMP echo type)
-    of the unfragmented IPv4 packet at q, read as scapy does.
+    """(TCP SYN MSS, ICMP fragmentation-needed (next-hop MTU, quoted destination), ICMP echo
+    (type << 56 | identifier << 16 | sequence)) of the unfragmented IPv4 packet at q, read as scapy does.
 
     The transport header is read within the captured bytes and the IP total length
     (unless that is shorter than the IP header, as TSO captures show it); a
@@ -166,7 +174,7 @@ def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
             # scapy reads the quoted header as soon as its 20 bytes are there
             return None, (_U16(buf, l4 + 6)[0], _U32(buf, l4 + 24)[0] if stop - l4 >= 28 else None), None
         if icmp_type == 8 or icmp_type == 0:
-            return None, None, icmp_type
+            return None, None, _ECHO(buf, l4)[0] & _ECHO_BITS
     return None, None, None
 
 
@@ -176,10 +184,12 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
 
     Reads only inside [p, end), whatever the bytes say.
     """
+    mac = None  # the outer destination MAC: only Ethernet has one
     if linktype == LINKTYPE_ETHERNET:
         if end - p < 14:
             return None
         ethertype = _U16(buf, p + 12)[0]
+        mac = bytes(buf[p : p + 6])
         q = p + 14
     elif linktype == LINKTYPE_LINUX_SLL:
         if end - p < 16:
@@ -213,10 +223,10 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
     frag = flags_frag & _FRAG_BITS
     ihl = (version_ihl & 15) * 4
     if flags_frag & _OFFSET_BITS or ihl < 20:
-        return (pair, frag, proto, total_len, wire_len, None, None, None)
+        return (pair, frag, proto, total_len, wire_len, None, None, None, mac)
     if proto != 17:
-        return (pair, frag, proto, total_len, wire_len, *l4_facts(buf, q, end, ihl, total_len, proto))
-    plain = (pair, frag, proto, total_len, wire_len, None, None, None)
+        return (pair, frag, proto, total_len, wire_len, *l4_facts(buf, q, end, ihl, total_len, proto), mac)
+    plain = (pair, frag, proto, total_len, wire_len, None, None, None, mac)
     # The UDP header must fit in the IP payload (bounded by the total length,
     # unless that is shorter than the header, as TSO captures show it) ...
     udp = q + ihl
@@ -249,10 +259,10 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
     if buf[i] >> 4 != 4:
         return (*plain, dport)
-    return _vxlan_key(buf, v, i, end, pair, dport, frag, wire_len)
+    return _vxlan_key(buf, v, i, end, pair, dport, frag, wire_len, mac)
 
 
-def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag: int, wire_len: int):
+def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag: int, wire_len: int, mac):
     inner_version_ihl, inner_len, inner_flags_frag, inner_proto, inner_pair = _IPV4(buf, i)
     inner_ihl = (inner_version_ihl & 15) * 4
     mss = next_hop_mtu = echo = None
@@ -271,6 +281,7 @@ def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag:
         mss,
         next_hop_mtu,
         echo,
+        mac,
     )
 
 
@@ -284,7 +295,7 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
     caplen = end - p
     if caplen < 34:  # Ethernet + IPv4 header
         return classify(buf, p, end, 1, wire_len)
-    ethertype, version_ihl, total_len, flags_frag, proto, pair = _ETH_IPV4_HDR(buf, p)
+    dst_mac, ethertype, version_ihl, total_len, flags_frag, proto, pair = _ETH_IPV4_HDR(buf, p)
     if ethertype != 0x0800:
         if ethertype == 0x8100 or ethertype == 0x88A8:
             return classify(buf, p, end, 1, wire_len)
@@ -292,22 +303,23 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
     if version_ihl != 0x45:
         return classify(buf, p, end, 1, wire_len)
     if flags_frag & 0x1FFF:
-        return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
+        return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
     if proto != 17:
         if proto == 1 and caplen >= 42 and (total_len >= 28 or total_len < 20):  # a whole ICMP header
             icmp_type = buf[p + 34]
             if icmp_type == 8 or icmp_type == 0:
-                return (pair, flags_frag & 0x3FFF, 1, total_len, wire_len, None, None, icmp_type)
+                return (pair, flags_frag & 0x3FFF, 1, total_len, wire_len, None, None,
+                        _ECHO(buf, p + 34)[0] & 0xFF000000FFFFFFFF, dst_mac)
             if icmp_type == 3:
                 return classify(buf, p, end, 1, wire_len)
         elif proto == 6 and caplen >= 48 and buf[p + 47] & 2:
             return classify(buf, p, end, 1, wire_len)
-        return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
+        return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
     if caplen < 84 or 20 <= total_len < 28:  # 84: up to the inner IPv4 header's end
         return classify(buf, p, end, 1, wire_len)
     dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto, inner_pair = _UDP_VXLAN(buf, p + 34)
     if not vflags & 0x08:
-        return (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dport)
+        return (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dst_mac, dport)
     if inner_type == 0x0800 and inner_vihl >> 4 == 4:
         if (inner_proto == 6 or inner_proto == 1) and (
             inner_vihl != 0x45 or inner_ff & 0x1FFF or (inner_proto == 6 and caplen >= 98 and buf[p + 97] & 2)
@@ -317,11 +329,11 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
             icmp_type = buf[p + 84]
             if icmp_type == 8 or icmp_type == 0:
                 return (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, 1, inner_len, wire_len, None, None,
-                        icmp_type)
+                        _ECHO(buf, p + 84)[0] & 0xFF000000FFFFFFFF, dst_mac)
             if icmp_type == 3:
                 return classify(buf, p, end, 1, wire_len)
         return (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, inner_proto, inner_len, wire_len, None, None,
-                None)
+                None, dst_mac)
     return classify(buf, p, end, 1, wire_len)
 
 
@@ -476,6 +488,7 @@ class FastDecoder:
         record = Struct(self._pcap_order + "8xII").unpack_from
         eth_ipv4 = _ETH_IPV4_HDR
         udp_vxlan = _UDP_VXLAN
+        echo = _ECHO
         slow = classify
         ipv6 = IPV6
         agg = self._agg
@@ -497,7 +510,7 @@ class FastDecoder:
             if not ethernet or caplen < 34:
                 key = slow(buf, p, end, linktype, wire_len)
             else:
-                ethertype, version_ihl, total_len, flags_frag, proto, pair = eth_ipv4(buf, p)
+                dst_mac, ethertype, version_ihl, total_len, flags_frag, proto, pair = eth_ipv4(buf, p)
                 if ethertype != 0x0800:
                     if ethertype == 0x8100 or ethertype == 0x88A8:
                         key = slow(buf, p, end, 1, wire_len)
@@ -509,14 +522,15 @@ class FastDecoder:
                 elif version_ihl != 0x45:
                     key = slow(buf, p, end, 1, wire_len)
                 elif flags_frag & 0x1FFF:
-                    key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
+                    key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
                 elif proto != 17:
-                    key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None)
+                    key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
                     if proto == 1:
                         if caplen >= 42 and (total_len >= 28 or total_len < 20):  # a whole ICMP header
                             icmp_type = buf[p + 34]
                             if icmp_type == 8 or icmp_type == 0:
-                                key = (pair, flags_frag & 0x3FFF, 1, total_len, wire_len, None, None, icmp_type)
+                                key = (pair, flags_frag & 0x3FFF, 1, total_len, wire_len, None, None,
+                                       echo(buf, p + 34)[0] & 0xFF000000FFFFFFFF, dst_mac)
                             elif icmp_type == 3:
                                 key = slow(buf, p, end, 1, wire_len)
                     elif proto == 6 and caplen >= 48 and buf[p + 47] & 2:
@@ -527,10 +541,10 @@ class FastDecoder:
                     (dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto,
                      inner_pair) = udp_vxlan(buf, p + 34)
                     if not vflags & 0x08:
-                        key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dport)
+                        key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dst_mac, dport)
                     elif inner_type == 0x0800 and inner_vihl >> 4 == 4:
                         key = (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, inner_proto, inner_len,
-                               wire_len, None, None, None)
+                               wire_len, None, None, None, dst_mac)
                         if inner_proto == 1:
                             if inner_vihl != 0x45 or inner_ff & 0x1FFF:
                                 key = slow(buf, p, end, 1, wire_len)
@@ -538,7 +552,8 @@ class FastDecoder:
                                 icmp_type = buf[p + 84]
                                 if icmp_type == 8 or icmp_type == 0:
                                     key = (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, 1, inner_len,
-                                           wire_len, None, None, icmp_type)
+                                           wire_len, None, None, echo(buf, p + 84)[0] & 0xFF000000FFFFFFFF,
+                                           dst_mac)
                                 elif icmp_type == 3:
                                     key = slow(buf, p, end, 1, wire_len)
                         elif inner_proto == 6 and (
@@ -710,6 +725,14 @@ class FastDecoder:
                 found = addresses[value] = IPv4Address(value)
             return found
 
+        macs: dict[bytes, str] = {}
+
+        def mac_text(value: bytes) -> str:
+            found = macs.get(value)
+            if found is None:
+                found = macs[value] = value.hex(":")
+            return found
+
         def pair(value: int) -> FlowKey:
             return (address(value >> 32), address(value & _LOW32))
 
@@ -725,14 +748,14 @@ class FastDecoder:
                 evidence[flow_key] = []
             flow.packets += count
             tallied += count
-            if len(key) != 12:
-                _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key[:8]
+            if len(key) != 13:
+                _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo, dst_mac = key[:9]
                 flow.encaps[Encap.PLAIN] += count
-                if len(key) > 8 and key[8] in ports:
-                    counts = not_vxlan if len(key) == 9 else ipv6_in_vxlan
-                    counts[key[8]] = counts.get(key[8], 0) + count
+                if len(key) > 9 and key[9] in ports:
+                    counts = not_vxlan if len(key) == 10 else ipv6_in_vxlan
+                    counts[key[9]] = counts.get(key[9], 0) + count
             else:
-                _, outer, dport, vni, mac, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo = key
+                _, outer, dport, vni, mac, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo, dst_mac = key
                 flow.encaps[Encap.VXLAN] += count
                 flow.vnis[vni >> 8] += count
                 flow.udp_dports[dport] += count
@@ -748,8 +771,11 @@ class FastDecoder:
             if next_hop_mtu is not None:
                 mtu, quoted = next_hop_mtu
                 flow.frag_needed[(mtu, None if quoted is None else address(quoted))] += count
+            dst_mac = None if dst_mac is None else mac_text(dst_mac)
+            flow.outer_dst_macs[dst_mac] += count
             if echo is not None:
-                flow.echoes[(echo, ip_len)] += count
+                flow.echoes[(echo >> 56, ip_len)] += count
+                flow.echo_ids[(echo >> 56, echo >> 16 & 0xFFFF, echo & 0xFFFF, dst_mac)] += count
             evidence[flow_key].extend(first)
         for flow_key, indices in evidence.items():
             indices.sort()

@@ -53,6 +53,11 @@ class FrameFacts:
     frag_needed_mtu: int | None = None  # next-hop MTU of an innermost ICMP fragmentation-needed (3/4)
     frag_needed_dst: IPv4Address | None = None  # ... and the destination of the packet it quotes, when whole
     echo_type: int | None = None  # innermost ICMP echo request (8) or reply (0): tells a probe from its answer
+    echo_id: int | None = None  # ... its identifier and sequence: what matches a request to its reply
+    echo_seq: int | None = None  # across capture points
+    # The link header's destination (None on a link without one: SLL, raw IP). On the receiver's
+    # capture it says whether a frame was sent to that node or only flooded past it.
+    outer_dst_mac: str | None = None
 
     @property
     def key(self) -> tuple[IPv4Address, IPv4Address]:
@@ -78,6 +83,10 @@ class FlowTally:
     tcp_mss: Counter = field(default_factory=Counter)  # MSS option of SYN / SYN-ACK segments
     frag_needed: Counter = field(default_factory=Counter)  # (next-hop MTU, quoted destination) of ICMP 3/4
     echoes: Counter = field(default_factory=Counter)  # (ICMP echo type 8 or 0, inner_len)
+    outer_dst_macs: Counter = field(default_factory=Counter)  # link-header destination MAC (None: no Ethernet)
+    # (ICMP echo type, identifier, sequence, outer destination MAC) -> frames: what delivery matches
+    # across capture points. One entry per echo, so as many as the flow had echoes.
+    echo_ids: Counter = field(default_factory=Counter)
 
     def add(self, facts: FrameFacts) -> None:
         self.packets += 1
@@ -97,8 +106,10 @@ class FlowTally:
             self.tcp_mss[facts.tcp_mss] += 1
         if facts.frag_needed_mtu is not None:
             self.frag_needed[(facts.frag_needed_mtu, facts.frag_needed_dst)] += 1
+        self.outer_dst_macs[facts.outer_dst_mac] += 1
         if facts.echo_type is not None:
             self.echoes[(facts.echo_type, facts.inner_len)] += 1
+            self.echo_ids[(facts.echo_type, facts.echo_id, facts.echo_seq, facts.outer_dst_mac)] += 1
 
     def merge(self, other: FlowTally) -> None:
         self.packets += other.packets
@@ -113,6 +124,8 @@ class FlowTally:
         self.tcp_mss.update(other.tcp_mss)
         self.frag_needed.update(other.frag_needed)
         self.echoes.update(other.echoes)
+        self.outer_dst_macs.update(other.outer_dst_macs)
+        self.echo_ids.update(other.echo_ids)
 
 
 FlowKey = tuple[IPv4Address, IPv4Address]
