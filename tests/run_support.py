@@ -18,25 +18,31 @@ POD = {W: "192.168.81.65", W2: "192.168.164.129", W3: "192.168.209.65"}
 MAC = {W: "66:fb:ad:98:aa:13", W2: "66:c7:4d:6e:6b:f3", W3: "66:d2:0c:f0:ef:e5"}
 
 
-def vx(src, dst, vni=4096, n=3, port=4789, payload=b""):
+def vx(src, dst, vni=4096, n=3, port=4789, payload=b"", reply=False):
+    """`n` echo requests src -> dst in VXLAN (or, with `reply`, the answers dst's pod sends src's pod ...
+    travelling src -> dst: a reply's flow is the reverse of its request's)."""
     # dport always explicit: scapy's VXLAN overloads UDP's dport to 8472.
     return [
         Ether() / IP(src=UNDERLAY[src], dst=UNDERLAY[dst]) / UDP(sport=40000 + i, dport=port) / VXLAN(vni=vni)
-        / Ether(dst=MAC[dst]) / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) / Raw(payload)
+        / Ether(dst=MAC[dst]) / IP(src=POD[src], dst=POD[dst]) / ICMP(type=0 if reply else 8, seq=i) / Raw(payload)
         for i in range(n)
     ]
 
 
-def plain(src, dst, n=3):
-    return [Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i) for i in range(n)]
+def plain(src, dst, n=3, reply=False):
+    return [Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(type=0 if reply else 8, seq=i) for i in range(n)]
+
+
+def pings(build, a, b, **options):
+    """a pings b: the requests a -> b and b's replies b -> a, as `build` (vx or plain) writes them."""
+    return build(a, b, **options) + build(b, a, reply=True, **options)
 
 
 def healthy_frames(port=4789):
-    return {
-        W: vx(W, W3, port=port) + vx(W3, W, port=port) + plain(W, W2) + plain(W2, W),
-        W3: vx(W, W3, port=port) + vx(W3, W, port=port),
-        W2: plain(W, W2) + plain(W2, W),
-    }
+    """Every pod pings its peer and is answered, seen on both nodes' underlays."""
+    cross = pings(vx, W, W3, port=port) + pings(vx, W3, W, port=port)
+    same = pings(plain, W, W2) + pings(plain, W2, W)
+    return {W: cross + same, W3: cross, W2: same}
 
 
 def new_run(tmp_path: Path) -> Path:

@@ -22,7 +22,8 @@ from typing import Any
 
 from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
-from vxcap.core.manifest import Manifest, manifest_dict, parse_manifest
+from vxcap.core.delivery import PointState, judge_delivery
+from vxcap.core.manifest import Manifest, ProbeCount, manifest_dict, parse_manifest
 from vxcap.core.model import Pair, Pod, Topology
 from vxcap.core.mtu.path import (
     NODE_LINK_EVIDENCE,
@@ -143,6 +144,8 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
     probes: list[dict[str, Any]] = []
     pods: dict[str, Pod] = {}
     captures: dict[str, list[tuple[str, str]]] = {}
+    capture_facts: dict[tuple[str, str], dict[str, Any]] = {}
+    capture_errors: dict[str, str] = {}  # node -> why it has no capture
     interrupted = False
 
     with ExitStack() as cleanup:
@@ -170,6 +173,7 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
                     handle = target.start_capture(node, run_dir / file_name, bpf)
                 except VxcapError as err:  # the other nodes' captures still count
                     errors.append(f"capture on {node}/{iface} did not start: {err}")
+                    capture_errors[node] = f"capture on {node}/{iface} did not start: {err}"
                     continue
                 # A capture that is never stopped leaks a tcpdump: stop it on any way out.
                 cleanup.callback(_stop_quietly, handle)
@@ -194,14 +198,19 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
         with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
             stopped = list(pool.map(_stop_capture, [handle for *_, handle in running]))
         for (node, iface, file_name, _handle), (result, failure) in zip(running, stopped):
-            if failure is not None:  # a dead capture: keep what it wrote
+            if failure is not None:  # a dead capture: keep what it wrote, and say it is not the whole window
                 errors.append(f"capture on {node}/{iface} failed: {failure}")
             path = run_dir / file_name
             if not path.exists():
                 errors.append(f"capture on {node}/{iface} left no file")
+                capture_errors[node] = f"capture on {node}/{iface} left no file"
                 continue
             os.chmod(path, 0o600)
             captures.setdefault(node, []).append((iface, file_name))
+            capture_facts[(node, iface)] = {
+                "kernel_dropped": getattr(result, "dropped", None),
+                "failed": None if failure is None else str(failure),
+            }
             if result is not None and getattr(result, "captured", None) == 0:
                 errors.append(f"capture on {node}/{iface} recorded no packets")
         for node in nodes:
@@ -213,7 +222,11 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
     if not pods:
         report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
         return Outcome(run_dir=run_dir, report=report, timings=timer.done(), interrupted=interrupted)
-    manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id)
+    probe_counts = [
+        ProbeCount(p["src_node"], p["dst_node"], p["transmitted"], p["received"]) for p in probes if "transmitted" in p
+    ]
+    manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
+                             capture_errors=capture_errors, probes=probe_counts)
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
@@ -313,25 +326,66 @@ def _analyze(
     seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
     link_headers: dict[CapturePoint, int] = {}
     warnings: list[str] = []
+    # A node whose capture is missing, unreadable or cut off by a failed backend cannot vouch for
+    # any direction through it: node -> why.
+    unusable: dict[str, str] = dict(manifest.capture_errors)
+    states: dict[str, PointState] = {}
+    point_report: list[dict[str, Any]] = []
     for cap in manifest.captures:
         point = CapturePoint(cap.node, cap.iface)
+        entry: dict[str, Any] = {"node": cap.node, "iface": cap.iface, "file": cap.file,
+                                 "kernel_dropped": cap.kernel_dropped, "damaged": None, "usable": True}
+        point_report.append(entry)
+        if cap.failed is not None:
+            unusable[cap.node] = f"{cap.file}: the capture backend failed ({cap.failed})"
+            entry.update(usable=False, problem=unusable[cap.node])
+            continue
         try:
-            seen[point], link_headers[point] = _decode_point(
+            seen[point], link_headers[point], damaged = _decode_point(
                 run_dir / cap.file, warnings, manifest.topology.overlay.port
             )
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
-            errors.append(message if message.startswith(cap.file) else f"{cap.file}: {message}")
+            message = message if message.startswith(cap.file) else f"{cap.file}: {message}"
+            errors.append(message)
+            unusable[cap.node] = message
+            entry.update(usable=False, problem=message)
+            continue
+        entry["damaged"] = damaged
+        states[str(point)] = PointState(str(point), cap.kernel_dropped, damaged)
+        if cap.kernel_dropped:
+            warnings.append(f"{cap.file}: tcpdump says {cap.kernel_dropped} packets were dropped by the kernel: "
+                            "the capture is incomplete")
+    for node, why in manifest.capture_errors:
+        point_report.append({"node": node, "iface": None, "file": None, "usable": False, "problem": why})
 
     timer.stage("judge")
     expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
-    verdicts = [judge(e, {point: flows.get(e.key) for point, flows in seen.items()}) for e in expectations]
+    macs = _underlay_macs(run_dir, manifest)
+    verdicts = []
+    for e in expectations:
+        verdict = judge(e, {point: flows.get(e.key) for point, flows in seen.items()}, unusable)
+        delivery = judge_delivery(
+            e.src_node,
+            e.dst_node,
+            {str(point): flows.get(e.key) for point, flows in seen.items()},
+            {str(point): flows.get((e.dst_ip, e.src_ip)) for point, flows in seen.items()},
+            {str(point): point.node for point in seen},
+            sender_mac=macs.get(e.src_node),
+            receiver_mac=macs.get(e.dst_node),
+            sent=manifest.sent(e.src_node, e.dst_node),
+            states=states,
+        )
+        # A flow not seen at all already fails as such: "no echo request seen" would only repeat it.
+        delivery_reasons = delivery.reasons if verdict.packets else ()
+        verdicts.append(replace(verdict, reasons=verdict.reasons + delivery_reasons, delivery=delivery,
+                                not_checked=verdict.not_checked + delivery.not_checked))
     mtu = _judge_mtu(run_dir, manifest, expectations, seen, link_headers, warnings)
     # MTU failures fail the direction like any other reason: report, JUnit and exit status follow.
     verdicts = [replace(v, reasons=v.reasons + tuple(fail_reasons(section))) for v, section in zip(verdicts, mtu)]
 
     timer.stage("report")
-    extra: dict[str, Any] = {"warnings": warnings}
+    extra: dict[str, Any] = {"warnings": warnings, "captures": point_report}
     if probes is not None:
         extra["probes"] = probes
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)
@@ -377,6 +431,19 @@ def _explain_failures(run_dir: Path, manifest: Manifest, report: dict[str, Any])
         lines = explain(flow["src_node"], node_tables(texts), flow["dst_ip"])
         if lines:
             flow["explanation"] = lines
+
+
+def _underlay_macs(run_dir: Path, manifest: Manifest) -> dict[str, str]:
+    """Each captured node's underlay MAC, from the `ip -j link` evidence saved beside its pcap."""
+    from vxcap.core.mtu.path import links_or_none
+
+    macs: dict[str, str] = {}
+    for cap in manifest.captures:
+        links = links_or_none(_read_evidence(run_dir / f"{cap.node}-{cap.iface}.{NODE_LINK_EVIDENCE}")) or {}
+        link = links.get(cap.iface)
+        if link is not None and link.address:
+            macs[cap.node] = link.address.lower()
+    return macs
 
 
 def _read_evidence(path: Path) -> str | None:
@@ -463,8 +530,9 @@ def decode_capture(path: Path, warnings: list[str], vxlan_port: int | None = Non
 
 def _decode_point(
     path: Path, warnings: list[str], vxlan_port: int | None = None
-) -> tuple[dict[FlowKey, FlowTally], int]:
-    """`decode_capture`, and the bytes before the IP header in its frames (for frame sizes vs MTU)."""
+) -> tuple[dict[FlowKey, FlowTally], int, str | None]:
+    """`decode_capture`, the bytes before the IP header in its frames (for frame sizes vs MTU), and
+    what is damaged in the file (a cut or damaged record: the frames after it are missing), if anything."""
     from vxcap.adapters.pcapfile import pick_frames, read_flows
     from vxcap.core.decode import decode_frame
     from vxcap.core.fastdecode import VXLAN_PORTS
@@ -503,7 +571,8 @@ def _decode_point(
         count = result.ipv6_frames
         warnings.append(f"{path.name}: {count} IPv6 frame{'s' if count != 1 else ''} not judged (vxcap reads IPv4 underlays)")
     linktypes = [LINK_HEADER.get(linktype, 14) for linktype in result.linktypes]
-    return result.flows, linktypes[0] if len(linktypes) == 1 else 14
+    damaged = result.problem or ("the last record is cut short" if result.truncated else None)
+    return result.flows, linktypes[0] if len(linktypes) == 1 else 14, damaged
 
 
 class DecoderDisagreement(ValueError):

@@ -41,7 +41,8 @@ def test_frames_where_decoders_part_ways_still_agree(tmp_path):
     frames[W2] += [quoted]
     report, lines = check(write_run(tmp_path, frames))
     flows = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
-    assert flows[(W2, W)]["packets"] == 8 and flows[(W, W3)]["packets"] == 7
+    # 3 requests and 3 replies on each of two captures, plus the ICMP error / the three fragments
+    assert flows[(W2, W)]["packets"] == 14 and flows[(W, W3)]["packets"] == 13
     assert lines == []
 
 
@@ -56,8 +57,8 @@ def test_vxlan_on_a_port_the_manifest_names_is_decoded_as_vxlan(tmp_path):
 def test_vxlan_on_a_port_tshark_was_not_told_about_is_a_disagreement(tmp_path):
     report, lines = check(write_run(tmp_path, healthy(port=8472), port=4789))
     assert any("UDP port 8472, expected 4789" in r for f in report["flows"] for r in f["reasons"])
-    assert f"{W} -> {W3} ({POD[W]} -> {POD[W3]}) on {W}/eth1: tshark saw 0 packets, vxcap 3" in lines
-    assert f"{W3} -> {W} ({POD[W3]} -> {POD[W]}) on {W3}/eth1: tshark saw 0 packets, vxcap 3" in lines
+    assert f"{W} -> {W3} ({POD[W]} -> {POD[W3]}) on {W}/eth1: tshark saw 0 packets, vxcap 6" in lines
+    assert f"{W3} -> {W} ({POD[W3]} -> {POD[W]}) on {W3}/eth1: tshark saw 0 packets, vxcap 6" in lines
     assert f"{W} -> {W3} ({POD[W]} -> {POD[W3]}): tshark sees it as none, vxcap as vxlan" in lines
     assert any("told VXLAN is on UDP 4789" in line and "UDP 8472" in line for line in lines)
     # The plain pair is decoded alike by both.
@@ -76,7 +77,7 @@ def test_a_report_that_does_not_match_its_captures_is_caught(tmp_path):
     name = f"{W} -> {W3} ({POD[W]} -> {POD[W3]})"
     assert f"{name}: tshark VNI 4096, vxcap 4097" in lines
     assert f"{name}: tshark outer 10.10.10.11 -> 10.10.20.13, vxcap 10.10.10.11 -> 10.10.20.99" in lines
-    assert f"{name} on {W3}/eth1: tshark saw 3 packets, vxcap 2" in lines
+    assert f"{name} on {W3}/eth1: tshark saw 6 packets, vxcap 2" in lines
     assert len(lines) == 3
 
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from junitparser import Failure, JUnitXml
 
-from tests.run_support import W, W2, W3, healthy_frames, plain, vx, write_run
+from tests.run_support import W, W2, W3, healthy_frames, pings, plain, vx, write_run
 from vxcap.cli.main import cli
 from vxcap.exit_status import ExitStatus
 
@@ -25,7 +25,7 @@ def test_healthy_run_passes_and_writes_report_and_junit(tmp_path):
     flows = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
     assert flows[(W, W3)]["observed"] == "vxlan" and flows[(W, W3)]["vni"] == 4096
     assert flows[(W3, W)]["outer_src"] == "10.10.20.13" and flows[(W3, W)]["outer_dst"] == "10.10.10.11"
-    assert flows[(W, W2)]["observed"] == "plain" and flows[(W, W2)]["packets"] == 6
+    assert flows[(W, W2)]["observed"] == "plain" and flows[(W, W2)]["packets"] == 12
     assert flows[(W, W2)]["wireshark_filter"] == "ip.src==192.168.81.65 && ip.dst==192.168.164.129"
     cases = list(JUnitXml.fromfile(str(run / "junit.xml")))[0]
     assert sorted(c.name for c in cases) == sorted(
@@ -36,8 +36,9 @@ def test_healthy_run_passes_and_writes_report_and_junit(tmp_path):
 
 def test_wrong_vni_fails_with_exit_1_and_names_both_values(tmp_path):
     frames = healthy_frames()
-    frames[W] = vx(W, W3, vni=4097) + vx(W3, W) + plain(W, W2) + plain(W2, W)
-    frames[W3] = vx(W, W3, vni=4097) + vx(W3, W)
+    cross = vx(W, W3, vni=4097) + vx(W3, W, reply=True) + vx(W3, W) + vx(W, W3, vni=4097, reply=True)
+    frames[W] = cross + pings(plain, W, W2) + pings(plain, W2, W)
+    frames[W3] = cross
     run = write_run(tmp_path, frames)
     result = analyze(run)
     assert result.exit_code == ExitStatus.VERDICT_FAILED

@@ -19,10 +19,10 @@ UNDERLAY = {W: "10.10.10.11", W3: "10.10.20.13"}
 POD = {W: "192.168.81.65", W3: "192.168.209.65"}
 
 
-def vx(src, dst, vni=4096, n=3):
+def vx(src, dst, vni=4096, n=3, reply=False):
     return [
         Ether() / IP(src=UNDERLAY[src], dst=UNDERLAY[dst]) / UDP(sport=40000 + i, dport=4789) / VXLAN(vni=vni)
-        / Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(seq=i)
+        / Ether() / IP(src=POD[src], dst=POD[dst]) / ICMP(type=0 if reply else 8, seq=i)
         for i in range(n)
     ]
 
@@ -31,7 +31,9 @@ def analysed_run(tmp_path, vni=4096):
     run = tmp_path / "run"
     run.mkdir()
     for node in (W, W3):
-        wrpcap(str(run / f"{node}-eth1.pcap"), vx(W, W3, vni) + vx(W3, W))
+        # each pod pings the other and is answered
+        wrpcap(str(run / f"{node}-eth1.pcap"),
+               vx(W, W3, vni) + vx(W3, W, reply=True) + vx(W3, W) + vx(W, W3, vni, reply=True))
     manifest = {
         "version": 1,
         "overlay": {"mode": "CrossSubnet"},

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests import run_support
-from tests.run_support import W, W2, W3, plain, vx
+from tests.run_support import W, W2, W3, pings, plain, vx
 from vxcap.pipeline import analyze, load_manifest
 from vxcap.report.html import render_html
 
@@ -24,11 +24,9 @@ def write_run(tmp_path, frames, port=4789):
 
 def one_failure():
     """worker -> worker3 on the wrong VNI; everything else as it should be."""
-    return {
-        W: vx(W, W3, vni=4097) + vx(W3, W) + plain(W, W2) + plain(W2, W),
-        W3: vx(W, W3, vni=4097) + vx(W3, W),
-        W2: plain(W, W2) + plain(W2, W),
-    }
+    cross = vx(W, W3, vni=4097) + vx(W3, W, reply=True) + vx(W3, W) + vx(W, W3, vni=4097, reply=True)
+    same = pings(plain, W, W2) + pings(plain, W2, W)
+    return {W: cross + same, W3: cross, W2: same}
 
 
 def page_for(run, with_evidence=True, **kwargs):
@@ -104,9 +102,9 @@ def test_verdicts_paths_and_wireshark_lines(tmp_path):
 
 def test_a_custom_port_gets_a_decode_as_in_every_line(tmp_path):
     frames = {
-        W: vx(W, W3, port=8472) + vx(W3, W, port=8472) + plain(W, W2) + plain(W2, W),
-        W3: vx(W, W3, port=8472) + vx(W3, W, port=8472),
-        W2: plain(W, W2) + plain(W2, W),
+        W: pings(vx, W, W3, port=8472) + pings(vx, W3, W, port=8472) + pings(plain, W, W2) + pings(plain, W2, W),
+        W3: pings(vx, W, W3, port=8472) + pings(vx, W3, W, port=8472),
+        W2: pings(plain, W, W2) + pings(plain, W2, W),
     }
     report, page = page_for(write_run(tmp_path, frames, port=8472))
     assert report["verdict"] == "pass"

@@ -115,8 +115,33 @@ def mtu_section(report: dict[str, Any]) -> list[str]:
     return (["[hint]MTU per direction (pod / tunnel / underlay):[/]"] + lines) if lines else []
 
 
+def delivery_section(report: dict[str, Any]) -> list[str]:
+    """Each direction's echoes hop by hop, its losses short of a failure, and the checks not made.
+    An all-pairs run shows only the directions with something to say."""
+    flows = [flow for flow in report.get("flows", []) if isinstance(flow.get("delivery"), dict)]
+    many = len(flows) > MTU_LINES_LIMIT
+    lines = []
+    for flow in flows:
+        d = flow["delivery"]
+        said = [f"  [warn]![/] {escape(note)}" for note in d.get("notes", [])]
+        said += [f"  [hint]· not checked:[/] {escape(item)}" for item in flow.get("not_checked", [])]
+        if many and not said and flow["verdict"] == "pass":
+            continue
+        sent = "" if d["sent"] is None else f"{d['sent']} sent · "
+        lines.append(
+            f"{_arrow(flow)}: {sent}{d['left_sender']} left · {d['arrived_receiver']} arrived · "
+            f"{d['answered']} answered · {d['replies_back']} replies back"
+        )
+        lines += said
+    if not lines:
+        return []
+    return ["[hint]Echo delivery per direction (requests sent / left the sender / arrived / answered / replies back):[/]"] + lines
+
+
 def reasons(report: dict[str, Any]) -> list[str]:
-    lines = mtu_section(report)
+    lines = [f"[hint]·[/] {escape(note)}" for note in report.get("notes", [])]
+    lines += delivery_section(report)
+    lines += mtu_section(report)
     lines += [f"[fail]✗[/] {error}" for error in report.get("errors", [])]
     lines += [f"[warn]![/] {warning}" for warning in report.get("warnings", [])]
     for flow in report["flows"]:

@@ -33,6 +33,18 @@ class CaptureFile:
     node: str
     iface: str
     file: str  # relative to the run directory, and inside it
+    kernel_dropped: int | None = None  # tcpdump's "N packets dropped by kernel": the file misses them
+    failed: str | None = None  # the capture backend failed: the file is not the whole capture window
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeCount:
+    """What the prober sent in one direction and heard back (ping's own counts)."""
+
+    src_node: str
+    dst_node: str
+    sent: int
+    received: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +54,17 @@ class Manifest:
     pairs: tuple[Pair, ...]
     captures: tuple[CaptureFile, ...]
     run_id: str | None = None
+    capture_errors: tuple[tuple[str, str], ...] = ()  # (node, why it has no capture)
+    probes: tuple[ProbeCount, ...] = ()
 
     def pods_by_node(self) -> dict[str, Pod]:
         return {pod.node: pod for pod in self.pods}
+
+    def sent(self, src_node: str, dst_node: str) -> int | None:
+        for probe in self.probes:
+            if (probe.src_node, probe.dst_node) == (src_node, dst_node):
+                return probe.sent
+        return None
 
 
 def _need(obj: Any, key: str, where: str) -> Any:
@@ -135,7 +155,7 @@ def parse_manifest(data: Any) -> Manifest:
         message = str(err)
         raise InputError(message if message.startswith("manifest:") else f"manifest: overlay: {message}") from None
 
-    nodes, captures = [], []
+    nodes, captures, capture_errors = [], [], []
     for i, raw in enumerate(_list(data, "nodes", "manifest")):
         where = f"nodes[{i}]"
         # Node names become file names in the run directory: no '/' or '..' may get through.
@@ -149,13 +169,19 @@ def parse_manifest(data: Any) -> Manifest:
         )
         for j, cap in enumerate(_list(raw, "captures", where, required=False)):
             cwhere = f"{where}.captures[{j}]"
+            dropped = cap.get("kernel_dropped") if isinstance(cap, dict) else None
+            failed = cap.get("failed") if isinstance(cap, dict) else None
             captures.append(
                 CaptureFile(
                     node=name,
                     iface=_checked(check_iface, _need(cap, "iface", cwhere), f"{cwhere}.iface"),
                     file=_checked(check_relative_file, _need(cap, "file", cwhere), f"{cwhere}.file"),
+                    kernel_dropped=None if dropped is None else _int(dropped, f"{cwhere}.kernel_dropped"),
+                    failed=None if failed is None else _str(failed, f"{cwhere}.failed"),
                 )
             )
+        if raw.get("capture_error") is not None:
+            capture_errors.append((name, _str(raw["capture_error"], f"{where}.capture_error")))
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise InputError("manifest: node names must be unique")
@@ -196,6 +222,18 @@ def parse_manifest(data: Any) -> Manifest:
     if not pairs:
         raise InputError("manifest: pairs is empty: nothing to judge")
 
+    probes = []
+    for i, raw in enumerate(_list(data, "probes", "manifest", required=False)):
+        where = f"probes[{i}]"
+        probes.append(
+            ProbeCount(
+                src_node=_str(_need(raw, "src", where), f"{where}.src"),
+                dst_node=_str(_need(raw, "dst", where), f"{where}.dst"),
+                sent=_int(_need(raw, "sent", where), f"{where}.sent"),
+                received=_int(_need(raw, "received", where), f"{where}.received"),
+            )
+        )
+
     run_id = data.get("run_id")
     return Manifest(
         topology=topology,
@@ -203,6 +241,8 @@ def parse_manifest(data: Any) -> Manifest:
         pairs=tuple(pairs),
         captures=tuple(captures),
         run_id=str(run_id) if run_id is not None else None,
+        capture_errors=tuple(capture_errors),
+        probes=tuple(probes),
     )
 
 
@@ -212,9 +252,17 @@ def manifest_dict(
     pairs: tuple[Pair, ...],
     captures: dict[str, list[tuple[str, str]]],
     run_id: str | None = None,
+    *,
+    capture_facts: dict[tuple[str, str], dict[str, Any]] | None = None,
+    capture_errors: dict[str, str] | None = None,
+    probes: list[ProbeCount] | None = None,
 ) -> dict[str, Any]:
-    """The manifest a run writes; `captures` maps node to (iface, file name) pairs."""
-    involved = [n for n in topology.nodes if n.name in pods or n.name in captures]
+    """The manifest a run writes; `captures` maps node to (iface, file name) pairs, `capture_facts`
+    (node, iface) to what its backend said (kernel_dropped, failed), `capture_errors` a node without
+    a capture to why, `probes` holds the prober's counts."""
+    capture_facts = capture_facts or {}
+    capture_errors = capture_errors or {}
+    involved = [n for n in topology.nodes if n.name in pods or n.name in captures or n.name in capture_errors]
     overlay = topology.overlay
     data: dict[str, Any] = {
         "version": MANIFEST_VERSION,
@@ -231,10 +279,18 @@ def manifest_dict(
     }
     if run_id is not None:
         data["run_id"] = run_id
+    if probes:
+        data["probes"] = [{"src": p.src_node, "dst": p.dst_node, "sent": p.sent, "received": p.received} for p in probes]
     for node in involved:
         entry: dict[str, Any] = {"name": node.name, "underlay": str(node.underlay)}
         if node.vtep_mac:
             entry["vtep_mac"] = node.vtep_mac
-        entry["captures"] = [{"iface": iface, "file": file} for iface, file in captures.get(node.name, [])]
+        entry["captures"] = [
+            {"iface": iface, "file": file,
+             **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None}}
+            for iface, file in captures.get(node.name, [])
+        ]
+        if node.name in capture_errors and not entry["captures"]:
+            entry["capture_error"] = capture_errors[node.name]
         data["nodes"].append(entry)
     return data

@@ -2,7 +2,9 @@
 
 Every "must not see" has a "must see" twin: a plain path must show no VXLAN for
 its flow, and it must show the flow's packets at all, on the sender's and on the
-receiver's capture, so an empty or mis-filtered capture can never pass.
+receiver's capture, so an empty or mis-filtered capture can never pass. A direction
+whose sender or receiver has no usable capture cannot pass either: a check that
+needs it was not made, and is named as such.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from vxcap.core.delivery import Delivery
 from vxcap.core.frames import Encap, FlowTally
 from vxcap.core.plan import Expectation
 from vxcap.core.model import Wire
@@ -46,6 +49,8 @@ class FlowVerdict:
     max_wire_len: int
     outer_fragments: int
     reasons: tuple[str, ...] = field(default=())
+    not_checked: tuple[str, ...] = field(default=())  # checks that could not be made, and why
+    delivery: Delivery | None = None
 
     @property
     def passed(self) -> bool:
@@ -79,9 +84,11 @@ def observed_wire(flow: FlowTally) -> str:
 def judge(
     expectation: Expectation,
     seen: Mapping[CapturePoint, FlowTally | None],
+    unusable: Mapping[str, str] | None = None,
 ) -> FlowVerdict:
-    """Judge one direction. `seen` has an entry for every capture point the run had,
-    with None (or an empty tally) where that point saw nothing of this flow."""
+    """Judge one direction. `seen` has an entry for every usable capture point the run had,
+    with None (or an empty tally) where that point saw nothing of this flow; `unusable` says,
+    per node, why its capture is not there (never started, unreadable, its backend failed)."""
     total = FlowTally()
     for flow in seen.values():
         if flow is not None:
@@ -90,6 +97,13 @@ def judge(
     observed = observed_wire(total)
     flow_name = f"{expectation.src_ip} -> {expectation.dst_ip}"
     reasons: list[str] = []
+    not_checked: list[str] = []
+    unusable = unusable or {}
+    for role, node in (("sender", expectation.src_node), ("receiver", expectation.dst_node)):
+        if node in unusable:
+            reasons.append(f"no usable capture of {node} ({role}): {unusable[node]}")
+        elif not any(p.node == node for p in seen):
+            reasons.append(f"no usable capture of {node} ({role}): none in manifest.json")
 
     if total.packets == 0:
         where = ", ".join(str(p) for p in seen) or "no capture"
@@ -123,6 +137,8 @@ def judge(
                 reasons += _mismatches(
                     "inner destination MAC", total.inner_dst_macs, expectation.inner_dst_mac
                 )
+            else:
+                not_checked.append(f"inner destination MAC: the VTEP MAC of {expectation.dst_node} is unknown")
     elif vxlan:
         ports = ", ".join(str(p) for p, _ in total.udp_dports.most_common())
         vnis = ", ".join(str(v) for v, _ in total.vnis.most_common())
@@ -146,6 +162,7 @@ def judge(
         max_wire_len=total.max_wire_len,
         outer_fragments=total.outer_fragments,
         reasons=tuple(reasons),
+        not_checked=tuple(not_checked),
     )
 
 

@@ -28,8 +28,10 @@ def flow_dict(verdict: FlowVerdict) -> dict[str, Any]:
         "seen_on": dict(verdict.seen_on),
         "max_frame_len": verdict.max_wire_len,
         "outer_fragments": verdict.outer_fragments,
+        "delivery": None if verdict.delivery is None else verdict.delivery.as_dict(),
         "verdict": "pass" if verdict.passed else "fail",
         "reasons": list(verdict.reasons),
+        "not_checked": list(verdict.not_checked),
         "wireshark_filter": wireshark_filter(e),
     }
 
