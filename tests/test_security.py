@@ -96,7 +96,7 @@ def test_capture_pods_run_as_nobody_with_only_net_raw_and_net_admin():
     # Escalation stays allowed only so that exec honours tcpdump's file capabilities;
     # drop ALL keeps them to the two added (tests/integration/test_capture_pod_privileges.py).
     assert security["allowPrivilegeEscalation"] is True
-    assert container["image"] == "vxcap/netshoot-lite:bookworm-v2"  # the image whose tcpdump has them
+    assert container["image"] == "vxcap/netshoot-lite:bookworm-v3"  # the image whose tcpdump has them
 
 
 # ---------------------------------------------------------------- the run directory: pcaps hold other people's traffic

@@ -21,6 +21,7 @@ from scapy.utils import PcapWriter, rdpcap
 from tests.fakes import calico_objects as co
 from tests.fakes.kube_api import V4_PROTOCOL, V5_PROTOCOL, CommandRuntime, Fate, ProcessRuntime, fake_kube, start_fake_kube  # noqa: F401 (fixtures)
 from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster, KubeError
+from vxcap.core.capture import CAPTURE_IMAGE
 from vxcap.core.errors import InputError
 from vxcap.core.model import Mode, Pod
 
@@ -216,9 +217,11 @@ def test_test_pods_are_pinned_labelled_tolerating_and_unprivileged(fake_kube):
     assert pods["k01-worker3"].ip in IPv4Network("192.168.209.64/26")
 
 
-def test_the_default_image_is_a_pinned_tag():
+def test_the_default_image_is_vxcaps_own_pinned_tag():
+    # Nothing from Docker Hub at run time: the test pods run the image the capture helpers run.
     name, _, tag = DEFAULT_IMAGE.rpartition(":")
-    assert name == "nicolaka/netshoot" and tag not in ("", "latest")
+    assert name == "vxcap/netshoot-lite" and tag not in ("", "latest")
+    assert DEFAULT_IMAGE == CAPTURE_IMAGE
 
 
 def test_the_namespace_is_created_when_absent_and_reused_when_present(fake_kube):
@@ -579,7 +582,7 @@ def test_a_capture_refused_for_lack_of_permission_says_what_the_image_needs(star
         f"tcpdump on k01-worker:eth1 was not permitted to capture ({quoted}): the capture pod runs as uid 65534, "
         "so its image needs a tcpdump with file capabilities cap_net_raw,cap_net_admin=eip: build vxcap's with "
         "scripts/build-capture-image and load it onto the nodes (e.g. kind load docker-image "
-        "vxcap/netshoot-lite:bookworm-v2), or pass --capture-image"
+        "vxcap/netshoot-lite:bookworm-v3), or pass --capture-image"
     )
     assert not (tmp_path / "x.pcap").exists()
 

@@ -16,13 +16,15 @@ Docker engine for what the kubelet would ask its container runtime for:
   hostNetwork                     -> network_mode "container:<node container>": on a Kind
                                      node, the host network is the node container's
   hostPID / hostIPC               -> pid_mode / ipc_mode "host"
+  sysctls (pod level)             -> sysctls (namespaced ones only, as the kubelet allows)
 
 Container-level fields override the pod's, as in Kubernetes. What it cannot
 honour (privileged, volumes, a Localhost seccomp profile, an image not in the
 local engine) raises rather than run a pod that is not what was asked.
 
 Pods that are not hostNetwork go to `delegate` (e.g. the lab's pod namespaces)
-when one is given. Exec is `docker exec`: the container's user, capabilities,
+when one is given; else, with `network`, they run as containers on that Docker
+network (an internal one: no route out) with its address as their pod IP. Exec is `docker exec`: the container's user, capabilities,
 no_new_privs and seccomp, its stdout and stderr streamed into the fake's ExecIO
 byte for byte; when the client leaves, the exec'd process is killed, as the
 kubelet does. Deleting the pod removes its container.
@@ -31,6 +33,7 @@ kubelet does. Deleting the pod removes its container.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -41,7 +44,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from tests.fakes.kube_api import CommandNotFound, ExecIO, PodRuntime
+from tests.fakes.kube_api import CommandFailedToStart, CommandNotFound, ExecIO, PodRuntime
 
 PREFIX = "vxp"
 POD_LABEL = "vxcap.io/test-pod"  # namespace/name of the fake pod a container stands for
@@ -98,6 +101,9 @@ def create_options(client: docker.DockerClient, pod: dict, network_mode: str) ->
     elif seccomp != "RuntimeDefault":
         raise Unsupported(f"pod {name}: seccomp profile {seccomp} is not emulated")
     command = list(container.get("command") or []) + list(container.get("args") or [])
+    sysctls = {s["name"]: s["value"] for s in (spec.get("securityContext") or {}).get("sysctls") or []}
+    if sysctls and spec.get("hostNetwork"):
+        raise Unsupported(f"pod {name}: net sysctls in the host's network namespace are refused by the kubelet")
     return dict(
         image=container["image"],
         command=command or None,
@@ -111,6 +117,7 @@ def create_options(client: docker.DockerClient, pod: dict, network_mode: str) ->
         pid_mode="host" if spec.get("hostPID") else None,
         ipc_mode="host" if spec.get("hostIPC") else None,
         environment={e["name"]: e["value"] for e in container.get("env") or [] if "value" in e} or None,
+        sysctls=sysctls or None,
         labels={TEST_LABEL: "docker-pod", POD_LABEL: f"{pod['metadata'].get('namespace', '')}/{name}"},
         detach=True,
     )
@@ -131,11 +138,13 @@ class DockerPods(PodRuntime):
         nodes: Mapping[str, Any],
         delegate: PodRuntime | None = None,
         amend: Callable[[dict], dict] | None = None,
+        network: str | None = None,
     ) -> None:
         self.client = client
         self.nodes = dict(nodes)
         self.delegate = delegate
         self.amend = amend
+        self.network = network
         self.created: list[Any] = []
         self.ran: dict[str, dict[str, Any]] = {}  # pod name -> create() options
         self._containers: dict[str, Any] = {}  # pod name -> container
@@ -143,6 +152,17 @@ class DockerPods(PodRuntime):
 
     def _ours(self, pod: dict) -> bool:
         return bool(pod["spec"].get("hostNetwork")) or self.delegate is None
+
+    def _network_mode(self, pod: dict) -> str:
+        node = pod["spec"].get("nodeName", "")
+        if not pod["spec"].get("hostNetwork"):
+            if self.network is None:
+                raise Unsupported(f"pod {pod['metadata']['name']}: only hostNetwork pods run here without a delegate or a network")
+            return self.network
+        if node not in self.nodes:
+            raise Unsupported(f"pod {pod['metadata']['name']}: no container stands for node {node!r}")
+        self.nodes[node].reload()
+        return f"container:{self.nodes[node].id}"
 
     def container_ids(self) -> list[str]:
         with self._lock:
@@ -153,13 +173,7 @@ class DockerPods(PodRuntime):
             return self.delegate.start(pod)
         if self.amend is not None:
             pod = self.amend(pod)
-        node = pod["spec"].get("nodeName", "")
-        if not pod["spec"].get("hostNetwork"):
-            raise Unsupported(f"pod {pod['metadata']['name']}: only hostNetwork pods run here without a delegate")
-        if node not in self.nodes:
-            raise Unsupported(f"pod {pod['metadata']['name']}: no container stands for node {node!r}")
-        self.nodes[node].reload()
-        options = create_options(self.client, pod, f"container:{self.nodes[node].id}")
+        options = create_options(self.client, pod, self._network_mode(pod))
         name = f"{PREFIX}-{uuid.uuid4().hex[:6]}-{pod['metadata']['name']}"
         container = self.client.containers.create(name=name, **options)
         with self._lock:
@@ -170,7 +184,10 @@ class DockerPods(PodRuntime):
         container.reload()
         if container.status != "running":
             raise Unsupported(f"pod {pod['metadata']['name']}: its container is {container.status}: {container.logs()[-300:]!r}")
-        return None  # hostNetwork: the fake gives the pod its node's address, as the kubelet does
+        if pod["spec"].get("hostNetwork"):
+            return None  # the fake gives the pod its node's address, as the kubelet does
+        ip = container.attrs["NetworkSettings"]["Networks"][self.network]["IPAddress"]
+        return {"podIP": ip, "podIPs": [{"ip": ip}]}
 
     def stop(self, pod: dict) -> None:
         if not self._ours(pod):
@@ -209,6 +226,8 @@ class DockerPods(PodRuntime):
                             said.extend(out[:4096])
                         io.stdout(out)
                     if err:
+                        if len(said) < 4096:
+                            said.extend(err[:4096])
                         io.stderr(err)
             except (docker.errors.APIError, OSError):
                 pass  # the container went with its pod
@@ -224,6 +243,9 @@ class DockerPods(PodRuntime):
         code = _exit_code(api, exec_id)
         if code in (126, 127) and b"executable file not found" in said:
             raise CommandNotFound(argv[0] if argv else "")
+        refused = _exec_refusal(code, bytes(said))
+        if refused is not None:
+            raise CommandFailedToStart(refused)
         return code
 
     def close(self) -> None:
@@ -258,6 +280,22 @@ def _kill_exec(api: Any, exec_id: str) -> None:
             os.kill(pid, signal.SIGKILL)  # a host pid: Docker reports it so
         except ProcessLookupError:
             pass
+
+
+# runc's words when execve itself fails (file capabilities outside the bounding set: EPERM).
+_RUNC_EXEC_FAILED = re.compile(rb"^exec (\S+): ([^\n]+)\n?$")
+
+
+def _exec_refusal(code: int, said: bytes) -> str | None:
+    """The runtime refused to start the command: the message a kubelet's API server sends, else None."""
+    text = " ".join(said.decode(errors="replace").split())
+    if code in (126, 127) and text.startswith("OCI runtime exec failed"):
+        return text
+    found = _RUNC_EXEC_FAILED.match(said)
+    if code in (1, 126, 127) and found:
+        path, reason = found.group(1).decode(), found.group(2).decode().strip()
+        return f"OCI runtime exec failed: exec failed: unable to start container process: exec {path}: {reason}: unknown"
+    return None
 
 
 def _exit_code(api: Any, exec_id: str, timeout: float = 5.0) -> int:

@@ -227,6 +227,10 @@ class CommandNotFound(Exception):
     pass
 
 
+class CommandFailedToStart(Exception):
+    """The runtime could not start the command (e.g. exec refused with EPERM); the message is its words."""
+
+
 class PodRuntime:
     """The behaviour of containers. Override what a test needs.
 
@@ -1018,6 +1022,14 @@ class _Handler(BaseHTTPRequestHandler):
                         "reason": "NonZeroExitCode",
                         "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
                     }
+            except CommandFailedToStart as refused:
+                status = {
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": str(refused),
+                    "reason": "InternalError",
+                    "code": 500,
+                }
             except CommandNotFound as missing:
                 status = {
                     "metadata": {},

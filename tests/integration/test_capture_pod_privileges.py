@@ -56,7 +56,7 @@ SECCOMP_FILTER = "2"  # /proc/<pid>/status "Seccomp": a filter is loaded (Runtim
 WHAT_THE_IMAGE_NEEDS = (
     "the capture pod runs as uid 65534, so its image needs a tcpdump with file capabilities "
     "cap_net_raw,cap_net_admin=eip: build vxcap's with scripts/build-capture-image and load it onto the nodes "
-    "(e.g. kind load docker-image vxcap/netshoot-lite:bookworm-v2), or pass --capture-image"
+    "(e.g. kind load docker-image vxcap/netshoot-lite:bookworm-v3), or pass --capture-image"
 )
 NO_PERMISSION = "tcpdump: eth1: You don't have permission to perform this capture on that device (socket: Operation not permitted)"
 CANNOT_BE_ROOT = "tcpdump: Couldn't change to 'root' uid=0 gid=0: Operation not permitted"
@@ -162,7 +162,7 @@ def test_capture_pods_capture_as_nobody_holding_only_net_raw_and_net_admin(tmp_p
 
     # Both capture pods ran from vxcap's capture image, in their node's network namespace.
     assert sorted((o["image"], o["network_mode"]) for o in pods.ran.values()) == sorted(
-        ("vxcap/netshoot-lite:bookworm-v2", f"container:{c.id}") for c in kind_like_nodes.values()
+        ("vxcap/netshoot-lite:bookworm-v3", f"container:{c.id}") for c in kind_like_nodes.values()
     )
     # What the kernel gave each tcpdump: nobody, NET_RAW and NET_ADMIN and nothing else, bounded so.
     assert sorted(s["netns"] for s in watch.seen.values()) == sorted(node_netns.values())

@@ -121,15 +121,16 @@ prefix_option = click.option(
 @cluster_options
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
 @click.option("--image", default=None, help="Test pod image (needs iputils ping; python3 for the TCP/MSS exchange). "
-                                             "Default: a pinned nicolaka/netshoot. Capture pods use --capture-image.")
+                                             "Default: vxcap's own, vxcap/netshoot-lite:bookworm-v3 (load it with "
+                                             "`vxcap images load`). Capture pods use --capture-image.")
 @click.option("--capture", type=click.Choice(["auto", "docker", "pod"]), default="auto", show_default=True,
               help="How to capture on a node: docker (Kind/containerlab: a helper joins the node container), "
                    "pod (any cluster: a hostNetwork pod, as nobody with NET_RAW+NET_ADMIN only), auto (docker when a container named like the node runs).")
 @click.option("--capture-image", default=None,
               help="Image for the capture helpers (Docker containers and capture pods). They run as uid 65534, so "
                    "its tcpdump needs file capabilities cap_net_raw,cap_net_admin=eip. Default: "
-                   "vxcap/netshoot-lite:bookworm-v2 (scripts/build-capture-image; on a cluster, load it onto the "
-                   "nodes, e.g. kind load docker-image). See docs/capture.md.")
+                   "vxcap/netshoot-lite:bookworm-v3 (scripts/build-capture-image; on a cluster, load it onto the "
+                   "nodes: `vxcap images load --kind NAME`). See docs/capture.md.")
 @click.option("--iface", default="eth1", show_default=True, help="Node underlay interface to capture on (clusters).")
 @click.option("--ready-timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
               help="Seconds to wait for test and capture pods to become Ready.")

@@ -34,10 +34,12 @@ DEFAULT_MAX_BYTES = 32 << 20  # 100 000 records of 256 bytes fit (27.2 MB)
 # A capture nobody stops (vxcap killed hard) still ends by itself after this.
 DEFAULT_DURATION_S = 600.0
 
-# vxcap's capture image (scripts/build-capture-image), the default of both capture
-# helpers: Docker containers and capture pods. Both run it as nobody, so its tcpdump
-# carries cap_net_raw,cap_net_admin=eip as file capabilities.
-CAPTURE_IMAGE = "vxcap/netshoot-lite:bookworm-v2"
+# vxcap's one image (images/netshoot-lite: scripts/build-capture-image or its
+# Dockerfile), the default of test pods and of both capture helpers (Docker
+# containers and capture pods), so nothing is pulled from Docker Hub at run time.
+# All run it as nobody, so its tcpdump carries cap_net_raw,cap_net_admin=eip as
+# file capabilities; test pods use its ping, python3 and ip. v3 added python3.
+CAPTURE_IMAGE = "vxcap/netshoot-lite:bookworm-v3"
 
 PCAP_FILE_HEADER = 24
 PCAP_RECORD_HEADER = 16

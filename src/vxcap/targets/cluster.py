@@ -21,7 +21,7 @@ from vxcap.targets import fan_out
 
 # A capture nobody stops (vxcap killed hard) still ends by itself.
 CAPTURE_DEADLINE_S = 600.0
-# The test image's interpreter for the TCP exchange (netshoot ships python3 with scapy).
+# The test image's interpreter for the TCP exchange (vxcap's image ships python3).
 POD_PYTHON = "python3"
 POD_LINK_ARGV = ["ip", "-d", "-j", "link", "show"]
 _EXEC_MARGIN_S = 15.0

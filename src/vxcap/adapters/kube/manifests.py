@@ -34,8 +34,9 @@ from vxcap.core.capture import CAPTURE_IMAGE
 from vxcap.core.names import check_namespace, check_node_name
 
 DEFAULT_NAMESPACE = "vxcap"
-# The test pods' image. A pinned tag: the same tools (iputils ping, python3, iproute2 with -j) every run.
-DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
+# The test pods' image: vxcap's own (iputils ping, python3, iproute2 with -j), the capture
+# helpers' too, so one image loaded onto the nodes serves the whole run.
+DEFAULT_IMAGE = CAPTURE_IMAGE
 DEFAULT_LIFETIME_S = 3600
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
