@@ -358,12 +358,52 @@ class ProcessRuntime(PodRuntime):
         return 0 if hit else 1
 
 
+# ---------------------------------------------------------------- images on nodes, as the kubelet sees them
+
+BACKOFF_DELAY_S = 0.3  # ErrImagePull turns into ImagePullBackOff after this (the kubelet: 10 s and up)
+_REFERENCE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+
+
+def normalized_image(image: str) -> str:
+    """containerd's full reference: docker.io/ and library/ added, :latest when untagged."""
+    name, digest = (image.split("@", 1) + [""])[:2]
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    if ":" not in name.rsplit("/", 1)[-1] and not digest:
+        name += ":latest"
+    return name + (f"@{digest}" if digest else "")
+
+
+def image_waiting(image: str, policy: str, on_node: bool, pullable: bool) -> tuple[str, str, str] | None:
+    """(reason, message, event message) a kubelet gives a container whose image it cannot get; None if it can."""
+    if not _REFERENCE.match(image):
+        message = (f'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": '
+                   "invalid reference format: repository name must be lowercase")
+        return "InvalidImageName", message, message
+    if on_node and policy != "Always":
+        return None
+    if policy == "Never":
+        message = f'Container image "{image}" is not present with pull policy of Never'
+        return "ErrImageNeverPull", message, message
+    if pullable:
+        return None
+    full = normalized_image(image)
+    message = (f'rpc error: code = Unknown desc = failed to pull and unpack image "{full}": failed to resolve reference '
+               f'"{full}": pull access denied, repository does not exist or may require authorization: '
+               "server message: insufficient_scope: authorization failed")
+    return "ErrImagePull", message, f'Failed to pull image "{image}": {message}'
+
+
 @dataclass
 class Fate:
     """What becomes of a pod: Running and Ready after `delay`, stuck Pending with a
-    scheduler event, or Failed (its container exited) with `log`."""
+    scheduler event, Failed (its container exited) with `log`, or Pending with its
+    container waiting for `reason` (e.g. CreateContainerConfigError) and `message`."""
 
-    kind: str = "ready"  # ready | pending | failed
+    kind: str = "ready"  # ready | pending | failed | waiting
     delay: float = 0.05
     reason: str = "FailedScheduling"
     message: str = PENDING_MESSAGE
@@ -395,6 +435,10 @@ class FakeKube:
     forbidden: set[tuple[str, str]] = field(default_factory=set)  # (verb, resource[/subresource]) answered 403
     authorize: Callable[[Access], bool] | None = None  # an authorizer, e.g. deploy/rbac.yaml's rules
     user: str = "system:serviceaccount:vxcap:vxcap"
+    # Images each node holds (normalized or not); None: every image on every node.
+    # A pod pinned to a node without its image stays Pending: ErrImagePull, then ImagePullBackOff.
+    node_images: dict[str, set[str]] | None = None
+    registry: set[str] = field(default_factory=set)  # images a node could pull
 
     def __post_init__(self) -> None:
         if self.calico is None:
@@ -551,6 +595,20 @@ class FakeKube:
             if fate.kind == "pending":
                 self._record_event(pod, fate.reason, fate.message)
                 return
+            if fate.kind == "waiting":
+                self._wait_container(pod, fate.reason, fate.message)
+                return
+            pulled = self._image_trouble(pod)
+            if pulled is not None:
+                reason, message, event = pulled
+                self._record_event(pod, "Failed", event, component="kubelet")
+                self._wait_container(pod, reason, message)
+                if reason == "ErrImagePull":
+                    timer = threading.Timer(BACKOFF_DELAY_S, self._back_off, args=(namespace, name))
+                    timer.daemon = True
+                    self._timers.append(timer)
+                    timer.start()
+                return
             host_network = bool(spec.get("hostNetwork"))
             status = pod["status"]
             status.update(hostIP=self._node_ip(node_name), startTime=_now())
@@ -592,7 +650,50 @@ class FakeKube:
             pod["metadata"]["resourceVersion"] = self._next_rv()
             self._emit("MODIFIED", pod)
 
-    def _record_event(self, pod: dict, reason: str, message: str) -> None:
+    def _image_trouble(self, pod: dict) -> tuple[str, str, str] | None:
+        if self.node_images is None:
+            return None
+        container = pod["spec"]["containers"][0]
+        image = container.get("image", "")
+        node = pod["spec"].get("nodeName", "")
+        held = {normalized_image(i) for i in self.node_images.get(node, set())}
+        pullable = normalized_image(image) in {normalized_image(i) for i in self.registry}
+        policy = container.get("imagePullPolicy") or ("Always" if normalized_image(image).endswith(":latest") else "IfNotPresent")
+        return image_waiting(image, policy, normalized_image(image) in held, pullable)
+
+    def _wait_container(self, pod: dict, reason: str, message: str) -> None:
+        """Pending, its container waiting for `reason`: what a kubelet reports for a container it cannot create."""
+        container = pod["spec"]["containers"][0]
+        status = pod["status"]
+        status.update(hostIP=self._node_ip(pod["spec"].get("nodeName", "")), startTime=_now())
+        status["conditions"] = [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": _now(),
+             "message": f"containers with unready status: [{container['name']}]"},
+        ]
+        status["containerStatuses"] = [{
+            "name": container["name"],
+            "image": container.get("image", ""),
+            "imageID": "",
+            "ready": False,
+            "started": False,
+            "restartCount": 0,
+            "state": {"waiting": {"reason": reason, "message": message}},
+        }]
+        pod["metadata"]["resourceVersion"] = self._next_rv()
+        self._emit("MODIFIED", pod)
+
+    def _back_off(self, namespace: str, name: str) -> None:
+        with self._lock:
+            pod = self.pods.get((namespace, name))
+            if pod is None or self._stopping.is_set():
+                return
+            image = pod["spec"]["containers"][0].get("image", "")
+            message = f'Back-off pulling image "{image}"'
+            self._record_event(pod, "BackOff", message, component="kubelet")
+            self._wait_container(pod, "ImagePullBackOff", message)
+
+    def _record_event(self, pod: dict, reason: str, message: str, component: str = "default-scheduler") -> None:
         meta = pod["metadata"]
         event = {
             "apiVersion": "v1",
@@ -617,8 +718,8 @@ class FakeKube:
             "count": 1,
             "firstTimestamp": _now(),
             "lastTimestamp": _now(),
-            "source": {"component": "default-scheduler"},
-            "reportingComponent": "default-scheduler",
+            "source": {"component": component},
+            "reportingComponent": component,
         }
         self.events.append(event)
 

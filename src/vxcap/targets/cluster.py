@@ -59,6 +59,7 @@ class ClusterTarget:
         self.pods: dict[str, Pod] = {}
         self._docker = None
         self._backend_of: dict[str, CaptureBackend] = {}
+        self._capture_pod_failures: dict[str, VxcapError] = {}
         # What release() must undo. Set before the first call that may create
         # something, so a run that made nothing never contacts the cluster or
         # Docker again on its way out (and their error cannot mask the run's).
@@ -100,8 +101,14 @@ class ClusterTarget:
             self._may_have_pods = True
 
     def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:
+        """Test pods on `nodes`, and the capture pods the pod backend needs there, created and awaited together.
+
+        A capture pod that cannot become Ready fails only its node's capture (said by start_capture)."""
+        capture_nodes = [node for node in nodes if self.backend_for(node) is CaptureBackend.POD]
         self._may_have_pods = True
-        self.pods = self.cluster.create_test_pods(self.run_id, nodes, timeout=self.ready_timeout)
+        self.pods, self._capture_pod_failures = self.cluster.create_run_pods(
+            self.run_id, nodes, capture_nodes, capture_image=self.capture_image or CAPTURE_IMAGE, timeout=self.ready_timeout
+        )
         return self.pods
 
     def underlay_iface(self, node: str) -> str:
@@ -118,6 +125,8 @@ class ClusterTarget:
         return self.cluster.start_capture(node, run_id=self.run_id, **common)
 
     def _capture_pod_ready(self, node: str) -> None:
+        if node in self._capture_pod_failures:
+            raise self._capture_pod_failures[node]
         # Made here so the capture pod waits as long as the test pods may, not the adapter's default;
         # and from the capture image, not the test pods': it runs as nobody, its tcpdump needs file capabilities.
         self.cluster.create_capture_pods(self.run_id, [node], image=self.capture_image or CAPTURE_IMAGE,

@@ -124,11 +124,57 @@ class KubeCluster:
         except ValueError as err:
             raise KubeError(str(err)) from None
 
+    @property
+    def load_command(self) -> str | None:
+        """How to put vxcap's images on this cluster's nodes, when vxcap can do it (Kind)."""
+        context = self.conn.context
+        return f"vxcap images load --kind {cluster_name(context)}" if context.startswith("kind-") else None
+
     def _create_and_wait(self, namespace: str, run_id: str, bodies: list[dict[str, Any]], timeout: float) -> dict[str, dict[str, Any]]:
         pods.ensure_namespace(self.conn, namespace)
         pods.create_all(self.conn, namespace, bodies)
         names = [body["metadata"]["name"] for body in bodies]
-        return pods.wait_ready(self.conn, namespace, names, manifests.managed_selector(run_id), timeout)
+        return pods.wait_ready(self.conn, namespace, names, manifests.managed_selector(run_id), timeout, self.load_command)
+
+    def create_run_pods(
+        self,
+        run_id: str,
+        test_nodes: tuple[str, ...] | list[str],
+        capture_nodes: tuple[str, ...] | list[str],
+        image: str | None = None,
+        capture_image: str | None = None,
+        timeout: float = DEFAULT_READY_TIMEOUT_S,
+    ) -> tuple[dict[str, Pod], dict[str, KubeError]]:
+        """Test pods and capture pods created together and awaited together (one wait, not one per node).
+
+        Returns the test pods by node (all Ready, else a KubeError) and, by node, why
+        a capture pod is not Ready: that node's capture fails, the run goes on.
+        """
+        run_id = self._run_id(run_id)
+        namespace = self.namespace
+        tests = [manifests.probe_pod(run_id, node, image or self.image) for node in test_nodes]
+        captures = [manifests.capture_pod(run_id, node, capture_image or CAPTURE_IMAGE) for node in capture_nodes
+                    if (run_id, node) not in self._capture_pods]
+        pods.ensure_namespace(self.conn, namespace)
+        pods.create_all(self.conn, namespace, tests + captures)
+        names = [body["metadata"]["name"] for body in tests + captures]
+        ready, failed = pods.wait_settled(self.conn, namespace, names, manifests.managed_selector(run_id), timeout, self.load_command)
+        test_failures = {body["metadata"]["name"]: failed[body["metadata"]["name"]] for body in tests if body["metadata"]["name"] in failed}
+        if test_failures:
+            pods._raise_failed(test_failures, timeout)
+        result = {}
+        for body in tests:
+            name, node = body["metadata"]["name"], body["spec"]["nodeName"]
+            result[node] = Pod(name=name, node=node, ip=_pod_ipv4(ready[name]))
+            self._pod_namespaces[name] = namespace
+        capture_failures = {}
+        for body in captures:
+            name, node = body["metadata"]["name"], body["spec"]["nodeName"]
+            if name in failed:
+                capture_failures[node] = KubeError(failed[name])
+            else:
+                self._capture_pods[(run_id, node)] = name
+        return result, capture_failures
 
     def exec(self, pod: str, argv: list[str], timeout: float = 30.0, namespace: str | None = None) -> kexec.ExecResult:
         """Run argv (no shell) in one of vxcap's pods."""

@@ -148,11 +148,77 @@ def explain(conn: Connection, namespace: str, pod: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def wait_ready(conn: Connection, namespace: str, names: list[str], selector: str, timeout: float) -> dict[str, dict[str, Any]]:
-    """Watch the pods (never poll) until every one of `names` is Ready; their objects by name.
+# Waiting reasons no wait outlasts: the kubelet retries them, but nothing changes until
+# someone loads the image, fixes the reference or the spec.
+IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "RegistryUnavailable")
+CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+TERMINAL_REASONS = IMAGE_REASONS + ("InvalidImageName",) + CONFIG_REASONS
 
-    A pod that ends (Failed/Succeeded) fails at once; pods still not Ready at
-    the deadline fail with what their events say, all in one line.
+
+def terminal_waiting(pod: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of a container waiting for something that will not come by itself."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in TERMINAL_REASONS:
+            return waiting["reason"], one_line(waiting.get("message") or "")
+    return None
+
+
+def _config_field(message: str) -> str:
+    """The pod spec field a kubelet config error is about, as far as its message says."""
+    lowered = message.lower()
+    for needle, field in (
+        ("runasnonroot", "securityContext.runAsNonRoot (the image's user is root; vxcap's pods run as uid 65534)"),
+        ("non-numeric user", "securityContext.runAsUser (the image names its user by name)"),
+        ("sysctl", "spec.securityContext.sysctls"),
+        ("seccomp", "securityContext.seccompProfile"),
+        ("apparmor", "the AppArmor profile"),
+        ("capabilit", "securityContext.capabilities"),
+        ("secret", "a Secret the pod refers to"),
+        ("configmap", "a ConfigMap the pod refers to"),
+    ):
+        if needle in lowered:
+            return field
+    return "spec.containers[0]"
+
+
+def terminal_hint(pod: dict[str, Any], reason: str, message: str, load_command: str | None) -> str:
+    """What to do about a terminal waiting reason, in one clause."""
+    spec = pod.get("spec") or {}
+    container = (spec.get("containers") or [{}])[0]
+    image = container.get("image", "?")
+    node = spec.get("nodeName", "?")
+    capture = ((pod.get("metadata") or {}).get("labels") or {}).get(manifests.ROLE_LABEL) == manifests.CAPTURE_ROLE
+    option = "--capture-image" if capture else "--image"
+    if reason in IMAGE_REASONS:
+        load = f"load it onto the nodes with `{load_command}`, or " if load_command else ""
+        return (f"image {image} is not on node {node} and cannot be pulled: {load}push it to a registry the nodes "
+                f"pull from and pass {option} (docs/images.md)")
+    if reason == "InvalidImageName":
+        return f"{option} {image!r} is not a valid image reference"
+    return f"the kubelet refused the pod's {_config_field(message)}"
+
+
+def _cannot_start(pod: dict[str, Any], load_command: str | None) -> str | None:
+    found = terminal_waiting(pod)
+    if found is None:
+        return None
+    reason, message = found
+    meta = pod.get("metadata") or {}
+    node = (pod.get("spec") or {}).get("nodeName", "?")
+    said = f"{reason}: {message}" if message else reason
+    return f"pod {meta.get('name', '?')} on {node} cannot start ({said}): {terminal_hint(pod, reason, message, load_command)}"
+
+
+def wait_settled(
+    conn: Connection, namespace: str, names: list[str], selector: str, timeout: float, load_command: str | None = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Watch the pods (never poll) until each of `names` is Ready or cannot become so.
+
+    Returns (Ready pods by name, why each other one is not, by name). A pod that
+    ended (Failed/Succeeded) or waits for a terminal reason (ErrImagePull,
+    CreateContainerConfigError, ...) is settled at once: no wait outlasts those;
+    pods still not Ready at the deadline are explained by their events.
     """
     core = conn.core()
     deadline = time.monotonic() + timeout
@@ -164,15 +230,22 @@ def wait_ready(conn: Connection, namespace: str, names: list[str], selector: str
     for pod in listing.get("items") or []:
         latest[pod["metadata"]["name"]] = pod
     resource_version = (listing.get("metadata") or {}).get("resourceVersion")
+    failed: dict[str, str] = {}
 
-    def check() -> bool:
+    def settle() -> bool:
         for name in names:
             pod = latest.get(name)
-            if pod is not None and has_ended(pod):
-                raise KubeError(f"pod ended before it was Ready: {explain(conn, namespace, pod)}")
-        return all(name in latest and is_ready(latest[name]) for name in names)
+            if name in failed or pod is None:
+                continue
+            if has_ended(pod):
+                failed[name] = f"pod ended before it was Ready: {explain(conn, namespace, pod)}"
+            else:
+                stuck = _cannot_start(pod, load_command)
+                if stuck is not None:
+                    failed[name] = stuck
+        return all(name in failed or (name in latest and is_ready(latest[name])) for name in names)
 
-    while not check():
+    while not settle():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
@@ -194,20 +267,40 @@ def wait_ready(conn: Connection, namespace: str, names: list[str], selector: str
                     resource_version = pod["metadata"].get("resourceVersion", resource_version)
                     if event["type"] == "DELETED":
                         latest.pop(name, None)
-                        if name in names:
-                            raise KubeError(f"pod {namespace}/{name} was deleted while vxcap waited for it")
+                        if name in names and name not in failed:
+                            failed[name] = f"pod {namespace}/{name} was deleted while vxcap waited for it"
                     else:
                         latest[name] = pod
-                    if check() or time.monotonic() >= deadline:
+                    if settle() or time.monotonic() >= deadline:
                         break
             finally:
                 watcher.stop()
                 events.close()
-    if all(name in latest and is_ready(latest[name]) for name in names):
-        return {name: latest[name] for name in names}
-    not_ready = [name for name in names if not (name in latest and is_ready(latest[name]))]
-    reasons = [explain(conn, namespace, latest[name]) if name in latest else f"{name}: not found" for name in not_ready]
-    raise KubeError(f"pods not Ready after {timeout:g}s: " + " || ".join(reasons))
+    ready = {name: latest[name] for name in names if name not in failed and name in latest and is_ready(latest[name])}
+    late = [name for name in names if name not in ready and name not in failed]
+    if late:
+        reasons = [explain(conn, namespace, latest[name]) if name in latest else f"{name}: not found" for name in late]
+        for name, reason in zip(late, reasons):
+            failed[name] = f"pods not Ready after {timeout:g}s: {reason}"
+    return ready, failed
+
+
+def wait_ready(
+    conn: Connection, namespace: str, names: list[str], selector: str, timeout: float, load_command: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every one of `names` Ready, by name; else one KubeError saying why for each that is not."""
+    ready, failed = wait_settled(conn, namespace, names, selector, timeout, load_command)
+    if not failed:
+        return ready
+    return _raise_failed(failed, timeout)
+
+
+def _raise_failed(failed: dict[str, str], timeout: float):
+    settled = [text for text in failed.values() if not text.startswith("pods not Ready after")]
+    if settled:
+        raise KubeError(" || ".join(settled))
+    prefix = f"pods not Ready after {timeout:g}s: "
+    raise KubeError(prefix + " || ".join(text[len(prefix):] for text in failed.values()))
 
 
 def delete_matching(conn: Connection, namespace: str, selector: str) -> list[str]:
