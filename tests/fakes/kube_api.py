@@ -358,6 +358,44 @@ class ProcessRuntime(PodRuntime):
         return 0 if hit else 1
 
 
+# ---------------------------------------------------------------- Pod Security admission, as the API server enforces it
+
+# Capabilities the baseline level lets a container add (Pod Security Standards).
+BASELINE_CAPS = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+                 "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
+def _quoted(items) -> str:
+    return ", ".join(f'"{i}"' for i in items)
+
+
+def pod_security_violations(pod: dict, level: str) -> list[str]:
+    """What the PodSecurity admission plugin lists for `pod` at `level`, in its words (the checks vxcap's pods meet)."""
+    if level not in ("baseline", "restricted"):
+        return []
+    spec = pod.get("spec") or {}
+    found = []
+    host = [f"{f}=true" for f in ("hostNetwork", "hostPID", "hostIPC") if spec.get(f)]
+    if host:
+        found.append(f"host namespaces ({', '.join(host)})")
+    containers = spec.get("containers") or []
+    privileged = [c["name"] for c in containers if (c.get("securityContext") or {}).get("privileged")]
+    if privileged:
+        found.append(f"privileged (container {_quoted(privileged)} must not set securityContext.privileged=true)")
+    if level == "restricted":
+        escalating = [c["name"] for c in containers if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False]
+        if escalating:
+            found.append(f"allowPrivilegeEscalation != false (container {_quoted(escalating)} must set securityContext.allowPrivilegeEscalation=false)")
+    for c in containers:
+        added = sorted(set((((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or [])))
+        allowed = {"NET_BIND_SERVICE"} if level == "restricted" else BASELINE_CAPS
+        bad = [cap for cap in added if cap not in allowed]
+        if bad:
+            name = "unrestricted capabilities" if level == "restricted" else "non-default capabilities"
+            found.append(f'{name} (container "{c["name"]}" must not include {_quoted(bad)} in securityContext.capabilities.add)')
+    return found
+
+
 # ---------------------------------------------------------------- images on nodes, as the kubelet sees them
 
 BACKOFF_DELAY_S = 0.3  # ErrImagePull turns into ImagePullBackOff after this (the kubelet: 10 s and up)
@@ -439,6 +477,8 @@ class FakeKube:
     # A pod pinned to a node without its image stays Pending: ErrImagePull, then ImagePullBackOff.
     node_images: dict[str, set[str]] | None = None
     registry: set[str] = field(default_factory=set)  # images a node could pull
+    # A validating webhook (a policy engine): (namespace, pod) -> None to admit, or (HTTP code, message) to deny.
+    webhook: Callable[[str, dict], tuple[int, str] | None] | None = None
 
     def __post_init__(self) -> None:
         if self.calico is None:
@@ -561,6 +601,17 @@ class FakeKube:
         spec = pod.get("spec") or {}
         if not spec.get("containers"):
             raise ApiError(422, "Invalid", f'Pod "{name}" is invalid: spec.containers: Required value')
+        labels = (self.namespaces[namespace].get("metadata") or {}).get("labels") or {}
+        level = labels.get("pod-security.kubernetes.io/enforce", "privileged")
+        violations = pod_security_violations(pod, level)
+        if violations:
+            version = labels.get("pod-security.kubernetes.io/enforce-version", "latest")
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: violates PodSecurity "{level}:{version}": {", ".join(violations)}')
+        if self.webhook is not None:
+            denied = self.webhook(namespace, pod)
+            if denied is not None:
+                code, message = denied
+                raise ApiError(code, "Forbidden" if code == 403 else "BadRequest", message)
         meta.update(
             namespace=namespace,
             uid=hashlib.sha256(f"{namespace}/{name}/{time.time()}".encode()).hexdigest()[:36],
@@ -796,11 +847,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body
         return json.loads(raw) if raw else None
 
     def _dispatch(self, method: str) -> None:
+        # Read before any answer: a refused request's body left unread would be taken for the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
         query = parse_qs(split.query)
         access = classify(method, split.path, query)
@@ -833,6 +886,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
     # -- routes
 
     def _route(self, method: str, path: str, query: dict[str, list[str]]) -> None:
@@ -861,6 +917,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/namespaces" and method == "POST":
             return self._create_namespace(self._body() or {})
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)", path)
+        if m and method == "PATCH":
+            return self._patch_namespace(m.group(1), self._body())
         if m and method == "GET":
             with kube._lock:
                 ns = kube.namespaces.get(m.group(1))
@@ -912,6 +970,24 @@ class _Handler(BaseHTTPRequestHandler):
                 raise not_found(plural, name, group)
             return self._send_json(200, found)
         return self._send_json(200, {"apiVersion": gv, "kind": f"{kind}List", "metadata": {"resourceVersion": "2210"}, "items": items})
+
+    def _patch_namespace(self, name: str, patch: Any) -> None:
+        """A merge patch of labels (what vxcap sends); a JSON patch list is refused as unsupported here."""
+        if not isinstance(patch, dict):
+            raise ApiError(415, "UnsupportedMediaType", "only merge patches are emulated")
+        with self.kube._lock:
+            ns = self.kube.namespaces.get(name)
+            if ns is None:
+                raise not_found("namespaces", name)
+            for key, value in ((patch.get("metadata") or {}).get("labels") or {}).items():
+                labels = ns["metadata"].setdefault("labels", {})
+                if value is None:
+                    labels.pop(key, None)
+                else:
+                    labels[key] = value
+            ns["metadata"]["resourceVersion"] = self.kube._next_rv()
+            body = copy.deepcopy(ns)
+        self._send_json(200, body)
 
     def _create_namespace(self, body: dict) -> None:
         name = (body.get("metadata") or {}).get("name", "")

@@ -120,6 +120,8 @@ prefix_option = click.option(
 @prefix_option
 @cluster_options
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
+@click.option("--capture-namespace", default=None,
+              help="Namespace for capture pods only (Pod Security `privileged`), so --namespace can stay restricted.")
 @click.option("--image", default=None, help="Test pod image (needs iputils ping; python3 for the TCP/MSS exchange). "
                                              "Default: vxcap's own, vxcap/netshoot-lite:bookworm-v3 (load it with "
                                              "`vxcap images load`). Capture pods use --capture-image.")
@@ -142,7 +144,7 @@ prefix_option = click.option(
 @click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
-def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace, image, capture,
+def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace, capture_namespace, image, capture,
         capture_image, iface, ready_timeout, out_parent, count, keep, cross_check, as_json) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction.
 
@@ -163,6 +165,8 @@ def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, con
     from vxcap.core.names import check_iface, check_namespace
 
     check_namespace(namespace, "--namespace")
+    if capture_namespace is not None:
+        check_namespace(capture_namespace, "--capture-namespace")
     check_iface(iface, "--iface")
     from vxcap.cli.console import progress
     from vxcap.pipeline import RunOptions, new_run_id
@@ -181,7 +185,8 @@ def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, con
         from vxcap.targets.cluster import ClusterTarget
 
         target = ClusterTarget(run_id, kubeconfig, context, namespace=namespace, image=image, capture=capture,
-                               capture_image=capture_image, iface=iface, keep=keep, ready_timeout=ready_timeout)
+                               capture_image=capture_image, iface=iface, keep=keep, ready_timeout=ready_timeout,
+                               capture_namespace=capture_namespace)
     options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count,
                          run_id=run_id, cross_check=cross_check)
     outcome = run_pipeline(target, options, progress=progress)
@@ -242,8 +247,9 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, as_json
 @cli.command()
 @cluster_options
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace vxcap's pods live in.")
+@click.option("--capture-namespace", default=None, help="Also clean this namespace of capture pods (as given to run).")
 @_guarded
-def cleanup(kubeconfig, context, namespace) -> None:
+def cleanup(kubeconfig, context, namespace, capture_namespace) -> None:
     """Remove everything vxcap left in the cluster and the local Docker engine (by label),
     e.g. after --keep or a run that was killed hard. The embedded lab: `vxcap lab down`."""
     from vxcap.cli.console import console
@@ -252,7 +258,9 @@ def cleanup(kubeconfig, context, namespace) -> None:
 
     check_namespace(namespace, "--namespace")
 
-    pods, containers = cleanup_everything(kubeconfig, context, namespace)
+    if capture_namespace is not None:
+        check_namespace(capture_namespace, "--capture-namespace")
+    pods, containers = cleanup_everything(kubeconfig, context, namespace, capture_namespace)
     console.print(f"removed {len(pods)} pod(s) and {len(containers)} capture container(s)")
 
 

@@ -46,11 +46,13 @@ class ClusterTarget:
         iface: str = "eth1",
         keep: bool = False,
         ready_timeout: float = 60.0,
+        capture_namespace: str | None = None,
     ) -> None:
         from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster
 
         self.run_id = run_id
-        self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE)
+        self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE,
+                                   capture_namespace=capture_namespace)
         self.capture = CaptureBackend(capture)
         self.capture_image = capture_image
         self.iface = iface
@@ -235,14 +237,16 @@ class ClusterTarget:
                 self.cluster.close()
 
 
-def cleanup_everything(kubeconfig: str | None, context: str | None, namespace: str) -> tuple[list[str], list[str]]:
+def cleanup_everything(
+    kubeconfig: str | None, context: str | None, namespace: str, capture_namespace: str | None = None
+) -> tuple[list[str], list[str]]:
     """What `vxcap cleanup` removes: every pod and capture container vxcap labelled."""
     from vxcap.adapters.docker_capture import DockerCaptures, DockerUnavailable
     from vxcap.adapters.kube import KubeCluster
 
-    cluster = KubeCluster(kubeconfig, context, namespace=namespace)
+    cluster = KubeCluster(kubeconfig, context, namespace=namespace, capture_namespace=capture_namespace)
     try:
-        pods = cluster.cleanup(namespace)
+        pods = cluster.cleanup()
     finally:
         cluster.close()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,13 @@ class KubeCluster:
         context: str | None = None,
         namespace: str = manifests.DEFAULT_NAMESPACE,
         image: str = manifests.DEFAULT_IMAGE,
+        capture_namespace: str | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.requested_context = context
         self.namespace = check_namespace(namespace)
+        # Capture pods need Pod Security `privileged`; a namespace of their own lets the test pods' stay restricted.
+        self.capture_namespace = check_namespace(capture_namespace or namespace)
         self.image = image
         self.notes: tuple[str, ...] = ()  # what discover() had to guess or fall back on
         self.calico_group: str | None = None  # the API group discover() read Calico from
@@ -130,8 +134,11 @@ class KubeCluster:
         context = self.conn.context
         return f"vxcap images load --kind {cluster_name(context)}" if context.startswith("kind-") else None
 
+    def _ensure(self, namespace: str) -> None:
+        pods.ensure_namespace(self.conn, namespace, privileged=namespace == self.capture_namespace)
+
     def _create_and_wait(self, namespace: str, run_id: str, bodies: list[dict[str, Any]], timeout: float) -> dict[str, dict[str, Any]]:
-        pods.ensure_namespace(self.conn, namespace)
+        self._ensure(namespace)
         pods.create_all(self.conn, namespace, bodies)
         names = [body["metadata"]["name"] for body in bodies]
         return pods.wait_ready(self.conn, namespace, names, manifests.managed_selector(run_id), timeout, self.load_command)
@@ -155,10 +162,23 @@ class KubeCluster:
         tests = [manifests.probe_pod(run_id, node, image or self.image) for node in test_nodes]
         captures = [manifests.capture_pod(run_id, node, capture_image or CAPTURE_IMAGE) for node in capture_nodes
                     if (run_id, node) not in self._capture_pods]
-        pods.ensure_namespace(self.conn, namespace)
-        pods.create_all(self.conn, namespace, tests + captures)
-        names = [body["metadata"]["name"] for body in tests + captures]
-        ready, failed = pods.wait_settled(self.conn, namespace, names, manifests.managed_selector(run_id), timeout, self.load_command)
+        groups = {namespace: list(tests)}
+        groups.setdefault(self.capture_namespace, []).extend(captures)
+        groups = {ns: bodies for ns, bodies in groups.items() if bodies}
+        for ns in groups:
+            self._ensure(ns)
+        for ns, bodies in groups.items():
+            pods.create_all(self.conn, ns, bodies)
+        selector, load = manifests.managed_selector(run_id), self.load_command
+
+        def settle(ns: str):
+            return pods.wait_settled(self.conn, ns, [b["metadata"]["name"] for b in groups[ns]], selector, timeout, load)
+
+        # One wait per namespace, side by side: both kinds of pods start at once.
+        with ThreadPoolExecutor(max_workers=max(1, len(groups)), thread_name_prefix="vxcap-wait") as pool:
+            settled = list(pool.map(settle, groups))
+        ready = {name: pod for got, _ in settled for name, pod in got.items()}
+        failed = {name: why for _, lost in settled for name, why in lost.items()}
         test_failures = {body["metadata"]["name"]: failed[body["metadata"]["name"]] for body in tests if body["metadata"]["name"] in failed}
         if test_failures:
             pods._raise_failed(test_failures, timeout)
@@ -210,7 +230,7 @@ class KubeCluster:
         wanted = [node for node in nodes if (run_id, node) not in self._capture_pods]
         bodies = [manifests.capture_pod(self._run_id(run_id), node, image or CAPTURE_IMAGE) for node in wanted]
         if bodies:
-            self._create_and_wait(self.namespace, run_id, bodies, timeout)
+            self._create_and_wait(self.capture_namespace, run_id, bodies, timeout)
         for body in bodies:
             self._capture_pods[(run_id, body["spec"]["nodeName"])] = body["metadata"]["name"]
         return {node: self._capture_pods[(run_id, node)] for node in nodes}
@@ -234,23 +254,28 @@ class KubeCluster:
         """tcpdump on the node's `iface`, from the run's capture pod; returns once it is listening."""
         pod = self._capture_pod(run_id, node)
         argv = kcapture.capture_argv(iface, bpf, snaplen, max_packets, duration)
-        running = kcapture.KubeCapture(self.conn, self.namespace, pod, node, iface, Path(out_path) if out_path else None)
+        running = kcapture.KubeCapture(self.conn, self.capture_namespace, pod, node, iface, Path(out_path) if out_path else None)
         return running.start(argv, listen_timeout)
 
     def evidence(self, node: str, *, run_id: str) -> dict[str, str]:
         """`ip -d -j link`, `ip -j route`, `ip -j neigh`, `bridge -j fdb show` of the node, by file name."""
-        return kcapture.evidence(self.conn, self.namespace, self._capture_pod(run_id, node))
+        return kcapture.evidence(self.conn, self.capture_namespace, self._capture_pod(run_id, node))
 
     # -- cleanup
 
     def delete_run(self, run_id: str) -> list[str]:
         """Delete the run's pods (test and capture); the names deleted. Safe to call twice."""
-        names = pods.delete_matching(self.conn, self.namespace, manifests.managed_selector(self._run_id(run_id)))
+        selector = manifests.managed_selector(self._run_id(run_id))
+        names = pods.delete_matching(self.conn, self.namespace, selector)
+        if self.capture_namespace != self.namespace:
+            names += pods.delete_matching(self.conn, self.capture_namespace, selector)
         self._capture_pods = {key: pod for key, pod in self._capture_pods.items() if key[0] != run_id}
         return names
 
     def cleanup(self, namespace: str | None = None) -> list[str]:
         """Delete every pod vxcap made in the namespace, whatever its run; the names deleted."""
         names = pods.delete_matching(self.conn, check_namespace(namespace or self.namespace), manifests.managed_selector())
+        if namespace is None and self.capture_namespace != self.namespace:
+            names += pods.delete_matching(self.conn, self.capture_namespace, manifests.managed_selector())
         self._capture_pods.clear()
         return names

@@ -46,8 +46,8 @@ class Connection:
     def custom(self) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.api)
 
-    def translated(self, what: str):
-        return translated(what, self.server, self.context)
+    def translated(self, what: str, namespace: str = ""):
+        return translated(what, self.server, self.context, namespace)
 
     def close(self) -> None:
         self.api.close()

@@ -14,6 +14,32 @@ from kubernetes.config.config_exception import ConfigException
 from vxcap.core.errors import VxcapError
 
 RBAC_HINT = "deploy/rbac.yaml lists what vxcap needs"
+PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+_WEBHOOK = re.compile(r'admission webhook "([^"]+)" denied the request')
+
+
+def label_command(namespace: str) -> str:
+    """The one line that lets a namespace admit capture pods (hostNetwork, NET_RAW, NET_ADMIN)."""
+    return f"kubectl label namespace {namespace or '<namespace>'} {PSA_ENFORCE_LABEL}=privileged --overwrite"
+
+
+def admission_refusal(what: str, message: str, namespace: str = "") -> str | None:
+    """One line for a request an admission controller (not RBAC) refused, else None.
+
+    Pod Security admission says `violates PodSecurity "LEVEL:VERSION": ...`; policy
+    engines answer through a validating webhook (Kyverno, Gatekeeper, ...) with
+    `admission webhook "NAME" denied the request: ...`.
+    """
+    if "violates PodSecurity" in message:
+        return (f"Pod Security admission refused to {what}: {message} (the namespace's {PSA_ENFORCE_LABEL} level forbids "
+                f"vxcap's capture pods; allow them with `{label_command(namespace)}`, or give them a namespace of "
+                "their own with --capture-namespace)")
+    webhook = _WEBHOOK.search(message)
+    if webhook:
+        return (f"a policy engine's admission webhook ({webhook.group(1)}) refused to {what}: {message} (its owner can "
+                f"exempt namespace {namespace or '<namespace>'} from the policy, or give capture pods a namespace "
+                "that is exempt with --capture-namespace)")
+    return None
 
 
 class KubeError(VxcapError, RuntimeError):
@@ -54,7 +80,7 @@ def _unreachable_reason(err: BaseException) -> str:
 
 
 @contextmanager
-def translated(what: str, server: str = "", context: str = "") -> Iterator[None]:
+def translated(what: str, server: str = "", context: str = "", namespace: str = "") -> Iterator[None]:
     """Turn the client's exceptions raised while doing `what` into one-line KubeErrors."""
     where = f"the Kubernetes API at {server}" + (f" (context {context})" if context else "")
     try:
@@ -64,6 +90,9 @@ def translated(what: str, server: str = "", context: str = "") -> Iterator[None]
     except ApiException as err:
         if err.status == 401:
             raise KubeError(f"{where} rejected the kubeconfig's credentials (401 Unauthorized) while trying to {what}") from None
+        refused = admission_refusal(what, status_message(err), namespace) if err.status in (400, 403, 422) else None
+        if refused is not None:
+            raise KubeError(refused) from None
         if err.status == 403:
             raise KubeError(f"forbidden to {what}: {status_message(err)} ({RBAC_HINT})") from None
         if err.status == 0:

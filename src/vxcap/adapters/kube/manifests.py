@@ -99,16 +99,22 @@ def labels(run_id: str, role: str, node: str) -> dict[str, str]:
     return found
 
 
-def namespace(name: str) -> dict[str, Any]:
+def namespace(name: str, level: str = "privileged") -> dict[str, Any]:
+    """A namespace vxcap manages; `privileged` when capture pods run in it, else `restricted`
+    (test pods meet it, so a namespace of test pods only need not be opened up)."""
     check_namespace(name)
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
             "name": name,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY, PSA_ENFORCE_LABEL: "privileged"},
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, PSA_ENFORCE_LABEL: level},
         },
     }
+
+
+def enforce_patch(level: str = "privileged") -> dict[str, Any]:
+    return {"metadata": {"labels": {PSA_ENFORCE_LABEL: level}}}
 
 
 def _common_spec(node: str, lifetime: int) -> dict[str, Any]:
