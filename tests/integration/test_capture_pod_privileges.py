@@ -56,7 +56,7 @@ SECCOMP_FILTER = "2"  # /proc/<pid>/status "Seccomp": a filter is loaded (Runtim
 WHAT_THE_IMAGE_NEEDS = (
     "the capture pod runs as uid 65534, so its image needs a tcpdump with file capabilities "
     "cap_net_raw,cap_net_admin=eip: build vxcap's with scripts/build-capture-image and load it onto the nodes "
-    "(e.g. kind load docker-image vxcap/netshoot-lite:bookworm-v3), or pass --capture-image"
+    "(on Kind: vxcap images load --kind <cluster>), or pass --capture-image"
 )
 NO_PERMISSION = "tcpdump: eth1: You don't have permission to perform this capture on that device (socket: Operation not permitted)"
 CANNOT_BE_ROOT = "tcpdump: Couldn't change to 'root' uid=0 gid=0: Operation not permitted"

@@ -392,6 +392,9 @@ def _print_status(status) -> None:
 from vxcap.cli.cmd_report import report_command  # noqa: E402 - registered after the group exists
 
 cli.add_command(report_command)
+from vxcap.cli.cmd_images import images_command  # noqa: E402
+
+cli.add_command(images_command)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ _NOT_PERMITTED = ("You don't have permission", "Operation not permitted", "Could
 PERMISSION_HINT = (
     f"the capture pod runs as uid {NOBODY}, so its image needs a tcpdump with file capabilities "
     "cap_net_raw,cap_net_admin=eip: build vxcap's with scripts/build-capture-image and load it onto the nodes "
-    f"(e.g. kind load docker-image {CAPTURE_IMAGE}), or pass --capture-image"
+    "(on Kind: vxcap images load --kind <cluster>), or pass --capture-image"
 )
 
 
