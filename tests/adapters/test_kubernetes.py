@@ -581,8 +581,8 @@ def test_a_capture_refused_for_lack_of_permission_says_what_the_image_needs(star
     assert one_line(err) == (
         f"tcpdump on k01-worker:eth1 was not permitted to capture ({quoted}): the capture pod runs as uid 65534, "
         "so its image needs a tcpdump with file capabilities cap_net_raw,cap_net_admin=eip: build vxcap's with "
-        "scripts/build-capture-image and load it onto the nodes (e.g. kind load docker-image "
-        "vxcap/netshoot-lite:bookworm-v3), or pass --capture-image"
+        "scripts/build-capture-image and load it onto the nodes (on Kind: vxcap images load --kind <cluster>), "
+        "or pass --capture-image"
     )
     assert not (tmp_path / "x.pcap").exists()
 
