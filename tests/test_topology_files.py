@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from vxcap.core.capture import CAPTURE_IMAGE
 from vxcap.core.labspec import LabSpec, lab_from_dict
 from vxcap.core.model import Mode
 from vxcap.core.plan import resolve_pairs
@@ -35,11 +36,24 @@ CEOS_CONFIG = TOPOLOGY / "startup-configs" / "ceos01-startup-config.config"
 KIND_CONFIG = TOPOLOGY / "k01-no-cni.yaml"
 CALICO_CONFIG = TOPOLOGY / "calico-cni-config" / "custom-resources.yaml"
 README = TOPOLOGY / "README.md"
+IMAGE_DIR = ROOT / "images" / "netshoot-lite"
 WORKFLOW = ROOT / ".github" / "workflows" / "lab.yml"
 
 # What the lab lesson and the deployment pin; a change here is a decision, not drift.
 CEOS_IMAGE = "ceos:4.34.0F"
-KIND_NODE_IMAGE = "kindest/node:v1.32.2@sha256:"
+KIND_NODE_IMAGE = "kindest/node:v1.34.11@sha256:"
+# kind supports a node image only with the release that built it: what each pinned
+# kind release's notes list (https://github.com/kubernetes-sigs/kind/releases).
+KIND_RELEASE_IMAGES = {
+    "v0.33.0": {
+        "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
+        "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed",
+        "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
+        "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d",
+    },
+}
+RUNNER = "ubuntu-24.04"
+MIN_READY_TIMEOUT_S = 180  # a fresh 2-core runner starts pods slowly; the default 60 s is not enough
 # Calico's defaults (FelixConfiguration vxlanVNI / vxlanPort): custom-resources.yaml
 # sets neither, so the lab must not promise anything else.
 CALICO_DEFAULT_VNI = 4096
@@ -312,24 +326,38 @@ def check_workflow(workflow: dict[str, Any], lab: LabSpec) -> None:
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert {"push", "pull_request", "workflow_dispatch"} <= set(triggers), f"triggers {triggers}"
     (job,) = workflow["jobs"].values()
-    assert job["runs-on"] == "ubuntu-latest"
+    assert job["runs-on"] == RUNNER, f"runner {job['runs-on']!r} is not pinned to {RUNNER}"
     env = workflow.get("env", {})
     for tool in ("KIND_VERSION", "KUBECTL_VERSION", "CONTAINERLAB_VERSION", "CALICO_VERSION"):
         assert re.fullmatch(r"v?\d+\.\d+\.\d+", str(env.get(tool, ""))), f"{tool} is not pinned: {env.get(tool)!r}"
     node_minor = re.match(r"kindest/node:(v\d+\.\d+)\.", KIND_NODE_IMAGE).group(1)
     assert env["KUBECTL_VERSION"].startswith(node_minor + "."), f"kubectl {env['KUBECTL_VERSION']} is not the node image's {node_minor}"
+    node_images = {node["image"] for node in read_yaml(KIND_CONFIG)["nodes"]}
+    assert node_images <= KIND_RELEASE_IMAGES.get(env["KIND_VERSION"], set()), (
+        f"kind {env['KIND_VERSION']} was not released with {sorted(node_images)}"
+    )
+    assert env.get("VXCAP_IMAGE") == CAPTURE_IMAGE, f"CI builds {env.get('VXCAP_IMAGE')!r}, vxcap runs {CAPTURE_IMAGE}"
     steps = workflow_steps(workflow)
+    step_index(steps, env, "docker version")  # the engine's version is in the log
+    build = step_index(steps, env, f"docker build -t {CAPTURE_IMAGE} {IMAGE_DIR.relative_to(ROOT)}")
+    install = step_index(steps, env, "pip install .")
+    create = step_index(steps, env, f"kind create cluster --config {KIND_CONFIG.relative_to(ROOT)}")
+    load = step_index(steps, env, f"vxcap images load --kind {lab.cluster}")
+    run = step_index(steps, env, f"vxcap run --pair {WORKFLOW_PAIR} --out captures")
+    assert max(build, install, create) < load < run, f"images must be built and loaded onto the nodes before the run: {(build, install, create, load, run)}"
     order = [
-        step_index(steps, env, f"kind create cluster --config {KIND_CONFIG.relative_to(ROOT)}"),
+        create,
         step_index(steps, env, f"containerlab deploy -t {LINUX_CLAB.relative_to(ROOT)}"),
         step_index(steps, env, f"kubectl create -f {CALICO_CONFIG.relative_to(ROOT)}"),
         step_index(steps, env, "rollout status ds/calico-node"),
-        step_index(steps, env, "pip install ."),
-        step_index(steps, env, f"vxcap run --pair {WORKFLOW_PAIR} --out captures"),
+        run,
     ]
     assert order == sorted(order), f"steps out of order: {order}"
     vxcap_run = next(c for s in steps for c in run_commands(s, env) if c.startswith("vxcap run"))
     tokens = vxcap_run.split()
+    assert "--ready-timeout" in tokens and float(tokens[tokens.index("--ready-timeout") + 1]) >= MIN_READY_TIMEOUT_S, (
+        f"vxcap run waits the default readiness timeout: {vxcap_run!r}"
+    )
     (pair,) = resolve_pairs(lab.topology, [tokens[tokens.index("--pair") + 1]])
     a, b = lab.topology.node(pair.a), lab.topology.node(pair.b)
     assert lab.subnet_of(a) != lab.subnet_of(b), f"--pair {pair.a},{pair.b} is not a cross-subnet pair: it would prove no VXLAN"
@@ -378,11 +406,47 @@ def test_workflow_deploys_the_lab_and_runs_the_cross_subnet_pair(lab: LabSpec) -
     check_workflow(read_yaml(WORKFLOW), lab)
 
 
-def test_readme_gives_the_same_command_and_calico_as_ci() -> None:
+def check_readme(readme: str, workflow: dict[str, Any], lab: LabSpec) -> None:
+    env = workflow["env"]
+    (ci_run,) = [c for s in workflow_steps(workflow) for c in run_commands(s, env) if c.startswith("vxcap run")]
+    assert ci_run in readme, f"README does not run {ci_run!r} as CI does"
+    assert set(re.findall(r"\bv3\.\d+\.\d+\b", readme)) == {env["CALICO_VERSION"]}, "README and CI install different Calico versions"
+    for tool in ("KIND_VERSION", "KUBECTL_VERSION", "CONTAINERLAB_VERSION"):
+        assert env[tool] in readme, f"README does not name {tool} {env[tool]} as CI pins it"
+    assert RUNNER in readme
+    lines = [line.split("#")[0].strip() for line in readme.splitlines()]
+    build = f"docker build -t {CAPTURE_IMAGE} ../{IMAGE_DIR.relative_to(ROOT)}"
+    load = f"vxcap images load --kind {lab.cluster}"
+    create = f"kind create cluster --config {KIND_CONFIG.relative_to(TOPOLOGY)}"
+    for needed in (build, create, load):
+        assert needed in lines, f"README does not run {needed!r}"
+    assert lines.index(build) < lines.index(load) and lines.index(create) < lines.index(load) < lines.index(ci_run), (
+        "README loads the image before building it or the cluster, or runs vxcap before loading it"
+    )
+
+
+def test_readme_gives_the_same_steps_and_versions_as_ci(lab: LabSpec) -> None:
+    check_readme(README.read_text(), read_yaml(WORKFLOW), lab)
+
+
+README_DRIFTS = {
+    "no image build": ("docker build -t vxcap/netshoot-lite:bookworm-v3 ../images/netshoot-lite", "true"),
+    "no image load": ("vxcap images load --kind k01", "true"),
+    "old kind": ("v0.33.0", "v0.27.0"),
+    "default ready timeout": ("--out captures --ready-timeout 300", "--out captures"),
+}
+
+
+@pytest.mark.parametrize("old,new", README_DRIFTS.values(), ids=README_DRIFTS.keys())
+def test_drift_in_readme_is_caught(old: str, new: str, lab: LabSpec) -> None:
+    text = README.read_text()
+    assert old in text, f"fixture edit found no {old!r}"
+    with pytest.raises(AssertionError):
+        check_readme(text.replace(old, new), read_yaml(WORKFLOW), lab)
+
+
+def test_readme_names_the_deployment_files() -> None:
     readme = README.read_text()
-    assert f"vxcap run --pair {WORKFLOW_PAIR} --out captures" in readme
-    calico = read_yaml(WORKFLOW)["env"]["CALICO_VERSION"]
-    assert set(re.findall(r"\bv3\.\d+\.\d+\b", readme)) == {calico}, "README and CI install different Calico versions"
     for name in (KIND_CONFIG, LINUX_CLAB, CEOS_CLAB, CALICO_CONFIG):
         assert str(name.relative_to(TOPOLOGY)) in readme, f"README does not use {name.name}"
 
@@ -470,6 +534,9 @@ KIND_DRIFTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "pod subnet": lambda k: k["networking"].update(podSubnet="10.244.0.0/16"),
     "a worker fewer": lambda k: k["nodes"].pop(),
     "image tag": lambda k: k["nodes"][0].update(image="kindest/node:v1.31.6"),
+    "lesson image, older than the kind release": lambda k: k["nodes"][1].update(
+        image="kindest/node:v1.32.2@sha256:f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f"
+    ),
 }
 
 
@@ -536,6 +603,16 @@ WORKFLOW_DRIFTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "upload only on success": lambda w: next(s for s in workflow_steps(w) if "upload-artifact" in str(s.get("uses", ""))).pop("if"),
     "no test report": lambda w: workflow_steps(w).remove(next(s for s in workflow_steps(w) if "test-reporter" in str(s.get("uses", "")))),
     "kind unpinned": lambda w: w["env"].update(KIND_VERSION="latest"),
+    "kind without the node image": lambda w: w["env"].update(KIND_VERSION="v0.27.0"),
+    "runner unpinned": lambda w: next(iter(w["jobs"].values())).update({"runs-on": "ubuntu-latest"}),
+    "no docker version": lambda w: workflow_steps(w).remove(_run_step(workflow_steps(w), "docker version")),
+    "image not built": lambda w: workflow_steps(w).remove(_run_step(workflow_steps(w), "docker build")),
+    "image not loaded": lambda w: workflow_steps(w).remove(_run_step(workflow_steps(w), "vxcap images load")),
+    "image loaded after the run": lambda w: workflow_steps(w).append(
+        workflow_steps(w).pop(workflow_steps(w).index(_run_step(workflow_steps(w), "vxcap images load")))
+    ),
+    "another image built": lambda w: w["env"].update(VXCAP_IMAGE="nicolaka/netshoot:v0.13"),
+    "default ready timeout": lambda w: _replace_in_run(w, "vxcap run", " --ready-timeout 300", ""),
 }
 
 
