@@ -121,3 +121,18 @@ def test_a_capture_image_missing_fails_that_nodes_capture_not_the_run(start_fake
     finally:
         target.release()
     assert fake.kube.pods_in("vxcap") == []
+
+
+def test_a_container_the_runtime_cannot_create_ends_the_wait(start_fake_kube):
+    from tests.fakes.kube_api import CommandRuntime
+
+    class Refusing(CommandRuntime):
+        def start(self, pod):
+            raise RuntimeError("failed to create containerd task: failed to create shim task: OCI runtime create failed")
+
+    fake = start_fake_kube(runtime=Refusing())
+    with pytest.raises(KubeError) as err:
+        kube(fake).create_test_pods("r1", ["k01-worker"], timeout=LONG)
+    text = message(err)
+    assert "(CreateContainerError: failed to create containerd task" in text
+    assert text.endswith("the kubelet refused the pod's spec.containers[0]")

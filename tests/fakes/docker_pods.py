@@ -26,15 +26,13 @@ Pods that are not hostNetwork go to `delegate` (e.g. the lab's pod namespaces)
 when one is given; else, with `network`, they run as containers on that Docker
 network (an internal one: no route out) with its address as their pod IP. Exec is `docker exec`: the container's user, capabilities,
 no_new_privs and seccomp, its stdout and stderr streamed into the fake's ExecIO
-byte for byte; when the client leaves, the exec'd process is killed, as the
-kubelet does. Deleting the pod removes its container.
+byte for byte; when the client leaves, the exec'd process runs on, as under a
+kubelet, until it exits or its pod is deleted. Deleting the pod removes its container.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import threading
 import time
 import uuid
@@ -235,11 +233,9 @@ class DockerPods(PodRuntime):
                 ended.set()
 
         threading.Thread(target=pump, name=f"docker-exec-{exec_id[:8]}", daemon=True).start()
-        while not ended.wait(0.05):
-            if io.client_gone.is_set():
-                _kill_exec(api, exec_id)  # as the kubelet does when the exec stream goes away
-                ended.wait(5)
-                break
+        # As a kubelet: the client leaving does not end the process; its own exit or the
+        # pod's deletion (the container removed) does.
+        ended.wait()
         code = _exit_code(api, exec_id)
         if code in (126, 127) and b"executable file not found" in said:
             raise CommandNotFound(argv[0] if argv else "")
@@ -268,18 +264,6 @@ def _remove(container: Any) -> None:
         container.remove(force=True)
     except docker.errors.NotFound:
         pass
-
-
-def _kill_exec(api: Any, exec_id: str) -> None:
-    try:
-        pid = api.exec_inspect(exec_id).get("Pid") or 0
-    except docker.errors.APIError:
-        return
-    if pid > 0:
-        try:
-            os.kill(pid, signal.SIGKILL)  # a host pid: Docker reports it so
-        except ProcessLookupError:
-            pass
 
 
 # runc's words when execve itself fails (file capabilities outside the bounding set: EPERM).

@@ -276,6 +276,9 @@ class CommandRuntime(PodRuntime):
 class ProcessRuntime(PodRuntime):
     """Runs each exec as a real local process: `prefix(pod) + argv`, e.g. ["ip", "netns", "exec", ns].
 
+    As a kubelet, it leaves a process running when its exec client disconnects;
+    only the process's own end or the pod's deletion ends it.
+
     `pkill` is not run but emulated against the processes this runtime started
     for the same pod: a real pkill, even inside a network namespace, sees every
     process of the host (and other people's tcpdumps).
@@ -327,9 +330,9 @@ class ProcessRuntime(PodRuntime):
         ]
         for thread in pumps:
             thread.start()
-        while proc.poll() is None:
-            if io.client_gone.wait(0.05):
-                proc.kill()  # as the kubelet does when the exec stream goes away
+        # A kubelet does not kill an exec'd process when the client goes away: it runs on
+        # (its output unread) until it exits or its pod is deleted (stop()).
+        proc.wait()
         for thread in pumps:
             thread.join(timeout=5)
         proc.stdout.close()
@@ -338,6 +341,11 @@ class ProcessRuntime(PodRuntime):
             if entry in self._running.get(name, []):
                 self._running[name].remove(entry)
         return proc.returncode
+
+    def alive(self, pod_name: str) -> list[list[str]]:
+        """The argv of every exec still running in the pod (what a leak looks like)."""
+        with self._lock:
+            return [argv for argv, proc in self._running.get(pod_name, []) if proc.poll() is None]
 
     def _pkill(self, pod_name: str, args: list[str]) -> int:
         sig = signal.SIGTERM
@@ -679,7 +687,11 @@ class FakeKube:
                     }
                 ]
             else:
-                extra = self.runtime.start(copy.deepcopy(pod)) or {}
+                try:
+                    extra = self.runtime.start(copy.deepcopy(pod)) or {}
+                except Exception as err:  # noqa: BLE001 - the runtime could not create the container: a kubelet says so
+                    self._wait_container(pod, "CreateContainerError", " ".join(str(err).split()))
+                    return
                 status.update(extra)
                 status["phase"] = "Running"
                 status["conditions"] = [

@@ -52,7 +52,8 @@ def pods_on_docker(start_fake_kube, docker_engine, pod_network):
         runtime = DockerPods(docker_engine, {}, network=pod_network, amend=amend)
         fake = start_fake_kube(runtime=runtime)
         run_id = f"img{uuid.uuid4().hex[:6]}"
-        target = ClusterTarget(run_id, str(fake.kubeconfig), image=image, capture="pod", ready_timeout=60)
+        # Test pods only: "docker" keeps provision() from making capture pods (no node containers here).
+        target = ClusterTarget(run_id, str(fake.kubeconfig), image=image, capture="docker", ready_timeout=60)
         made.append((target, runtime))
         return target
 

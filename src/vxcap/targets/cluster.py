@@ -19,8 +19,16 @@ from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.model import Pod, Topology
 from vxcap.targets import fan_out
 
-# A capture nobody stops (vxcap killed hard) still ends by itself.
+# A capture nobody stops (vxcap killed hard, --keep, a pkill that failed) still ends
+# by itself: `timeout` in the pod bounds it to what the run can need (a base, and a
+# share per ordered node pair for its probes), never more than the ceiling.
 CAPTURE_DEADLINE_S = 600.0
+CAPTURE_BASE_S = 120.0
+CAPTURE_PER_DIRECTION_S = 10.0
+
+
+def capture_deadline(nodes: int) -> float:
+    return min(CAPTURE_DEADLINE_S, CAPTURE_BASE_S + CAPTURE_PER_DIRECTION_S * nodes * max(0, nodes - 1))
 # The test image's interpreter for the TCP exchange (vxcap's image ships python3).
 POD_PYTHON = "python3"
 POD_LINK_ARGV = ["ip", "-d", "-j", "link", "show"]
@@ -62,6 +70,7 @@ class ClusterTarget:
         self._docker = None
         self._backend_of: dict[str, CaptureBackend] = {}
         self._capture_pod_failures: dict[str, VxcapError] = {}
+        self._capture_deadline = CAPTURE_DEADLINE_S
         # What release() must undo. Set before the first call that may create
         # something, so a run that made nothing never contacts the cluster or
         # Docker again on its way out (and their error cannot mask the run's).
@@ -106,6 +115,7 @@ class ClusterTarget:
         """Test pods on `nodes`, and the capture pods the pod backend needs there, created and awaited together.
 
         A capture pod that cannot become Ready fails only its node's capture (said by start_capture)."""
+        self._capture_deadline = capture_deadline(len(nodes))
         capture_nodes = [node for node in nodes if self.backend_for(node) is CaptureBackend.POD]
         self._may_have_pods = True
         self.pods, self._capture_pod_failures = self.cluster.create_run_pods(
@@ -118,7 +128,7 @@ class ClusterTarget:
 
     def start_capture(self, node: str, path: Path, bpf: str):
         common = dict(iface=self.iface, bpf=bpf, snaplen=DEFAULT_SNAPLEN, max_packets=DEFAULT_MAX_PACKETS,
-                      duration=CAPTURE_DEADLINE_S, out_path=path)
+                      duration=self._capture_deadline, out_path=path)
         backend = self.backend_for(node)
         self._touch(backend)
         if backend is CaptureBackend.DOCKER:

@@ -4,6 +4,11 @@ tcpdump writes the pcap to its stdout (`-w -`), which the exec WebSocket
 carries as binary frames, so nothing is stored in the pod and no shell is
 involved. stop() sends SIGINT with a second exec (`pkill -INT -x tcpdump`),
 tcpdump flushes and exits, and the stream closes with its exit status.
+
+A kubelet does not end an exec'd process when its client goes away: closing
+the stream leaves tcpdump running in the pod. So every way out of a capture
+(stopped, refused, never listening, an exception) signals tcpdump, SIGKILL
+after SIGINT if need be; and `timeout` bounds it whatever happens.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from vxcap.core.capture import CAPTURE_IMAGE, EVIDENCE_COMMANDS, is_listening, p
 
 LISTEN_TIMEOUT_S = 20.0
 STOP_ARGV = ["pkill", "-INT", "-x", "tcpdump"]
+KILL_ARGV = ["pkill", "-KILL", "-x", "tcpdump"]
+SIGNAL_TIMEOUT_S = 5.0  # one pkill exec: a round trip, nothing to wait for
 EVIDENCE_TIMEOUT_S = 30.0
 
 
@@ -96,6 +103,17 @@ class KubeCapture:
     def start(self, argv: list[str], listen_timeout: float = LISTEN_TIMEOUT_S) -> KubeCapture:
         self._stream = kexec.open_exec(self._conn, self.namespace, self.pod, argv)
         self._pump = kexec.ExecPump(self._stream.ws, on_stderr=self._on_stderr)
+        try:
+            self._await_listening(listen_timeout)
+        except KubeError:
+            raise  # each refusal above already ended what it started
+        except BaseException:  # Ctrl-C while waiting: tcpdump must not outlive the run
+            self._abandon()
+            raise
+        return self
+
+    def _await_listening(self, listen_timeout: float) -> None:
+        assert self._pump is not None and self._stream is not None
         deadline = time.monotonic() + listen_timeout
         while not self._listening.wait(0.05):
             where = f"tcpdump on {self.node}:{self.iface}"
@@ -108,10 +126,28 @@ class KubeCapture:
                     raise KubeError(f"{where} was not permitted to capture ({refusal}): {PERMISSION_HINT}")
                 raise KubeError(f"{where} ended before listening: {_last_line(stderr or self._pump.status_text)}")
             if time.monotonic() > deadline:
-                self._pump.halt()
-                self._stream.close()
-                raise KubeError(f"{where} was not listening after {listen_timeout:g}s: {_last_line(self._pump.stderr)}")
-        return self
+                said = _last_line(self._pump.stderr)
+                self._abandon()  # it may start listening later, unwatched: end it now
+                raise KubeError(f"{where} was not listening after {listen_timeout:g}s: {said}")
+
+    def _signal(self, argv: list[str]) -> bool:
+        """pkill in the pod; True when it ran (exit 1, nothing matched, counts: it is gone)."""
+        try:
+            return kexec.run(self._conn, self.namespace, self.pod, argv, timeout=SIGNAL_TIMEOUT_S).returncode in (0, 1)
+        except KubeError:
+            return False
+
+    def _abandon(self) -> None:
+        """End tcpdump without keeping what it wrote: SIGINT, then SIGKILL if the stream does not close."""
+        assert self._pump is not None and self._stream is not None
+        try:
+            if not self._pump.done.is_set():
+                self._signal(STOP_ARGV)
+                if not self._pump.wait(SIGNAL_TIMEOUT_S):
+                    self._signal(KILL_ARGV)
+        finally:
+            self._pump.halt()
+            self._stream.close()
 
     def running(self) -> bool:
         return self._pump is not None and not self._pump.done.is_set()
@@ -124,13 +160,12 @@ class KubeCapture:
         killed = False
         try:
             if not self._pump.done.is_set():
-                try:
-                    # Exit 1 means it had already gone (max packets or the duration): not an error.
-                    kexec.run(self._conn, self.namespace, self.pod, STOP_ARGV, timeout=timeout)
-                except KubeError:
-                    pass  # the stream below still says how tcpdump ended, or that it did not
+                # Exit 1 means it had already gone (max packets or the duration): not an error.
+                # A failed pkill is not the end: the stream below says whether tcpdump went.
+                self._signal(STOP_ARGV)
             if not self._pump.wait(timeout):
-                killed = True  # deleting the pod ends it; what streamed so far is kept
+                killed = True  # what streamed so far is kept; the process must not outlive the run
+                self._signal(KILL_ARGV)
         finally:
             self._pump.halt()
             self._stream.close()
@@ -173,9 +208,9 @@ class KubeCapture:
         if self.result is None and self._stream is not None:
             if exc_type is None:
                 self.stop()
+            elif self._pump is not None:
+                self._abandon()
             else:
-                if self._pump is not None:
-                    self._pump.halt()
                 self._stream.close()
 
 
