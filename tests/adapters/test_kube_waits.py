@@ -136,3 +136,22 @@ def test_a_container_the_runtime_cannot_create_ends_the_wait(start_fake_kube):
     text = message(err)
     assert "(CreateContainerError: failed to create containerd task" in text
     assert text.endswith("the kubelet refused the pod's spec.containers[0]")
+
+
+def test_a_test_pod_that_cannot_start_ends_the_wait_though_another_is_pending(start_fake_kube):
+    # worker3 would wait for the scheduler forever; worker's image is missing: nothing left to wait for.
+    fake = start_fake_kube(fates={"k01-worker3": Fate(kind="pending")}, node_images={"k01-worker": set(), "k01-worker3": {CAPTURE_IMAGE}})
+    with pytest.raises(KubeError) as err:
+        kube(fake).create_test_pods("r1", ["k01-worker", "k01-worker3"], timeout=LONG)
+    text = message(err)
+    assert text.startswith("pod vxcap-probe-r1-k01-worker on k01-worker cannot start (ErrImagePull")
+    assert "k01-worker3" not in text
+    # At the level of the wait: the pending pod was cut short, not waited out to the deadline.
+    from vxcap.adapters.kube import pods
+
+    cluster = kube(fake)
+    ready, failed = pods.wait_settled(
+        cluster.conn, "vxcap", ["vxcap-probe-r1-k01-worker", "vxcap-probe-r1-k01-worker3"],
+        "vxcap.io/run-id=r1", LONG, required={"vxcap-probe-r1-k01-worker", "vxcap-probe-r1-k01-worker3"},
+    )
+    assert ready == {} and list(failed) == ["vxcap-probe-r1-k01-worker"]

@@ -171,8 +171,12 @@ class KubeCluster:
             pods.create_all(self.conn, ns, bodies)
         selector, load = manifests.managed_selector(run_id), self.load_command
 
+        # The run cannot go on without its test pods: one that cannot start ends the wait.
+        required = {body["metadata"]["name"] for body in tests}
+
         def settle(ns: str):
-            return pods.wait_settled(self.conn, ns, [b["metadata"]["name"] for b in groups[ns]], selector, timeout, load)
+            names = [b["metadata"]["name"] for b in groups[ns]]
+            return pods.wait_settled(self.conn, ns, names, selector, timeout, load, required=required & set(names))
 
         # One wait per namespace, side by side: both kinds of pods start at once.
         with ThreadPoolExecutor(max_workers=max(1, len(groups)), thread_name_prefix="vxcap-wait") as pool:
@@ -181,7 +185,7 @@ class KubeCluster:
         failed = {name: why for _, lost in settled for name, why in lost.items()}
         test_failures = {body["metadata"]["name"]: failed[body["metadata"]["name"]] for body in tests if body["metadata"]["name"] in failed}
         if test_failures:
-            pods._raise_failed(test_failures, timeout)
+            pods.raise_failed(test_failures, timeout)
         result = {}
         for body in tests:
             name, node = body["metadata"]["name"], body["spec"]["nodeName"]

@@ -250,14 +250,21 @@ def _cannot_start(pod: dict[str, Any], load_command: str | None) -> str | None:
 
 
 def wait_settled(
-    conn: Connection, namespace: str, names: list[str], selector: str, timeout: float, load_command: str | None = None
+    conn: Connection,
+    namespace: str,
+    names: list[str],
+    selector: str,
+    timeout: float,
+    load_command: str | None = None,
+    required: set[str] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Watch the pods (never poll) until each of `names` is Ready or cannot become so.
 
     Returns (Ready pods by name, why each other one is not, by name). A pod that
     ended (Failed/Succeeded) or waits for a terminal reason (ErrImagePull,
     CreateContainerConfigError, ...) is settled at once: no wait outlasts those;
-    pods still not Ready at the deadline are explained by their events.
+    pods still not Ready at the deadline are explained by their events. When a
+    `required` pod cannot become Ready, the wait ends there: the others no longer matter.
     """
     core = conn.core()
     deadline = time.monotonic() + timeout
@@ -282,6 +289,8 @@ def wait_settled(
                 stuck = _cannot_start(pod, load_command)
                 if stuck is not None:
                     failed[name] = stuck
+        if required and any(name in failed for name in required):
+            return True
         return all(name in failed or (name in latest and is_ready(latest[name])) for name in names)
 
     while not settle():
@@ -316,6 +325,8 @@ def wait_settled(
                 watcher.stop()
                 events.close()
     ready = {name: latest[name] for name in names if name not in failed and name in latest and is_ready(latest[name])}
+    if required and any(name in failed for name in required):
+        return ready, failed  # the others were cut short, not late
     late = [name for name in names if name not in ready and name not in failed]
     if late:
         reasons = [explain(conn, namespace, latest[name]) if name in latest else f"{name}: not found" for name in late]
@@ -328,13 +339,14 @@ def wait_ready(
     conn: Connection, namespace: str, names: list[str], selector: str, timeout: float, load_command: str | None = None
 ) -> dict[str, dict[str, Any]]:
     """Every one of `names` Ready, by name; else one KubeError saying why for each that is not."""
-    ready, failed = wait_settled(conn, namespace, names, selector, timeout, load_command)
+    ready, failed = wait_settled(conn, namespace, names, selector, timeout, load_command, required=set(names))
     if not failed:
         return ready
-    return _raise_failed(failed, timeout)
+    return raise_failed(failed, timeout)
 
 
-def _raise_failed(failed: dict[str, str], timeout: float):
+def raise_failed(failed: dict[str, str], timeout: float):
+    """One KubeError for pods that cannot become Ready: those that said why first, else the deadline's."""
     settled = [text for text in failed.values() if not text.startswith("pods not Ready after")]
     if settled:
         raise KubeError(" || ".join(settled))
