@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vxcap.adapters.kube import capture as kcapture
-from vxcap.adapters.kube import discovery, manifests, pods
+from vxcap.adapters.kube import discovery, manifests, namespaces, pods
 from vxcap.adapters.kube import exec as kexec
 from vxcap.adapters.kube.connection import Connection, cluster_name, connect
 from vxcap.adapters.kube.errors import KubeError
@@ -135,7 +135,7 @@ class KubeCluster:
         return f"vxcap images load --kind {cluster_name(context)}" if context.startswith("kind-") else None
 
     def _ensure(self, namespace: str) -> None:
-        pods.ensure_namespace(self.conn, namespace, privileged=namespace == self.capture_namespace)
+        namespaces.ensure_namespace(self.conn, namespace, privileged=namespace == self.capture_namespace)
 
     def _create_and_wait(self, namespace: str, run_id: str, bodies: list[dict[str, Any]], timeout: float) -> dict[str, dict[str, Any]]:
         self._ensure(namespace)

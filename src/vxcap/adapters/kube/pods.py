@@ -1,4 +1,4 @@
-"""vxcap's pods: created together, watched until Ready, explained when they are not, deleted by label."""
+"""vxcap's pods: created together, watched until Ready (or until they cannot be), explained when they are not, deleted by label."""
 
 from __future__ import annotations
 
@@ -9,76 +9,13 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from vxcap.adapters.kube import manifests
 from vxcap.adapters.kube.connection import REQUEST_TIMEOUT, Connection, read_json
-from vxcap.adapters.kube.errors import RBAC_HINT, KubeError, label_command, one_line, status_message
+from vxcap.adapters.kube.errors import KubeError, one_line
+from vxcap.adapters.kube.waiting import cannot_start
 
 _MAX_PARALLEL_CREATES = 8
 _EVENTS_PER_POD = 3
 _LOG_TAIL_LINES = 5
-
-
-def ensure_namespace(conn: Connection, name: str, privileged: bool = True) -> None:
-    """The namespace exists and admits what vxcap puts in it.
-
-    Absent: created, labelled for Pod Security (`privileged` when capture pods go in
-    it, else `restricted`). Present and vxcap's (managed-by label) with a stricter
-    enforce level: relabelled; if that is refused, the exact `kubectl label` line is
-    the error. Present and someone else's: left alone; if its enforce label forbids
-    capture pods, the error says so before any pod is made. A 403 on the lookup is
-    not taken for "exists": vxcap tries to create it, and only AlreadyExists means it is there.
-    """
-    core = conn.core()
-    level = "privileged" if privileged else "restricted"
-    found = None
-    lookup_refused = ""
-    with conn.translated(f"look up namespace {name}", name):
-        try:
-            found = read_json(core.read_namespace(name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
-        except ApiException as err:
-            if err.status == 403:
-                lookup_refused = status_message(err)
-            elif err.status != 404:
-                raise
-    if found is not None:
-        _admits(conn, found, privileged)
-        return
-    with conn.translated(f"create namespace {name}", name):
-        try:
-            read_json(core.create_namespace(manifests.namespace(name, level), _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
-        except ApiException as err:
-            if err.status == 409:  # there already (created meanwhile, or hidden from the lookup): the pods will tell
-                return
-            if err.status == 403 and lookup_refused:
-                raise KubeError(
-                    f"cannot tell whether namespace {name} exists: forbidden to get it ({lookup_refused}) and to create it "
-                    f"({status_message(err)}); grant `get` on namespaces ({RBAC_HINT}) or create it: "
-                    f"kubectl create namespace {name} && {label_command(name)}"
-                ) from None
-            raise
-
-
-def _admits(conn: Connection, ns: dict[str, Any], privileged: bool) -> None:
-    meta = ns.get("metadata") or {}
-    name = meta.get("name", "?")
-    labels = meta.get("labels") or {}
-    enforce = labels.get(manifests.PSA_ENFORCE_LABEL)
-    if not privileged or enforce in (None, "privileged"):
-        return  # no label: the cluster's default level decides, and a refusal will say so
-    if labels.get(manifests.MANAGED_BY_LABEL) != manifests.MANAGED_BY:
-        raise KubeError(
-            f"namespace {name} enforces Pod Security level {enforce!r}, which refuses vxcap's capture pods (hostNetwork, "
-            f"NET_RAW, NET_ADMIN); it is not vxcap's, so vxcap leaves it alone: `{label_command(name)}`, "
-            "or give capture pods a namespace of their own with --capture-namespace"
-        )
-    try:
-        with conn.translated(f"relabel namespace {name} {manifests.PSA_ENFORCE_LABEL}=privileged", name):
-            read_json(conn.core().patch_namespace(name, manifests.enforce_patch(), _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
-    except KubeError as err:
-        raise KubeError(
-            f"namespace {name} (vxcap's) enforces Pod Security level {enforce!r}, which refuses capture pods, and "
-            f"relabelling it failed ({err}): run `{label_command(name)}`"
-        ) from None
 
 
 def create_all(conn: Connection, namespace: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -187,68 +124,6 @@ def explain(conn: Connection, namespace: str, pod: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-# Waiting reasons no wait outlasts: the kubelet retries them, but nothing changes until
-# someone loads the image, fixes the reference or the spec.
-IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "RegistryUnavailable")
-CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
-TERMINAL_REASONS = IMAGE_REASONS + ("InvalidImageName",) + CONFIG_REASONS
-
-
-def terminal_waiting(pod: dict[str, Any]) -> tuple[str, str] | None:
-    """(reason, message) of a container waiting for something that will not come by itself."""
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        waiting = (status.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in TERMINAL_REASONS:
-            return waiting["reason"], one_line(waiting.get("message") or "")
-    return None
-
-
-def _config_field(message: str) -> str:
-    """The pod spec field a kubelet config error is about, as far as its message says."""
-    lowered = message.lower()
-    for needle, field in (
-        ("runasnonroot", "securityContext.runAsNonRoot (the image's user is root; vxcap's pods run as uid 65534)"),
-        ("non-numeric user", "securityContext.runAsUser (the image names its user by name)"),
-        ("sysctl", "spec.securityContext.sysctls"),
-        ("seccomp", "securityContext.seccompProfile"),
-        ("apparmor", "the AppArmor profile"),
-        ("capabilit", "securityContext.capabilities"),
-        ("secret", "a Secret the pod refers to"),
-        ("configmap", "a ConfigMap the pod refers to"),
-    ):
-        if needle in lowered:
-            return field
-    return "spec.containers[0]"
-
-
-def terminal_hint(pod: dict[str, Any], reason: str, message: str, load_command: str | None) -> str:
-    """What to do about a terminal waiting reason, in one clause."""
-    spec = pod.get("spec") or {}
-    container = (spec.get("containers") or [{}])[0]
-    image = container.get("image", "?")
-    node = spec.get("nodeName", "?")
-    capture = ((pod.get("metadata") or {}).get("labels") or {}).get(manifests.ROLE_LABEL) == manifests.CAPTURE_ROLE
-    option = "--capture-image" if capture else "--image"
-    if reason in IMAGE_REASONS:
-        load = f"load it onto the nodes with `{load_command}`, or " if load_command else ""
-        return (f"image {image} is not on node {node} and cannot be pulled: {load}push it to a registry the nodes "
-                f"pull from and pass {option} (docs/images.md)")
-    if reason == "InvalidImageName":
-        return f"{option} {image!r} is not a valid image reference"
-    return f"the kubelet refused the pod's {_config_field(message)}"
-
-
-def _cannot_start(pod: dict[str, Any], load_command: str | None) -> str | None:
-    found = terminal_waiting(pod)
-    if found is None:
-        return None
-    reason, message = found
-    meta = pod.get("metadata") or {}
-    node = (pod.get("spec") or {}).get("nodeName", "?")
-    said = f"{reason}: {message}" if message else reason
-    return f"pod {meta.get('name', '?')} on {node} cannot start ({said}): {terminal_hint(pod, reason, message, load_command)}"
-
-
 def wait_settled(
     conn: Connection,
     namespace: str,
@@ -286,7 +161,7 @@ def wait_settled(
             if has_ended(pod):
                 failed[name] = f"pod ended before it was Ready: {explain(conn, namespace, pod)}"
             else:
-                stuck = _cannot_start(pod, load_command)
+                stuck = cannot_start(pod, load_command)
                 if stuck is not None:
                     failed[name] = stuck
         if required and any(name in failed for name in required):
