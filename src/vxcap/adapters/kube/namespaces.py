@@ -51,19 +51,37 @@ def ensure_namespace(conn: Connection, name: str, privileged: bool = True) -> No
             raise
 
 
-def _admits(conn: Connection, ns: dict[str, Any], privileged: bool) -> None:
+def capture_admission(ns: dict[str, Any]) -> tuple[str, bool] | None:
+    """Would this namespace's Pod Security label refuse capture pods? None if not; else
+    (why, in one line with the fix; whether vxcap may relabel it itself, being its own).
+
+    Reads the object only (no request): `vxcap doctor` can ask before a run.
+    """
     meta = ns.get("metadata") or {}
     name = meta.get("name", "?")
     labels = meta.get("labels") or {}
     enforce = labels.get(manifests.PSA_ENFORCE_LABEL)
-    if not privileged or enforce in (None, "privileged"):
-        return  # no label: the cluster's default level decides, and a refusal will say so
-    if labels.get(manifests.MANAGED_BY_LABEL) != manifests.MANAGED_BY:
-        raise KubeError(
-            f"namespace {name} enforces Pod Security level {enforce!r}, which refuses vxcap's capture pods (hostNetwork, "
-            f"NET_RAW, NET_ADMIN); it is not vxcap's, so vxcap leaves it alone: `{label_command(name)}`, "
-            "or give capture pods a namespace of their own with --capture-namespace"
-        )
+    if enforce in (None, "privileged"):
+        return None  # no label: the cluster's default level decides, and a refusal will say so
+    if labels.get(manifests.MANAGED_BY_LABEL) == manifests.MANAGED_BY:
+        return (f"namespace {name} (vxcap's) enforces Pod Security level {enforce!r}, which refuses capture pods: "
+                f"vxcap relabels it, or run `{label_command(name)}`"), True
+    return (
+        f"namespace {name} enforces Pod Security level {enforce!r}, which refuses vxcap's capture pods (hostNetwork, "
+        f"NET_RAW, NET_ADMIN); it is not vxcap's, so vxcap leaves it alone: `{label_command(name)}`, "
+        "or give capture pods a namespace of their own with --capture-namespace"
+    ), False
+
+
+def _admits(conn: Connection, ns: dict[str, Any], privileged: bool) -> None:
+    problem = capture_admission(ns) if privileged else None
+    if problem is None:
+        return
+    why, ours = problem
+    if not ours:
+        raise KubeError(why)
+    name = (ns.get("metadata") or {}).get("name", "?")
+    enforce = ((ns.get("metadata") or {}).get("labels") or {}).get(manifests.PSA_ENFORCE_LABEL)
     try:
         with conn.translated(f"relabel namespace {name} {manifests.PSA_ENFORCE_LABEL}=privileged", name):
             read_json(conn.core().patch_namespace(name, manifests.enforce_patch(), _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
