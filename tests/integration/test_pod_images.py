@@ -154,3 +154,18 @@ def test_an_image_without_python3_fails_the_tcp_exchange_naming_python3(pods_on_
     line = str(missing.value)
     assert "\n" not in line
     assert 'exec: "python3": executable file not found in $PATH' in line, line
+
+
+def without_ping_group_range(pod: dict) -> dict:
+    """What a runtime that drops the pod's sysctl leaves: the kernel's default range, no group may open ICMP sockets."""
+    pod["spec"]["securityContext"]["sysctls"] = [{"name": "net.ipv4.ping_group_range", "value": "1 0"}]
+    return pod
+
+
+def test_without_the_ping_group_range_sysctl_the_test_pods_cannot_ping(pods_on_docker, capture_image):
+    target = pods_on_docker(capture_image, amend=without_ping_group_range)
+    pods = target.provision((W, W3))
+    result, said = target.df_ping(W, pods[W3].ip, 100, 1.0)
+    assert (result.transmitted, result.received) == (0, 0), said
+    assert "ping: socket: Operation not permitted" in said
+    assert result.message == "ping: => missing cap_net_raw+p capability or setuid?"
