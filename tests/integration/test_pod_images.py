@@ -124,6 +124,7 @@ def derived_image(client, image: str, argv: list[str]) -> str:
 
 @pytest.fixture
 def twin_image(docker_engine, capture_image):
+    """Images derived for a test; request it before pods_on_docker, so its containers are gone when the image goes."""
     made: list[str] = []
 
     def make(argv: list[str]) -> str:
@@ -135,7 +136,7 @@ def twin_image(docker_engine, capture_image):
         docker_engine.images.remove(tag, force=True)
 
 
-def test_an_image_whose_ping_keeps_file_capabilities_cannot_ping_in_a_pod_that_drops_all(pods_on_docker, twin_image):
+def test_an_image_whose_ping_keeps_file_capabilities_cannot_ping_in_a_pod_that_drops_all(twin_image, pods_on_docker):
     # Debian's iputils-ping as installed: cap_net_raw=ep. Outside the bounding set, exec refuses it.
     target = pods_on_docker(twin_image(["setcap", "cap_net_raw=ep", "/usr/bin/ping"]))
     pods = target.provision((W, W3))
@@ -146,7 +147,7 @@ def test_an_image_whose_ping_keeps_file_capabilities_cannot_ping_in_a_pod_that_d
     assert line.startswith(f"ping in pod vxcap/{pods[W].name}: ") and "operation not permitted" in line, line
 
 
-def test_an_image_without_python3_fails_the_tcp_exchange_naming_python3(pods_on_docker, twin_image):
+def test_an_image_without_python3_fails_the_tcp_exchange_naming_python3(twin_image, pods_on_docker):
     target = pods_on_docker(twin_image(["sh", "-c", "rm -f /usr/bin/python3*"]))
     pods = target.provision((W, W3))
     with pytest.raises(VxcapError) as missing:
