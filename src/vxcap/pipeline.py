@@ -336,10 +336,9 @@ def _analyze(
         entry: dict[str, Any] = {"node": cap.node, "iface": cap.iface, "file": cap.file,
                                  "kernel_dropped": cap.kernel_dropped, "damaged": None, "usable": True}
         point_report.append(entry)
-        if cap.failed is not None:
+        if cap.failed is not None:  # what it wrote is still shown, but it vouches for nothing
             unusable[cap.node] = f"{cap.file}: the capture backend failed ({cap.failed})"
             entry.update(usable=False, problem=unusable[cap.node])
-            continue
         try:
             seen[point], link_headers[point], damaged = _decode_point(
                 run_dir / cap.file, warnings, manifest.topology.overlay.port
