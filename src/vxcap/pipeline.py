@@ -226,7 +226,8 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
         ProbeCount(p["src_node"], p["dst_node"], p["transmitted"], p["received"]) for p in probes if "transmitted" in p
     ]
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
-                             capture_errors=capture_errors, probes=probe_counts)
+                             capture_errors=capture_errors, probes=probe_counts,
+                             notes=tuple(getattr(target, "notes", ())))
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
@@ -384,7 +385,9 @@ def _analyze(
     verdicts = [replace(v, reasons=v.reasons + tuple(fail_reasons(section))) for v, section in zip(verdicts, mtu)]
 
     timer.stage("report")
-    extra: dict[str, Any] = {"warnings": warnings, "captures": point_report}
+    # Discovery's notes (a /32 InternalIP fallback makes CrossSubnet behave like Always) change
+    # what the verdicts expect: they travel with the run and are shown with its result.
+    extra: dict[str, Any] = {"notes": list(manifest.notes), "warnings": warnings, "captures": point_report}
     if probes is not None:
         extra["probes"] = probes
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)

@@ -83,3 +83,14 @@ def test_bad_run_directories_are_one_line_usage_errors(tmp_path, mangle, message
 def test_not_a_directory(tmp_path):
     result = analyze(tmp_path / "nope")
     assert result.exit_code == ExitStatus.USAGE and "is not a directory" in result.output
+
+
+def test_discovery_notes_travel_with_the_run_and_are_shown(tmp_path):
+    run = write_run(tmp_path, healthy_frames())
+    manifest = json.loads((run / "manifest.json").read_text())
+    note = "k01-worker3: InternalIP 10.10.20.13/32 has no prefix: CrossSubnet behaves like Always for it"
+    manifest["notes"] = [note]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result = analyze(run)
+    assert json.loads((run / "report.json").read_text())["notes"] == [note]
+    assert note in " ".join(result.output.split())
