@@ -94,3 +94,22 @@ def test_discovery_notes_travel_with_the_run_and_are_shown(tmp_path):
     result = analyze(run)
     assert json.loads((run / "report.json").read_text())["notes"] == [note]
     assert note in " ".join(result.output.split())
+
+
+def test_a_per_node_vni_override_is_what_that_nodes_vxlan_must_carry(tmp_path):
+    # worker3's Felix says VNI 4097 (FelixConfiguration node.k01-worker3): its VXLAN carries 4097 and passes;
+    # the twin without the override reads the same captures as a VNI fault.
+    cross = vx(W, W3) + vx(W3, W, vni=4097, reply=True) + vx(W3, W, vni=4097) + vx(W, W3, reply=True)
+    frames = healthy_frames()
+    frames[W] = cross + pings(plain, W, W2) + pings(plain, W2, W)
+    frames[W3] = cross
+    run = write_run(tmp_path, frames)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert analyze(run).exit_code == ExitStatus.VERDICT_FAILED
+    assert "VNI 4097, expected 4096" in json.dumps(json.loads((run / "report.json").read_text())["flows"])
+    for node in manifest["nodes"]:
+        if node["name"] == W3:
+            node["vni"] = 4097
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result = analyze(run)
+    assert result.exit_code == ExitStatus.SUCCESS, result.output

@@ -166,6 +166,8 @@ def parse_manifest(data: Any) -> Manifest:
                 name=name,
                 underlay=_interface(_need(raw, "underlay", where), f"{where}.underlay"),
                 vtep_mac=_mac(raw.get("vtep_mac"), f"{where}.vtep_mac"),
+                vni=None if raw.get("vni") is None else _int(raw["vni"], f"{where}.vni"),
+                port=None if raw.get("port") is None else _int(raw["port"], f"{where}.port"),
             )
         )
         for j, cap in enumerate(_list(raw, "captures", where, required=False)):
@@ -290,6 +292,10 @@ def manifest_dict(
         entry: dict[str, Any] = {"name": node.name, "underlay": str(node.underlay)}
         if node.vtep_mac:
             entry["vtep_mac"] = node.vtep_mac
+        if node.vni is not None:
+            entry["vni"] = node.vni
+        if node.port is not None:
+            entry["port"] = node.port
         entry["captures"] = [
             {"iface": iface, "file": file,
              **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None}}
