@@ -87,3 +87,36 @@ def test_a_source_that_cannot_send_is_recorded_and_the_others_go_on():
 
 def test_a_target_without_df_probes_gets_none():
     assert run_mtu_probes(object(), [("a", "b")], PODS) is None
+
+
+class LossyPaths(SimulatedPaths):
+    """The first echo of each listed size is lost on the way (no reply, no ICMP): plain loss."""
+
+    def __init__(self, limits, lose_once: set[int]) -> None:
+        super().__init__(limits)
+        self.lose_once = set(lose_once)
+
+    def df_ping_all(self, probes, wait):
+        outcomes = super().df_ping_all(probes, wait)
+        for i, (src, dst_ip, size) in enumerate(probes):
+            if size in self.lose_once and not isinstance(outcomes[i], VxcapError) and outcomes[i][0].received:
+                self.lose_once.discard(size)
+                outcomes[i] = (PingResult(1, 0, 0, "1 packets transmitted, 0 received"), "")
+        return outcomes
+
+
+def test_a_probe_lost_once_is_sent_again_before_it_counts():
+    paths = LossyPaths({("a", "b"): 1422}, lose_once={1372})
+    record = run_mtu_probes(paths, [("a", "b")], PODS, pod_mtu=1450)
+    sent = sizes_sent(paths, "a", "b")
+    first = sent.index(1372)
+    assert sent.count(1372) == 2 and sent[first + 1] == 1372  # again in the very next round
+    entries = [e for e in record["directions"][0]["ladder"] if e["size"] == 1372]
+    assert [e["received"] for e in entries] == [0, 1]
+
+
+def test_a_probe_refused_or_answered_by_fragmentation_needed_is_not_sent_again():
+    paths = SimulatedPaths({("a", "b"): 1422})
+    run_mtu_probes(paths, [("a", "b")], PODS, pod_mtu=1450)
+    sent = sizes_sent(paths, "a", "b")
+    assert len(set(sent)) == len(sent)  # 1423 and above were refused: each sent once

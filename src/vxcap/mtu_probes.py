@@ -31,6 +31,9 @@ LADDER_WAIT_S = 0.5  # one echo per size: a reply on a healthy path takes millis
 MAX_PROBES = 24  # distinct sizes per direction, ladder and bisection together
 TCP_PORT_BASE = 41000  # clusters: one port per direction (the lab lets the kernel pick)
 OUTPUT_KEPT = 2000  # characters of ping's output kept per probe: the lines that matter are short
+# A DF echo that simply got no answer (not refused, no fragmentation-needed) is sent again this
+# many times before it counts as lost: one lost echo on a lossy path says nothing about its MTU.
+LOSS_RETRIES = 1
 
 
 @runtime_checkable
@@ -78,6 +81,9 @@ class _Direction:
             self.done = True
             return
         ping, output = outcome
+        plain_loss = not ping.received and not ping.refused_too_big and ping.frag_needed_mtu is None
+        if plain_loss and sum(r.size == size for r in self.results) < LOSS_RETRIES:
+            self.pending.insert(0, size)  # sent again next round, before the ladder goes on
         self.record["ladder"].append({
             "size": size,
             "transmitted": ping.transmitted,

@@ -226,7 +226,8 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
         ProbeCount(p["src_node"], p["dst_node"], p["transmitted"], p["received"]) for p in probes if "transmitted" in p
     ]
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
-                             capture_errors=capture_errors, probes=probe_counts)
+                             capture_errors=capture_errors, probes=probe_counts,
+                             notes=tuple(getattr(target, "notes", ())))
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
@@ -336,10 +337,9 @@ def _analyze(
         entry: dict[str, Any] = {"node": cap.node, "iface": cap.iface, "file": cap.file,
                                  "kernel_dropped": cap.kernel_dropped, "damaged": None, "usable": True}
         point_report.append(entry)
-        if cap.failed is not None:
+        if cap.failed is not None:  # what it wrote is still shown, but it vouches for nothing
             unusable[cap.node] = f"{cap.file}: the capture backend failed ({cap.failed})"
             entry.update(usable=False, problem=unusable[cap.node])
-            continue
         try:
             seen[point], link_headers[point], damaged = _decode_point(
                 run_dir / cap.file, warnings, manifest.topology.overlay.port
@@ -385,7 +385,9 @@ def _analyze(
     verdicts = [replace(v, reasons=v.reasons + tuple(fail_reasons(section))) for v, section in zip(verdicts, mtu)]
 
     timer.stage("report")
-    extra: dict[str, Any] = {"warnings": warnings, "captures": point_report}
+    # Discovery's notes (a /32 InternalIP fallback makes CrossSubnet behave like Always) change
+    # what the verdicts expect: they travel with the run and are shown with its result.
+    extra: dict[str, Any] = {"notes": list(manifest.notes), "warnings": warnings, "captures": point_report}
     if probes is not None:
         extra["probes"] = probes
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)

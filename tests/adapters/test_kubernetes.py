@@ -93,6 +93,18 @@ def test_felix_settings_come_through(start_fake_kube):
     assert (overlay.vni, overlay.port, overlay.mtu) == (7000, 4790, 1400)
 
 
+def test_a_per_node_felix_override_comes_through_the_api(start_fake_kube):
+    calico = co.lab_calico(co.V1)
+    calico["felixconfigurations"] = [co.felix_configuration(co.V1),
+                                     co.felix_configuration(co.V1, "node.k01-worker3", vxlanPort=8472)]
+    fake = start_fake_kube(calico={co.V1: calico})
+    kube = cluster(fake)
+    topology = kube.discover()
+    assert topology.overlay.port == 4789
+    assert topology.node("k01-worker3").port == 8472 and topology.node("k01-worker").port is None
+    assert any(note.startswith("FelixConfiguration node.k01-worker3 sets vxlanPort 8472") for note in kube.notes)
+
+
 def test_context_name_without_kind_prefix_is_the_cluster(start_fake_kube):
     fake = start_fake_kube(context="prod-east")
     assert cluster(fake).discover().cluster == "prod-east"

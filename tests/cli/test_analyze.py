@@ -83,3 +83,73 @@ def test_bad_run_directories_are_one_line_usage_errors(tmp_path, mangle, message
 def test_not_a_directory(tmp_path):
     result = analyze(tmp_path / "nope")
     assert result.exit_code == ExitStatus.USAGE and "is not a directory" in result.output
+
+
+def test_discovery_notes_travel_with_the_run_and_are_shown(tmp_path):
+    run = write_run(tmp_path, healthy_frames())
+    manifest = json.loads((run / "manifest.json").read_text())
+    note = "k01-worker3: InternalIP 10.10.20.13/32 has no prefix: CrossSubnet behaves like Always for it"
+    manifest["notes"] = [note]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result = analyze(run)
+    assert json.loads((run / "report.json").read_text())["notes"] == [note]
+    assert note in " ".join(result.output.split())
+
+
+def test_a_per_node_vni_override_is_what_that_nodes_vxlan_must_carry(tmp_path):
+    # worker3's Felix says VNI 4097 (FelixConfiguration node.k01-worker3): its VXLAN carries 4097 and passes;
+    # the twin without the override reads the same captures as a VNI fault.
+    cross = vx(W, W3) + vx(W3, W, vni=4097, reply=True) + vx(W3, W, vni=4097) + vx(W, W3, reply=True)
+    frames = healthy_frames()
+    frames[W] = cross + pings(plain, W, W2) + pings(plain, W2, W)
+    frames[W3] = cross
+    run = write_run(tmp_path, frames)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert analyze(run).exit_code == ExitStatus.VERDICT_FAILED
+    assert "VNI 4097, expected 4096" in json.dumps(json.loads((run / "report.json").read_text())["flows"])
+    for node in manifest["nodes"]:
+        if node["name"] == W3:
+            node["vni"] = 4097
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result = analyze(run)
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+
+
+def _tagged(frames):
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    return [Ether(src=f[Ether].src, dst=f[Ether].dst) / Dot1Q(vlan=20) / f[Ether].payload for f in frames]
+
+
+def _with_link_evidence(run):
+    for node in (W, W2, W3):
+        links = [{"ifname": "eth1", "mtu": 1500, "address": "02:42:0a:0a:0a:99", "link_type": "ether"}]
+        (run / f"{node}-eth1.link.json").write_text(json.dumps(links))
+
+
+@pytest.mark.parametrize("tag", [False, True], ids=["untagged", "8021q-tagged"])
+def test_a_full_size_frame_fits_the_underlay_with_or_without_a_vlan_tag(tmp_path, tag):
+    # 1422-byte echoes make 1500-byte outer IP packets: a 1514-byte frame, 1518 with an 802.1Q tag.
+    # The tag is the switch port's: it must not make the frame read bigger than the node's MTU.
+    big = b"x" * 1422
+    cross = (vx(W, W3, payload=big) + vx(W3, W, reply=True, payload=big)
+             + vx(W3, W, payload=big) + vx(W, W3, reply=True, payload=big))
+    frames = {W: cross, W3: cross}
+    if tag:
+        frames = {node: _tagged(f) for node, f in frames.items()}
+    run = write_run(tmp_path, frames, pairs=((W, W3),))
+    _with_link_evidence(run)
+    result = analyze(run)
+    report = json.loads((run / "report.json").read_text())
+    assert not any("oversize" in r or "MTU" in r for f in report["flows"] for r in f["reasons"]), result.output
+    assert {f["max_frame_len"] for f in report["flows"]} == {1514}
+    # ... while a frame really too big still reads oversize, tagged or not
+    too_big = vx(W, W3, payload=big + b"yyyy")
+    frames = {node: f + (_tagged(too_big) if tag else too_big) for node, f in frames.items()}
+    (tmp_path / "again").mkdir()
+    run = write_run(tmp_path / "again", frames, pairs=((W, W3),))
+    _with_link_evidence(run)
+    analyze(run)
+    report = json.loads((run / "report.json").read_text())
+    forward = next(f for f in report["flows"] if f["src_node"] == W)
+    assert any("IP packet 1504 > underlay MTU 1500" in r for r in forward["reasons"]), forward["reasons"]

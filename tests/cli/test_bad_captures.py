@@ -209,6 +209,9 @@ def test_a_file_that_cannot_be_read_costs_that_file_only(tmp_path, content, mess
     assert report["verdict"] == "fail"
     assert_reference_verdicts(report, [(W, W3), (W3, W)])  # the other files still count
     assert str(run) not in message  # reports travel: no local paths
+    # ... and no direction through worker2 can pass without its capture: the reason names it
+    assert f"no usable capture of {W2} (receiver): {message}" in flows(report)[(W, W2)]["reasons"]
+    assert f"no usable capture of {W2} (sender): {message}" in flows(report)[(W2, W)]["reasons"]
 
 
 def test_a_capture_cut_in_the_middle_of_a_record_counts_every_frame_before_it(tmp_path):

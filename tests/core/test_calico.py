@@ -176,6 +176,32 @@ def test_felix_values_from_the_default_configuration_only():
     assert felix_settings(configs) == (4097, 8472, 1400)
 
 
+def test_a_node_override_applies_to_that_node_only():
+    configs = [
+        co.felix_configuration(co.V3, "node.k01-worker", vxlanVNI=9),
+        co.felix_configuration(co.V3, vxlanVNI=4097, vxlanPort=8472, vxlanMTU=1400),
+    ]
+    assert felix_settings(configs, "k01-worker") == (9, 8472, 1400)
+    assert felix_settings(configs, "k01-worker3") == (4097, 8472, 1400)
+
+
+def test_a_node_override_sets_what_that_nodes_vxlan_must_carry_and_is_noted():
+    from vxcap.core.model import Pair, Pod
+    from vxcap.core.plan import plan
+
+    felix = (co.felix_configuration(co.V1), co.felix_configuration(co.V1, "node.k01-worker3", vxlanVNI=4097))
+    found = topology_from_calico(lab_objects(co.V1, felix_configurations=felix))
+    topology = found.topology
+    assert topology.overlay.vni == 4096 and topology.node("k01-worker3").vni == 4097
+    assert topology.node("k01-worker").vni is None
+    assert ("FelixConfiguration node.k01-worker3 sets vxlanVNI 4097 (the cluster's is 4096): k01-worker3's VXLAN "
+            "must carry it, and the other nodes' must still reach it") in found.notes
+    pods = {n: Pod(f"p-{n}", n, IPv4Address(ip)) for n, ip in (("k01-worker", "192.168.81.65"),
+                                                                 ("k01-worker3", "192.168.209.65"))}
+    to_w3, from_w3 = plan(topology, (Pair("k01-worker", "k01-worker3"),), pods)
+    assert (to_w3.vni, from_w3.vni) == (4096, 4097)
+
+
 def test_felix_mtu_zero_means_auto():
     assert felix_settings([co.felix_configuration(co.V1, vxlanMTU=0)])[2] is None
 

@@ -178,6 +178,11 @@ def test_vlan_tags_outer_and_inner():
     assert result.flows == reference(as_frames(packets))
     assert result.flows[key(POD["cp"], POD["w3"])].encaps == {Encap.VXLAN: 1}
     assert result.flows[key(POD["cp"], POD["w1"])].packets == 2
+    # sizes count without the outer tags (the switch port's, not the node's MTU); inner tags stay
+    untagged = len(Ether() / IP(src=NODE["cp"], dst=NODE["w3"]) / UDP(dport=4789) / VXLAN(vni=4096)
+                   / Ether(dst=VTEP["w3"]) / Dot1Q(vlan=5) / inner)
+    assert result.flows[key(POD["cp"], POD["w3"])].max_wire_len == untagged == len(packets[0]) - 4
+    assert result.flows[key(POD["cp"], POD["w1"])].max_wire_len == len(Ether() / ping(POD["cp"], POD["w1"]))
 
 
 @pytest.mark.parametrize(

@@ -963,3 +963,14 @@ def test_tcp_exchange_argv_rejects_bad_ports(port):
         listener_argv("python3", port)
     with pytest.raises(InputError):
         connector_argv("python3", "192.168.209.65", 0)
+
+
+def test_probes_that_fit_and_were_lost_fail_as_loss_not_as_mtu():
+    from vxcap.core.mtu.path import fail_reasons
+
+    section = {"findings": [
+        {"level": "fail", "code": "probe-lost", "message": "DF probes that fit the path did not cross"},
+        {"level": "fail", "code": "black-hole", "message": "DF probes bigger than the path allows vanished"},
+    ]}
+    assert fail_reasons(section) == ["loss: DF probes that fit the path did not cross",
+                                     "MTU: DF probes bigger than the path allows vanished"]

@@ -224,6 +224,10 @@ def test_a_node_without_its_interface_fails_its_capture_and_the_other_is_still_j
     assert list(forward["seen_on"]) == [f"{W}/eth1"] and forward["seen_on"][f"{W}/eth1"] >= 2
     manifest = json.loads((run_dir_of(out) / "manifest.json").read_text())
     assert [n.get("captures") for n in manifest["nodes"] if n["name"] == W3] == [[]]  # what is missing, said
+    assert [n.get("capture_error") for n in manifest["nodes"] if n["name"] == W3] == [error]
+    # ... and no direction through worker3 can pass without it: the reason names the missing capture
+    assert forward["verdict"] == "fail" and f"no usable capture of {W3} (receiver): {error}" in forward["reasons"]
+    assert f"no usable capture of {W3} (sender): {error}" in flows(report)[(W3, W)]["reasons"]
     assert_nothing_left(str(out))
 
 
@@ -261,6 +265,10 @@ def test_a_capture_killed_half_way_is_reported_and_what_it_wrote_is_judged(tmp_p
     seen = forward["seen_on"]
     assert 0 < seen[f"{W3}/eth1"] < seen[f"{W}/eth1"], report  # worker3's capture counts until it died
     assert forward["observed"] == "vxlan" and forward["vni"] == 4096
+    # ... as evidence, but a capture that died mid-run cannot vouch for a direction through worker3
+    assert forward["verdict"] == "fail" and any(
+        r.startswith(f"no usable capture of {W3} (receiver): {W3}-eth1.pcap: the capture backend failed")
+        for r in forward["reasons"]), forward["reasons"]
     assert_nothing_left(str(out))
 
 

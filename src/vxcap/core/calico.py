@@ -9,7 +9,7 @@ bool). Nothing here talks to a cluster, so every rule is tested as data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_interface, ip_network
 from typing import Any
 
@@ -174,8 +174,11 @@ def _int_setting(spec: dict[str, Any], key: str) -> int | None:
         raise CalicoError(f"FelixConfiguration {FELIX_DEFAULT}: {key}={value!r} is not a number") from None
 
 
-def felix_settings(felix_configurations: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> tuple[int, int, int | None]:
-    """(VNI, UDP port, MTU) from the FelixConfiguration named `default`.
+def felix_settings(
+    felix_configurations: tuple[dict[str, Any], ...] | list[dict[str, Any]], node: str | None = None
+) -> tuple[int, int, int | None]:
+    """(VNI, UDP port, MTU) from the FelixConfiguration named `default`, or for `node`: with
+    what its own `node.<name>` FelixConfiguration sets on top (Felix's per-node override).
 
     Unset means Calico's defaults: VNI 4096, port 4789, and an MTU Felix works
     out from the host interfaces (None here; 0 in the resource means the same).
@@ -183,8 +186,12 @@ def felix_settings(felix_configurations: tuple[dict[str, Any], ...] | list[dict[
     spec: dict[str, Any] = {}
     for config in felix_configurations:
         if _name(config) == FELIX_DEFAULT:
-            spec = _spec(config)
+            spec = dict(_spec(config))
             break
+    if node is not None:
+        for config in felix_configurations:
+            if _name(config) == f"node.{node}":
+                spec.update({k: v for k, v in _spec(config).items() if v is not None and v != ""})
     vni = _int_setting(spec, "vxlanVNI")
     port = _int_setting(spec, "vxlanPort")
     mtu = _int_setting(spec, "vxlanMTU")
@@ -260,6 +267,25 @@ def overlay_mode(
     return mode, pool_cidr, tuple(notes)
 
 
+def _with_node_overrides(nodes: list[Node], felix_configurations, notes: list[str]) -> list[Node]:
+    """Nodes whose `node.<name>` FelixConfiguration sets another VNI or port than the cluster's, with it."""
+    vni, port, _ = felix_settings(felix_configurations)
+    result = []
+    for node in nodes:
+        node_vni, node_port, _ = felix_settings(felix_configurations, node.name)
+        changed = []
+        if node_vni != vni:
+            changed.append(f"vxlanVNI {node_vni} (the cluster's is {vni})")
+        if node_port != port:
+            changed.append(f"vxlanPort {node_port} (the cluster's is {port})")
+        if changed:
+            notes.append(f"FelixConfiguration node.{node.name} sets {' and '.join(changed)}: "
+                         f"{node.name}'s VXLAN must carry it, and the other nodes' must still reach it")
+            node = replace(node, vni=None if node_vni == vni else node_vni, port=None if node_port == port else node_port)
+        result.append(node)
+    return result
+
+
 def topology_from_calico(objects: CalicoObjects, cluster: str = "") -> Discovery:
     """The cluster as vxcap judges it: nodes with underlay, block and VTEP; the overlay's settings."""
     if not objects.nodes:
@@ -277,6 +303,7 @@ def topology_from_calico(objects: CalicoObjects, cluster: str = "") -> Discovery
         if note:
             notes.append(note)
         nodes.append(Node(name=name, underlay=underlay, block=block, vtep_ip=vtep_ip, vtep_mac=vtep_mac))
+    nodes = _with_node_overrides(nodes, objects.felix_configurations, notes)
     pod_blocks = [node.block for node in nodes if node.block is not None]
     mode, pool, mode_notes = overlay_mode(objects.ippools, pod_blocks)
     notes.extend(mode_notes)

@@ -34,19 +34,21 @@ _ETHERTYPE_8021AD = 0x88A8
 _SLL_HEADER = {LINKTYPE_LINUX_SLL: (16, 14), LINKTYPE_LINUX_SLL2: (20, 0)}  # header length, protocol offset
 
 
-def _after_ethertype(ethertype: int, payload: bytes) -> IP | None:
-    """Through any 802.1Q / 802.1ad tags to an IPv4 header."""
+def _after_ethertype(ethertype: int, payload: bytes) -> tuple[IP, int] | None:
+    """Through any 802.1Q / 802.1ad tags to an IPv4 header: (the header, the tags' bytes)."""
+    tags = 0
     while ethertype in (_ETHERTYPE_8021Q, _ETHERTYPE_8021AD):
         if len(payload) < 4:
             return None
         ethertype = int.from_bytes(payload[2:4], "big")
         payload = payload[4:]
+        tags += 4
     if ethertype != _ETHERTYPE_IPV4 or not payload:
         return None
-    return IP(payload)
+    return IP(payload), tags
 
 
-def _outer_ip(data: bytes, linktype: int) -> IP | None:
+def _outer_ip(data: bytes, linktype: int) -> tuple[IP, int] | None:
     if linktype == LINKTYPE_ETHERNET:
         if len(data) < 14:
             return None
@@ -61,7 +63,7 @@ def _outer_ip(data: bytes, linktype: int) -> IP | None:
     if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
         if not data or data[0] >> 4 != 4:
             return None
-        return IP(data)
+        return IP(data), 0
     return None
 
 
@@ -121,11 +123,15 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
     """
     wire_len = len(data) if wire_len is None else wire_len
     try:
-        outer = _outer_ip(data, linktype)
+        found = _outer_ip(data, linktype)
     except Exception:  # scapy raises assorted errors on garbage; a bad frame is just not ours
         return None
-    if outer is None or outer.version != 4:
+    if found is None:
         return None
+    outer, vlan_bytes = found
+    if outer.version != 4:
+        return None
+    wire_len -= vlan_bytes  # tags are the switch port's, not the node's MTU
     outer_src, outer_dst = IPv4Address(outer.src), IPv4Address(outer.dst)
     dst_mac = data[:6].hex(":") if linktype == LINKTYPE_ETHERNET else None
     fragment = _is_fragment(outer)

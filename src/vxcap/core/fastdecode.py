@@ -208,6 +208,7 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         q = p
     else:
         return None
+    tagged_at = q
     while ethertype == _ETH_8021Q or ethertype == _ETH_8021AD:
         if end - q < 4:
             return None
@@ -215,6 +216,8 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         q += 4
     if ethertype != _ETH_IPV4:
         return IPV6 if ethertype == _ETH_IPV6 else None
+    # 802.1Q / 802.1ad tags are the switch's business, not the node's MTU: sizes count without them.
+    wire_len -= q - tagged_at
     if end - q < 20:
         return None
     version_ihl, total_len, flags_frag, proto, pair = _IPV4(buf, q)

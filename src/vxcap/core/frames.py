@@ -31,7 +31,9 @@ class FrameFacts:
 
     `src`/`dst` are the innermost IPv4 addresses (the pods', for pod traffic);
     `outer_*` are the underlay IPv4 header's (equal to `src`/`dst` when plain).
-    `wire_len` is the frame's original length, never the captured length.
+    `wire_len` is the frame's original length, never the captured length, less the outer
+    link header's VLAN tags: a tag is added by the switch port, it does not count against the
+    node's MTU, so an 802.1Q-tagged full-size frame must not read oversize.
     """
 
     encap: Encap
@@ -39,7 +41,7 @@ class FrameFacts:
     dst: IPv4Address
     outer_src: IPv4Address
     outer_dst: IPv4Address
-    wire_len: int
+    wire_len: int  # without any 802.1Q / 802.1ad tags of the outer link header (see vlan_bytes)
     ip_proto: int  # innermost IPv4 protocol (1 ICMP, 6 TCP, 17 UDP)
     outer_fragment: bool = False  # MF set or a fragment offset on the underlay header
     outer_df: bool = False

@@ -10,6 +10,10 @@ turns it into the `ip`/`bridge` commands that make it so on a lab built by
 - FdbWrongNode: src's VXLAN for dst is addressed to a third node's underlay IP.
 - CrossSubnetPlain: src sends dst's pods' traffic unencapsulated to its gateway.
 - PodMtu: the pod's eth0 MTU is changed (sizes and fragments on the wire change).
+- RepliesBlackholed: node routes peer's pod block into a blackhole: peer's echo
+  requests reach node's pod, whose replies die in node (and so do node's own).
+- UnderlayDropsVxlan: the switch drops VXLAN from src's underlay address to dst's,
+  that direction only (a policy rule on the router between their subnets).
 """
 
 from __future__ import annotations
@@ -63,7 +67,19 @@ class PodMtu:
     mtu: int
 
 
-Fault = VniMismatch | SameSubnetViaVxlan | FdbWrongNode | CrossSubnetPlain | PodMtu
+@dataclass(frozen=True, slots=True)
+class RepliesBlackholed:
+    node: str
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnderlayDropsVxlan:
+    src: str
+    dst: str
+
+
+Fault = VniMismatch | SameSubnetViaVxlan | FdbWrongNode | CrossSubnetPlain | PodMtu | RepliesBlackholed | UnderlayDropsVxlan
 
 
 def _wire(spec: LabSpec, src: Node, dst: Node) -> Wire:
@@ -128,6 +144,22 @@ def _pod_mtu(spec: LabSpec, names: LabNames, fault: PodMtu) -> list[Step]:
     return [ip(names.pod(node.name), "link", "set", POD_IFACE, "mtu", fault.mtu)]
 
 
+def _replies_blackholed(spec: LabSpec, names: LabNames, fault: RepliesBlackholed) -> list[Step]:
+    node, peer = spec.topology.node(fault.node), spec.topology.node(fault.peer)
+    _distinct(node, peer)
+    return [ip(names.node(node.name), "route", "replace", "blackhole", peer.block)]
+
+
+def _underlay_drops_vxlan(spec: LabSpec, names: LabNames, fault: UnderlayDropsVxlan) -> list[Step]:
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    if dst.address in src.subnet:
+        raise InputError(f"fault: {src.name} reaches {dst.name} without the router; pick nodes on different subnets")
+    port = spec.topology.overlay.port
+    return [ip(names.switch, "rule", "add", "from", src.address, "to", dst.address, "ipproto", "udp",
+               "dport", port, "priority", 100, "blackhole")]
+
+
 def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
     """The commands that put `fault` into a healthy lab built with the same names."""
     if isinstance(fault, VniMismatch):
@@ -140,4 +172,8 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _cross_subnet_plain(spec, names, fault)
     if isinstance(fault, PodMtu):
         return _pod_mtu(spec, names, fault)
+    if isinstance(fault, RepliesBlackholed):
+        return _replies_blackholed(spec, names, fault)
+    if isinstance(fault, UnderlayDropsVxlan):
+        return _underlay_drops_vxlan(spec, names, fault)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")

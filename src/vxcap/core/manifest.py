@@ -56,6 +56,7 @@ class Manifest:
     run_id: str | None = None
     capture_errors: tuple[tuple[str, str], ...] = ()  # (node, why it has no capture)
     probes: tuple[ProbeCount, ...] = ()
+    notes: tuple[str, ...] = ()  # what discovery had to guess or fall back on: it can change the verdicts
 
     def pods_by_node(self) -> dict[str, Pod]:
         return {pod.node: pod for pod in self.pods}
@@ -165,6 +166,8 @@ def parse_manifest(data: Any) -> Manifest:
                 name=name,
                 underlay=_interface(_need(raw, "underlay", where), f"{where}.underlay"),
                 vtep_mac=_mac(raw.get("vtep_mac"), f"{where}.vtep_mac"),
+                vni=None if raw.get("vni") is None else _int(raw["vni"], f"{where}.vni"),
+                port=None if raw.get("port") is None else _int(raw["port"], f"{where}.port"),
             )
         )
         for j, cap in enumerate(_list(raw, "captures", where, required=False)):
@@ -243,6 +246,7 @@ def parse_manifest(data: Any) -> Manifest:
         run_id=str(run_id) if run_id is not None else None,
         capture_errors=tuple(capture_errors),
         probes=tuple(probes),
+        notes=tuple(_str(note, f"notes[{i}]") for i, note in enumerate(_list(data, "notes", "manifest", required=False))),
     )
 
 
@@ -256,6 +260,7 @@ def manifest_dict(
     capture_facts: dict[tuple[str, str], dict[str, Any]] | None = None,
     capture_errors: dict[str, str] | None = None,
     probes: list[ProbeCount] | None = None,
+    notes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The manifest a run writes; `captures` maps node to (iface, file name) pairs, `capture_facts`
     (node, iface) to what its backend said (kernel_dropped, failed), `capture_errors` a node without
@@ -279,12 +284,18 @@ def manifest_dict(
     }
     if run_id is not None:
         data["run_id"] = run_id
+    if notes:
+        data["notes"] = list(notes)
     if probes:
         data["probes"] = [{"src": p.src_node, "dst": p.dst_node, "sent": p.sent, "received": p.received} for p in probes]
     for node in involved:
         entry: dict[str, Any] = {"name": node.name, "underlay": str(node.underlay)}
         if node.vtep_mac:
             entry["vtep_mac"] = node.vtep_mac
+        if node.vni is not None:
+            entry["vni"] = node.vni
+        if node.port is not None:
+            entry["port"] = node.port
         entry["captures"] = [
             {"iface": iface, "file": file,
              **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None}}

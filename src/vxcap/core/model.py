@@ -86,6 +86,10 @@ class Node:
     vtep_ip: IPv4Address | None = None
     vtep_mac: str | None = None
     underlay_mtu: int | None = None
+    # A FelixConfiguration `node.<name>` override of vxlanVNI / vxlanPort: this node's VXLAN
+    # goes out with it (None: the overlay's).
+    vni: int | None = None
+    port: int | None = None
 
     @property
     def address(self) -> IPv4Address:

@@ -142,8 +142,10 @@ def plan(topology: Topology, pairs: tuple[Pair, ...], pods: dict[str, Pod]) -> t
                     dst_ip=pods[dst.name].ip,
                     expected=wire,
                     reason=reason,
-                    vni=topology.overlay.vni,
-                    port=topology.overlay.port,
+                    # The sender's Felix decides what its VXLAN carries; whether the receiver
+                    # takes it is for delivery to show.
+                    vni=topology.overlay.vni if src.vni is None else src.vni,
+                    port=topology.overlay.port if src.port is None else src.port,
                     outer_src=src.address,
                     outer_dst=dst.address,
                     inner_dst_mac=dst.vtep_mac,

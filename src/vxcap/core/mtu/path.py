@@ -29,6 +29,9 @@ POD_LINK_EVIDENCE = "pod-link.json"
 PROBES_FILE = "mtu-probes.json"
 ECHO_REQUEST, ECHO_REPLY = 8, 0
 MTU_REASON_PREFIX = "MTU: "
+# DF probes that fit the path and were lost (retried too) are loss, not an MTU fault: said as such.
+LOSS_REASON_PREFIX = "loss: "
+_LOSS_CODES = frozenset({"probe-lost"})
 
 
 def links_or_none(text: str | None) -> dict[str, LinkFacts] | None:
@@ -177,7 +180,7 @@ def direction_mtu(
 def fail_reasons(section: Mapping[str, Any]) -> list[str]:
     """The MTU findings that fail the direction, as verdict reasons."""
     return [
-        MTU_REASON_PREFIX + f["message"]
+        (LOSS_REASON_PREFIX if f.get("code") in _LOSS_CODES else MTU_REASON_PREFIX) + f["message"]
         for f in section.get("findings", [])
         if isinstance(f, Mapping) and f.get("level") == FAIL
     ]
