@@ -90,3 +90,18 @@ def test_a_fault_that_cannot_mean_anything_is_refused_in_one_line(k01, names, fa
     with pytest.raises(InputError, match=message) as err:
         fault_steps(k01, names, fault)
     assert "\n" not in str(err.value)
+
+
+def test_delivery_faults_are_one_command_each_where_they_belong(k01, names):
+    from vxcap.core.labfaults import NeighbourWrongMac, RepliesBlackholed, UnderlayDropsVxlan
+
+    assert argvs(fault_steps(k01, names, RepliesBlackholed(W3, W))) == [
+        ("vxt-k01-worker3", "ip route replace blackhole 192.168.81.64/26")]
+    assert argvs(fault_steps(k01, names, UnderlayDropsVxlan(W, W3))) == [
+        ("vxt-k01-switch", "ip rule add from 10.10.10.11 to 10.10.20.13 ipproto udp dport 4789 priority 100 blackhole")]
+    assert argvs(fault_steps(k01, names, NeighbourWrongMac(W, W2))) == [
+        ("vxt-k01-worker", "ip neigh replace 10.10.10.12 lladdr 02:00:5e:00:99:99 dev eth1 nud permanent")]
+    with pytest.raises(InputError, match="different subnets"):
+        fault_steps(k01, names, UnderlayDropsVxlan(W, W2))
+    with pytest.raises(InputError, match="one subnet"):
+        fault_steps(k01, names, NeighbourWrongMac(W, W3))

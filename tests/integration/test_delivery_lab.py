@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from tests.lab_support import flows, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
 from vxcap.adapters import netns, tcpdump
 from vxcap.cli.main import cli
-from vxcap.core.labfaults import RepliesBlackholed, UnderlayDropsVxlan
+from vxcap.core.labfaults import NeighbourWrongMac, RepliesBlackholed, UnderlayDropsVxlan
 from vxcap.core.manifest import ProbeCount, manifest_dict
 from vxcap.core.model import Pair
 from vxcap.exit_status import ExitStatus
@@ -88,6 +88,22 @@ def test_the_underlay_dropping_vxlan_one_way_fails_that_direction_at_its_hop(tmp
     assert d["arrived_receiver"] == d["answered"] >= COUNT and d["replies_back"] == 0
     assert not any("0 reached" in r or "0 answered" in r for r in backward["reasons"]), backward["reasons"]
     assert f"{d['answered']} of {d['answered']} replies that left {W}/eth1 never reached {W3}/eth1" in d["notes"]
+
+
+@lab_test
+def test_frames_flooded_past_the_receiver_do_not_count_as_arrived(tmp_path):
+    # worker addresses worker2 to a MAC nobody has: the switch floods the frames to every port of the
+    # VLAN. A promiscuous capture on worker2 sees them; they were never worker2's, and nothing answers.
+    with running_lab() as lab:
+        lab.apply_fault(NeighbourWrongMac(W, W2))
+        result, _, report = vxcap_run(tmp_path, "worker,worker2", count=COUNT)
+    assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
+    forward = flows(report)[(W, W2)]
+    (reason,) = [r for r in forward["reasons"] if " reached " in r]
+    # (a capture that is not promiscuous does not see the flooded frames at all: same hop, no count)
+    assert re.fullmatch(rf"(\d+) left {W}/eth1, 0 reached {W2}/eth1( \(\1 seen there addressed to another MAC: "
+                        rf"flooded, not delivered\))?", reason), reason
+    assert forward["delivery"]["arrived_receiver"] == 0
 
 
 @lab_test

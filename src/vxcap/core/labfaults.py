@@ -14,6 +14,9 @@ turns it into the `ip`/`bridge` commands that make it so on a lab built by
   requests reach node's pod, whose replies die in node (and so do node's own).
 - UnderlayDropsVxlan: the switch drops VXLAN from src's underlay address to dst's,
   that direction only (a policy rule on the router between their subnets).
+- NeighbourWrongMac: src's neighbour entry for dst's underlay address holds a MAC
+  nobody has: the switch floods src's frames to every port, dst's among them, and
+  dst's kernel ignores them (they are not addressed to it).
 """
 
 from __future__ import annotations
@@ -79,7 +82,15 @@ class UnderlayDropsVxlan:
     dst: str
 
 
-Fault = VniMismatch | SameSubnetViaVxlan | FdbWrongNode | CrossSubnetPlain | PodMtu | RepliesBlackholed | UnderlayDropsVxlan
+@dataclass(frozen=True, slots=True)
+class NeighbourWrongMac:
+    src: str
+    dst: str
+    mac: str = "02:00:5e:00:99:99"  # locally administered, on no port of the lab
+
+
+Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | CrossSubnetPlain | PodMtu | RepliesBlackholed
+         | UnderlayDropsVxlan | NeighbourWrongMac)
 
 
 def _wire(spec: LabSpec, src: Node, dst: Node) -> Wire:
@@ -160,6 +171,15 @@ def _underlay_drops_vxlan(spec: LabSpec, names: LabNames, fault: UnderlayDropsVx
                "dport", port, "priority", 100, "blackhole")]
 
 
+def _neighbour_wrong_mac(spec: LabSpec, names: LabNames, fault: NeighbourWrongMac) -> list[Step]:
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    if dst.address not in src.subnet:
+        raise InputError(f"fault: {src.name} reaches {dst.name} through the router; pick nodes on one subnet")
+    return [ip(names.node(src.name), "neigh", "replace", dst.address, "lladdr", fault.mac,
+               "dev", spec.underlay_iface, "nud", "permanent")]
+
+
 def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
     """The commands that put `fault` into a healthy lab built with the same names."""
     if isinstance(fault, VniMismatch):
@@ -176,4 +196,6 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _replies_blackholed(spec, names, fault)
     if isinstance(fault, UnderlayDropsVxlan):
         return _underlay_drops_vxlan(spec, names, fault)
+    if isinstance(fault, NeighbourWrongMac):
+        return _neighbour_wrong_mac(spec, names, fault)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")
