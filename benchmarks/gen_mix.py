@@ -150,11 +150,103 @@ def templates() -> list[tuple[int, bytes, int]]:
     return out
 
 
-def generate(count: int, seed: int, path: Path, fmt: str = "pcap") -> int:
-    """Write `count` frames to `path`; returns the number of bytes written."""
+# The busy node: BUSY_PODS pods spread over the k01 nodes plus BUSY_EXTRA_NODES more, talking
+# all-to-all (about 200,000 ordered pod pairs), none of them a test pod.
+BUSY_PODS = 450
+BUSY_EXTRA_NODES = 8
+BUSY_TEST_PER_MILLE = 20  # frames of the quiet mix (the test pods' traffic) among the busy traffic
+
+
+def busy_nodes() -> list[tuple[bytes, bytes]]:
+    """(underlay address, MAC) of every node of the busy cluster."""
+    nodes = [(_addr(ip), _mac(mac)) for ip, mac in NODES.values()]
+    for i in range(BUSY_EXTRA_NODES):
+        nodes.append((_addr(f"10.10.30.{100 + i}"), _mac(f"02:42:0a:0a:1e:{100 + i:02x}")))
+    return nodes
+
+
+def busy_pods() -> list[tuple[bytes, int]]:
+    """(address, node index) of the busy pods: a /26 block per node, in 10.244.0.0/16 (not the test pool)."""
+    nodes = len(busy_nodes())
+    return [(_addr(f"10.244.{i % nodes}.{2 + i // nodes}"), i % nodes) for i in range(BUSY_PODS)]
+
+
+class BusyFrames:
+    """Frames of a busy node's underlay, stamped from a few templates with varying addresses:
+    VXLAN between pods on different nodes (to 4789), plain pod traffic, and the noise a capture
+    of `host A or host B` keeps: ARP, IPv6, IPv4 fragments, UDP to 8472 that is not VXLAN, UDP
+    from port 4789 (a DNS-like service answering), and VXLAN to 8472 from another overlay."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.nodes = busy_nodes()
+        self.pods = busy_pods()
+        self.quiet = templates()
+        self.quiet_weights = [w for w, _, _ in self.quiet]
+        self.noise = self._noise()
+        self.noise_weights = [w for w, _, _ in self.noise]
+
+    def _noise(self) -> list[tuple[int, bytes, int]]:
+        out = []
+        out.append((30, _underlay("worker", "worker2", udp(51000, 8472, b"\x01" * 48), 17)))  # not VXLAN, on 8472
+        out.append((30, _underlay("worker2", "worker", udp(4789, 33000, b"\x02" * 80), 17)))  # from 4789
+        out.append((20, _underlay("worker", "worker2", b"f" * 400, 17, flags_frag=185)))  # a trailing fragment
+        flannel = _mac(VTEP_MAC["worker2"]) + _mac(VTEP_MAC["worker"]) + b"\x08\x00" + ipv4(
+            "10.42.1.5", "10.42.2.7", 6, tcp(5000, 80, b"q" * 300))
+        out.append((20, _underlay("worker", "worker2", udp(40000, 8472, vxlan(flannel)), 17)))  # flannel's VXLAN
+        for node, (ip, mac) in NODES.items():
+            arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, _mac(mac), _addr(ip), b"\0" * 6,
+                              _addr(ip.rsplit(".", 1)[0] + ".1"))
+            out.append((10, ether("ff:ff:ff:ff:ff:ff", mac, 0x0806, arp)))
+            v6 = struct.pack("!IHBB16s16s", 0x60000000, 32, 6, 64, b"\xfd\x00" + b"\0" * 13 + b"\x01",
+                             b"\xfd\x00" + b"\0" * 13 + b"\x02") + b"\0" * 32
+            out.append((10, ether("02:42:0a:0a:0a:0c", mac, 0x86DD, v6)))
+        return [(w, f, len(f)) for w, f in out]
+
+    def batch(self, n: int) -> list[tuple[bytes, int, int]]:
+        """n (frame, captured length, original length) triples."""
+        rng = self.rng
+        pods, nodes = self.pods, self.nodes
+        npods = len(pods)
+        out = []
+        roll = rng.random
+        for _ in range(n):
+            r = roll() * 1000
+            if r < BUSY_TEST_PER_MILLE:
+                _, frame, caplen = rng.choices(self.quiet, weights=self.quiet_weights)[0]
+                out.append((frame, caplen, len(frame)))
+                continue
+            if r < BUSY_TEST_PER_MILLE + 120:
+                _, frame, caplen = rng.choices(self.noise, weights=self.noise_weights)[0]
+                out.append((frame, caplen, len(frame)))
+                continue
+            src, dst = rng.randrange(npods), rng.randrange(npods - 1)
+            dst += dst >= src
+            (src_ip, src_node), (dst_ip, dst_node) = pods[src], pods[dst]
+            size = (64, 120, 600, 1400)[src * 7 + dst & 3]
+            proto = 6 if src & 1 else 17
+            inner = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + size, 1, 0x4000, 64, proto, 0, src_ip, dst_ip)
+            inner += struct.pack("!HHI", 30000 + src, 80 + dst % 1000, 0) + b"\0" * 12
+            if nodes[src_node][0][:3] == nodes[dst_node][0][:3]:  # one subnet: plain (CrossSubnet)
+                frame = nodes[dst_node][1] + nodes[src_node][1] + b"\x08\x00" + inner
+                out.append((frame, len(frame), 34 + size))  # headers only, as a 256-byte snaplen keeps them
+                continue
+            vx = struct.pack("!B3xI", 0x08, VNI << 8) + b"\x66" * 12 + b"\x08\x00" + inner
+            u = struct.pack("!HHHH", 40000 + src % 20000, VXLAN_PORT, 8 + 8 + 14 + 20 + size, 0) + vx
+            outer = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 8 + 14 + 20 + size, 2, 0, 64, 17, 0,
+                                nodes[src_node][0], nodes[dst_node][0])
+            frame = nodes[dst_node][1] + nodes[src_node][1] + b"\x08\x00" + outer + u
+            out.append((frame, len(frame), 84 + size))
+        return out
+
+
+def generate(count: int, seed: int, path: Path, fmt: str = "pcap", mix: str = "quiet") -> int:
+    """Write `count` frames of the `mix` ("quiet": the lab; "busy": a busy node) to `path`;
+    returns the number of bytes written."""
     kinds = templates()
     weights = [w for w, _, _ in kinds]
     rng = random.Random(seed)
+    busy = BusyFrames(rng) if mix == "busy" else None
     record = struct.Struct("<IIII")
     block = struct.Struct("<IIIIIII")
     written = 0
@@ -168,18 +260,21 @@ def generate(count: int, seed: int, path: Path, fmt: str = "pcap") -> int:
         t0 = 1_700_000_000_000_000
         while done < count:
             n = min(50_000, count - done)
-            picks = rng.choices(range(len(kinds)), weights=weights, k=n)
+            if busy is None:
+                frames = [(kinds[pick][1], kinds[pick][2], len(kinds[pick][1]))
+                          for pick in rng.choices(range(len(kinds)), weights=weights, k=n)]
+            else:
+                frames = busy.batch(n)
             parts = []
-            for i, pick in enumerate(picks, done):
-                _, frame, caplen = kinds[pick]
+            for i, (frame, caplen, wire_len) in enumerate(frames, done):
                 t = t0 + i * 20
                 if fmt == "pcap":
-                    parts.append(record.pack(t // 1_000_000, t % 1_000_000, caplen, len(frame)))
+                    parts.append(record.pack(t // 1_000_000, t % 1_000_000, caplen, wire_len))
                     parts.append(frame[:caplen])
                 else:
                     pad = -caplen % 4
                     total = 32 + caplen + pad
-                    parts.append(block.pack(6, total, 0, t >> 32, t & 0xFFFFFFFF, caplen, len(frame)))
+                    parts.append(block.pack(6, total, 0, t >> 32, t & 0xFFFFFFFF, caplen, wire_len))
                     parts.append(frame[:caplen] + b"\0" * pad + total.to_bytes(4, "little"))
             data = b"".join(parts)
             out.write(data)
@@ -194,8 +289,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--path", type=Path, default=Path("/tmp/vxcap-mix.pcap"))
     parser.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
+    parser.add_argument("--mix", choices=("quiet", "busy"), default="quiet")
     args = parser.parse_args()
-    size = generate(args.count, args.seed, args.path, args.format)
+    size = generate(args.count, args.seed, args.path, args.format, args.mix)
     print(f"{args.path}: {args.count} frames, {size / 1e6:.1f} MB")
 
 

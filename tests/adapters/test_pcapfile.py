@@ -13,7 +13,7 @@ from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 from scapy.utils import PcapNgWriter, wrpcap
 
-from vxcap.adapters.pcapfile import CaptureFileError, Frame, iter_frames, pick_frames, read_flows
+from vxcap.adapters.pcapfile import CaptureFileError, Frame, frames_at, iter_frames, pick_frames, read_flows
 from vxcap.core.decode import decode_frame
 from vxcap.core.frames import Encap, tally
 
@@ -117,6 +117,28 @@ def test_pick_frames_returns_the_evidence_frames_of_each_flow(tmp_path):
             frame = picked[index]
             assert decode_frame(frame.data, frame.linktype, frame.wire_len).key == flow
     assert pick_frames(path, []) == {}
+
+
+@pytest.mark.parametrize("form", ["pcap", "pcap-big-endian", "pcapng", "pcapng.gz"])
+def test_frames_at_reads_back_the_evidence_frames_scapy_reads(tmp_path, form):
+    path = tmp_path / f"mix.{form}"
+    if form.startswith("pcapng"):
+        writer = PcapNgWriter(str(path))
+        for packet in packets():
+            writer.write(packet)
+        writer.close()
+    else:
+        wrpcap(str(path), packets(), endianness=">" if form.endswith("big-endian") else "<")
+    if form.endswith(".gz"):
+        path.write_bytes(gzip.compress(path.read_bytes()))
+    result = read_flows(path, evidence_per_flow=2, judged=frozenset({int(IPv4Address(POD_B))}))
+    assert set(result.evidence) == {(IPv4Address(POD_A), IPv4Address(POD_B))}  # the judged flow only
+    read = frames_at(path, result.frame_at)
+    assert sorted(read) == [0, 3]
+    scapy = list(iter_frames(path))
+    for index, frame in read.items():
+        assert tuple(frame) == tuple(scapy[index][:3])
+    assert frames_at(path, {}) == {}
 
 
 @pytest.mark.parametrize("content", [b"", b"just some text\n", b"\xd4\xc3\xb2\xa1\x02\x00"])

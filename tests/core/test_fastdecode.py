@@ -980,3 +980,67 @@ def test_cooked_protocol_1_is_not_an_ethernet_header_in_both_decoders():
     packet = CookedLinux(proto=1) / Ether() / ping(POD["cp"], POD["w1"])
     assert decode_bytes(pcap_bytes([packet], linktype=113)).flows == {}
     assert decode_frame(bytes(packet), 113) is None
+
+
+# -- judged flows only: a busy node's other flows are counted, not kept ------------------------------
+
+
+def _record_data(capture: bytes, at: int) -> bytes:
+    """The captured bytes of the pcap record or pcapng enhanced packet block at file offset `at`."""
+    if capture[:4] == b"\x0a\x0d\x0d\x0a":
+        block_type, _, _, _, _, caplen = struct.unpack_from("<IIIIII", capture, at)
+        assert block_type == 6
+        return capture[at + 28 : at + 28 + caplen]
+    caplen = struct.unpack_from("<I", capture, at + 8)[0]
+    return capture[at + 16 : at + 16 + caplen]
+
+
+def _addresses(frames, linktype):
+    out = set()
+    for data, wire_len in frames:
+        facts = decode_frame(data, linktype, wire_len)
+        if facts is not None:
+            out |= {facts.src, facts.dst, facts.outer_src, facts.outer_dst}
+    return sorted(out)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(underlay_frames(), min_size=1, max_size=25), st.integers(1, 200), st.data())
+def test_judged_flows_are_read_as_the_reference_reads_them_and_the_rest_only_counted(mix, chunk, data):
+    ports = frozenset({4789, 8472})
+    for linktype in {lt for lt, _, _ in mix}:
+        frames = [(frame, wire_len) for lt, frame, wire_len in mix if lt == linktype]
+        seen = _addresses(frames, linktype)
+        judged = data.draw(st.sets(st.sampled_from(seen)) if seen else st.just(set()))
+        expected = {k: v for k, v in reference(frames, linktype).items() if k[0] in judged or k[1] in judged}
+        for capture in (pcap_struct(frames, linktype=linktype), pcapng_struct(frames, linktype=linktype)):
+            everything = fed(capture, chunk=chunk, vxlan_ports=ports)
+            decoder = FastDecoder(3, ports, frozenset(int(a) for a in judged))
+            for start in range(0, len(capture), chunk):
+                decoder.feed(capture[start : start + chunk])
+            result = decoder.close()
+            assert result.frames == len(frames)
+            assert result.flows == expected
+            # the warnings count every frame, judged or not
+            assert (result.ipv6_frames, result.not_vxlan, result.ipv6_in_vxlan) == (
+                everything.ipv6_frames, everything.not_vxlan, everything.ipv6_in_vxlan)
+            assert result.ipv4_frames + result.unjudged_frames == everything.ipv4_frames
+            assert result.evidence == {k: v for k, v in everything.evidence.items() if k in expected}
+            # each evidence frame is where the decoder says it is, with its link type
+            for indices in result.evidence.values():
+                for index in indices:
+                    at, at_linktype = result.frame_at[index]
+                    assert (_record_data(capture, at), at_linktype) == (frames[index][0], linktype)
+
+
+def test_a_busy_nodes_other_flows_leave_no_trace_but_a_count():
+    frames = as_frames(
+        [Ether(src=VTEP["cp"], dst=VTEP["w3"]) / ping(POD["cp"], POD["w1"])]
+        + [vxlan(ping(f"10.244.{i // 200}.{i % 200 + 1}", "10.244.9.9")) for i in range(500)]
+        + [vxlan(ping(POD["w3"], POD["cp"]), outer=("w3", "cp"))]
+    )
+    judged = frozenset(int(IPv4Address(a)) for a in (POD["cp"], POD["w3"]))
+    result = decode_bytes(pcap_struct(frames), judged=judged)
+    assert set(result.flows) == {key(POD["cp"], POD["w1"]), key(POD["w3"], POD["cp"])}
+    assert result.unjudged_frames == 500
+    assert result.evidence == {key(POD["cp"], POD["w1"]): [0], key(POD["w3"], POD["cp"]): [501]}

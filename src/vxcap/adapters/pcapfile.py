@@ -72,11 +72,12 @@ def read_flows(
     chunk_size: int = CHUNK_SIZE,
     evidence_per_flow: int = EVIDENCE_PER_FLOW,
     vxlan_ports: frozenset[int] = VXLAN_PORTS,
+    judged: frozenset[int] | None = None,
 ) -> DecodeResult:
     """Per-flow tallies of the whole capture at `path`, read `chunk_size` bytes at a time; frames to
-    `vxlan_ports` that are not VXLAN are counted in `not_vxlan`."""
+    `vxlan_ports` that are not VXLAN are counted in `not_vxlan`. `judged`: see `FastDecoder`."""
     path = Path(path)
-    decoder = FastDecoder(evidence_per_flow, vxlan_ports)
+    decoder = FastDecoder(evidence_per_flow, vxlan_ports, judged)
     try:
         stream, raw = _open(path)
         try:
@@ -160,6 +161,70 @@ def pick_frames(path: str | Path, indices: Iterable[int]) -> dict[int, Frame]:
         if index >= last:
             break
     return found
+
+
+class RawFrame(NamedTuple):
+    data: bytes  # cut to 65535 bytes, as scapy's readers cut it
+    linktype: int
+    wire_len: int
+
+
+_PCAP_RECORD = {"<": struct.Struct("<8xII"), ">": struct.Struct(">8xII")}
+_PCAPNG_HEAD = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
+_PCAPNG_EPB = {"<": struct.Struct("<I8xII"), ">": struct.Struct(">I8xII")}
+
+
+def frames_at(path: str | Path, frame_at: dict[int, tuple[int, int]]) -> dict[int, RawFrame]:
+    """The frames the fast decoder located (`DecodeResult.frame_at`: index -> (file offset of the
+    record or block, link type)), read by seeking to each: a few frames of a long capture cost a
+    few reads, not a pass over the file. A record that is not where it was said to be is left out."""
+    path = Path(path)
+    found: dict[int, RawFrame] = {}
+    if not frame_at:
+        return found
+    try:
+        stream, raw = _open(path)
+        try:
+            head = stream.read(4)
+            pcap_order = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
+                          b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}.get(head)
+            for index, (at, linktype) in sorted(frame_at.items(), key=lambda item: item[1][0]):
+                stream.seek(at)
+                frame = _pcap_record(stream, pcap_order) if pcap_order else _pcapng_block(stream)
+                if frame is not None:
+                    found[index] = RawFrame(frame[0], linktype, frame[1])
+        finally:
+            stream.close()
+            if raw is not None:
+                raw.close()
+    except (OSError, EOFError, zlib.error) as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise CaptureFileError(f"{path}: cannot read: {reason}") from None
+    return found
+
+
+def _pcap_record(stream, order: str) -> tuple[bytes, int] | None:
+    head = stream.read(16)
+    if len(head) < 16:
+        return None
+    caplen, wire_len = _PCAP_RECORD[order].unpack(head)
+    data = stream.read(min(caplen, _SCAPY_MTU))
+    return (data, wire_len) if len(data) == min(caplen, _SCAPY_MTU) else None
+
+
+def _pcapng_block(stream) -> tuple[bytes, int] | None:
+    head = stream.read(28)
+    if len(head) < 12:
+        return None
+    # A block does not say its byte order; its section does: the type tells it. Simple packet
+    # blocks (cut by their interface's snap length, which only the section says) are not read back.
+    for order in ("<", ">"):
+        block_type, block_len = _PCAPNG_HEAD[order].unpack_from(head)
+        if block_type == 6 and len(head) == 28 and block_len >= 32:
+            _, caplen, wire_len = _PCAPNG_EPB[order].unpack_from(head, 8)
+            data = stream.read(min(caplen, block_len - 32, _SCAPY_MTU))
+            return data, wire_len
+    return None
 
 
 def capture_destination(out_path: str | Path | None, node: str, iface: str) -> Path:

@@ -118,6 +118,11 @@ class DecodeResult:
     # UDP destination port (of those the decoder was given) -> frames to it that are not
     # VXLAN (see `classify`); they are tallied as plain UDP between the outer addresses.
     not_vxlan: dict[int, int] = field(default_factory=dict)
+    # Where each evidence frame is: 0-based record index -> (file offset of its pcap record or
+    # pcapng block, link type), so a reader can seek to it rather than read from the start.
+    frame_at: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # IPv4 frames of flows the caller does not judge (see FastDecoder's `judged`): counted, not kept.
+    unjudged_frames: int = 0
 
 
 # A frame's facts are reduced to a key of ints (bytes for the MACs), counted per key:
@@ -133,7 +138,7 @@ class DecodeResult:
 # echo: ICMP type (8 or 0) << 56 | identifier << 16 | sequence, one int so an echo costs no tuple;
 # else None. Outer dst MAC: the link header's destination (6 bytes), None on a link without one
 # (SLL, raw IP): a frame flooded to a port is not a frame sent to that node.)
-# and each key holds [frames, first frame indices].
+# and each key holds [frames, [(index, file offset, link type) of its first frames]].
 
 IPV6 = ("ipv6",)
 _INNER_IPV6 = "ipv6"  # the last field of a plain UDP key: VXLAN to that port, with IPv6 inside
@@ -366,8 +371,21 @@ class FastDecoder:
     unsupported link type; damage and truncation are reported in the result.
     """
 
-    def __init__(self, evidence_per_flow: int = EVIDENCE_PER_FLOW, vxlan_ports: frozenset[int] = VXLAN_PORTS) -> None:
+    def __init__(
+        self,
+        evidence_per_flow: int = EVIDENCE_PER_FLOW,
+        vxlan_ports: frozenset[int] = VXLAN_PORTS,
+        judged: frozenset[int] | None = None,
+    ) -> None:
+        """`judged`: the IPv4 addresses (as ints) whose flows are kept in detail, the rest only
+        counted (`DecodeResult.unjudged_frames`, and the per-port and IPv6 counts); None keeps
+        every flow. A frame is judged when its innermost source or destination is one of them, so
+        a busy node's thousands of other flows cost neither memory nor a dictionary entry."""
         self._evidence_per_flow = evidence_per_flow
+        self._judged = judged
+        self._unjudged = 0
+        self._last_linktype = LINKTYPE_ETHERNET  # of the pcapng packet `_count` is handed
+        self._port_counts: dict[tuple, int] = {}  # (port,) or (port, "ipv6") of unjudged frames -> count
         self._vxlan_ports = vxlan_ports  # where frames that are not VXLAN are counted (DecodeResult.not_vxlan)
         self._pending = b""  # the start of a record the next chunk completes
         self._pending_at = 0  # its file offset
@@ -415,7 +433,7 @@ class FastDecoder:
                 raise DecodeError("empty file: not a pcap or pcapng capture")
             raise DecodeError("not a pcap or pcapng capture (too short for a file header)")
         truncated = bool(self._pending) and not self._stopped
-        flows, evidence, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan = self._flows()
+        flows, evidence, frame_at, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan = self._flows()
         return DecodeResult(
             flows=flows,
             frames=self._frames,
@@ -428,6 +446,8 @@ class FastDecoder:
             ipv6_frames=ipv6_frames,
             not_vxlan=not_vxlan,
             ipv6_in_vxlan=ipv6_in_vxlan,
+            frame_at=frame_at,
+            unjudged_frames=self._unjudged,
         )
 
     def _consume(self, buf, off: int, base: int) -> int:
@@ -468,18 +488,29 @@ class FastDecoder:
         self._stopped = True
         self._problem = problem
 
-    def _count(self, key) -> None:
+    def _count(self, key, at: int) -> None:
         idx = self._frames
         self._frames = idx + 1
         if key is None:
             return
+        judged = self._judged
+        if judged is not None and len(key) != 1 and key[0] >> 32 not in judged and key[0] & _LOW32 not in judged:
+            self._count_unjudged(key)
+            return
         tally = self._agg.get(key)
         if tally is None:
-            self._agg[key] = [1, [idx]]
+            self._agg[key] = [1, [(idx, at, self._last_linktype)]]
         else:
             tally[0] += 1
             if tally[0] <= self._evidence_per_flow:
-                tally[1].append(idx)
+                tally[1].append((idx, at, self._last_linktype))
+
+    def _count_unjudged(self, key) -> None:
+        """A frame of a flow nobody judges: only what the warnings need (its port, when it went to a VXLAN port)."""
+        self._unjudged += 1
+        if 9 < len(key) < 13:  # plain UDP with its port (VXLAN keys are 13 long)
+            port = key[9:]
+            self._port_counts[port] = self._port_counts.get(port, 0) + 1
 
     # -- classic pcap --------------------------------------------------------
 
@@ -499,13 +530,19 @@ class FastDecoder:
         nev = self._evidence_per_flow
         idx = self._frames
         ethernet = linktype == LINKTYPE_ETHERNET
+        judged = self._judged
+        unjudged = self._count_unjudged
+        skipped = 0  # unjudged frames counted here rather than by `unjudged`
+        base = self._base
         while off + 16 <= n:
             caplen, wire_len = record(buf, off)
+            at = off
             p = off + 16
             end = p + caplen
             if end > n:
                 if caplen > MAX_RECORD:
                     self._frames = idx
+                    self._unjudged += skipped
                     self._stop(f"damaged record at byte {self._base + off}: claims {caplen} bytes")
                     return n
                 break
@@ -524,11 +561,16 @@ class FastDecoder:
                         continue
                 elif version_ihl != 0x45:
                     key = slow(buf, p, end, 1, wire_len)
-                elif flags_frag & 0x1FFF:
+                elif proto != 17 or flags_frag & 0x1FFF:
+                    # Plain, keyed by this pair whatever the transport says: an unjudged one costs no key.
+                    if judged is not None and pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged:
+                        skipped += 1
+                        idx += 1
+                        continue
                     key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
-                elif proto != 17:
-                    key = (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
-                    if proto == 1:
+                    if flags_frag & 0x1FFF:  # a fragment: no transport header to read
+                        pass
+                    elif proto == 1:
                         if caplen >= 42 and (total_len >= 28 or total_len < 20):  # a whole ICMP header
                             icmp_type = buf[p + 34]
                             if icmp_type == 8 or icmp_type == 0:
@@ -546,6 +588,12 @@ class FastDecoder:
                     if not vflags & 0x08:
                         key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dst_mac, dport)
                     elif inner_type == 0x0800 and inner_vihl >> 4 == 4:
+                        # VXLAN keyed by the inner pair, on every path below: an unjudged one costs no key.
+                        if (judged is not None and inner_pair >> 32 not in judged
+                                and inner_pair & 0xFFFFFFFF not in judged):
+                            skipped += 1
+                            idx += 1
+                            continue
                         key = (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, inner_proto, inner_len,
                                wire_len, None, None, None, dst_mac)
                         if inner_proto == 1:
@@ -566,16 +614,23 @@ class FastDecoder:
                     else:
                         key = slow(buf, p, end, 1, wire_len)
             if key is not None:
+                if judged is not None and len(key) != 1:
+                    pair = key[0]
+                    if pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged:
+                        unjudged(key)
+                        idx += 1
+                        continue
                 tally = get(key)
                 if tally is None:
-                    agg[key] = [1, [idx]]
+                    agg[key] = [1, [(idx, base + at, linktype)]]
                 else:
                     count = tally[0] + 1
                     tally[0] = count
                     if count <= nev:
-                        tally[1].append(idx)
+                        tally[1].append((idx, base + at, linktype))
             idx += 1
         self._frames = idx
+        self._unjudged += skipped
         return off
 
     # -- pcapng ----------------------------------------------------------------
@@ -594,6 +649,9 @@ class FastDecoder:
         eth_key = ethernet_key
         slow = classify
         known = self._linktypes  # link types already checked as supported
+        judged = self._judged
+        unjudged = self._count_unjudged
+        base = self._base
         while off + 28 <= n:
             block_type, block_len, interface, caplen, wire_len = epb_head(buf, off)
             end = off + block_len
@@ -619,6 +677,7 @@ class FastDecoder:
                 linktypes = [linktype for linktype, _ in self._ng_interfaces]
                 continue
             p = off + 28
+            at = off
             off = end
             linktype = linktypes[interface]
             if caplen > block_len - 32:
@@ -628,14 +687,20 @@ class FastDecoder:
             else:
                 key = slow(buf, p, p + caplen, linktype, wire_len)
             if key is not None:
+                if judged is not None and len(key) != 1:
+                    pair = key[0]
+                    if pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged:
+                        unjudged(key)
+                        idx += 1
+                        continue
                 tally = get(key)
                 if tally is None:
-                    agg[key] = [1, [idx]]
+                    agg[key] = [1, [(idx, base + at, linktype)]]
                 else:
                     count = tally[0] + 1
                     tally[0] = count
                     if count <= nev:
-                        tally[1].append(idx)
+                        tally[1].append((idx, base + at, linktype))
             idx += 1
         self._frames = idx
         if off + 12 <= n:  # a block shorter than an enhanced packet block's head
@@ -671,7 +736,7 @@ class FastDecoder:
                 self._stop(f"damaged pcapng packet block at byte {self._base + off}")
                 return None
             interface, caplen, wire_len = (ng.epb if block_type == _BLOCK_EPB else ng.opb)(buf, off + 8)
-            self._packet(buf, off + 28, min(caplen, block_len - 32), wire_len, interface)
+            self._packet(buf, off + 28, min(caplen, block_len - 32), wire_len, interface, self._base + off)
         elif block_type == _BLOCK_SPB:
             if block_len < 16:
                 self._stop(f"damaged pcapng packet block at byte {self._base + off}")
@@ -679,7 +744,7 @@ class FastDecoder:
             if self._ng_interfaces:
                 wire_len = ng.u32(buf, off + 8)[0]
                 snaplen = self._ng_interfaces[0][1]
-                self._packet(buf, off + 12, min(wire_len, block_len - 16, snaplen or wire_len), wire_len, 0)
+                self._packet(buf, off + 12, min(wire_len, block_len - 16, snaplen or wire_len), wire_len, 0, self._base + off)
         elif block_type == _BLOCK_IDB:
             if block_len < 20:
                 self._stop(f"damaged pcapng interface block at byte {self._base + off}")
@@ -692,7 +757,7 @@ class FastDecoder:
             self._ng_interfaces = []
         return block_len
 
-    def _packet(self, buf, p: int, caplen: int, wire_len: int, interface: int) -> None:
+    def _packet(self, buf, p: int, caplen: int, wire_len: int, interface: int, at: int) -> None:
         if interface >= len(self._ng_interfaces):
             return  # a packet of an interface never described: scapy skips it too
         linktype = self._ng_interfaces[interface][0]
@@ -704,22 +769,35 @@ class FastDecoder:
                 )
             self._linktypes.add(linktype)
         end = p + caplen
+        self._last_linktype = linktype
         if linktype == LINKTYPE_ETHERNET:
-            self._count(ethernet_key(buf, p, end, wire_len))
+            self._count(ethernet_key(buf, p, end, wire_len), at)
         else:
-            self._count(classify(buf, p, end, linktype, wire_len))
+            self._count(classify(buf, p, end, linktype, wire_len), at)
 
     # -- output --------------------------------------------------------------
 
     def _flows(
         self,
-    ) -> tuple[dict[FlowKey, FlowTally], dict[FlowKey, list[int]], int, int, dict[int, int], dict[int, int]]:
+    ) -> tuple[
+        dict[FlowKey, FlowTally],
+        dict[FlowKey, list[int]],
+        dict[int, tuple[int, int]],
+        int,
+        int,
+        dict[int, int],
+        dict[int, int],
+    ]:
         flows: dict[FlowKey, FlowTally] = {}
         ipv6_frames = 0
         not_vxlan: dict[int, int] = {}
         ipv6_in_vxlan: dict[int, int] = {}
         ports = self._vxlan_ports
-        evidence: dict[FlowKey, list[int]] = {}
+        for port_key, count in self._port_counts.items():
+            if port_key[0] in ports:
+                counts = not_vxlan if len(port_key) == 1 else ipv6_in_vxlan
+                counts[port_key[0]] = counts.get(port_key[0], 0) + count
+        positions: dict[FlowKey, list[tuple[int, int, int]]] = {}
         addresses: dict[int, IPv4Address] = {}
 
         def address(value: int) -> IPv4Address:
@@ -748,7 +826,7 @@ class FastDecoder:
             flow = flows.get(flow_key)
             if flow is None:
                 flow = flows[flow_key] = FlowTally()
-                evidence[flow_key] = []
+                positions[flow_key] = []
             flow.packets += count
             tallied += count
             if len(key) != 13:
@@ -779,18 +857,25 @@ class FastDecoder:
             if echo is not None:
                 flow.echoes[(echo >> 56, ip_len)] += count
                 flow.echo_ids[(echo >> 56, echo >> 16 & 0xFFFF, echo & 0xFFFF, dst_mac)] += count
-            evidence[flow_key].extend(first)
-        for flow_key, indices in evidence.items():
-            indices.sort()
-            del indices[self._evidence_per_flow :]
-        return flows, evidence, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan
+            positions[flow_key].extend(first)
+        evidence: dict[FlowKey, list[int]] = {}
+        frame_at: dict[int, tuple[int, int]] = {}
+        for flow_key, frames in positions.items():
+            frames.sort()
+            del frames[self._evidence_per_flow :]
+            evidence[flow_key] = [index for index, _, _ in frames]
+            frame_at.update((index, (at, linktype)) for index, at, linktype in frames)
+        return flows, evidence, frame_at, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan
 
 
 def decode_bytes(
-    data: bytes, evidence_per_flow: int = EVIDENCE_PER_FLOW, vxlan_ports: frozenset[int] = VXLAN_PORTS
+    data: bytes,
+    evidence_per_flow: int = EVIDENCE_PER_FLOW,
+    vxlan_ports: frozenset[int] = VXLAN_PORTS,
+    judged: frozenset[int] | None = None,
 ) -> DecodeResult:
     """Decode a whole capture held in memory."""
-    decoder = FastDecoder(evidence_per_flow, vxlan_ports)
+    decoder = FastDecoder(evidence_per_flow, vxlan_ports, judged)
     decoder.feed(data)
     return decoder.close()
 
