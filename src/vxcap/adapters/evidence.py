@@ -52,19 +52,30 @@ def section_header(application: str = "vxcap") -> bytes:
     return _block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + options)
 
 
+# A pcap header's link-type field carries FCS information above its low 16 bits; a pcapng
+# interface has 16 bits for the link type alone.
+_LINKTYPE_BITS = 0xFFFF
+_OPTION_MAX = 0xFFFF
+_TICKS_MAX = 2**64 - 1
+
+
 def interface_description(linktype: int, name: str) -> bytes:
     options = (
-        _option(_OPT_IF_NAME, name.encode())
+        _option(_OPT_IF_NAME, name.encode()[:_OPTION_MAX])
         + _option(_OPT_IF_TSRESOL, bytes([_TSRESOL_MICRO]))
         + _option(_OPT_END, b"")
     )
     # Snap length 0: no limit was set on what was kept.
-    return _block(_IDB, struct.pack("<HHI", linktype, 0, 0) + options)
+    return _block(_IDB, struct.pack("<HHI", linktype & _LINKTYPE_BITS, 0, 0) + options)
 
 
 def enhanced_packet(interface_id: int, timestamp: float, data: bytes, wire_len: int) -> bytes:
-    ticks = round(timestamp * _TICKS)
-    header = struct.pack("<IIIII", interface_id, ticks >> 32, ticks & 0xFFFFFFFF, len(data), max(wire_len, len(data)))
+    # A capture's clock can say anything (a pcapng in seconds-resolution ticks reaches 2**64 s):
+    # the microsecond count is kept to the 64 bits the block has rather than refused.
+    ticks = min(max(round(timestamp * _TICKS), 0), _TICKS_MAX) if timestamp == timestamp else 0
+    header = struct.pack(
+        "<IIIII", interface_id, ticks >> 32, ticks & 0xFFFFFFFF, len(data), min(max(wire_len, len(data)), 2**32 - 1)
+    )
     return _block(_EPB, header + _pad(data))
 
 

@@ -140,7 +140,7 @@ def _frames(reader) -> Iterator[Frame]:
                 timestamp = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
             yield Frame(data, meta.linktype, meta.wirelen, timestamp)
     else:
-        linktype = reader.linktype & 0x0FFFFFFF
+        linktype = reader.linktype & 0xFFFF  # the link type; the bits above it say whether frames end in an FCS
         scale = 1e-9 if reader.nano else 1e-6
         for data, meta in reader:
             if len(data) < min(meta.caplen, _SCAPY_MTU):

@@ -469,7 +469,7 @@ class FastDecoder:
             if len(buf) - off < _PCAP_HEADER_LEN:
                 return off
             order = _PCAP_MAGIC[magic]
-            linktype = Struct(order + "20xI").unpack_from(buf, off)[0] & 0x0FFFFFFF  # upper bits: FCS info
+            linktype = Struct(order + "20xI").unpack_from(buf, off)[0] & 0xFFFF  # upper bits: FCS info
             if linktype not in SUPPORTED_LINKTYPES:
                 raise DecodeError(f"pcap link type {linktype} is not supported (Ethernet, Linux SLL/SLL2 or raw IPv4)")
             self._format, self._pcap_order, self._pcap_linktype = "pcap", order, linktype
