@@ -62,6 +62,7 @@ class RunOptions:
     run_id: str | None = None
     ping_count: int = 3
     cross_check: bool = False
+    capture_filter: str = "precise"  # or "wide": everything between the nodes (vxcap.core.capture)
 
 
 @dataclass
@@ -122,10 +123,17 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def capture_filter(topology: Topology, nodes: tuple[str, ...]) -> str:
-    from vxcap.core.capture import bpf_filter
+def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, Pod], mode: str) -> dict[str, str]:
+    """The filter every capture of the run uses (see `vxcap.core.capture.capture_filter`)."""
+    from vxcap.core.capture import capture_filter as build
 
-    return bpf_filter(topology.pool, [topology.node(n).address for n in nodes])
+    return build(
+        mode,
+        [pod.ip for pod in pods.values()],
+        [topology.node(n).address for n in nodes],
+        topology.overlay.port,
+        topology.pool,
+    )
 
 
 def run(target: Target, options: RunOptions, progress: Progress = _quiet) -> Outcome:
@@ -146,6 +154,7 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
     captures: dict[str, list[tuple[str, str]]] = {}
     capture_facts: dict[tuple[str, str], dict[str, Any]] = {}
     capture_errors: dict[str, str] = {}  # node -> why it has no capture
+    used_filter: dict[str, str] | None = None
     interrupted = False
 
     with ExitStack() as cleanup:
@@ -165,7 +174,8 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
             pods = target.provision(nodes)
 
             timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
-            bpf = capture_filter(topology, nodes)
+            used_filter = capture_filter(topology, nodes, pods, options.capture_filter)
+            bpf = used_filter["bpf"]
             for node in nodes:
                 iface = target.underlay_iface(node)
                 file_name = f"{node}-{iface}.pcap"
@@ -227,7 +237,7 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
     ]
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
                              capture_errors=capture_errors, probes=probe_counts,
-                             notes=tuple(getattr(target, "notes", ())))
+                             notes=tuple(getattr(target, "notes", ())), capture_filter=used_filter)
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
@@ -336,7 +346,9 @@ def _analyze(
     for cap in manifest.captures:
         point = CapturePoint(cap.node, cap.iface)
         entry: dict[str, Any] = {"node": cap.node, "iface": cap.iface, "file": cap.file,
-                                 "kernel_dropped": cap.kernel_dropped, "damaged": None, "usable": True}
+                                 "kernel_dropped": cap.kernel_dropped, "damaged": None, "usable": True,
+                                 # the filter tcpdump ran with: a precise capture holds the test pods' traffic only
+                                 "filter": cap.filter}
         point_report.append(entry)
         if cap.failed is not None:  # what it wrote is still shown, but it vouches for nothing
             unusable[cap.node] = f"{cap.file}: the capture backend failed ({cap.failed})"

@@ -17,7 +17,12 @@ from vxcap.core.capture import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PACKETS,
     DEFAULT_SNAPLEN,
+    MAX_BUFFER_KIB,
+    MIN_BUFFER_KIB,
     bpf_filter,
+    buffer_kib,
+    capture_filter,
+    precise_filter,
     is_listening,
     max_file_bytes,
     packet_budget,
@@ -59,9 +64,45 @@ def test_filter_keeps_the_pool_and_every_involved_node():
     assert bpf == "net 192.168.0.0/16 or host 10.10.10.11 or host 10.10.20.13"
 
 
-def test_filter_without_a_pool_is_the_hosts_and_without_anything_is_everything():
-    assert bpf_filter(None, [IPv4Address("10.10.10.11")]) == "host 10.10.10.11"
+def test_wide_filter_without_a_pool_still_names_the_test_pods():
+    # Pods in several IPPools leave no single pool to name; the pods are named instead, or their
+    # plain frames never reach the pcap (every healthy same-subnet direction would read "no packets").
+    pods = [IPv4Address("192.168.81.65"), IPv4Address("172.16.5.9")]
+    assert bpf_filter(None, [IPv4Address("10.10.10.11")], pods) == (
+        "host 192.168.81.65 or host 172.16.5.9 or host 10.10.10.11")
     assert bpf_filter(None, []) == ""
+
+
+def test_precise_filter_names_the_pods_outside_and_inside_the_encapsulation():
+    bpf = precise_filter([IPv4Address("192.168.81.65")], [IPv4Address("10.10.10.11"), IPv4Address("10.10.20.13")],
+                         4789)
+    assert bpf == (
+        "host 192.168.81.65"
+        " or (udp and udp[28:2] = 0x0800 and (udp[42:4] = 0xc0a85141 or udp[46:4] = 0xc0a85141))"
+        " or (ip[6:2] & 0x1fff != 0 and (host 10.10.10.11 or host 10.10.20.13))"
+        " or (icmp and (icmp[0] = 3 or icmp[0] = 11 or icmp[0] = 12) and icmp[17] = 17 and icmp[30:2] = 4789"
+        " and (dst host 10.10.10.11 or dst host 10.10.20.13))"
+    )
+    assert precise_filter([], [IPv4Address("10.10.10.11")], 4789) == ""
+
+
+def test_capture_filter_says_which_mode_it_is():
+    pods, nodes = [IPv4Address("192.168.81.65")], [IPv4Address("10.10.10.11")]
+    assert capture_filter("wide", pods, nodes, 4789, IPv4Network("192.168.0.0/16")) == {
+        "mode": "wide", "bpf": "net 192.168.0.0/16 or host 192.168.81.65 or host 10.10.10.11"}
+    assert capture_filter("precise", pods, nodes, 8472) == {"mode": "precise", "bpf": precise_filter(pods, nodes, 8472)}
+    with pytest.raises(InputError, match="precise, wide"):
+        capture_filter("narrow", pods, nodes, 4789)
+
+
+def test_tcpdump_runs_not_promiscuous_with_a_buffer_sized_for_line_rate():
+    argv = tcpdump_argv("eth1", "/tmp/x.pcap", "", snaplen=256)
+    assert "-p" in argv
+    assert argv[argv.index("-B") + 1] == str(buffer_kib(256))
+    # 10 Gb/s of full-size frames for 50 ms, each kept at 256 bytes + the ring's header: about 12 MiB
+    assert buffer_kib(256) == int(10e9 / 8 / 1538 * 0.05 * (256 + 48) / 1024) + 1
+    assert buffer_kib(256, link_mbps=100) == MIN_BUFFER_KIB
+    assert buffer_kib(65535, link_mbps=400_000) == MAX_BUFFER_KIB
 
 
 # tcpdump 4.99's closing lines on SIGINT, as it writes them to stderr.

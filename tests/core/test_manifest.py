@@ -101,3 +101,29 @@ def test_names_and_files_are_held_to_their_rules(data, message):
 def test_a_capture_file_in_a_subdirectory_of_the_run_is_fine():
     data = broken(["nodes", 0, "captures", 0, "file"], "pcaps/k01-worker-eth1.pcap")
     assert parse_manifest(data).captures[0].file == "pcaps/k01-worker-eth1.pcap"
+
+
+def test_a_capture_says_which_filter_it_ran_with_and_a_bad_one_is_named():
+    base = parse_manifest(_filter_manifest())
+    assert base.captures[0].filter is None
+    used = {"mode": "precise", "bpf": "host 192.168.81.65"}
+    written = manifest_dict(base.topology, base.pods_by_node(), base.pairs, {"k01-worker": [("eth1", "w.pcap")]},
+                            capture_filter=used)
+    assert written["nodes"][0]["captures"] == [{"iface": "eth1", "file": "w.pcap", "filter": used}]
+    assert parse_manifest(written).captures[0].filter == used
+    bad = copy.deepcopy(written)
+    bad["nodes"][0]["captures"][0]["filter"] = "host x"
+    with pytest.raises(InputError, match=r"nodes\[0\]\.captures\[0\]\.filter must be an object"):
+        parse_manifest(bad)
+
+
+def _filter_manifest():
+    return {
+        "version": 1,
+        "overlay": {"mode": "CrossSubnet"},
+        "nodes": [{"name": "k01-worker", "underlay": "10.10.10.11/24",
+                   "captures": [{"iface": "eth1", "file": "w.pcap"}]},
+                  {"name": "k01-worker3", "underlay": "10.10.20.13/24"}],
+        "pods": [{"node": "k01-worker", "ip": "192.168.81.65"}, {"node": "k01-worker3", "ip": "192.168.209.65"}],
+        "pairs": [{"src": "k01-worker", "dst": "k01-worker3"}],
+    }

@@ -134,6 +134,9 @@ prefix_option = click.option(
                    "vxcap/netshoot-lite:bookworm-v3 (scripts/build-capture-image; on a cluster, load it onto the "
                    "nodes: `vxcap images load --kind NAME`). See docs/capture.md.")
 @click.option("--iface", default="eth1", show_default=True, help="Node underlay interface to capture on (clusters).")
+@click.option("--capture-filter", "capture_filter", type=click.Choice(["precise", "wide"]), default="precise",
+              show_default=True, help="precise: the test pods' frames, inside VXLAN too, and ICMP errors about "
+                                      "them; wide: everything between the nodes (debugging).")
 @click.option("--ready-timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
               help="Seconds to wait for test and capture pods to become Ready.")
 @click.option("--out", "out_parent", type=click.Path(file_okay=False, path_type=Path), default=Path("captures"),
@@ -145,7 +148,7 @@ prefix_option = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 @_guarded
 def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace, capture_namespace, image, capture,
-        capture_image, iface, ready_timeout, out_parent, count, keep, cross_check, as_json) -> None:
+        capture_image, iface, capture_filter, ready_timeout, out_parent, count, keep, cross_check, as_json) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction.
 
     \b
@@ -188,7 +191,7 @@ def run(pairs, all_pairs, lab, lab_file, nodes, subnets, prefix, kubeconfig, con
                                capture_image=capture_image, iface=iface, keep=keep, ready_timeout=ready_timeout,
                                capture_namespace=capture_namespace)
     options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count,
-                         run_id=run_id, cross_check=cross_check)
+                         run_id=run_id, cross_check=cross_check, capture_filter=capture_filter)
     outcome = run_pipeline(target, options, progress=progress)
     _render(outcome, as_json)
 

@@ -87,14 +87,16 @@ def tcpdump_argv(
     complete; --immediate-mode hands packets over as they come instead of when
     a buffer fills. -Z root: Debian's tcpdump otherwise drops to the `tcpdump`
     user and hands the pcap to it; the run directory stays root's throughout.
+    -p: not promiscuous, so a NIC does not hand over frames addressed to other
+    hosts (a switch flooding them is not delivery). -B: see `buffer_kib`.
     """
     if not iface:
         raise InputError("capture: an interface name is needed")
     check_iface(iface, "capture interface")
     count = packet_budget(snaplen, max_packets, max_bytes)
     argv = [
-        "tcpdump", "-i", iface, "-nn", "-U", "--immediate-mode", "-Z", "root",
-        "-w", str(path), "-s", str(snaplen), "-c", str(count),
+        "tcpdump", "-i", iface, "-nn", "-p", "-U", "--immediate-mode", "-Z", "root",
+        "-B", str(buffer_kib(snaplen)), "-w", str(path), "-s", str(snaplen), "-c", str(count),
     ]
     if bpf:
         argv.append(bpf)
@@ -103,16 +105,106 @@ def tcpdump_argv(
     return argv
 
 
-def bpf_filter(pool: IPv4Network | None, addresses: Iterable[IPv4Address]) -> str:
-    """`net POOL or host A or host B ...`: pod traffic (plain) and anything between the
-    involved nodes, so VXLAN on an unexpected port is still captured. Empty: everything."""
+FILTER_PRECISE = "precise"
+FILTER_WIDE = "wide"
+FILTER_MODES = (FILTER_PRECISE, FILTER_WIDE)
+
+# Offsets from the start of the UDP header (tcpdump's `udp[N]` follows the outer IPv4 header's
+# length): UDP 8 + VXLAN 8 + inner Ethernet 14, so the inner ethertype is at 28 and the inner
+# IPv4 header at 30, its source at 42 and its destination at 46 (an untagged inner frame, as
+# Calico and the kernel's VXLAN device send it).
+_INNER_ETHERTYPE = 28
+_INNER_SRC = 42
+_INNER_DST = 46
+# An ICMP error quotes the offending IPv4 header at icmp[8] and its first 8 payload bytes at icmp[28]:
+# for a VXLAN packet, its UDP header (protocol at icmp[17], destination port at icmp[30]).
+_QUOTED_PROTO = 17
+_QUOTED_DPORT = 30
+
+
+def _unique(addresses: Iterable[IPv4Address]) -> list[IPv4Address]:
+    return list(dict.fromkeys(addresses))
+
+
+def bpf_filter(
+    pool: IPv4Network | None, addresses: Iterable[IPv4Address], pods: Iterable[IPv4Address] = ()
+) -> str:
+    """The wide filter: `net POOL or host POD ... or host NODE ...`: pod traffic (plain) and
+    anything between the involved nodes, so VXLAN on an unexpected port is still captured.
+    The test pods are always named, so a cluster whose pods lie in several pools (no single
+    POOL) still captures their plain frames. Empty: everything."""
     terms = [f"net {pool}"] if pool is not None else []
-    seen: set[IPv4Address] = set()
-    for address in addresses:
-        if address not in seen:
-            seen.add(address)
-            terms.append(f"host {address}")
+    terms += [f"host {address}" for address in _unique([*pods, *addresses])]
     return " or ".join(terms)
+
+
+def precise_filter(pods: Iterable[IPv4Address], nodes: Iterable[IPv4Address], vxlan_port: int) -> str:
+    """The test pods' traffic and what is about it, and little else of a busy node's:
+
+    * plain frames from or to a test pod (same-subnet pod traffic, ICMP errors sent to a pod);
+    * VXLAN whose inner IPv4 source or destination is a test pod, on any UDP port, so VXLAN on
+      the wrong port is still seen (the verdict names the port), and whatever the flags, so a
+      malformed header still gets its warning: offsets into the VXLAN payload, first fragments
+      included;
+    * the trailing fragments of IPv4 packets between two involved nodes (an outer fragment of a
+      VXLAN packet carries no inner header to match);
+    * ICMP errors sent to an involved node about a UDP packet to the VXLAN port (a hop refusing
+      an encapsulated packet answers its sender, the node).
+
+    Empty when there is no test pod: everything.
+    """
+    pods, nodes = _unique(pods), _unique(nodes)
+    if not pods:
+        return ""
+    hosts = " or ".join(f"host {pod}" for pod in pods)
+    inner = " or ".join(
+        f"udp[{offset}:4] = 0x{int(pod):08x}" for pod in pods for offset in (_INNER_SRC, _INNER_DST)
+    )
+    terms = [hosts, f"(udp and udp[{_INNER_ETHERTYPE}:2] = 0x0800 and ({inner}))"]
+    if nodes:
+        node_hosts = " or ".join(f"host {node}" for node in nodes)
+        if len(nodes) > 1:
+            terms.append(f"(ip[6:2] & 0x1fff != 0 and ({node_hosts}))")
+        node_dsts = " or ".join(f"dst host {node}" for node in nodes)
+        terms.append(
+            f"(icmp and (icmp[0] = 3 or icmp[0] = 11 or icmp[0] = 12) and icmp[{_QUOTED_PROTO}] = 17"
+            f" and icmp[{_QUOTED_DPORT}:2] = {vxlan_port} and ({node_dsts}))"
+        )
+    return " or ".join(terms)
+
+
+def capture_filter(
+    mode: str,
+    pods: Iterable[IPv4Address],
+    nodes: Iterable[IPv4Address],
+    vxlan_port: int,
+    pool: IPv4Network | None = None,
+) -> dict[str, str]:
+    """The filter a run's captures use, as the manifest and report.json record it:
+    `{"mode": "precise" | "wide", "bpf": ...}`."""
+    if mode == FILTER_PRECISE:
+        return {"mode": mode, "bpf": precise_filter(pods, nodes, vxlan_port)}
+    if mode == FILTER_WIDE:
+        return {"mode": mode, "bpf": bpf_filter(pool, nodes, pods)}
+    raise InputError(f"capture filter {mode!r}: one of {', '.join(FILTER_MODES)}")
+
+
+# tcpdump's kernel buffer (-B, KiB): room for this long a stall of its writer at line rate, in
+# full-size frames each kept at the snap length plus the ring's per-frame header. The filter
+# runs before the ring, so only matching frames use it; a wide capture on a busy link needs it all.
+DEFAULT_LINK_MBPS = 10_000
+BUFFER_STALL_S = 0.05
+_RING_FRAME_OVERHEAD = 48  # tpacket3_hdr + sockaddr_ll, aligned
+_FULL_FRAME = 1538  # 1500-byte MTU + Ethernet header, FCS, preamble and inter-frame gap on the wire
+MIN_BUFFER_KIB = 4096
+MAX_BUFFER_KIB = 65536
+
+
+def buffer_kib(snaplen: int, link_mbps: int = DEFAULT_LINK_MBPS, stall_s: float = BUFFER_STALL_S) -> int:
+    """tcpdump's `-B`: the KiB that hold `stall_s` of full-size frames at `link_mbps`."""
+    frames = link_mbps * 1_000_000 / 8 / _FULL_FRAME * stall_s
+    kib = int(frames * (min(snaplen, 1514) + _RING_FRAME_OVERHEAD) / 1024) + 1
+    return min(max(kib, MIN_BUFFER_KIB), MAX_BUFFER_KIB)
 
 
 _CAPTURED = re.compile(r"^(\d+) packets? captured\s*$", re.MULTILINE)

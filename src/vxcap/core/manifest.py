@@ -35,6 +35,9 @@ class CaptureFile:
     file: str  # relative to the run directory, and inside it
     kernel_dropped: int | None = None  # tcpdump's "N packets dropped by kernel": the file misses them
     failed: str | None = None  # the capture backend failed: the file is not the whole capture window
+    # The filter tcpdump ran with, `{"mode": "precise" | "wide", "bpf": ...}`; None when unknown
+    # (a capture taken by hand, or a run of an older vxcap).
+    filter: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,14 @@ def _mac(value: Any, where: str) -> str | None:
         raise InputError(f"manifest: {where}: {err}") from None
 
 
+def _filter(value: Any, where: str) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("mode", "bpf")):
+        raise InputError(f"manifest: {where} must be an object with string fields mode and bpf, got {value!r}")
+    return {"mode": value["mode"], "bpf": value["bpf"]}
+
+
 def parse_manifest(data: Any) -> Manifest:
     if not isinstance(data, dict):
         raise InputError("manifest: the top level must be a JSON object")
@@ -181,6 +192,7 @@ def parse_manifest(data: Any) -> Manifest:
                     file=_checked(check_relative_file, _need(cap, "file", cwhere), f"{cwhere}.file"),
                     kernel_dropped=None if dropped is None else _int(dropped, f"{cwhere}.kernel_dropped"),
                     failed=None if failed is None else _str(failed, f"{cwhere}.failed"),
+                    filter=_filter(cap.get("filter"), f"{cwhere}.filter"),
                 )
             )
         if raw.get("capture_error") is not None:
@@ -261,10 +273,12 @@ def manifest_dict(
     capture_errors: dict[str, str] | None = None,
     probes: list[ProbeCount] | None = None,
     notes: tuple[str, ...] = (),
+    capture_filter: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The manifest a run writes; `captures` maps node to (iface, file name) pairs, `capture_facts`
     (node, iface) to what its backend said (kernel_dropped, failed), `capture_errors` a node without
-    a capture to why, `probes` holds the prober's counts."""
+    a capture to why, `probes` holds the prober's counts; every capture was taken with `capture_filter`
+    (`vxcap.core.capture.capture_filter`)."""
     capture_facts = capture_facts or {}
     capture_errors = capture_errors or {}
     involved = [n for n in topology.nodes if n.name in pods or n.name in captures or n.name in capture_errors]
@@ -298,7 +312,8 @@ def manifest_dict(
             entry["port"] = node.port
         entry["captures"] = [
             {"iface": iface, "file": file,
-             **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None}}
+             **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None},
+             **({"filter": capture_filter} if capture_filter else {})}
             for iface, file in captures.get(node.name, [])
         ]
         if node.name in capture_errors and not entry["captures"]:
