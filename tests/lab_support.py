@@ -91,8 +91,9 @@ def lab_session_guard():
         assert not left, f"lab namespaces left behind: {sorted(left)}"
 
 
-def vxcap_run(tmp_path, *pairs, lab_file=None, count=2):
-    """`vxcap run --lab` on this session's lab through click's runner: (result, run_dir, report)."""
+def vxcap_run(tmp_path, *pairs, lab_file=None, count=2, options=()):
+    """`vxcap run --lab` on this session's lab through click's runner: (result, run_dir, report).
+    `options`: more of `vxcap run`'s arguments."""
     import json as _json
 
     from click.testing import CliRunner
@@ -104,6 +105,7 @@ def vxcap_run(tmp_path, *pairs, lab_file=None, count=2):
         args += ["--lab-file", str(lab_file)]
     for pair in pairs:
         args += ["--pair", pair]
+    args += list(options)
     result = CliRunner().invoke(cli, args)
     run_dirs = sorted(p for p in Path(tmp_path).iterdir() if p.is_dir())
     report = _json.loads((run_dirs[-1] / "report.json").read_text()) if run_dirs else None
