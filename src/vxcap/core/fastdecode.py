@@ -533,6 +533,7 @@ class FastDecoder:
         judged = self._judged
         unjudged = self._count_unjudged
         skipped = 0  # unjudged frames counted here rather than by `unjudged`
+        ports = self._vxlan_ports
         base = self._base
         while off + 16 <= n:
             caplen, wire_len = record(buf, off)
@@ -581,6 +582,13 @@ class FastDecoder:
                     elif proto == 6 and caplen >= 48 and buf[p + 47] & 2:
                         key = slow(buf, p, end, 1, wire_len)
                 elif caplen < 84 or 20 <= total_len < 28:
+                    # Too short for VXLAN with IPv4 inside: plain, keyed by this pair, with its UDP port
+                    # only when that is one of ours (unjudged, nothing else of it is counted).
+                    if (judged is not None and pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged
+                            and (caplen < 42 or (buf[p + 36] << 8 | buf[p + 37]) not in ports)):
+                        skipped += 1
+                        idx += 1
+                        continue
                     key = slow(buf, p, end, 1, wire_len)
                 else:
                     (dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto,
