@@ -985,13 +985,13 @@ def test_cooked_protocol_1_is_not_an_ethernet_header_in_both_decoders():
 # -- judged flows only: a busy node's other flows are counted, not kept ------------------------------
 
 
-def _record_data(capture: bytes, at: int) -> bytes:
+def _record_data(capture: bytes, at: int, big_endian: bool = False) -> bytes:
     """The captured bytes of the pcap record or pcapng enhanced packet block at file offset `at`."""
     if capture[:4] == b"\x0a\x0d\x0d\x0a":
         block_type, _, _, _, _, caplen = struct.unpack_from("<IIIIII", capture, at)
         assert block_type == 6
         return capture[at + 28 : at + 28 + caplen]
-    caplen = struct.unpack_from("<I", capture, at + 8)[0]
+    caplen = struct.unpack_from(">I" if big_endian else "<I", capture, at + 8)[0]
     return capture[at + 16 : at + 16 + caplen]
 
 
@@ -1013,12 +1013,18 @@ def test_judged_flows_are_read_as_the_reference_reads_them_and_the_rest_only_cou
         seen = _addresses(frames, linktype)
         judged = data.draw(st.sets(st.sampled_from(seen)) if seen else st.just(set()))
         expected = {k: v for k, v in reference(frames, linktype).items() if k[0] in judged or k[1] in judged}
-        for capture in (pcap_struct(frames, linktype=linktype), pcapng_struct(frames, linktype=linktype)):
+        captures = [pcap_struct(frames, linktype=linktype), pcapng_struct(frames, linktype=linktype),
+                    pcap_struct(frames, linktype=linktype, order=">")]
+        for capture in captures:
             everything = fed(capture, chunk=chunk, vxlan_ports=ports)
-            decoder = FastDecoder(3, ports, frozenset(int(a) for a in judged))
-            for start in range(0, len(capture), chunk):
-                decoder.feed(capture[start : start + chunk])
-            result = decoder.close()
+            results = []
+            for compiled in (False, True):  # the Python loop is the reference of the compiled skip path
+                decoder = FastDecoder(3, ports, frozenset(int(a) for a in judged), compiled=compiled)
+                for start in range(0, len(capture), chunk):
+                    decoder.feed(capture[start : start + chunk])
+                results.append(decoder.close())
+            result = results[0]
+            assert results[1] == result
             assert result.frames == len(frames)
             assert result.flows == expected
             # the warnings count every frame, judged or not
@@ -1030,7 +1036,7 @@ def test_judged_flows_are_read_as_the_reference_reads_them_and_the_rest_only_cou
             for indices in result.evidence.values():
                 for index in indices:
                     at, at_linktype = result.frame_at[index]
-                    assert (_record_data(capture, at), at_linktype) == (frames[index][0], linktype)
+                    assert (_record_data(capture, at, big_endian=capture is captures[2]), at_linktype) == (frames[index][0], linktype)
 
 
 def test_a_busy_nodes_other_flows_leave_no_trace_but_a_count():
@@ -1044,3 +1050,26 @@ def test_a_busy_nodes_other_flows_leave_no_trace_but_a_count():
     assert set(result.flows) == {key(POD["cp"], POD["w1"]), key(POD["w3"], POD["cp"])}
     assert result.unjudged_frames == 500
     assert result.evidence == {key(POD["cp"], POD["w1"]): [0], key(POD["w3"], POD["cp"]): [501]}
+
+
+def test_the_compiled_skip_path_is_built_and_steps_over_a_busy_nodes_other_flows():
+    from vxcap.core import fastdecode
+
+    # setup.py builds it (scripts/install brings the compiler); without it the Python loop reads alone.
+    assert fastdecode._SKIM is not None, "vxcap.core._skim was not built: pip install -e . with a C compiler"
+    frames = as_frames([vxlan(ping(f"10.244.1.{i % 200 + 1}", "10.244.9.9")) for i in range(300)]
+                       + [Ether(src=VTEP["cp"], dst=VTEP["w3"]) / ping(POD["cp"], POD["w1"])]
+                       + [Ether() / ARP()] * 5)
+    judged = frozenset({int(IPv4Address(POD["cp"]))})
+    capture = pcap_struct(frames)
+    compiled = FastDecoder(3, frozenset({4789}), judged)
+    compiled.feed(capture)
+    python = FastDecoder(3, frozenset({4789}), judged, compiled=False)
+    python.feed(capture)
+    assert compiled.close() == python.close()
+    at = 24 + sum(16 + len(data) for data, _ in frames[:300])
+    assert fastdecode._SKIM(capture, 24, len(capture), False, judged_bytes(judged), b"\x12\xb5") == (at, 300, 300)
+
+
+def judged_bytes(addresses) -> bytes:
+    return b"".join(a.to_bytes(4, "big") for a in sorted(addresses))

@@ -44,6 +44,11 @@ from vxcap.core.frames import (
 )
 from vxcap.core.model import DEFAULT_PORT
 
+try:  # the compiled skip path (setup.py builds it when a C compiler is there); the loop below is the reference
+    from vxcap.core._skim import skim as _SKIM
+except ImportError:  # pragma: no cover - depends on the machine
+    _SKIM = None
+
 SUPPORTED_LINKTYPES = frozenset(
     {LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL2}
 )
@@ -376,6 +381,7 @@ class FastDecoder:
         evidence_per_flow: int = EVIDENCE_PER_FLOW,
         vxlan_ports: frozenset[int] = VXLAN_PORTS,
         judged: frozenset[int] | None = None,
+        compiled: bool = True,
     ) -> None:
         """`judged`: the IPv4 addresses (as ints) whose flows are kept in detail, the rest only
         counted (`DecodeResult.unjudged_frames`, and the per-port and IPv6 counts); None keeps
@@ -383,10 +389,15 @@ class FastDecoder:
         a busy node's thousands of other flows cost neither memory nor a dictionary entry."""
         self._evidence_per_flow = evidence_per_flow
         self._judged = judged
+        # The compiled skip path (`_skim`), when built and asked for: it steps over the frames the
+        # pcap loop would only count, and stops where the loop must read. False: Python alone.
+        self._skim = _SKIM if compiled and judged is not None and all(a < 2**32 for a in judged) else None
+        self._judged_bytes = b"".join(a.to_bytes(4, "big") for a in sorted(judged or ()))
         self._unjudged = 0
         self._last_linktype = LINKTYPE_ETHERNET  # of the pcapng packet `_count` is handed
         self._port_counts: dict[tuple, int] = {}  # (port,) or (port, "ipv6") of unjudged frames -> count
         self._vxlan_ports = vxlan_ports  # where frames that are not VXLAN are counted (DecodeResult.not_vxlan)
+        self._ports_bytes = b"".join(p.to_bytes(2, "big") for p in sorted(vxlan_ports) if 0 <= p < 2**16)
         self._pending = b""  # the start of a record the next chunk completes
         self._pending_at = 0  # its file offset
         self._base = 0  # file offset of the buffer being decoded, for messages
@@ -535,7 +546,26 @@ class FastDecoder:
         skipped = 0  # unjudged frames counted here rather than by `unjudged`
         ports = self._vxlan_ports
         base = self._base
+        skim = self._skim if ethernet else None
+        big_endian = self._pcap_order == ">"
+        judged_bytes, ports_bytes = self._judged_bytes, self._ports_bytes
+        wait, backoff = 0, 1
         while off + 16 <= n:
+            if skim is not None:
+                # A call that steps over nothing costs more than the frame: where every frame is
+                # judged (a lab's capture) the calls back off, up to one in 64 frames.
+                if wait:
+                    wait -= 1
+                else:
+                    off, skimmed, unjudged_skimmed = skim(buf, off, n, big_endian, judged_bytes, ports_bytes)
+                    idx += skimmed
+                    skipped += unjudged_skimmed
+                    if skimmed:
+                        backoff = 1
+                    else:
+                        wait, backoff = backoff, min(2 * backoff, 64)
+                    if off + 16 > n:
+                        break
             caplen, wire_len = record(buf, off)
             at = off
             p = off + 16
