@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vxcap.adapters.pcapfile import CaptureFileError, iter_frames
-from vxcap.core.fastdecode import classify
+from vxcap.core.fastdecode import classify, ethernet_key
 from vxcap.core.manifest import Manifest
 from vxcap.core.wireshark import ALL_NODES_FILE, EVIDENCE_DIR, evidence_file, interface_name
 
@@ -69,14 +69,25 @@ def interface_description(linktype: int, name: str) -> bytes:
     return _block(_IDB, struct.pack("<HHI", linktype & _LINKTYPE_BITS, 0, 0) + options)
 
 
+_EPB_HEAD = struct.Struct("<IIIIIII")  # type, length, interface, time high, time low, captured, original
+_LENGTH = struct.Struct("<I")
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
 def enhanced_packet(interface_id: int, timestamp: float, data: bytes, wire_len: int) -> bytes:
     # A capture's clock can say anything (a pcapng in seconds-resolution ticks reaches 2**64 s):
     # the microsecond count is kept to the 64 bits the block has rather than refused.
-    ticks = min(max(round(timestamp * _TICKS), 0), _TICKS_MAX) if timestamp == timestamp else 0
-    header = struct.pack(
-        "<IIIII", interface_id, ticks >> 32, ticks & 0xFFFFFFFF, len(data), min(max(wire_len, len(data)), 2**32 - 1)
-    )
-    return _block(_EPB, header + _pad(data))
+    ticks = round(timestamp * _TICKS) if timestamp == timestamp else 0
+    if not 0 <= ticks <= _TICKS_MAX:
+        ticks = 0 if ticks < 0 else _TICKS_MAX
+    caplen = len(data)
+    if wire_len < caplen:
+        wire_len = caplen
+    total = 32 + caplen + (-caplen & 3)
+    return b"".join((
+        _EPB_HEAD.pack(_EPB, total, interface_id, ticks >> 32, ticks & 0xFFFFFFFF, caplen, min(wire_len, 0xFFFFFFFF)),
+        data, _PADDING[caplen & 3], _LENGTH.pack(total),
+    ))
 
 
 class PcapngWriter:
@@ -188,7 +199,7 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
             everything.write(index, name, linktype, timestamp, data, wire_len)
             if not by_key:
                 continue
-            facts = classify(data, 0, len(data), linktype)
+            facts = ethernet_key(data, 0, len(data)) if linktype == 1 else classify(data, 0, len(data), linktype)
             if facts is None:
                 continue
             for i in by_key.get(facts[0], ()):
