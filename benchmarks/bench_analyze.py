@@ -124,6 +124,8 @@ def main() -> None:
                                             ("vxcap analyze", wall, rss)):
                     print(f"{mix:<6}{count:>12,}  {what:<22}{count / seconds:>12,.0f}{seconds:>9.2f}{peak:>8.1f} MB")
                 evidence = "written" if "all_nodes" in report.get("evidence", {}) else "skipped"
+                decode = report["timings"]["decode"]  # read, fast decode and the scapy spot-check, in process
+                print(f"{mix:<6}{count:>12,}  {'  its decode stage':<22}{count / decode:>12,.0f}{decode:>9.2f}")
                 print(f"{'':<6}{'':>12}  analyze / bare: {wall / bare_wall:.2f}x the time, {rss / bare_rss:.2f}x the "
                       f"memory; {size / 1e6:.0f} MB file, verdict {report['verdict']}, evidence {evidence}", flush=True)
 
