@@ -246,6 +246,42 @@ def test_run_on_kind_like_nodes_captures_through_docker_like_the_lab(tmp_path, s
         assert {("capture", W), ("capture", W3)} <= made, (capture, made)
 
 
+@lab_test
+def test_node_blocks_in_two_ippools_keep_the_plain_same_subnet_directions_in_the_capture(
+    tmp_path, start_fake_kube, docker_engine, docker_nodes
+):
+    # k01's blocks split over two pools (no single pool to put in a filter): worker's block in the
+    # first, worker2's and worker3's in the second. worker <-> worker2 is same-subnet, plain pod to
+    # pod: the capture must name the pods, or those frames never reach the pcap ("no packets seen").
+    for name in (W, W2, W3):
+        try:
+            docker_engine.containers.get(name)
+        except docker.errors.NotFound:
+            continue
+        pytest.skip(f"a container named {name} already exists here (a real Kind cluster?); the test needs that name")
+    containers = {name: docker_nodes(name) for name in (W, W2, W3)}
+    calico = co.lab_calico(co.V1)
+    calico["ippools"] = [co.ippool(co.V1, name="pool-a", cidr="192.168.0.0/17"),
+                         co.ippool(co.V1, name="pool-b", cidr="192.168.128.0/17")]
+    runs = {}
+    with lab_adopting(containers) as lab:
+        fake = start_fake_kube(runtime=LabPods(lab), calico={co.V1: calico})
+        for mode in ("precise", "wide"):
+            runs[mode] = vxcap_run(tmp_path / mode, "--pair", "worker,worker2", "--pair", "worker,worker3",
+                                   "--kubeconfig", str(fake.kubeconfig), "--capture", "docker",
+                                   "--capture-filter", mode)
+            assert_nothing_left(fake.kube, lab_node_inodes(lab))
+    assert not session_namespaces()
+    for mode, (result, run_dir, report) in runs.items():
+        assert result.exit_code == ExitStatus.SUCCESS, (mode, result.output)
+        f = flows(report)
+        assert {d: (x["verdict"], x["observed"]) for d, x in f.items()} == {
+            (W, W2): ("pass", "plain"), (W2, W): ("pass", "plain"), (W, W3): ("pass", "vxlan"), (W3, W): ("pass", "vxlan")}
+        assert all(x["packets"] >= 2 for x in f.values())
+        assert {c["filter"]["mode"] for c in report["captures"]} == {mode}
+        assert all(POD[W] in c["filter"]["bpf"] and POD[W2] in c["filter"]["bpf"] for c in report["captures"])
+
+
 # ---------------------------------------------------------------- 3. capture pods, the pcap through the API
 
 
