@@ -1052,23 +1052,29 @@ def test_a_busy_nodes_other_flows_leave_no_trace_but_a_count():
     assert result.evidence == {key(POD["cp"], POD["w1"]): [0], key(POD["w3"], POD["cp"]): [501]}
 
 
-def test_the_compiled_skip_path_is_built_and_steps_over_a_busy_nodes_other_flows():
+def test_the_compiled_loop_is_built_and_reads_as_the_python_loop():
     from vxcap.core import fastdecode
 
     # setup.py builds it (scripts/install brings the compiler); without it the Python loop reads alone.
-    assert fastdecode._SKIM is not None, "vxcap.core._skim was not built: pip install -e . with a C compiler"
+    assert fastdecode._TALLY is not None, "vxcap.core._skim was not built: pip install -e . with a C compiler"
     frames = as_frames([vxlan(ping(f"10.244.1.{i % 200 + 1}", "10.244.9.9")) for i in range(300)]
-                       + [Ether(src=VTEP["cp"], dst=VTEP["w3"]) / ping(POD["cp"], POD["w1"])]
-                       + [Ether() / ARP()] * 5)
-    judged = frozenset({int(IPv4Address(POD["cp"]))})
+                       + [Ether(src=VTEP["cp"], dst=VTEP["w3"]) / ping(POD["cp"], POD["w1"])] * 3
+                       + [vxlan(ping(POD["cp"], POD["w3"]))] * 4 + [Ether() / ARP()] * 5)
     capture = pcap_struct(frames)
-    compiled = FastDecoder(3, frozenset({4789}), judged)
-    compiled.feed(capture)
-    python = FastDecoder(3, frozenset({4789}), judged, compiled=False)
-    python.feed(capture)
-    assert compiled.close() == python.close()
+    for judged in (frozenset({int(IPv4Address(POD["cp"]))}), None):
+        compiled = FastDecoder(3, frozenset({4789}), judged)
+        compiled.feed(capture)
+        python = FastDecoder(3, frozenset({4789}), judged, compiled=False)
+        python.feed(capture)
+        assert compiled.close() == python.close()
+    # it stops at the first record the Python loop must read (here: a tagged frame), counting before it
+    tagged = as_frames([Ether() / Dot1Q(vlan=10) / ping(POD["cp"], POD["w1"])])
+    capture = pcap_struct(frames[:300] + tagged)
+    agg: dict = {}
     at = 24 + sum(16 + len(data) for data, _ in frames[:300])
-    assert fastdecode._SKIM(capture, 24, len(capture), False, judged_bytes(judged), b"\x12\xb5") == (at, 300, 300)
+    assert fastdecode._TALLY(capture, 24, len(capture), False, judged_bytes({int(IPv4Address(POD["cp"]))}), True,
+                             b"\x12\xb5", agg, {}, 3, 0, 0, 1, ("ipv6",)) == (at, 300, 300)
+    assert agg == {}
 
 
 def judged_bytes(addresses) -> bytes:

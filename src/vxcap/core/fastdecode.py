@@ -44,10 +44,10 @@ from vxcap.core.frames import (
 )
 from vxcap.core.model import DEFAULT_PORT
 
-try:  # the compiled skip path (setup.py builds it when a C compiler is there); the loop below is the reference
-    from vxcap.core._skim import skim as _SKIM
+try:  # the compiled pcap loop (setup.py builds it when a C compiler is there); the Python loop is the reference
+    from vxcap.core._skim import tally as _TALLY
 except ImportError:  # pragma: no cover - depends on the machine
-    _SKIM = None
+    _TALLY = None
 
 SUPPORTED_LINKTYPES = frozenset(
     {LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL2}
@@ -389,10 +389,12 @@ class FastDecoder:
         a busy node's thousands of other flows cost neither memory nor a dictionary entry."""
         self._evidence_per_flow = evidence_per_flow
         self._judged = judged
-        # The compiled skip path (`_skim`), when built and asked for: it steps over the frames the
-        # pcap loop would only count, and stops where the loop must read. False: Python alone.
-        self._skim = _SKIM if compiled and judged is not None and all(a < 2**32 for a in judged) else None
+        # The compiled pcap loop (`_skim.tally`), when built and asked for: it counts the frames of
+        # the common shapes as `_pcap_records` does and stops where that loop must read (`classify`).
+        # False: Python alone, the reference the tests hold the compiled loop to.
+        self._tally = _TALLY if compiled and all(0 <= a < 2**32 for a in judged or ()) else None
         self._judged_bytes = b"".join(a.to_bytes(4, "big") for a in sorted(judged or ()))
+        self._raw: dict[bytes, list] = {}  # the compiled loop's: a frame's facts as bytes -> its entry in _agg
         self._unjudged = 0
         self._last_linktype = LINKTYPE_ETHERNET  # of the pcapng packet `_count` is handed
         self._port_counts: dict[tuple, int] = {}  # (port,) or (port, "ipv6") of unjudged frames -> count
@@ -546,26 +548,17 @@ class FastDecoder:
         skipped = 0  # unjudged frames counted here rather than by `unjudged`
         ports = self._vxlan_ports
         base = self._base
-        skim = self._skim if ethernet else None
+        compiled = self._tally if ethernet else None
         big_endian = self._pcap_order == ">"
-        judged_bytes, ports_bytes = self._judged_bytes, self._ports_bytes
-        wait, backoff = 0, 1
+        judged_bytes, ports_bytes, has_judged = self._judged_bytes, self._ports_bytes, judged is not None
         while off + 16 <= n:
-            if skim is not None:
-                # A call that steps over nothing costs more than the frame: where every frame is
-                # judged (a lab's capture) the calls back off, up to one in 64 frames.
-                if wait:
-                    wait -= 1
-                else:
-                    off, skimmed, unjudged_skimmed = skim(buf, off, n, big_endian, judged_bytes, ports_bytes)
-                    idx += skimmed
-                    skipped += unjudged_skimmed
-                    if skimmed:
-                        backoff = 1
-                    else:
-                        wait, backoff = backoff, min(2 * backoff, 64)
-                    if off + 16 > n:
-                        break
+            if compiled is not None:
+                # Everything of the common shapes, counted in C; the record it stops at is read below.
+                off, idx, unjudged_there = compiled(buf, off, n, big_endian, judged_bytes, has_judged, ports_bytes,
+                                                    agg, self._raw, nev, idx, base, linktype, ipv6)
+                skipped += unjudged_there
+                if off + 16 > n:
+                    break
             caplen, wire_len = record(buf, off)
             at = off
             p = off + 16
