@@ -1,5 +1,6 @@
 """The one benchmark command: the decoder on a 1M-frame mix (vs scapy and tshark),
-then time to verdict on the lab (one pair vs all pairs on 16 nodes). Needs root."""
+`vxcap analyze` on a quiet lab's and a busy node's mix (vs a bare struct parser), then time
+to verdict on the lab (one pair vs all pairs on 16 nodes). Needs root."""
 
 import subprocess
 import sys
@@ -8,6 +9,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    for script in ("bench_decode.py", "bench_run.py"):
+    for script in ("bench_decode.py", "bench_analyze.py", "bench_run.py"):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

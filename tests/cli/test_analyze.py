@@ -153,3 +153,29 @@ def test_a_full_size_frame_fits_the_underlay_with_or_without_a_vlan_tag(tmp_path
     report = json.loads((run / "report.json").read_text())
     forward = next(f for f in report["flows"] if f["src_node"] == W)
     assert any("IP packet 1504 > underlay MTU 1500" in r for r in forward["reasons"]), forward["reasons"]
+
+
+def test_a_busy_nodes_other_flows_change_no_verdict_and_leave_only_counts(tmp_path):
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+
+    from tests.run_support import UNDERLAY
+
+    # 400 other pod pairs between the same nodes, VXLAN and plain, among the test pods' frames
+    others = [Ether() / IP(src=UNDERLAY[W], dst=UNDERLAY[W3]) / UDP(sport=40000, dport=4789) / VXLAN(vni=4096)
+              / Ether() / IP(src=f"10.244.1.{i % 250 + 1}", dst=f"10.244.2.{i // 250 + 1}") / ICMP()
+              for i in range(300)]
+    others += [Ether() / IP(src=f"10.244.1.{i + 1}", dst="10.244.3.1") / ICMP() for i in range(100)]
+    quiet = healthy_frames()
+    busy = {node: others[:200] + frames + others[200:] for node, frames in quiet.items()}
+    (tmp_path / "quiet").mkdir()
+    (tmp_path / "busy").mkdir()
+    quiet_report = json.loads(analyze(write_run(tmp_path / "quiet", quiet), "--json").stdout)
+    result = analyze(write_run(tmp_path / "busy", busy), "--json")
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    busy_report = json.loads(result.stdout)
+    assert busy_report["verdict"] == quiet_report["verdict"] == "pass"
+    assert [(f["src_node"], f["dst_node"], f["verdict"], f["observed"], f["packets"]) for f in busy_report["flows"]] == [
+        (f["src_node"], f["dst_node"], f["verdict"], f["observed"], f["packets"]) for f in quiet_report["flows"]]
+    assert not [w for w in busy_report["warnings"] if "10.244" in w]
