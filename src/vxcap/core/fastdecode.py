@@ -227,6 +227,8 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
     if ethertype != _ETH_IPV4:
         return IPV6 if ethertype == _ETH_IPV6 else None
     # 802.1Q / 802.1ad tags are the switch's business, not the node's MTU: sizes count without them.
+    # Whether the frame was cut (snap length) is the captured bytes against the original length, tags and all.
+    partly_captured = wire_len > end - p
     wire_len -= q - tagged_at
     if end - q < 20:
         return None
@@ -255,21 +257,21 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
     dport = _U16(buf, udp + 2)[0]
     v = udp + 8
     if end - v < _VXLAN_MIN:
-        return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
+        return plain if partly_captured or flags_frag & _MF else (*plain, dport)
     if not buf[v] & _VXLAN_I:
         return (*plain, dport)
     inner_type = _U16(buf, v + 20)[0]
     i = v + 22
     while inner_type == _ETH_8021Q or inner_type == _ETH_8021AD:
         if end - i < 4:
-            return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
+            return plain if partly_captured or flags_frag & _MF else (*plain, dport)
         inner_type = _U16(buf, i + 2)[0]
         i += 4
     if inner_type != _ETH_IPV4:
         # VXLAN it is, carrying IPv6 pods: counted as such, not as a malformed header.
         return (*plain, dport, _INNER_IPV6) if inner_type == _ETH_IPV6 else (*plain, dport)
     if end - i < 20:
-        return plain if wire_len > end - p or flags_frag & _MF else (*plain, dport)
+        return plain if partly_captured or flags_frag & _MF else (*plain, dport)
     if buf[i] >> 4 != 4:
         return (*plain, dport)
     return _vxlan_key(buf, v, i, end, pair, dport, frag, wire_len, mac)
