@@ -26,6 +26,7 @@ class PacketWatch:
         self._waiting = waiting
         self._tick = tick
         self._stop = threading.Event()
+        self._said: str | None = None
         self._thread = threading.Thread(target=self._run, name="vxcap-packet-watch", daemon=True)
         if self._captures:
             self._thread.start()
@@ -40,14 +41,21 @@ class PacketWatch:
         return counts
 
     def _run(self) -> None:
-        said = None
         while not self._stop.wait(self._tick):
-            line = packets_line(self._counts())
-            if line != said:
-                self._waiting(line)
-                said = line
+            self._tell()
+
+    def _tell(self) -> None:
+        line = packets_line(self._counts())
+        if line != self._said:
+            self._waiting(line)
+            self._said = line
 
     def stop(self) -> None:
+        """Stop watching, and tell the last count (a run quicker than a tick still shows it). Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(2 * self._tick)
+        if self._captures:
+            self._tell()
