@@ -27,6 +27,7 @@ def cli() -> None:
 
     \b
     Quick start, as root, on the embedded lab (network namespaces):
+      vxcap doctor --lab                   # can a run start here?
       vxcap run --lab --pair worker,worker3 --pair worker,worker2
       vxcap analyze captures/<run-id>      # judge a saved run again
       vxcap lab status                     # what the lab has built
@@ -233,9 +234,11 @@ def _print_status(status) -> None:
 
 
 from vxcap.cli.cmd_report import report_command  # noqa: E402 - registered after the group exists
+from vxcap.cli.cmd_doctor import doctor  # noqa: E402
 from vxcap.cli.cmd_run import run  # noqa: E402
 
 cli.add_command(run)
+cli.add_command(doctor)
 cli.add_command(report_command)
 from vxcap.cli.cmd_images import images_command  # noqa: E402
 
