@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from vxcap.report import packets
+
 MTU_REASON_PREFIX = "MTU: "  # vxcap.core.mtu.path's: these reasons are shown in the MTU section
 _MARK = {"fail": "[fail]✗[/]", "warn": "[warn]![/]", "info": "[hint]·[/]"}
 _IN_THE_LINE = {"largest-df-payload", "tcp-mss"}  # findings the path's line already says
@@ -24,37 +26,18 @@ def _pair(flow: dict[str, Any]) -> str:
     return f"{a} ↔ {b}"
 
 
-def _count(value: Any) -> str:
-    return "?" if value is None else str(value)
-
-
-def _at(flow: dict[str, Any], node: str) -> int | None:
-    """Frames of this direction on `node`'s captures; None when no capture of it counted."""
-    counts = [n for point, n in (flow.get("seen_on") or {}).items() if point.split("/", 1)[0] == node]
-    return sum(counts) if counts else None
-
-
 def packets_cell(flow: dict[str, Any]) -> str:
-    """One meaning per column: echo requests and replies at the sender and the receiver (report.json's
-    `delivery`); a report without it (older runs) shows this direction's frames at each end instead."""
-    delivery = flow.get("delivery")
-    if isinstance(delivery, dict):
-        return (f"{_count(delivery.get('left_sender'))} → {_count(delivery.get('arrived_receiver'))}\n"
-                f"{_count(delivery.get('replies_back'))} ← {_count(delivery.get('answered'))}")
-    return f"{_count(_at(flow, flow['src_node']))} → {_count(_at(flow, flow['dst_node']))}"
+    requests, replies = packets.cell(flow)
+    return requests if replies is None else f"{requests}\n{replies}"
 
 
 def packets_header(report: dict[str, Any]) -> str:
-    return "Echoes" if any(isinstance(f.get("delivery"), dict) for f in report["flows"]) else "Frames"
+    return packets.header(report)
 
 
 def packets_legend(report: dict[str, Any]) -> str:
     """Said once under the table: what the Echoes (or Frames) column counts."""
-    if packets_header(report) == "Echoes":
-        return ("[hint]Echoes: requests leaving the sender's underlay → arriving at the receiver's; "
-                "replies back at the sender ← leaving the receiver. Every count is in report.json.[/]")
-    return ("[hint]Frames: this direction's frames on the sender's underlay → on the receiver's "
-            "(echoes, MTU probes and the TCP exchange). Per capture point in report.json.[/]")
+    return f"[hint]{escape(packets.legend(report))}[/]"
 
 
 def verdict_table(report: dict[str, Any]) -> Table:

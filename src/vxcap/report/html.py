@@ -20,6 +20,9 @@ from urllib.parse import quote
 from vxcap import __version__
 from vxcap.core.manifest import Manifest
 from vxcap.core.wireshark import ALL_NODES_FILE, evidence_file, flow_commands
+from vxcap.report import packets
+from vxcap.report.pictures import CSS as PICTURES_CSS
+from vxcap.report.pictures import packet_picture, timeline
 
 VXLAN_DEVICE = "vxlan.calico"  # the VTEP Calico creates on every node
 
@@ -79,7 +82,9 @@ dl.mtu dt{color:var(--muted)}dl.mtu dd{margin:0}
 ul.findings{list-style:none;padding:0;margin:8px 0 0;font-size:13px}ul.findings li{margin:4px 0}
 .files td:first-child{white-space:nowrap}
 footer{color:var(--muted);font-size:12px;margin-top:36px}
-"""
+.pictures{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:18px;margin:10px 0}
+.pictures h4{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted);margin:0}
+""" + PICTURES_CSS
 
 
 def _e(value: Any) -> str:
@@ -159,14 +164,21 @@ def _verdict_table(report: Mapping[str, Any]) -> str:
             f"<td>{_e(flow['observed'])}</td>"
             f'<td class="num">{_e("—" if flow.get("vni") is None else flow["vni"])}</td>'
             f'<td class="mono">{_e(_outer(flow))}</td>'
-            f'<td class="num">{_e(flow.get("packets", 0))}</td>'
+            f'<td class="num">{_packets(flow)}</td>'
             f"<td>{_badge(flow['verdict'])}</td>"
             "</tr>"
         )
     head = "".join(
-        f"<th>{h}</th>" for h in ("Pair", "Direction", "Expected", "Observed", "VNI", "Outer IPs", "Packets", "Verdict")
+        f"<th>{_e(h)}</th>"
+        for h in ("Pair", "Direction", "Expected", "Observed", "VNI", "Outer IPs", packets.header(report), "Verdict")
     )
-    return f'<div class="tablewrap"><table id="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    return (f'<div class="tablewrap"><table id="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+            f'</table></div><p class="why">{_e(packets.legend(report))}</p>')
+
+
+def _packets(flow: Mapping[str, Any]) -> str:
+    requests, replies = packets.cell(flow)
+    return _e(requests) + ("" if replies is None else f"<br>{_e(replies)}")
 
 
 def _anchor(flow: Mapping[str, Any]) -> str:
@@ -359,6 +371,11 @@ def _direction(report: Mapping[str, Any], flow: Mapping[str, Any], manifest: Man
         f'<span class="why">expected {_e(flow["expected"])}: {_e(flow.get("expected_because", ""))}</span></div>'
         + _path(flow, manifest)
         + _observed(flow)
+        + '<div class="pictures"><div><h4>the packet, layer by layer</h4>'
+        + packet_picture(flow, _e)
+        + "</div><div><h4>the probes at each hop</h4>"
+        + (timeline(flow, _e) or '<p class="why">nothing counted</p>')
+        + "</div></div>"
         + (f'<ul class="reasons">{reasons}</ul>' if reasons else "")
         + mtu
         + f'<p class="wire"><span class="label">evidence:</span> {place.link(evidence_file(flow["src_node"], flow["dst_node"]))}</p>'
