@@ -45,3 +45,15 @@ def test_quiet_says_nothing():
         live.stage("probe", "x")
         live.waiting("captures listening 1/1")
     assert out.file.getvalue() == ""
+
+
+def test_a_stage_that_ended_in_an_error_is_not_ticked():
+    out = console(True)
+    try:
+        with LiveProgress(console=out) as live:
+            live.stage("discover", "a cluster")
+            raise RuntimeError("no kubeconfig")
+    except RuntimeError:
+        pass
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.file.getvalue())
+    assert "✗ discover" in text and "✓" not in text

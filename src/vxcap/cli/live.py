@@ -44,17 +44,21 @@ class LiveProgress:
         self._spinner = Spinner("dots", style="stage")
 
     # -- the pipeline's callbacks
+    # Lines are composed under the lock and printed outside it: rich's refresh thread holds the
+    # console's lock while it asks __rich__ (which takes ours), so printing under ours could deadlock.
 
     def stage(self, name: str, detail: str = "") -> None:
         with self._lock:
-            self._finish_stage()
+            lines = self._finish_stage()
             self._stage, self._detail, self._waiting = name, detail, ""
             self._stage_started = time.monotonic()
             if not self.quiet and not self.on_terminal:
                 parts = [f"[stage]{name:>{STAGE_WIDTH}}[/]", escape(detail), f"[hint]+{self._elapsed():.1f}s[/]"]
-                self.console.print(" ".join(p for p in parts if p), soft_wrap=True, highlight=False)
+                lines.append(" ".join(p for p in parts if p))
+        self._print(lines)
 
     def waiting(self, what: str) -> None:
+        lines = []
         with self._lock:
             self._waiting = what
             if self.quiet or self.on_terminal:
@@ -63,7 +67,8 @@ class LiveProgress:
             if what.startswith(_PACKETS) and now - self._packets_printed < PLAIN_PACKETS_EVERY_S:
                 self._held_packets = what
                 return
-            self._print_wait(what)
+            lines.append(self._wait_line(what))
+        self._print(lines)
 
     # -- terminal
 
@@ -73,13 +78,14 @@ class LiveProgress:
             self._live.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         with self._lock:
-            self._finish_stage()
+            lines = self._finish_stage(failed=exc_type is not None)
             self._stage = None
         if self._live is not None:
             self._live.stop()
             self._live = None
+        self._print(lines)
 
     def __rich__(self) -> Group | Text:
         with self._lock:
@@ -101,21 +107,28 @@ class LiveProgress:
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
 
-    def _print_wait(self, what: str) -> None:
+    def _print(self, lines: list[str]) -> None:
+        for line in lines:
+            self.console.print(line, soft_wrap=True, highlight=False)
+
+    def _wait_line(self, what: str) -> str:
         if what.startswith(_PACKETS):
             self._packets_printed = time.monotonic()
             self._held_packets = None
-        self.console.print(f"{'':>{STAGE_WIDTH}} [hint]· {escape(what)}[/]", soft_wrap=True, highlight=False)
+        return f"{'':>{STAGE_WIDTH}} [hint]· {escape(what)}[/]"
 
-    def _finish_stage(self) -> None:
+    def _finish_stage(self, failed: bool = False) -> list[str]:
+        """The lines that close the current stage (call with the lock held; print them after)."""
         if self._stage is None:
-            return
+            return []
         if not self.on_terminal:
             if self._held_packets is not None and not self.quiet:
-                self._print_wait(self._held_packets)
-            return
+                return [self._wait_line(self._held_packets)]
+            return []
         took = time.monotonic() - self._stage_started
-        done = f"[pass]✓[/] [stage]{self._stage:<{STAGE_WIDTH}}[/] {escape(self._detail)}"
+        mark = "[fail]✗[/]" if failed else "[pass]✓[/]"  # the error itself follows, on its own line
+        parts = [f"{mark} [stage]{self._stage:<{STAGE_WIDTH}}[/]", escape(self._detail)]
         if self._waiting:
-            done += f" [hint]({escape(self._waiting)})[/]"
-        self.console.print(done + f" [hint]{took:.1f}s[/]", soft_wrap=True, highlight=False)
+            parts.append(f"[hint]({escape(self._waiting)})[/]")
+        parts.append(f"[hint]{took:.1f}s[/]")
+        return [" ".join(p for p in parts if p)]
