@@ -113,3 +113,20 @@ def test_lab_run_screen(tmp_path, lab_session_guard):
     pane, status = in_tmux(command, tmp_path)
     assert status == 0, pane
     same_screen("run-lab", pane)
+
+
+def test_the_readme_shows_the_lab_run_screen_as_vxcap_prints_it():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"^```\n(✓ discover .*?)^```", readme, flags=re.M | re.S)
+    assert len(blocks) == 1, "the README's sample screen is the block that starts with '✓ discover'"
+    shown = blocks[0].replace("namespaces vxcap-*", "namespaces <prefix>-*").replace(" captures/", " <out>/")
+    assert mask(shown) == (SCREENS / "run-lab.txt").read_text()
+
+
+def test_shell_completion_is_clicks_and_completes_commands_and_options():
+    def complete(words, cword):
+        env = dict(os.environ, _VXCAP_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(cword))
+        return subprocess.run(vxcap(), env=env, capture_output=True, text=True).stdout.split()
+
+    assert "plain,doctor" in complete("vxcap do", 1)
+    assert {"plain,--capture", "plain,--capture-image"} <= set(complete("vxcap run --cap", 2))
