@@ -63,14 +63,28 @@ def test_analyze_quiet_and_json(tmp_path):
     assert json.loads(as_json.stdout) == json.loads((run / "report.json").read_text())
 
 
-def test_without_delivery_counts_the_column_is_this_directions_frames_at_each_end(tmp_path):
+def test_analyze_shows_echoes_sent_and_answered_at_both_ends(tmp_path):
     run = write_run(tmp_path, healthy_frames())
     result = invoke("analyze", run)
     report = json.loads((run / "report.json").read_text())
+    assert packets_header(report) == "Echoes"
+    flows = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+    d = flows[(W, W2)]["delivery"]
+    assert packets_cell(flows[(W, W2)]) == (f"{d['left_sender']} → {d['arrived_receiver']}\n"
+                                            f"{d['replies_back']} ← {d['answered']}")
+    assert d["left_sender"] > 0 and "Echoes: requests leaving the sender's underlay" in result.stdout
+
+
+def test_without_delivery_counts_the_column_is_this_directions_frames_at_each_end(tmp_path):
+    run = write_run(tmp_path, healthy_frames())
+    invoke("analyze", run)
+    report = json.loads((run / "report.json").read_text())
+    for flow in report["flows"]:
+        flow.pop("delivery")  # a report.json from before delivery was counted
     assert packets_header(report) == "Frames"
     flows = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
-    assert packets_cell(flows[(W, W2)]) == "3 → 3" and packets_cell(flows[(W3, W)]) == "3 → 3"
-    assert "Frames: this direction's frames on the sender's underlay → on the receiver's" in result.stdout
+    seen = flows[(W, W2)]["seen_on"]
+    assert packets_cell(flows[(W, W2)]) == f"{seen[W + '/eth1']} → {seen[W2 + '/eth1']}"
     lost = dict(flows[(W, W3)], seen_on={f"{W}/eth1": 3, f"{W3}/eth1": 0})
     assert packets_cell(lost) == "3 → 0"
     assert packets_cell(dict(lost, seen_on={f"{W}/eth1": 3})) == "3 → ?"  # no capture on the receiver

@@ -34,8 +34,6 @@ MASKS = [
     (re.compile(r"/tmp/\S*?/\.kube/config"), "<home>/.kube/config"),
     (re.compile(re.escape(SESSION_PREFIX)), "<prefix>"),
     (re.compile(r"(packets captured: [^)]*)"), lambda m: re.sub(r" \d+", " <n>", m.group(1))),
-    # A direction's frame count includes its TCP exchange, whose segments vary by one or two.
-    (re.compile(r"│ +\d+ → \d+ │"), "│ <n> → <n> │"),
     (re.compile(r"(kernel VXLAN support\s+vxlan \S+ \S+ ?\S* ?\S* ?)\(\S+\)"), r"\1(<kernel>)"),
 ]
 

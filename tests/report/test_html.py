@@ -211,6 +211,7 @@ def test_chromium_draws_each_packet_as_its_layers_and_each_hop_of_the_probes(tmp
                                 ("inner Ethernet", "14 B"), ("IPv4", "20 B"), ("ICMP", "8 B"), ("payload", "1422 B")]
     assert "IP packet 1500 B of underlay MTU 1500" in dom and "overhead 50 B" in dom
     assert dom.count('class="dot lost"') == 1  # the one reply that did not come back
+    assert "2/3" in dom
     assert "<th>Echoes</th>" in dom
     shot = ARTIFACTS / "report-pictures.png"
     result = chromium([f"--screenshot={shot}", "--window-size=1400,2600", url], tmp_path)

@@ -50,10 +50,15 @@ def dots(html):
 def test_a_lost_reply_is_a_gap_at_its_hop():
     delivery = {"sent": 3, "left_sender": 3, "arrived_receiver": 3, "answered": 3, "replies_back": 1}
     html = timeline(flow(delivery=delivery), e)
-    assert dots(html) == [(3, 0), (3, 0), (3, 0), (3, 0), (1, 2)]
-    assert "reply back at a" in html and "1/3" in html
+    assert dots(html) == [(3, 0), (3, 0), (3, 0), (1, 2)]
+    assert "reply back at a" in html and "1/3" in html and "the prober sent 3" in html
+
+
+def test_requests_that_never_left_are_gaps_against_what_the_prober_sent():
+    delivery = {"sent": 3, "left_sender": 0, "arrived_receiver": 0, "answered": 0, "replies_back": 0}
+    assert dots(timeline(flow(delivery=delivery), e)) == [(0, 3)] * 4
 
 
 def test_without_delivery_the_frames_at_each_capture_point():
     html = timeline(flow(seen_on={"a/eth1": 12, "b/eth1": 9}), e)
-    assert "frames on a/eth1" in html and dots(html) == [(12, 0), (9, 3)]
+    assert "frames on a/eth1" in html and dots(html) == [(12, 0), (9, 3)] and "9/12" in html

@@ -95,7 +95,6 @@ def _fits(what: str, size: int | None, limit_name: str, limit: Any) -> str:
 
 
 HOPS = (
-    ("sent", "sent by the prober"),
     ("left_sender", "left {src}"),
     ("arrived_receiver", "arrived at {dst}"),
     ("answered", "answered by {dst}"),
@@ -104,33 +103,33 @@ HOPS = (
 
 
 def timeline(flow: Mapping[str, Any], e: Callable[[Any], str]) -> str:
-    """The echoes at each hop, one dot per echo (hollow: not seen there), from report.json's
-    `delivery`. Without it (older reports), this direction's frames at each capture point."""
+    """The echoes at each hop on the wire, one dot per echo, hollow where fewer were seen than the
+    most any hop saw (or the prober sent), from report.json's `delivery`. Without it (older
+    reports), this direction's frames at each capture point."""
     src, dst = flow["src_node"], flow["dst_node"]
     delivery = flow.get("delivery")
-    rows: list[tuple[str, int | None, int | None]] = []
+    rows: list[tuple[str, int | None]] = []
+    sent = None
     if isinstance(delivery, Mapping):
         sent = delivery.get("sent")
-        for key, label in HOPS:
-            if key in delivery:
-                rows.append((label.format(src=src, dst=dst), delivery.get(key), sent))
+        rows = [(label.format(src=src, dst=dst), delivery.get(key)) for key, label in HOPS if key in delivery]
         unit = "echoes"
     else:
-        for point, n in (flow.get("seen_on") or {}).items():
-            rows.append((f"frames on {point}", n, None))
+        rows = [(f"frames on {point}", n) for point, n in (flow.get("seen_on") or {}).items()]
         unit = "frames"
     if not rows:
         return ""
-    most = max([n for _, n, _ in rows if isinstance(n, int)] + [t for _, _, t in rows if isinstance(t, int)] or [0])
+    whole = max([n for _, n in rows if isinstance(n, int)] + ([sent] if isinstance(sent, int) else []) or [0])
     html = []
-    for label, n, of in rows:
-        whole = of if isinstance(of, int) else most
+    for label, n in rows:
+        dots = ""
         if isinstance(n, int) and whole <= MAX_DOTS:
-            dots = "".join('<i class="dot"></i>' for _ in range(min(n, whole)))
-            dots += "".join('<i class="dot lost" title="not seen here"></i>' for _ in range(max(whole - n, 0)))
-        else:
-            dots = ""
-        count = "?" if n is None else f"{n}" + (f"/{of}" if isinstance(of, int) else "")
+            dots = '<i class="dot"></i>' * n + '<i class="dot lost" title="not seen here"></i>' * (whole - n)
+        count = "?" if n is None else f"{n}/{whole}"
         html.append(f'<div class="at">{e(label)}</div><div class="dots">{dots}</div><div class="count">{e(count)}</div>')
+    note = ""
+    if isinstance(sent, int):
+        note = (f'<p class="why">the prober sent {sent} echo request{"s" if sent != 1 else ""}; the wire counts '
+                "include the DF ping ladder's</p>")
     return (f'<div class="timeline" style="grid-template-columns:max-content 1fr max-content" '
-            f'aria-label="{e(unit)} at each hop">{"".join(html)}</div>')
+            f'aria-label="{e(unit)} at each hop">{"".join(html)}</div>{note}')
