@@ -83,3 +83,21 @@ def test_quiet_prints_the_verdict_line_only_and_json_only_json(tmp_path, start_f
     assert quiet.stderr == ""  # no progress either
     as_json = invoke(*common, "--json")
     assert json.loads(as_json.stdout)["verdict"] == "fail"
+
+
+def test_help_stays_instant_nothing_heavy_is_imported():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom vxcap.cli.main import cli\n"
+            "for args in (['--help'], ['run', '--help'], ['doctor', '--help']):\n"
+            "    try:\n        cli(args, prog_name='vxcap')\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('rich', 'kubernetes', 'scapy', 'docker', 'vxcap.pipeline') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_topology_without_a_kubeconfig_points_at_the_lab(tmp_path):
+    result = invoke("topology", env={"HOME": str(tmp_path), "KUBECONFIG": ""})
+    assert result.exit_code == ExitStatus.USAGE
+    assert "vxcap topology --lab" in result.stderr and "vxcap doctor" in result.stderr
