@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vxcap.cli.guard import Fail, Interrupted, guarded, require_root
+from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, require_root
 from vxcap.cli.help import GroupedCommand
 from vxcap.cli.options import cluster_options, lab_options, output_options
 from vxcap.exit_status import ExitStatus
@@ -53,7 +53,7 @@ def _check_pairs(ctx, param, value):
 @click.option("--all-pairs", is_flag=True, help="Test every pair of nodes.")
 @click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100),
               help="Echo requests per direction.")
-@lab_options
+@lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
 @cluster_options
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
 @click.option("--capture-namespace", default=None,
@@ -119,7 +119,8 @@ def run(pairs, all_pairs, count, lab, lab_file, nodes, subnets, prefix, kubeconf
     except KeyboardInterrupt:
         raise Interrupted(aftermath(target, judged=False)) from None
     except Exception as err:
-        _add_no_cluster_hints(err, pairs, all_pairs)
+        what = " ".join(f"--pair {p}" for p in pairs) if pairs else "--all-pairs"
+        add_no_cluster_hints(err, f"vxcap run --lab {what}")
         raise
     from vxcap.cli.show import show_outcome
 
@@ -141,17 +142,3 @@ def aftermath(target, judged: bool) -> str:
     if target.keep:
         return first + "the run's test pods and capture helpers are kept (--keep); `vxcap cleanup` removes them"
     return first + "the run's test pods and capture helpers have been removed"
-
-
-def _add_no_cluster_hints(err: Exception, pairs, all_pairs) -> None:
-    """No kubeconfig at all: this machine has no cluster, and the embedded lab is the run that works here."""
-    import sys
-
-    errors = sys.modules.get("vxcap.adapters.kube.errors")
-    if errors is None or not isinstance(err, errors.NoKubeconfig):
-        return
-    what = " ".join(f"--pair {p}" for p in pairs) if pairs else "--all-pairs"
-    err.hints = (
-        f"no cluster here? the embedded lab needs none: vxcap run --lab {what}   (as root)",
-        "vxcap doctor --lab (or vxcap doctor) checks what a run needs, one line each with the fix",
-    )

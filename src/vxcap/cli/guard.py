@@ -91,3 +91,14 @@ def require_root(what: str) -> None:
         error(f"{what} needs root (it creates network namespaces and runs tcpdump): run it as root")
         error_hint("`vxcap doctor --lab` lists what else it needs")
         raise Fail(ExitStatus.USAGE)
+
+
+def add_no_cluster_hints(err: Exception, lab_command: str) -> None:
+    """No kubeconfig anywhere: this machine has no cluster, and the embedded lab is what works here."""
+    errors = sys.modules.get("vxcap.adapters.kube.errors")  # not imported: the error cannot be one of its
+    if errors is None or not isinstance(err, errors.NoKubeconfig):
+        return
+    err.hints = (  # type: ignore[attr-defined]
+        f"no cluster here? the embedded lab needs none: {lab_command}   (as root)",
+        "vxcap doctor --lab (or vxcap doctor) checks what a run needs, one line each with the fix",
+    )

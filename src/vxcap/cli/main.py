@@ -3,13 +3,12 @@ the commands, so `vxcap --help` answers at once."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from vxcap import __version__
-from vxcap.cli.guard import Fail, Interrupted, guarded, require_root
+from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, require_root
 from vxcap.cli.help import GroupedCommand
 from vxcap.cli.options import cluster_options, lab_file_option, lab_options, nodes_option, output_options, prefix_option, subnets_option
 from vxcap.exit_status import ExitStatus
@@ -49,7 +48,7 @@ vxcap topology --lab --json    # the embedded lab, for machines
               ("Where: a cluster (the default)", ("kubeconfig", "context")), ("Output", ("as_json",))),
     lab_only=("lab_file", "nodes", "subnets", "prefix"), cluster_only=("kubeconfig", "context"),
 )
-@lab_options
+@lab_options("Show the embedded lab's topology instead of a cluster's.")
 @cluster_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: the plan `vxcap run` builds from.")
 @guarded()
@@ -72,7 +71,7 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, as_json
             try:
                 topo = cluster.discover()
             except Exception as err:
-                _no_cluster_hint(err, "vxcap topology --lab")
+                add_no_cluster_hints(err, "vxcap topology --lab")
                 raise
             notes = cluster.notes
         finally:
@@ -136,13 +135,6 @@ def analyze(run_dir, cross_check, evidence, as_json, quiet) -> None:
         outcome = analyze_run(run_dir, progress=live.stage, cross_check=cross_check, evidence=evidence)
     show_outcome(outcome, as_json=as_json, quiet=quiet)
     raise Fail(ExitStatus.SUCCESS if outcome.passed else ExitStatus.VERDICT_FAILED)
-
-
-def _no_cluster_hint(err: Exception, lab_command: str) -> None:
-    errors = sys.modules.get("vxcap.adapters.kube.errors")
-    if errors is not None and isinstance(err, errors.NoKubeconfig):
-        err.hints = (f"no cluster here? the embedded lab needs none: {lab_command}   (as root)",
-                     "vxcap doctor checks what a run needs, one line each with the fix")
 
 
 @cli.group()

@@ -30,12 +30,13 @@ prefix_option = click.option(
 )
 
 
-def lab_options(fn):
-    """--lab and what describes the embedded lab."""
-    return _apply(fn, [
-        click.option("--lab", is_flag=True, help="Target the embedded lab (built on demand, removed after unless --keep)."),
-        lab_file_option, nodes_option, subnets_option, prefix_option,
-    ])
+def lab_options(lab_help: str):
+    """--lab (saying `lab_help`) and what describes the embedded lab."""
+    def decorate(fn):
+        return _apply(fn, [click.option("--lab", is_flag=True, help=lab_help),
+                           lab_file_option, nodes_option, subnets_option, prefix_option])
+
+    return decorate
 
 
 def cluster_options(fn):
