@@ -84,3 +84,24 @@ def test_this_machine_is_ready_for_the_lab():
     assert result.exit_code == ExitStatus.SUCCESS, result.output
     assert [line.split("  ")[0] for line in result.output.splitlines()[:4]] == [
         "✓ root or the capabilities", "✓ tcpdump present", "✓ ip present", "✓ kernel VXLAN support"]
+
+
+def namespace(name, enforce, ours=False):
+    labels = {"pod-security.kubernetes.io/enforce": enforce}
+    if ours:
+        labels["app.kubernetes.io/managed-by"] = "vxcap"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+@pytest.mark.parametrize("namespaces,args,mark,says", [
+    ({}, [], "✓", "namespace vxcap does not exist yet"),
+    ({"vxcap": namespace("vxcap", "privileged")}, [], "✓", "namespace vxcap admits them"),
+    ({"vxcap": namespace("vxcap", "restricted", ours=True)}, [], "!", "vxcap relabels it"),
+    ({"team": namespace("team", "baseline")}, ["--capture-namespace", "team"], "✗", "it is not vxcap's"),
+])
+def test_the_capture_namespace_is_asked_whether_it_admits_capture_pods(start_fake_kube, namespaces, args, mark, says):
+    fake = start_fake_kube(authorize=authorize, namespaces=namespaces)
+    result = doctor("--kubeconfig", fake.kubeconfig, *args)
+    (line,) = [line for line in result.output.splitlines() if "capture pods admitted" in line]
+    assert line.startswith(f"{mark} capture pods admitted") and says in line, result.output
+    assert result.exit_code == (ExitStatus.VERDICT_FAILED if mark == "✗" else ExitStatus.SUCCESS), result.output

@@ -37,7 +37,8 @@ def _skipped(names: list[str], because: str) -> list[Check]:
 LATER = ["RBAC permissions", "Calico found", "Docker reachable", "capture image"]
 
 
-def cluster_checks(kubeconfig: str | None, context: str | None, namespace: str, capture_image: str) -> list[Check]:
+def cluster_checks(kubeconfig: str | None, context: str | None, namespace: str, capture_image: str,
+                   capture_namespace: str | None = None) -> list[Check]:
     from vxcap.adapters.kube import access
     from vxcap.adapters.kube.connection import connect
 
@@ -59,6 +60,7 @@ def cluster_checks(kubeconfig: str | None, context: str | None, namespace: str, 
         checks.append(Check("API server reachable", Level.OK, f"{conn.server} ({version})"))
         checks += _permissions(conn, namespace)
         checks.append(_calico(kubeconfig, context, namespace))
+        checks.append(_capture_namespace(conn, capture_namespace or namespace))
         checks += _captures(conn, capture_image)
     finally:
         conn.close()
@@ -79,6 +81,26 @@ def _permissions(conn, namespace: str) -> list[Check]:
                 answers[group] = (False, str(err))
         checks.append(permission_check(permission, namespace, answers))
     return rbac_summary(checks)
+
+
+def _capture_namespace(conn, name: str) -> Check:
+    """Capture pods need Pod Security `privileged` where they run: asked of the namespace object."""
+    from vxcap.adapters.kube import access
+    from vxcap.adapters.kube.namespaces import capture_admission
+
+    check = "capture pods admitted"
+    try:
+        found = access.namespace(conn, name)
+    except VxcapError as err:
+        return Check(check, Level.SKIP, f"not checked: {err}")
+    if found is None:
+        return Check(check, Level.OK, f"namespace {name} does not exist yet: vxcap creates it, labelled privileged")
+    problem = capture_admission(found)
+    if problem is None:
+        return Check(check, Level.OK, f"namespace {name} admits them")
+    why, ours = problem
+    return Check(check, Level.WARN if ours else Level.FAIL, why,
+                 "" if ours else "relabel the namespace, or pass --capture-namespace")
 
 
 def _calico(kubeconfig: str | None, context: str | None, namespace: str) -> Check:

@@ -19,15 +19,16 @@ _MARK = {"ok": "[pass]✓[/]", "warn": "[warn]![/]", "fail": "[fail]✗[/]", "sk
 
 @click.command(
     cls=GroupedCommand, examples=EXAMPLES,
-    sections=(("Where", ("lab", "kubeconfig", "context", "namespace", "capture_image")),),
-    cluster_only=("kubeconfig", "context", "namespace", "capture_image"),
+    sections=(("Where", ("lab", "kubeconfig", "context", "namespace", "capture_namespace", "capture_image")),),
+    cluster_only=("kubeconfig", "context", "namespace", "capture_namespace", "capture_image"),
 )
 @click.option("--lab", is_flag=True, help="Check this machine for the embedded lab (root, tcpdump, ip, VXLAN).")
 @cluster_options
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace the run's pods would live in.")
+@click.option("--capture-namespace", default=None, help="Namespace capture pods would run in (default: --namespace).")
 @click.option("--capture-image", default=None, help="Capture image to look for (default: vxcap's).")
 @guarded()
-def doctor(lab, kubeconfig, context, namespace, capture_image) -> None:
+def doctor(lab, kubeconfig, context, namespace, capture_namespace, capture_image) -> None:
     """Check what a run needs before it starts, one line each with the fix.
 
     Reads only: nothing is created. Exit status 0 when a run can start, 1 when not.
@@ -39,6 +40,8 @@ def doctor(lab, kubeconfig, context, namespace, capture_image) -> None:
     from vxcap.core.names import check_namespace
 
     check_namespace(namespace, "--namespace")
+    if capture_namespace is not None:
+        check_namespace(capture_namespace, "--capture-namespace")
     if lab:
         from vxcap.doctor import lab_checks
 
@@ -48,7 +51,7 @@ def doctor(lab, kubeconfig, context, namespace, capture_image) -> None:
         from vxcap.core.capture import CAPTURE_IMAGE
         from vxcap.doctor import cluster_checks
 
-        checks = cluster_checks(kubeconfig, context, namespace, capture_image or CAPTURE_IMAGE)
+        checks = cluster_checks(kubeconfig, context, namespace, capture_image or CAPTURE_IMAGE, capture_namespace)
         target = "a cluster run"
     width = max(len(check.name) for check in checks)
     for check in checks:

@@ -39,3 +39,16 @@ def nodes(conn: Connection) -> list[dict[str, Any]]:
     with conn.translated("list nodes"):
         listing = read_json(conn.core().list_node(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))
     return list((listing or {}).get("items") or [])
+
+
+def namespace(conn: Connection, name: str) -> dict[str, Any] | None:
+    """The Namespace object, or None when there is none (vxcap would create it)."""
+    from kubernetes.client.exceptions import ApiException
+
+    with conn.translated(f"read namespace {name}"):
+        try:
+            return read_json(conn.core().read_namespace(name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
