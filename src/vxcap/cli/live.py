@@ -1,7 +1,7 @@
 """Progress a person can read while a run works: the stage, the time, and what it waits for.
 
 On a terminal, one live line (rich) with a spinner, the stage, its detail, the elapsed
-time and, during waits, what is waited for ("test pods Ready 2/4", "captures listening
+time and, during waits, what is waited for ("pods Ready 2/4", "captures listening
 3/3", packets per node); each finished stage stays above it with its duration. Off a
 terminal (CI logs, pipes), plain lines: each stage as it starts, its first word the
 stage's name, and the waits below it. `--quiet` prints none of it.
