@@ -39,6 +39,7 @@ from vxcap.core.plan import Expectation, pair_nodes, plan, resolve_pairs
 from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
 from vxcap.adapters.evidence import write_evidence
 from vxcap.mtu_probes import run_mtu_probes
+from vxcap.packet_watch import PacketWatch
 from vxcap.report.html import render_html
 from vxcap.report.json_report import report_dict
 from vxcap.report.junit import write_junit
@@ -48,9 +49,16 @@ STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "sto
           "cross-check", "evidence")
 
 Progress = Callable[[str, str], None]
+# What the current stage is waiting for, each time it changes: "captures listening 2/3",
+# "packets captured: k01-worker 12 · k01-worker3 12". A live display shows it; logs may skip it.
+Waiting = Callable[[str], None]
 
 
 def _quiet(stage: str, detail: str) -> None:
+    pass
+
+
+def _not_told(what: str) -> None:
     pass
 
 
@@ -136,16 +144,16 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, P
     )
 
 
-def run(target: Target, options: RunOptions, progress: Progress = _quiet) -> Outcome:
+def run(target: Target, options: RunOptions, progress: Progress = _quiet, waiting: Waiting = _not_told) -> Outcome:
     # tcpdump and every helper inherit this: nothing of the run is readable by others.
     previous_umask = os.umask(0o077)
     try:
-        return _run(target, options, progress)
+        return _run(target, options, progress, waiting)
     finally:
         os.umask(previous_umask)
 
 
-def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
+def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiting = _not_told) -> Outcome:
     timer = StageTimer(progress)
     run_id = options.run_id or new_run_id()
     errors: list[str] = []
@@ -169,6 +177,7 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
         run_dir = make_run_dir(options.out_parent, run_id)
 
         running: list[tuple[str, str, str, Any]] = []
+        watch: PacketWatch | None = None
         try:
             timer.stage("provision", f"test pods on {', '.join(nodes)}")
             pods = target.provision(nodes)
@@ -176,6 +185,7 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
             timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
             used_filter = capture_filter(topology, nodes, pods, options.capture_filter)
             bpf = used_filter["bpf"]
+            waiting(f"captures listening 0/{len(nodes)}")
             for node in nodes:
                 iface = target.underlay_iface(node)
                 file_name = f"{node}-{iface}.pcap"
@@ -188,7 +198,10 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
                 # A capture that is never stopped leaks a tcpdump: stop it on any way out.
                 cleanup.callback(_stop_quietly, handle)
                 running.append((node, iface, file_name, handle))
+                waiting(f"captures listening {len(running)}/{len(nodes)}")
 
+            watch = PacketWatch([(node, handle) for node, *_, handle in running], waiting)
+            cleanup.callback(watch.stop)
             timer.stage("probe", f"{2 * len(pairs)} direction(s)")
             probes = _probe(target, pairs, pods, options.ping_count, errors)
 
@@ -203,6 +216,8 @@ def _run(target: Target, options: RunOptions, progress: Progress) -> Outcome:
         except Exception as err:  # noqa: BLE001 - it becomes the run's error; what was captured is still judged
             errors.append(f"{timer.current} failed: {err}")
 
+        if watch is not None:
+            watch.stop()
         timer.stage("stop", f"{len(running)} capture(s)")
         # Each stop waits for tcpdump to flush and exit: stopped together, the waits overlap.
         with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:

@@ -264,6 +264,14 @@ def test_readiness_is_watched_not_polled(start_fake_kube):
     assert fake.kube.requested("GET", pods_path + "/.*") == []  # never a GET per pod
 
 
+def test_each_change_in_how_many_pods_are_ready_is_told_for_the_live_display(start_fake_kube):
+    fake = start_fake_kube(fates={node: Fate(delay=0.3 * (i + 1)) for i, node in enumerate(NODES)})
+    heard = []
+    KubeCluster(kubeconfig=str(fake.kubeconfig), on_wait=heard.append).create_test_pods("r1", NODES, timeout=10)
+    assert len(NODES) >= 2
+    assert heard == [f"pods Ready {i}/{len(NODES)}" for i in range(len(NODES) + 1)]
+
+
 def test_pods_are_created_concurrently(start_fake_kube):
     # Each POST waits at the server until the other one has arrived: a sequential
     # client would hang here until the barrier times out.

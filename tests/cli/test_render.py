@@ -24,8 +24,23 @@ def test_a_few_directions_each_get_their_line_and_every_finding():
     lines = mtu_section({"flows": [flow(1, [COST]), flow(2, [HEADROOM])]})
     assert len(lines) == 1 + 2 + 2
     assert lines[1].startswith("node1 → node2 plain: pod 1450 / eth1 1500 · overhead 0")
-    assert "50 bytes of every full-size packet unused" in lines[2]
-    assert "eth1 allows pod MTU 8950" in lines[4]
+    assert "eth1 allows pod MTU 8950" in lines[3]
+    assert "50 bytes of every full-size packet unused" in lines[4]
+
+
+def cost(i):
+    return dict(COST, message=f"node{i} -> node{i + 1} runs plain at pod MTU 1450 though the underlay allows 1500: "
+                              "50 bytes of every full-size packet unused")
+
+
+def test_the_plain_path_cost_is_said_once_per_run_not_once_per_direction():
+    lines = mtu_section({"flows": [flow(1, [cost(1)]), flow(2, [cost(2)]), flow(3, [cost(3), HEADROOM])]})
+    said = [line for line in lines if "unused" in line]
+    assert len(said) == 1 and lines[-1] == said[0]
+    assert "all 3 plain directions run at pod MTU 1450 though" in said[0] and "node1" not in said[0]
+    two = mtu_section({"flows": [flow(1, [cost(1)]), flow(2, [cost(2)])]})
+    assert "both plain directions run at pod MTU 1450" in two[-1]
+    assert sum("eth1 allows pod MTU 8950" in line for line in lines) == 1
 
 
 def test_an_all_pairs_run_names_only_what_warns_or_fails_and_counts_the_rest():

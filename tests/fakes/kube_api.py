@@ -495,6 +495,7 @@ class FakeKube:
         self.events: list[dict] = []
         self.runtime_logs: dict[tuple[str, str], bytes] = {}  # logs of pods whose fate ended them
         self.requests: list[Request] = []
+        self.access_reviews: list[Access] = []  # what SelfSubjectAccessReviews asked (SSAR block below)
         self._rv = itertools.count(3000)
         self._watch_log: list[_WatchEvent] = []
         self._lock = threading.RLock()
@@ -874,6 +875,8 @@ class _Handler(BaseHTTPRequestHandler):
             kube.requests.append(Request(method, split.path, query, access))
         try:
             for a in access:
+                if a.resource == SSAR_RESOURCE:
+                    continue  # every authenticated user may ask (system:basic-user); see the SSAR block below
                 key = f"{a.resource}/{a.subresource}" if a.subresource else str(a.resource)
                 if (a.verb, key) in kube.forbidden or (kube.authorize is not None and a.resource and not kube.authorize(a)):
                     scope = f' in the namespace "{a.namespace}"' if a.namespace else " at the cluster scope"
@@ -906,7 +909,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, query: dict[str, list[str]]) -> None:
         kube = self.kube
         q = {k: v[0] for k, v in query.items()}
-        if path == "/version" and method == "GET":
+        if path in ("/version", "/version/") and method == "GET":  # the client's VersionApi asks for /version/
             return self._send_json(200, {"major": "1", "minor": "32", "gitVersion": "v1.32.2", "platform": "linux/amd64"})
         if path == "/api" and method == "GET":
             return self._send_json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
@@ -958,6 +961,8 @@ class _Handler(BaseHTTPRequestHandler):
                     if e["metadata"]["namespace"] == m.group(1) and fields_match(e, q.get("fieldSelector"))
                 ]
             return self._send_json(200, {"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
+        if path == SSAR_PATH and method == "POST":
+            return self._send_json(201, self_subject_access_review(kube, self._body() or {}))
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     def _group_list(self) -> dict:
@@ -1240,6 +1245,36 @@ class _Handler(BaseHTTPRequestHandler):
             conn.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+# ---------------------------------------------------------------- SelfSubjectAccessReview (vxcap doctor)
+# `kubectl auth can-i` as the API server answers it: the review's resourceAttributes go through the
+# same authorizer as real requests (FakeKube.authorize, e.g. deploy/rbac.yaml's rules, and `forbidden`).
+
+SSAR_RESOURCE = "selfsubjectaccessreviews"
+SSAR_PATH = f"/apis/authorization.k8s.io/v1/{SSAR_RESOURCE}"
+
+
+def self_subject_access_review(kube: FakeKube, body: dict) -> dict:
+    attrs = (body.get("spec") or {}).get("resourceAttributes") or {}
+    access = Access(
+        verb=attrs.get("verb", ""), group=attrs.get("group", ""), resource=attrs.get("resource", ""),
+        subresource=attrs.get("subresource", ""), namespace=attrs.get("namespace", ""), name=attrs.get("name", ""),
+    )
+    key = f"{access.resource}/{access.subresource}" if access.subresource else str(access.resource)
+    allowed = (access.verb, key) not in kube.forbidden and (kube.authorize is None or kube.authorize(access))
+    with kube._lock:
+        kube.access_reviews.append(access)
+    status: dict[str, Any] = {"allowed": allowed}
+    if allowed:
+        status["reason"] = "fake authorizer"
+    else:
+        status["denied"] = False  # RBAC never denies outright: it just does not allow
+        status["reason"] = f'no RBAC rule lets {kube.user} {access.verb} {key} in group "{access.group}"'
+    review = copy.deepcopy(body)
+    review.update(apiVersion="authorization.k8s.io/v1", kind="SelfSubjectAccessReview", status=status)
+    review.setdefault("metadata", {})
+    return review
 
 
 # ---------------------------------------------------------------- pytest fixtures

@@ -356,7 +356,7 @@ def test_ctrl_c_while_the_run_builds_its_lab_removes_the_half_built_lab(tmp_path
     try:
         assert "Traceback" not in err + out_text, err
         assert proc.returncode == ExitStatus.INTERRUPTED, err
-        assert "everything this run made has been removed" in err
+        assert "interrupted: the lab the run built has been removed" in err
         assert_nothing_left(str(out))
     finally:  # the lab the bug leaves must not outlive this test
         vxcap("lab", "down", "--prefix", SESSION_PREFIX)

@@ -56,3 +56,38 @@ def test_interrupted_run_keeps_what_it_captured_and_leaves_nothing(tmp_path, how
     assert flows[("k01-worker", "k01-worker3")]["packets"] > 0
     assert not session_namespaces()
     assert not tcpdumps_writing_to(tmp_path)
+
+
+@lab_test
+@pytest.mark.parametrize("case", ["keep", "lab-was-there"])
+def test_after_ctrl_c_the_run_says_what_it_kept_or_left(tmp_path, case):
+    from tests.lab_support import running_lab
+
+    def interrupted_run(*extra):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vxcap", "run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path),
+             "--pair", "worker,worker3", "--count", "100", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        while "probe" not in proc.stderr.readline():
+            assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == ExitStatus.INTERRUPTED, out + err
+        return err.strip().splitlines()[-1]
+
+    if case == "keep":
+        try:
+            last = interrupted_run("--keep")
+            assert last == ("error: interrupted: what was captured until then is judged above; the lab the run "
+                            "built is kept (--keep); `vxcap lab down` removes it")
+            assert session_namespaces()  # kept, as it says
+        finally:
+            subprocess.run([sys.executable, "-m", "vxcap", "lab", "down", "--prefix", SESSION_PREFIX], check=True,
+                           capture_output=True)
+    else:
+        with running_lab():
+            last = interrupted_run()
+            assert last.endswith("the lab was there before the run and is left as it was")
+            assert session_namespaces()
+    assert not session_namespaces()

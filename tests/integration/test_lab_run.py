@@ -130,3 +130,23 @@ def test_the_plain_fault_is_explained_by_the_senders_route(tmp_path):
         _, _, report = vxcap_run(tmp_path, "worker,worker3")
     assert flows(report)[(W, W3)]["explanation"] == [
         f"{W} routes {POD[W3]} by `192.168.209.64/26 via 10.10.10.1 dev eth1`"]
+
+
+@lab_test
+def test_the_run_says_what_it_waits_for_captures_listening_and_packets_per_node(tmp_path):
+    from tests.lab_support import SESSION_PREFIX, k01_spec
+    from vxcap.pipeline import RunOptions, run
+    from vxcap.targets.lab import LabSource, LabTarget
+
+    heard = []
+    with running_lab():
+        target = LabTarget(LabSource(k01_spec(), "", "the test's lab"), prefix=SESSION_PREFIX)
+        outcome = run(target, RunOptions(pair_specs=("worker,worker3",), out_parent=tmp_path, ping_count=5),
+                      waiting=heard.append)
+    assert outcome.passed
+    assert heard[:3] == ["captures listening 0/2", "captures listening 1/2", "captures listening 2/2"]
+    counts = [line for line in heard if line.startswith("packets captured: ")]
+    assert counts, heard
+    # The last count is close to what each pcap holds: the echoes arrived while the display watched.
+    last = dict(part.rsplit(" ", 1) for part in counts[-1].removeprefix("packets captured: ").split(" · "))
+    assert set(last) == {W, W3} and all(int(n) >= 10 for n in last.values()), counts

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -16,6 +17,9 @@ from vxcap.report.html import render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or shutil.which("chromium-browser")
 RUN_ID = "20250101-000000-abcd"
+# Screenshots a person can look at after the run (CI can publish the directory).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS.mkdir(exist_ok=True)
 
 
 def write_run(tmp_path, frames, port=4789):
@@ -184,8 +188,33 @@ def test_chromium_renders_the_verdicts(tmp_path):
     assert sorted(rows) == ["", "", "", "failed"]
     badges = re.findall(r'<span class="badge (pass|fail)(?: big)?">(PASS|FAIL)</span>', dom)
     assert ("fail", "FAIL") in badges and badges.count(("pass", "PASS")) >= 3
-    shot = tmp_path / "report.png"
+    shot = ARTIFACTS / "report-one-failure.png"
     result = chromium([f"--screenshot={shot}", url], tmp_path)
+    assert shot.is_file() and shot.stat().st_size > 10_000, result.stderr[-500:]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_chromium_draws_each_packet_as_its_layers_and_each_hop_of_the_probes(tmp_path):
+    run = write_run(tmp_path, one_failure())
+    report = analyze(run).report
+    # As the run reports them once delivery is counted: worker3's reply to worker lost on the way back.
+    for flow in report["flows"]:
+        flow["delivery"] = {"sent": 3, "left_sender": 3, "arrived_receiver": 3, "answered": 3, "replies_back": 3}
+        flow["mtu"].update(max_icmp_payload=1422, underlay_mtu=1500)
+    report["flows"][0]["delivery"]["replies_back"] = 2
+    (run / "report.html").write_text(render_html(report, load_manifest(run), run))
+    url = (run / "report.html").as_uri()
+    dom = chromium(["--dump-dom", url], tmp_path).stdout
+    assert dom.count('aria-label="packet layers"') == 4
+    vxlan_layers = re.findall(r'<div class="layer (?:outer|inner|payload)"[^>]*><b>([^<]+)</b><span>([^<]+)</span>', dom)
+    assert vxlan_layers[:8] == [("outer Ethernet", "14 B"), ("outer IPv4", "20 B"), ("UDP", "8 B"), ("VXLAN", "8 B"),
+                                ("inner Ethernet", "14 B"), ("IPv4", "20 B"), ("ICMP", "8 B"), ("payload", "1422 B")]
+    assert "IP packet 1500 B of underlay MTU 1500" in dom and "overhead 50 B" in dom
+    assert dom.count('class="dot lost"') == 1  # the one reply that did not come back
+    assert "2/3" in dom
+    assert "<th>Echoes</th>" in dom
+    shot = ARTIFACTS / "report-pictures.png"
+    result = chromium([f"--screenshot={shot}", "--window-size=1400,2600", url], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000, result.stderr[-500:]
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vxcap.core.pcap_records import RecordCount
 from vxcap.core.capture import is_listening, parse_tcpdump_stats
 from vxcap.core.errors import VxcapError
 
@@ -65,6 +66,7 @@ class RunningCapture:
         self._reader = threading.Thread(target=self._read_stderr, name=f"tcpdump-{proc.pid}", daemon=True)
         self._reader.start()
         self._result: CaptureResult | None = None
+        self._count = RecordCount()  # packets_so_far goes on from where it stopped
 
     @property
     def pid(self) -> int:
@@ -92,6 +94,18 @@ class RunningCapture:
                 self._kill()
                 said = _last_words(self._lines) or "nothing"
                 raise TcpdumpError(f"tcpdump did not start listening within {timeout:g} s (it said: {said})")
+
+    def packets_so_far(self) -> int | None:
+        """Packets in the file up to now (tcpdump -U writes each one at once); None if unreadable."""
+        count = self._count
+        try:
+            with open(self.path, "rb") as handle:
+                start = count.resume_at
+                handle.seek(start)
+                count.feed(handle.read(), start)
+        except OSError:
+            return None
+        return count.records if count.readable else None
 
     def running(self) -> bool:
         """Whether tcpdump still runs: it ends by itself at its packet count or duration."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from vxcap.cli.guard import Interrupted, guarded
+
 
 @click.group("images")
 def images_command() -> None:
@@ -22,6 +24,7 @@ def images_command() -> None:
 @click.option("--image", default=None, help="Test pod image to load. Default: vxcap's (as `vxcap run` uses).")
 @click.option("--capture-image", default=None, help="Capture helper image to load. Default: vxcap's.")
 @click.option("--nodes", default=None, metavar="A,B", help="Only these nodes (default: every node of the cluster).")
+@guarded(nothing_made=False)
 def load(kind_cluster, image, capture_image, nodes) -> None:
     """Save the images from the local Docker engine and load them into a Kind cluster:
     `docker save` + `kind load image-archive` (works for multi-platform images
@@ -42,6 +45,8 @@ def load(kind_cluster, image, capture_image, nodes) -> None:
     node_list = [n for n in (nodes or "").split(",") if n]
     try:
         load_into_kind(wanted, kind_cluster, node_list, on_step=lambda step: console.print(f"[hint]{step}[/]", soft_wrap=True))
+    except KeyboardInterrupt:
+        raise Interrupted("some nodes may have the images and others not: run `vxcap images load` again") from None
     except ImageLoadError as err:
         error(str(err))
         sys.exit(ExitStatus.USAGE)

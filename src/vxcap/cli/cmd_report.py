@@ -6,10 +6,12 @@ was written, so they say exactly what `run`/`analyze` said.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
+
+from vxcap.cli.guard import Fail, guarded
+from vxcap.exit_status import ExitStatus
 
 
 @click.command("report")
@@ -21,6 +23,7 @@ import click
     default=None,
     help="Where to write the page. Default: RUN_DIR/report.html.",
 )
+@guarded()
 def report_command(run_dir: Path, html_path: Path | None) -> None:
     """Show a saved run again: the verdict table, and a self-contained HTML page.
 
@@ -28,29 +31,17 @@ def report_command(run_dir: Path, html_path: Path | None) -> None:
     Example:
       vxcap report captures/<run-id>      # writes captures/<run-id>/report.html
 
-    The page shows each direction's path and encapsulation, the evidence
-    files and the Wireshark lines that open them. Exit status follows the
-    run's verdict: 0 pass, 1 fail, 2 not a run directory.
+    The page draws each direction's packet as its layers and the probes at each
+    capture point, with the evidence files and the Wireshark lines that open them.
+    Exit status follows the run's verdict: 0 pass, 1 fail, 2 not a run directory.
     """
-    from vxcap.cli.console import console, error
-    from vxcap.core.errors import VxcapError
-    from vxcap.exit_status import ExitStatus
+    from vxcap.cli.console import console
+    from vxcap.cli.show import show_report
 
-    try:
-        report, page = _render(run_dir, html_path)
-    except VxcapError as err:
-        error(str(err))
-        sys.exit(ExitStatus.USAGE)
-
-    from vxcap.cli.render import reasons, summary, verdict_table
-
-    if report.get("flows"):
-        console.print(verdict_table(report))
-    for line in reasons(report):
-        console.print(line, soft_wrap=True)
-    console.print(summary(report, run_dir), soft_wrap=True)
+    report, page = _render(run_dir, html_path)
+    show_report(report, run_dir, follow=False)
     console.print(f"[hint]page:[/] {page}", soft_wrap=True)
-    sys.exit(ExitStatus.SUCCESS if report.get("verdict") == "pass" else ExitStatus.VERDICT_FAILED)
+    raise Fail(ExitStatus.SUCCESS if report.get("verdict") == "pass" else ExitStatus.VERDICT_FAILED)
 
 
 def _render(run_dir: Path, html_path: Path | None) -> tuple[dict, Path]:

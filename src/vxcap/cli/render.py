@@ -9,9 +9,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from vxcap.report import packets
+
 MTU_REASON_PREFIX = "MTU: "  # vxcap.core.mtu.path's: these reasons are shown in the MTU section
 _MARK = {"fail": "[fail]✗[/]", "warn": "[warn]![/]", "info": "[hint]·[/]"}
 _IN_THE_LINE = {"largest-df-payload", "tcp-mss"}  # findings the path's line already says
+_ONCE = "plain-path-cost"  # by design on every plain direction: one line per run, not one per direction
 
 
 def _arrow(flow: dict[str, Any]) -> str:
@@ -23,6 +26,20 @@ def _pair(flow: dict[str, Any]) -> str:
     return f"{a} ↔ {b}"
 
 
+def packets_cell(flow: dict[str, Any]) -> str:
+    requests, replies = packets.cell(flow)
+    return requests if replies is None else f"{requests}\n{replies}"
+
+
+def packets_header(report: dict[str, Any]) -> str:
+    return packets.header(report)
+
+
+def packets_legend(report: dict[str, Any]) -> str:
+    """Said once under the table: what the Echoes (or Frames) column counts."""
+    return f"[hint]{escape(packets.legend(report))}[/]"
+
+
 def verdict_table(report: dict[str, Any]) -> Table:
     """One section per pair; each direction's Wireshark filter sits under it."""
     table = Table(title="vxcap: pod-to-pod traffic on the underlay", title_justify="left")
@@ -32,7 +49,7 @@ def verdict_table(report: dict[str, Any]) -> Table:
     table.add_column("Observed", no_wrap=True)
     table.add_column("VNI", justify="right", no_wrap=True)
     table.add_column("Outer IPs", no_wrap=True)
-    table.add_column("Packets", justify="right", no_wrap=True)
+    table.add_column(packets_header(report), justify="right", no_wrap=True)
     table.add_column("Verdict", no_wrap=True)
     previous_pair = None
     for flow in report["flows"]:
@@ -54,7 +71,7 @@ def verdict_table(report: dict[str, Any]) -> Table:
             flow["observed"],
             "—" if flow["vni"] is None else str(flow["vni"]),
             outer,
-            str(flow["packets"]),
+            packets_cell(flow),
             verdict,
         )
         previous_pair = pair
@@ -99,33 +116,44 @@ def mtu_section(report: dict[str, Any]) -> list[str]:
     many = len(flows) > MTU_LINES_LIMIT
     lines = []
     shown = 0
+    costs: dict[str, int] = {}  # the plain-path cost, by design the same on every plain direction: said once
     for flow in flows:
         findings = flow["mtu"].get("findings") or []
+        for finding in findings:
+            if finding.get("code") == _ONCE:
+                rest = str(finding.get("message")).removeprefix(f"{flow['src_node']} -> {flow['dst_node']} ")
+                costs[rest] = costs.get(rest, 0) + 1
         if many and not any(f.get("level") in ("fail", "warn") for f in findings):
             continue
         shown += 1
         lines.append(escape(mtu_line(flow) or ""))
         for finding in findings:
-            if finding.get("level") == "info" and (many or finding.get("code") in _IN_THE_LINE):
+            if finding.get("level") == "info" and (many or finding.get("code") in _IN_THE_LINE | {_ONCE}):
                 continue
             lines.append(f"  {_MARK.get(finding.get('level'), '·')} {escape(str(finding.get('message')))}")
     if many:
         quiet = f"all {len(flows)}" if shown == 0 else f"{len(flows) - shown} more"
         lines.append(f"{quiet} directions with nothing to warn of: their MTU lines are in report.json and report.html")
+    elif costs:
+        for rest, n in costs.items():
+            every = n == _plain(flows)
+            who = ("the plain direction runs" if n == 1 else "both plain directions run" if n == 2 and every
+                   else f"{'all ' if every else ''}{n} plain directions run")
+            lines.append(f"  {_MARK['info']} {who} {escape(rest.removeprefix('runs plain '))} "
+                         "[hint]· by design: Calico sizes the pod MTU for VXLAN[/]")
     return (["[hint]MTU per direction (pod / tunnel / underlay):[/]"] + lines) if lines else []
 
 
 def delivery_section(report: dict[str, Any]) -> list[str]:
-    """Each direction's echoes hop by hop, its losses short of a failure, and the checks not made.
-    An all-pairs run shows only the directions with something to say."""
+    """The echoes hop by hop of each direction with something to say (losses short of a failure,
+    checks not made, a failure): the table's Echoes column already counts the others."""
     flows = [flow for flow in report.get("flows", []) if isinstance(flow.get("delivery"), dict)]
-    many = len(flows) > MTU_LINES_LIMIT
     lines = []
     for flow in flows:
         d = flow["delivery"]
         said = [f"  [warn]![/] {escape(note)}" for note in d.get("notes", [])]
         said += [f"  [hint]· not checked:[/] {escape(item)}" for item in flow.get("not_checked", [])]
-        if many and not said and flow["verdict"] == "pass":
+        if not said and flow["verdict"] == "pass":
             continue
         sent = "" if d["sent"] is None else f"{d['sent']} sent · "
         lines.append(
@@ -136,6 +164,10 @@ def delivery_section(report: dict[str, Any]) -> list[str]:
     if not lines:
         return []
     return ["[hint]Echo delivery per direction (requests sent / left the sender / arrived / answered / replies back):[/]"] + lines
+
+
+def _plain(flows: list[dict[str, Any]]) -> int:
+    return sum((flow.get("mtu") or {}).get("wire") == "plain" for flow in flows)
 
 
 def reasons(report: dict[str, Any]) -> list[str]:
@@ -170,13 +202,20 @@ def follow_up(report: dict[str, Any]) -> list[str]:
     return [f"[hint]look closer ({_arrow(flow)}):[/] {flow['wireshark']}"]
 
 
-def summary(report: dict[str, Any], run_dir: Path) -> str:
+def summary(report: dict[str, Any], run_dir: Path, artifacts: list[str] | None = None) -> str:
+    """The verdict line. `artifacts`: what the run directory holds (only what exists is named)."""
     s = report["summary"]
     word = "[pass]PASS[/]" if report["verdict"] == "pass" else "[fail]FAIL[/]"
-    return (
-        f"{word} {s['passed']}/{s['flows']} directions as expected · "
-        f"{run_dir}/ (report.json, junit.xml, report.html, pcaps, evidence/)"
-    )
+    if s["flows"]:
+        said = f"{word} {s['passed']}/{s['flows']} directions as expected"
+        if report["verdict"] != "pass" and s["passed"] == s["flows"] and report.get("errors"):
+            said += f", but the run is incomplete: {escape(str(report['errors'][0]))}"
+    else:
+        errors = report.get("errors") or []
+        said = f"{word} no direction was judged" + (f": {escape(str(errors[0]))}" if errors else "")
+    if artifacts is None:
+        return f"{said} · {run_dir}/"
+    return f"{said} · {run_dir}/" + (f" ({', '.join(artifacts)})" if artifacts else "")
 
 
 def topology_tables(data: dict[str, Any]) -> list[Table]:

@@ -13,6 +13,7 @@ from itertools import permutations
 
 from vxcap.core.errors import InputError
 from vxcap.core.model import Mode, Node, Overlay, Pair, Pod, Topology, Wire
+from vxcap.core.names import check_node_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +89,20 @@ def resolve_node(topology: Topology, name: str) -> str:
     raise InputError(f"node name {wanted!r} is ambiguous ({', '.join(matches)}); nodes: {listing}")
 
 
-def parse_pair(topology: Topology, spec: str) -> Pair:
-    parts = [p for p in spec.split(",")]
-    if len(parts) != 2 or not all(p.strip() for p in parts):
+def split_pair(spec: str) -> tuple[str, str]:
+    """`A,B` as two names, checked before anything is contacted (which nodes exist is discovery's to say)."""
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2 or not all(parts):
         raise InputError(f"--pair {spec!r}: expected two node names separated by a comma, like worker,worker3")
-    a, b = (resolve_node(topology, p) for p in parts)
+    for part in parts:
+        check_node_name(part, f"--pair {spec!r}: node name")
+    if parts[0] == parts[1]:
+        raise InputError(f"--pair {spec!r}: a pair needs two different nodes")
+    return parts[0], parts[1]
+
+
+def parse_pair(topology: Topology, spec: str) -> Pair:
+    a, b = (resolve_node(topology, p) for p in split_pair(spec))
     if a == b:
         raise InputError(f"--pair {spec!r}: a pair needs two different nodes")
     return Pair(a, b)

@@ -1,94 +1,44 @@
 """report.html: one self-contained page (inline CSS, no scripts, nothing fetched)
 that a person opens from the run directory or a CI artifact.
 
-It shows the verdicts, the path each direction should take with its
-encapsulation, what the wire showed, the MTU figures when report.json has them,
-and the evidence files with the Wireshark/tshark lines that open them. Every
-value is escaped: node names and reasons come from files a person may have written.
+It shows the verdicts, the path each direction should take with its encapsulation,
+what the wire showed, each direction's packet layer by layer and its echoes at every
+hop, the MTU figures, and the evidence files with the Wireshark/tshark lines that open
+them. This module turns report.json and the manifest into plain data; the page itself is
+the template templates/report.html (and its report.css), rendered by Jinja2 with
+autoescaping: node names and reasons come from files a person may have written.
 """
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import jinja2
+
 from vxcap import __version__
 from vxcap.core.manifest import Manifest
 from vxcap.core.wireshark import ALL_NODES_FILE, evidence_file, flow_commands
+from vxcap.report import packets
+from vxcap.report.pictures import packet_view, timeline_view
 
 VXLAN_DEVICE = "vxlan.calico"  # the VTEP Calico creates on every node
 
-_CSS = """
-:root{--pass:#1a7f37;--pass-bg:#dafbe1;--fail:#cf222e;--fail-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;
---ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--card:#fff;--page:#f6f8fa;--accent:#0969da;--tunnel:#ddf4ff}
-*{box-sizing:border-box}
-body{margin:0;background:var(--page);color:var(--ink);font:15px/1.5 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif}
-main{max-width:1320px;margin:0 auto;padding:24px 28px 48px}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:13px}
-h1{font-size:22px;margin:0}
-h2{font-size:18px;margin:32px 0 12px}
-h3{font-size:15px;margin:0 0 10px}
-header{display:flex;align-items:center;gap:18px;flex-wrap:wrap;padding:18px 22px;background:var(--card);
-border:1px solid var(--line);border-radius:10px}
-header .meta{color:var(--muted);font-size:13px}
-.badge{display:inline-block;font-weight:700;letter-spacing:.04em;border-radius:6px;padding:2px 9px;font-size:13px}
-.badge.big{font-size:20px;padding:6px 16px}
-.pass{color:var(--pass)}.fail{color:var(--fail)}
-.badge.pass{background:var(--pass-bg);color:var(--pass);border:1px solid #aceebb}
-.badge.fail{background:var(--fail-bg);color:var(--fail);border:1px solid #ffcecb}
-.badge.warn{background:var(--warn-bg);color:var(--warn);border:1px solid #f5e0a0}
-.badge.info{background:#eef1f4;color:var(--muted);border:1px solid var(--line)}
-.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 20px;margin:14px 0}
-.errors{border-color:#ffcecb;background:var(--fail-bg)}
-table{border-collapse:collapse;width:100%;background:var(--card)}
-th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted);background:#f6f8fa}
-td.num{text-align:right}
-tr.failed td:not(.paircell){background:#fff8f7}
-td.paircell{background:#fff;font-weight:600}
-.tablewrap{border:1px solid var(--line);border-radius:10px;overflow:hidden}
-ul.reasons{margin:6px 0 0;padding-left:20px;color:var(--fail)}
-.path{display:flex;align-items:stretch;flex-wrap:wrap;gap:0;margin:10px 0 6px}
-.hop{border:1px solid var(--line);border-radius:8px;padding:6px 10px;background:#fff;min-width:92px}
-.hop b{display:block;font-size:13px}
-.hop span{display:block;color:var(--muted);font-size:12px;font-family:ui-monospace,Menlo,Consolas,monospace}
-.hop.pod{border-color:#8c959f;background:#f6f8fa}
-.hop.vtep{border-color:#54aeff;background:var(--tunnel)}
-.hop.net{border-style:dashed}
-.arrow{display:flex;flex-direction:column;justify-content:center;align-items:center;padding:0 6px;color:var(--muted);
-min-width:34px;font-size:12px}
-.arrow i{font-style:normal;font-size:18px;line-height:1}
-.arrow.tunnel{background:var(--tunnel);border-radius:6px;color:#0550ae;padding:0 10px}
-.wire{font-size:13px;margin:4px 0 0}
-.wire .label{color:var(--muted)}
-.direction{border-top:1px solid var(--line);padding-top:12px;margin-top:12px}
-.direction:first-of-type{border-top:none;padding-top:0;margin-top:0}
-.dirhead{display:flex;gap:10px;align-items:center;flex-wrap:wrap}
-.why{color:var(--muted);font-size:13px}
-pre{margin:4px 0 8px;padding:8px 10px;background:#f6f8fa;border:1px solid var(--line);border-radius:6px;
-white-space:pre-wrap;word-break:break-all}
-a{color:var(--accent)}
-dl.mtu{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:6px 0;font-size:13px}
-dl.mtu dt{color:var(--muted)}dl.mtu dd{margin:0}
-.mtu-block{margin:12px 0;padding:10px 14px;border:1px solid var(--line);border-radius:8px;background:#fbfcfd}
-ul.findings{list-style:none;padding:0;margin:8px 0 0;font-size:13px}ul.findings li{margin:4px 0}
-.files td:first-child{white-space:nowrap}
-footer{color:var(--muted);font-size:12px;margin-top:36px}
-"""
 
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _badge(verdict: str, big: bool = False) -> str:
-    kind = "pass" if verdict == "pass" else "fail"
-    return f'<span class="badge {kind}{" big" if big else ""}">{"PASS" if kind == "pass" else "FAIL"}</span>'
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("vxcap.report", "templates"),
+        autoescape=True,  # every value is escaped unless the template says otherwise
+        undefined=jinja2.StrictUndefined,  # a name the view does not give is a bug, not an empty cell
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html")
 
 
 @dataclass(frozen=True)
@@ -105,16 +55,15 @@ class _Place:
         target = self.run_dir / relative
         return os.path.relpath(target, self.page_dir) if not Path(relative).is_absolute() else relative
 
-    def link(self, relative: str, label: str | None = None) -> str:
-        """A relative link, and the file's size; plain text when the file is missing."""
-        text = _e(label or relative)
+    def link(self, relative: str, label: str | None = None) -> dict[str, Any]:
+        """A relative link and the file's size; no href when the file is missing."""
         if not self.has(relative):
-            return f'<span class="mono">{text}</span> <span class="why">(not written)</span>'
+            return {"text": label or relative, "href": None, "size": None}
         size = (self.run_dir / relative).stat().st_size
-        return f'<a class="mono" href="{_e(quote(self.href(relative)))}">{text}</a> <span class="why">({_size(size)})</span>'
+        return {"text": label or relative, "href": quote(self.href(relative)), "size": _size(size)}
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB"):
         if n < 1024 or unit == "MiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -127,6 +76,10 @@ def _pair_key(flow: Mapping[str, Any]) -> tuple[str, str]:
     return a, b
 
 
+def _anchor(flow: Mapping[str, Any]) -> str:
+    return quote(f"flow-{flow['src_node']}-{flow['dst_node']}", safe="-_.")
+
+
 def _outer(flow: Mapping[str, Any]) -> str:
     if flow.get("observed") in ("vxlan", "mixed") and flow.get("outer_src"):
         text = f"{flow['outer_src']} → {flow['outer_dst']}"
@@ -136,50 +89,33 @@ def _outer(flow: Mapping[str, Any]) -> str:
     return "—"
 
 
-def _verdict_table(report: Mapping[str, Any]) -> str:
+def _rows(flows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    flows = list(report.get("flows", []))
     for i, flow in enumerate(flows):
         a, b = _pair_key(flow)
-        reasons = "".join(f"<li>{_e(r)}</li>" for r in flow.get("reasons", []))
         # A pair's two directions sit next to each other in report.json: one pair cell for both.
-        pair_cell = ""
+        span = 0
         if i == 0 or _pair_key(flows[i - 1]) != (a, b):
             span = 1
             while i + span < len(flows) and _pair_key(flows[i + span]) == (a, b):
                 span += 1
-            pair_cell = f'<td class="paircell" rowspan="{span}">{_e(a)} ↔ {_e(b)}</td>'
-        rows.append(
-            f'<tr class="{"failed" if flow["verdict"] != "pass" else ""}">'
-            f"{pair_cell}"
-            f'<td><a href="#{_anchor(flow)}">{_e(flow["src_node"])} → {_e(flow["dst_node"])}</a>'
-            + (f'<ul class="reasons">{reasons}</ul>' if reasons else "")
-            + "</td>"
-            f"<td>{_e(flow['expected'])}</td>"
-            f"<td>{_e(flow['observed'])}</td>"
-            f'<td class="num">{_e("—" if flow.get("vni") is None else flow["vni"])}</td>'
-            f'<td class="mono">{_e(_outer(flow))}</td>'
-            f'<td class="num">{_e(flow.get("packets", 0))}</td>'
-            f"<td>{_badge(flow['verdict'])}</td>"
-            "</tr>"
-        )
-    head = "".join(
-        f"<th>{h}</th>" for h in ("Pair", "Direction", "Expected", "Observed", "VNI", "Outer IPs", "Packets", "Verdict")
-    )
-    return f'<div class="tablewrap"><table id="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+        requests, replies = packets.cell(flow)
+        rows.append({
+            "pair": f"{a} ↔ {b}", "pair_span": span, "anchor": _anchor(flow),
+            "src": flow["src_node"], "dst": flow["dst_node"], "reasons": list(flow.get("reasons", [])),
+            "expected": flow["expected"], "observed": flow["observed"],
+            "vni": "—" if flow.get("vni") is None else flow["vni"], "outer": _outer(flow),
+            "counts": [requests] + ([replies] if replies else []), "verdict": flow["verdict"],
+        })
+    return rows
 
 
-def _anchor(flow: Mapping[str, Any]) -> str:
-    return quote(f"flow-{flow['src_node']}-{flow['dst_node']}", safe="-_.")
+def _hop(kind: str, title: str, *lines: Any) -> dict[str, Any]:
+    return {"arrow": False, "kind": kind, "title": title, "lines": [str(line) for line in lines if line]}
 
 
-def _hop(kind: str, title: str, *lines: str) -> str:
-    spans = "".join(f"<span>{_e(line)}</span>" for line in lines if line)
-    return f'<div class="hop {kind}"><b>{_e(title)}</b>{spans}</div>'
-
-
-def _arrow(label: str = "", tunnel: bool = False) -> str:
-    return f'<div class="arrow{" tunnel" if tunnel else ""}"><i>→</i>{_e(label)}</div>'
+def _arrow(label: str = "", tunnel: bool = False) -> dict[str, Any]:
+    return {"arrow": True, "label": label, "tunnel": tunnel}
 
 
 def _node_facts(manifest: Manifest | None, name: str) -> tuple[str, str, str | None]:
@@ -193,8 +129,8 @@ def _node_facts(manifest: Manifest | None, name: str) -> tuple[str, str, str | N
     return "", iface, None
 
 
-def _path(flow: Mapping[str, Any], manifest: Manifest | None) -> str:
-    """The path the direction should take: through the VTEPs when it must be VXLAN."""
+def _path(flow: Mapping[str, Any], manifest: Manifest | None) -> tuple[list[dict[str, Any]], str]:
+    """The path the direction should take (through the VTEPs when it must be VXLAN), and its wire format."""
     src, dst = flow["src_node"], flow["dst_node"]
     src_addr, src_iface, src_net = _node_facts(manifest, src)
     dst_addr, dst_iface, dst_net = _node_facts(manifest, dst)
@@ -206,35 +142,24 @@ def _path(flow: Mapping[str, Any], manifest: Manifest | None) -> str:
     if vxlan:
         vni = overlay.vni if overlay else flow.get("vni")
         port = overlay.port if overlay else flow.get("udp_dport")
-        parts += [
-            _arrow(),
-            _hop("vtep", VXLAN_DEVICE, "encapsulates", f"VNI {vni}"),
-            _arrow(),
-            _hop("nic", src_iface, src_addr),
-            _arrow(f"UDP {port}", tunnel=True),
-            middle,
-            _arrow(f"VNI {vni}", tunnel=True),
-            _hop("nic", dst_iface, dst_addr),
-            _arrow(),
-            _hop("vtep", VXLAN_DEVICE, "decapsulates"),
-        ]
+        parts += [_arrow(), _hop("vtep", VXLAN_DEVICE, "encapsulates", f"VNI {vni}"), _arrow(),
+                  _hop("nic", src_iface, src_addr), _arrow(f"UDP {port}", tunnel=True), middle,
+                  _arrow(f"VNI {vni}", tunnel=True), _hop("nic", dst_iface, dst_addr), _arrow(),
+                  _hop("vtep", VXLAN_DEVICE, "decapsulates")]
     else:
         parts += [_arrow(), _hop("nic", src_iface, src_addr), _arrow("plain IPv4"), middle, _arrow("plain IPv4"),
                   _hop("nic", dst_iface, dst_addr)]
     parts += [_arrow(), _hop("pod", "pod", flow["dst_ip"], f"on {dst}")]
-    header = (
+    wire = (
         f"outer {src_addr} → {dst_addr}, UDP {overlay.port if overlay else '?'}, VNI {overlay.vni if overlay else '?'}; "
         f"inner {flow['src_ip']} → {flow['dst_ip']}"
         if vxlan
         else f"IPv4 {flow['src_ip']} → {flow['dst_ip']}, no encapsulation"
     )
-    return (
-        f'<div class="path" aria-label="expected path">{"".join(parts)}</div>'
-        f'<p class="wire"><span class="label">expected on the wire:</span> <span class="mono">{_e(header)}</span></p>'
-    )
+    return parts, wire
 
 
-def _observed(flow: Mapping[str, Any]) -> str:
+def _seen(flow: Mapping[str, Any]) -> str:
     bits = [f"{flow['observed']}"]
     if flow.get("observed") in ("vxlan", "mixed"):
         if flow.get("vni") is not None:
@@ -251,11 +176,7 @@ def _observed(flow: Mapping[str, Any]) -> str:
         bits.append(f"largest frame {flow['max_frame_len']} B")
     if flow.get("outer_fragments"):
         bits.append(f"{flow['outer_fragments']} outer fragments")
-    kind = "pass" if flow["verdict"] == "pass" else "fail"
-    return (
-        f'<p class="wire"><span class="label">seen on the wire:</span> '
-        f'<span class="mono {kind}">{_e(", ".join(bits))}</span></p>'
-    )
+    return ", ".join(bits)
 
 
 _MTU_FIGURES = (
@@ -269,49 +190,41 @@ _MTU_FIGURES = (
 )
 
 
-def _mtu(mtu: Any) -> str:
+def _mtu(mtu: Any) -> dict[str, Any] | None:
     """The MTU figures of one path; any shape report.json grows is shown, never an error."""
     if not isinstance(mtu, Mapping):
-        return ""
-    rows = []
+        return None
+    rows: list[tuple[str, Any]] = []
     for key, label, fmt in _MTU_FIGURES:
         if mtu.get(key) is None:
             continue
         value = fmt(mtu[key]) if fmt else mtu[key]
         if key == "underlay_mtu" and mtu.get("underlay_mtu_assumed"):
             value = f"{value} (assumed: not read from the nodes)"
-        rows.append(f"<dt>{_e(label)}</dt><dd class=\"mono\">{_e(value)}</dd>")
+        rows.append((label, value))
     mtus = mtu.get("mtus")
     if isinstance(mtus, Mapping):
         for end in ("src", "dst"):
             node = mtus.get(end)
             if isinstance(node, Mapping):
-                links = [
-                    f"{node.get(f'{k}_ifname') or k} {node.get(f'{k}_mtu')}"
-                    for k in ("pod", "vxlan", "underlay")
-                    if node.get(f"{k}_mtu") is not None
-                ]
+                links = [f"{node.get(f'{k}_ifname') or k} {node.get(f'{k}_mtu')}"
+                         for k in ("pod", "vxlan", "underlay") if node.get(f"{k}_mtu") is not None]
                 if links:
-                    rows.append(f"<dt>MTUs on {_e(node.get('node') or end)}</dt><dd class=\"mono\">{_e(', '.join(links))}</dd>")
+                    rows.append((f"MTUs on {node.get('node') or end}", ", ".join(links)))
     measured = mtu.get("measured")
     if isinstance(measured, Mapping) and measured.get("largest_df_payload") is not None:
         exact = "" if measured.get("largest_df_payload_exact", True) else " (bound)"
-        rows.append(f"<dt>largest DF payload measured</dt><dd class=\"mono\">{_e(measured['largest_df_payload'])}{exact}</dd>")
+        rows.append(("largest DF payload measured", f"{measured['largest_df_payload']}{exact}"))
     if isinstance(measured, Mapping) and measured.get("tcp_mss_seen"):
-        seen = ", ".join(str(v) for v in measured["tcp_mss_seen"])
-        rows.append(f"<dt>TCP MSS seen in SYNs</dt><dd class=\"mono\">{_e(seen)}</dd>")
+        rows.append(("TCP MSS seen in SYNs", ", ".join(str(v) for v in measured["tcp_mss_seen"])))
     findings = []
     for finding in mtu.get("findings", []) or []:
         if isinstance(finding, Mapping):
             level = str(finding.get("level", "info"))
-            kind = level if level in ("fail", "warn") else "info"
-            findings.append(f'<li><span class="badge {kind}">{_e(level.upper())}</span> {_e(finding.get("message"))}</li>')
+            findings.append((level if level in ("fail", "warn") else "info", level.upper(), finding.get("message")))
     if not rows and not findings:
-        return ""
-    body = f'<dl class="mtu">{"".join(rows)}</dl>' if rows else ""
-    if findings:
-        body += f'<ul class="findings">{"".join(findings)}</ul>'
-    return f'<div class="mtu-block"><h3>MTU</h3>{body}</div>'
+        return None
+    return {"rows": rows, "findings": findings}
 
 
 def _flow_mtu(report: Mapping[str, Any], flow: Mapping[str, Any]) -> Any:
@@ -347,46 +260,35 @@ def _capture_for_commands(flow: Mapping[str, Any], manifest: Manifest | None, pl
     return manifest.captures[0].file if manifest.captures else ALL_NODES_FILE
 
 
-def _direction(report: Mapping[str, Any], flow: Mapping[str, Any], manifest: Manifest | None, place: _Place) -> str:
+def _direction(report: Mapping[str, Any], flow: Mapping[str, Any], manifest: Manifest | None, place: _Place) -> dict:
     port = manifest.topology.overlay.port if manifest is not None else 4789
-    capture = _capture_for_commands(flow, manifest, place)
-    commands = flow_commands(flow, capture, port)
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in flow.get("reasons", []))
-    mtu = _mtu(_flow_mtu(report, flow))
-    return (
-        f'<section class="direction" id="{_anchor(flow)}">'
-        f'<div class="dirhead">{_badge(flow["verdict"])} <h3 style="margin:0">{_e(flow["src_node"])} → {_e(flow["dst_node"])}</h3>'
-        f'<span class="why">expected {_e(flow["expected"])}: {_e(flow.get("expected_because", ""))}</span></div>'
-        + _path(flow, manifest)
-        + _observed(flow)
-        + (f'<ul class="reasons">{reasons}</ul>' if reasons else "")
-        + mtu
-        + f'<p class="wire"><span class="label">evidence:</span> {place.link(evidence_file(flow["src_node"], flow["dst_node"]))}</p>'
-        + '<p class="wire"><span class="label">Wireshark (from the run directory):</span></p>'
-        + f'<pre class="mono">{_e(commands.wireshark)}</pre>'
-        + f'<pre class="mono">{_e(commands.tshark)}</pre>'
-        + "</section>"
-    )
+    commands = flow_commands(flow, _capture_for_commands(flow, manifest, place), port)
+    path, wire = _path(flow, manifest)
+    return {
+        "anchor": _anchor(flow), "verdict": flow["verdict"], "src": flow["src_node"], "dst": flow["dst_node"],
+        "expected": flow["expected"], "because": flow.get("expected_because", ""),
+        "path": path, "expected_wire": wire, "seen": _seen(flow),
+        "packet": packet_view(flow), "timeline": timeline_view(flow),
+        "reasons": list(flow.get("reasons", [])), "mtu": _mtu(_flow_mtu(report, flow)),
+        "evidence": place.link(evidence_file(flow["src_node"], flow["dst_node"])),
+        "wireshark": commands.wireshark, "tshark": commands.tshark,
+    }
 
 
-def _pairs(report: Mapping[str, Any], manifest: Manifest | None, place: _Place) -> str:
+def _pairs(report: Mapping[str, Any], manifest: Manifest | None, place: _Place) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for flow in report.get("flows", []):
         groups.setdefault(_pair_key(flow), []).append(flow)
-    cards = []
-    for (a, b), flows in groups.items():
-        body = "".join(_direction(report, f, manifest, place) for f in flows)
-        cards.append(f'<div class="card pair"><h3>{_e(a)} ↔ {_e(b)}</h3>{body}</div>')
-    return "".join(cards)
+    return [{"title": f"{a} ↔ {b}", "directions": [_direction(report, f, manifest, place) for f in flows]}
+            for (a, b), flows in groups.items()]
 
 
-def _files(manifest: Manifest | None, place: _Place) -> str:
+def _files(manifest: Manifest | None, place: _Place) -> list[tuple[str, dict[str, Any]]]:
     rows = [("all nodes, merged in time order (one interface per node)", ALL_NODES_FILE)]
     if manifest is not None:
         rows += [(f"capture on {c.node}/{c.iface}", c.file) for c in manifest.captures]
     rows += [("what was tested", "manifest.json"), ("verdicts", "report.json"), ("test results", "junit.xml")]
-    body = "".join(f"<tr><td>{_e(what)}</td><td>{place.link(file)}</td></tr>" for what, file in rows)
-    return f'<div class="tablewrap"><table class="files"><tbody>{body}</tbody></table></div>'
+    return [(what, place.link(file)) for what, file in rows]
 
 
 def render_html(
@@ -400,42 +302,15 @@ def render_html(
     verdict = report.get("verdict", "fail")
     run_id = report.get("run_id")
     heading = f"vxcap run {run_id}" if run_id else f"vxcap: {run_dir.resolve().name}"
-    errors = "".join(f"<li>{_e(e)}</li>" for e in report.get("errors", []))
-    flows = report.get("flows", [])
+    flows = list(report.get("flows", []))
     overlay = manifest.topology.overlay if manifest is not None else None
-    intent = (
-        f"vxlanMode {overlay.mode.value}, VNI {overlay.vni}, UDP {overlay.port}"
-        + (f", vxlan MTU {overlay.mtu}" if overlay.mtu else "")
-        if overlay
-        else ""
-    )
-    body = [
-        "<header>",
-        _badge(verdict, big=True),
-        f"<div><h1>{_e(heading)}</h1>",
-        f'<div class="meta">{_e(summary.get("passed", 0))}/{_e(summary.get("flows", 0))} directions as expected'
-        + (f" · {_e(intent)}" if intent else "")
-        + "</div></div>",
-        "</header>",
-    ]
-    if errors:
-        body.append(f'<div class="card errors"><h3 class="fail">What kept the run from judging</h3><ul>{errors}</ul></div>')
-    body.append("<h2>Verdicts</h2>")
-    body.append(_verdict_table(report) if flows else '<p class="why">No direction was judged.</p>')
-    if flows:
-        body.append("<h2>Paths</h2>")
-        body.append(_pairs(report, manifest, place))
-    body.append("<h2>Evidence</h2>")
-    body.append(_files(manifest, place))
-    body.append(
-        f'<footer>vxcap {_e(__version__)} · Wireshark registers VXLAN on UDP 4789 only: the lines above add '
-        "<code>-d udp.port==PORT,vxlan</code> for any other port.</footer>"
-    )
-    title = f"{verdict.upper()} · {heading}"
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
-        f'<body><main>{"".join(body)}</main></body></html>\n'
+    intent = ""
+    if overlay:
+        intent = f"vxlanMode {overlay.mode.value}, VNI {overlay.vni}, UDP {overlay.port}"
+        intent += f", vxlan MTU {overlay.mtu}" if overlay.mtu else ""
+    return _template().render(
+        title=f"{str(verdict).upper()} · {heading}", heading=heading, verdict=verdict, intent=intent,
+        passed=summary.get("passed", 0), judged=summary.get("flows", 0), errors=list(report.get("errors", [])),
+        rows=_rows(flows), count_header=packets.header(report), count_legend=packets.legend(report),
+        pairs=_pairs(report, manifest, place), files=_files(manifest, place), version=__version__,
     )

@@ -9,7 +9,7 @@ node when the local engine runs a container of that name.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -55,12 +55,13 @@ class ClusterTarget:
         keep: bool = False,
         ready_timeout: float = 60.0,
         capture_namespace: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster
 
         self.run_id = run_id
         self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE,
-                                   capture_namespace=capture_namespace)
+                                   capture_namespace=capture_namespace, on_wait=on_wait)
         self.capture = CaptureBackend(capture)
         self.capture_image = capture_image
         self.iface = iface

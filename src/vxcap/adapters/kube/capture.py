@@ -25,6 +25,7 @@ from vxcap.adapters.kube.connection import Connection
 from vxcap.adapters.kube.errors import KubeError, one_line
 from vxcap.adapters.kube.manifests import NOBODY
 from vxcap.adapters.pcapfile import capture_destination
+from vxcap.core.pcap_records import RecordCount
 from vxcap.core.capture import CAPTURE_IMAGE, EVIDENCE_COMMANDS, is_listening, parse_tcpdump_stats, tcpdump_argv
 
 LISTEN_TIMEOUT_S = 20.0
@@ -95,6 +96,7 @@ class KubeCapture:
         self._listening = threading.Event()
         self._stream: kexec.ExecStream | None = None
         self._pump: kexec.ExecPump | None = None
+        self._count = RecordCount()  # packets_so_far goes on from where it stopped
 
     def _on_stderr(self, text: str) -> None:
         if any(is_listening(line) for line in text.splitlines()):
@@ -148,6 +150,15 @@ class KubeCapture:
         finally:
             self._pump.halt()
             self._stream.close()
+
+    def packets_so_far(self) -> int | None:
+        """Packets streamed back up to now (the pcap arrives as tcpdump writes it)."""
+        if self._pump is None:
+            return None
+        count = self._count
+        start = count.resume_at
+        count.feed(bytes(self._pump.stdout[start:]), start)
+        return count.records if count.readable else None
 
     def running(self) -> bool:
         return self._pump is not None and not self._pump.done.is_set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
@@ -50,8 +51,10 @@ class KubeCluster:
         namespace: str = manifests.DEFAULT_NAMESPACE,
         image: str = manifests.DEFAULT_IMAGE,
         capture_namespace: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.on_wait = on_wait  # told what a wait is for as it changes ("pods Ready 2/4")
         self.requested_context = context
         self.namespace = check_namespace(namespace)
         # Capture pods need Pod Security `privileged`; a namespace of their own lets the test pods' stay restricted.
@@ -141,7 +144,28 @@ class KubeCluster:
         self._ensure(namespace)
         pods.create_all(self.conn, namespace, bodies)
         names = [body["metadata"]["name"] for body in bodies]
-        return pods.wait_ready(self.conn, namespace, names, manifests.managed_selector(run_id), timeout, self.load_command)
+        return pods.wait_ready(self.conn, namespace, names, manifests.managed_selector(run_id), timeout, self.load_command,
+                               self._ready_tellers({namespace: len(names)})[namespace])
+
+    def _ready_tellers(self, totals: dict[str, int]) -> dict[str, Callable[[int, int], None] | None]:
+        """Per namespace, an on_ready for its wait that tells on_wait the count over all of them
+        (their waits run side by side): "pods Ready 3/4"."""
+        on_wait = self.on_wait
+        if on_wait is None:
+            return {ns: None for ns in totals}
+        counts: dict[str, int] = {}
+        lock = threading.Lock()
+
+        def teller(namespace: str) -> Callable[[int, int], None]:
+            def tell(ready: int, total: int) -> None:
+                with lock:
+                    counts[namespace] = ready
+                    said = f"pods Ready {sum(counts.values())}/{sum(totals.values())}"
+                on_wait(said)
+
+            return tell
+
+        return {ns: teller(ns) for ns in totals}
 
     def create_run_pods(
         self,
@@ -174,9 +198,12 @@ class KubeCluster:
         # The run cannot go on without its test pods: one that cannot start ends the wait.
         required = {body["metadata"]["name"] for body in tests}
 
+        tellers = self._ready_tellers({ns: len(bodies) for ns, bodies in groups.items()})
+
         def settle(ns: str):
             names = [b["metadata"]["name"] for b in groups[ns]]
-            return pods.wait_settled(self.conn, ns, names, selector, timeout, load, required=required & set(names))
+            return pods.wait_settled(self.conn, ns, names, selector, timeout, load, required=required & set(names),
+                                     on_ready=tellers[ns])
 
         # One wait per namespace, side by side: both kinds of pods start at once.
         with ThreadPoolExecutor(max_workers=max(1, len(groups)), thread_name_prefix="vxcap-wait") as pool:

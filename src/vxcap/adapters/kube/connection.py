@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-from vxcap.adapters.kube.errors import KubeError, one_line, translated
+from vxcap.adapters.kube.errors import KubeError, NoKubeconfig, one_line, translated
 
 # (connect, read) seconds for plain requests: an unroutable API server fails fast
 # instead of hanging on the OS's connect timeout.
@@ -21,7 +21,7 @@ REQUEST_TIMEOUT = (10, 60)
 
 def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
     """--kubeconfig, else $KUBECONFIG (a list, like kubectl), else ~/.kube/config."""
-    spec = kubeconfig if kubeconfig else os.environ.get("KUBECONFIG", "~/.kube/config")
+    spec = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"  # empty means unset, as in kubectl
     return [os.path.expanduser(p) for p in spec.split(os.pathsep) if p]
 
 
@@ -77,7 +77,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Connec
     if kubeconfig and not any(Path(p).is_file() for p in paths):
         raise KubeError(f"kubeconfig {kubeconfig}: no such file")
     if not any(Path(p).is_file() for p in paths):
-        raise KubeError(f"no kubeconfig found ({os.pathsep.join(paths)}); give --kubeconfig or set KUBECONFIG")
+        raise NoKubeconfig(f"no kubeconfig found ({os.pathsep.join(paths)}); give --kubeconfig or set KUBECONFIG")
     joined = os.pathsep.join(paths)
     try:
         contexts, current = _contexts(paths)

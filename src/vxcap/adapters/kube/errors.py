@@ -46,6 +46,10 @@ class KubeError(VxcapError, RuntimeError):
     """Anything the cluster or its kubeconfig refused; the message is one line, fit to show as it is."""
 
 
+class NoKubeconfig(KubeError):
+    """No kubeconfig anywhere kubectl would look: this machine has no cluster configured."""
+
+
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
 

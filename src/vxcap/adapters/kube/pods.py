@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -132,8 +133,10 @@ def wait_settled(
     timeout: float,
     load_command: str | None = None,
     required: set[str] | None = None,
+    on_ready: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Watch the pods (never poll) until each of `names` is Ready or cannot become so.
+    `on_ready(ready, total)` hears each change of how many are Ready, for a live display.
 
     Returns (Ready pods by name, why each other one is not, by name). A pod that
     ended (Failed/Succeeded) or waits for a terminal reason (ErrImagePull,
@@ -152,6 +155,7 @@ def wait_settled(
         latest[pod["metadata"]["name"]] = pod
     resource_version = (listing.get("metadata") or {}).get("resourceVersion")
     failed: dict[str, str] = {}
+    told = [-1]
 
     def settle() -> bool:
         for name in names:
@@ -164,6 +168,10 @@ def wait_settled(
                 stuck = cannot_start(pod, load_command)
                 if stuck is not None:
                     failed[name] = stuck
+        ready = sum(name in latest and is_ready(latest[name]) for name in names)
+        if on_ready is not None and ready != told[0]:
+            told[0] = ready
+            on_ready(ready, len(names))
         if required and any(name in failed for name in required):
             return True
         return all(name in failed or (name in latest and is_ready(latest[name])) for name in names)
@@ -211,10 +219,12 @@ def wait_settled(
 
 
 def wait_ready(
-    conn: Connection, namespace: str, names: list[str], selector: str, timeout: float, load_command: str | None = None
+    conn: Connection, namespace: str, names: list[str], selector: str, timeout: float, load_command: str | None = None,
+    on_ready: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every one of `names` Ready, by name; else one KubeError saying why for each that is not."""
-    ready, failed = wait_settled(conn, namespace, names, selector, timeout, load_command, required=set(names))
+    ready, failed = wait_settled(conn, namespace, names, selector, timeout, load_command, required=set(names),
+                                 on_ready=on_ready)
     if not failed:
         return ready
     return raise_failed(failed, timeout)

@@ -1,0 +1,148 @@
+"""`vxcap run`: parse, check what applies where, run the pipeline, render. Nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, require_root
+from vxcap.cli.help import GroupedCommand
+from vxcap.cli.options import cluster_options, lab_options, output_options
+from vxcap.exit_status import ExitStatus
+
+EXAMPLES = """
+vxcap run --lab --pair worker,worker3 --pair worker,worker2   # the embedded lab (as root)
+vxcap run --pair worker,worker3                               # the cluster of your kubeconfig
+vxcap run --all-pairs --capture pod --context prod            # any cluster, every node pair
+vxcap doctor --lab                                            # can a run start here?
+"""
+
+SECTIONS = (
+    ("What to test", ("pairs", "all_pairs", "count")),
+    ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "prefix")),
+    ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout")),
+    ("How to capture", ("capture_filter",)),
+    ("How to capture on a cluster's nodes", ("capture", "capture_image", "capture_namespace", "iface")),
+    ("Output", ("out_parent", "as_json", "quiet", "keep", "cross_check")),
+)
+LAB_ONLY = ("lab_file", "nodes", "subnets", "prefix")
+CLUSTER_ONLY = ("kubeconfig", "context", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
+                "capture_namespace")
+
+
+def _check_pairs(ctx, param, value):
+    """Pair syntax, before anything is contacted: which nodes exist is for discovery to say."""
+    from vxcap.core.errors import InputError
+    from vxcap.core.plan import split_pair
+
+    for spec in value:
+        try:
+            split_pair(spec)
+        except InputError as err:
+            raise click.BadParameter(str(err).removeprefix(f"--pair {spec!r}: "), ctx, param) from None
+    return value
+
+
+@click.command(
+    cls=GroupedCommand, examples=EXAMPLES, sections=SECTIONS, lab_only=LAB_ONLY, cluster_only=CLUSTER_ONLY,
+    epilog="Leaves captures/<run-id>/: one pcap per node with its routes, neighbours, FDB and links beside it, "
+           "manifest.json, report.json, junit.xml, report.html and evidence/.",
+)
+@click.option("--pair", "pairs", multiple=True, metavar="A,B", callback=_check_pairs,
+              help="Two nodes to test both ways; short names work (worker = k01-worker). Repeatable.")
+@click.option("--all-pairs", is_flag=True, help="Test every pair of nodes.")
+@click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100),
+              help="Echo requests per direction.")
+@lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
+@cluster_options
+@click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
+@click.option("--capture-namespace", default=None,
+              help="Namespace for capture pods only (Pod Security `privileged`), so --namespace can stay restricted.")
+@click.option("--image", default=None, help="Test pod image (needs iputils ping; python3 for the TCP/MSS exchange). "
+                                             "Default: vxcap's own, vxcap/netshoot-lite:bookworm-v3 (load it with "
+                                             "`vxcap images load`). Capture pods use --capture-image.")
+@click.option("--ready-timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds to wait for test and capture pods to become Ready.")
+@click.option("--capture", type=click.Choice(["auto", "docker", "pod"]), default="auto", show_default=True,
+              help="docker (Kind/containerlab: a helper joins the node container), pod (any cluster: a hostNetwork "
+                   "pod, as nobody with NET_RAW+NET_ADMIN only), auto (docker when a container named like the node runs).")
+@click.option("--capture-image", default=None,
+              help="Image for the capture helpers. They run as uid 65534, so its tcpdump needs file capabilities "
+                   "cap_net_raw,cap_net_admin=eip. Default: vxcap/netshoot-lite:bookworm-v3 "
+                   "(scripts/build-capture-image; load it onto the nodes: `vxcap images load --kind NAME`). "
+                   "See docs/capture.md.")
+@click.option("--iface", default="eth1", show_default=True, help="Node underlay interface to capture on.")
+@click.option("--capture-filter", "capture_filter", type=click.Choice(["precise", "wide"]), default="precise",
+              show_default=True, help="precise: the test pods' frames, inside VXLAN too, and ICMP errors about "
+                                      "them; wide: everything between the nodes (debugging).")
+@click.option("--out", "out_parent", type=click.Path(file_okay=False, path_type=Path), default=Path("captures"),
+              show_default=True, help="Parent directory of the run directory captures/<run-id>/.")
+@output_options
+@click.option("--keep", is_flag=True, help="Keep what the run made (lab, pods) for debugging; `vxcap cleanup` or "
+                                            "`vxcap lab down` removes it later.")
+@click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
+@guarded(nothing_made=False)
+def run(pairs, all_pairs, count, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace,
+        capture_namespace, image, ready_timeout, capture, capture_image, iface, capture_filter, out_parent, as_json,
+        quiet, keep, cross_check) -> None:
+    """Send pod-to-pod traffic, capture it on the underlay, and judge each direction."""
+    from vxcap.cli.console import error
+
+    if not pairs and not all_pairs:
+        error("no pair to test: give --pair A,B (repeatable) or --all-pairs")
+        raise Fail(ExitStatus.USAGE)
+    from vxcap.core.names import check_iface, check_namespace
+
+    check_namespace(namespace, "--namespace")
+    if capture_namespace is not None:
+        check_namespace(capture_namespace, "--capture-namespace")
+    check_iface(iface, "--iface")
+    from vxcap.cli.live import LiveProgress
+    from vxcap.pipeline import RunOptions, new_run_id
+    from vxcap.pipeline import run as run_pipeline
+
+    run_id = new_run_id()
+    live = LiveProgress(quiet=quiet)
+    if lab:
+        require_root("vxcap run --lab")
+        from vxcap.targets.lab import LabTarget, choose_lab
+
+        target = LabTarget(choose_lab(prefix, lab_file, nodes, subnets), prefix=prefix, keep=keep)
+    else:
+        from vxcap.targets.cluster import ClusterTarget
+
+        target = ClusterTarget(run_id, kubeconfig, context, namespace=namespace, image=image, capture=capture,
+                               capture_image=capture_image, iface=iface, keep=keep, ready_timeout=ready_timeout,
+                               capture_namespace=capture_namespace, on_wait=live.waiting)
+    options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count,
+                         run_id=run_id, cross_check=cross_check, capture_filter=capture_filter)
+    try:
+        with live:
+            outcome = run_pipeline(target, options, progress=live.stage, waiting=live.waiting)
+    except KeyboardInterrupt:
+        raise Interrupted(aftermath(target, judged=False)) from None
+    except Exception as err:
+        what = " ".join(f"--pair {p}" for p in pairs) if pairs else "--all-pairs"
+        add_no_cluster_hints(err, f"vxcap run --lab {what}")
+        raise
+    from vxcap.cli.show import show_outcome
+
+    show_outcome(outcome, as_json=as_json, quiet=quiet)
+    if outcome.interrupted:
+        raise Interrupted(aftermath(target, judged=True))
+    raise Fail(ExitStatus.SUCCESS if outcome.passed else ExitStatus.VERDICT_FAILED)
+
+
+def aftermath(target, judged: bool) -> str:
+    """What an interrupted run leaves, as it is: what was judged, and what was kept or removed."""
+    first = "what was captured until then is judged above; " if judged else ""
+    if hasattr(target, "built_here"):  # the embedded lab
+        if not target.built_here:
+            return first + "the lab was there before the run and is left as it was"
+        if target.keep:
+            return first + "the lab the run built is kept (--keep); `vxcap lab down` removes it"
+        return first + "the lab the run built has been removed"
+    if target.keep:
+        return first + "the run's test pods and capture helpers are kept (--keep); `vxcap cleanup` removes them"
+    return first + "the run's test pods and capture helpers have been removed"

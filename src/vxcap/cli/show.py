@@ -1,0 +1,43 @@
+"""A judged run on the terminal: the table, what to know, the verdict line; or JSON alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# What a run directory may hold, in the order the verdict line names it.
+_ARTIFACTS = ("report.json", "junit.xml", "report.html")
+
+
+def artifacts(run_dir: Path) -> list[str]:
+    """Only what exists: a run that stopped at set-up has no pcaps, page or evidence."""
+    found = [name for name in _ARTIFACTS if (run_dir / name).is_file()]
+    pcaps = sorted(run_dir.glob("*.pcap"))
+    if pcaps:
+        found.append(f"{len(pcaps)} pcap{'s' if len(pcaps) != 1 else ''}")
+    if (run_dir / "evidence").is_dir():
+        found.append("evidence/")
+    return found
+
+
+def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False, quiet: bool = False,
+                follow: bool = True) -> None:
+    from vxcap.cli.console import console, raw
+    from vxcap.cli.render import follow_up, packets_legend, reasons, summary, verdict_table
+
+    if as_json:
+        # Plain text, not rich's print_json: rendering a 240-flow report took seconds.
+        raw(json.dumps(report, indent=2))
+        return
+    if not quiet:
+        if report["flows"]:
+            console.print(verdict_table(report))
+            console.print(packets_legend(report), soft_wrap=True)
+        for line in reasons(report) + (follow_up(report) if follow else []):
+            console.print(line, soft_wrap=True)
+    console.print(summary(report, run_dir, artifacts(run_dir)), soft_wrap=True)
+
+
+def show_outcome(outcome, *, as_json: bool = False, quiet: bool = False) -> None:
+    show_report(outcome.report, outcome.run_dir, as_json=as_json, quiet=quiet)
