@@ -334,3 +334,31 @@ def test_damaged_captures_read_the_same_with_and_without_the_compiled_loop(damag
         return run
 
     assert decoded_or_error(decode(True), data) == decoded_or_error(decode(False), data)
+
+
+def _read_until_damage(read, path: Path) -> tuple[list, bool]:
+    frames = []
+    try:
+        for frame in read(path):
+            frames.append(tuple(frame))
+    except CaptureFileError as err:
+        one_line(err)
+        return frames, True
+    return frames, False
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_captures(), st.integers(17, 4096))
+@example(("pcap", CAPTURES["pcap"][:24] + struct.pack("<IIII", 0, 0, 70000, 70000) + b"x" * 70000), 64)
+@example(("pcap", CAPTURES["pcap"][:24] + struct.pack("<IIII", 0, 0, 70000, 70000) + b"x" * 65535), 64)
+@example(("pcap", CAPTURES["pcap"][:24] + struct.pack("<IIII", 0, 0, 70000, 70000) + b"x" * 65534), 64)
+def test_the_struct_record_reader_yields_what_scapy_s_reader_yields(damaged, chunk_size):
+    # The evidence writer reads classic pcap with struct (iter_records); scapy's reader (iter_frames)
+    # is the reference: the same frames, bytes, link type, original length and time, and the same end.
+    from vxcap.adapters.pcapfile import iter_records
+
+    name, data = damaged
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / f"{name}.pcap"
+        path.write_bytes(data)
+        assert _read_until_damage(lambda p: iter_records(p, chunk_size), path) == _read_until_damage(iter_frames, path)

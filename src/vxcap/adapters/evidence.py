@@ -19,7 +19,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from vxcap.adapters.pcapfile import CaptureFileError, iter_frames
+from vxcap.adapters.pcapfile import CaptureFileError, iter_records
 from vxcap.core.fastdecode import classify, ethernet_key
 from vxcap.core.manifest import Manifest
 from vxcap.core.wireshark import ALL_NODES_FILE, EVIDENCE_DIR, evidence_file, interface_name
@@ -95,18 +95,25 @@ class PcapngWriter:
     so a flow's file names only the node captures that saw the flow."""
 
     def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
-        self._interfaces: dict[tuple[int, int], int] = {}
+        self.handle = handle
+        self.interfaces: dict[tuple[int, int], int] = {}
         self.frames = 0
         handle.write(section_header())
 
-    def write(self, source: int, name: str, linktype: int, timestamp: float, data: bytes, wire_len: int) -> None:
-        key = (source, linktype)
-        interface_id = self._interfaces.get(key)
-        if interface_id is None:
-            interface_id = self._interfaces[key] = len(self._interfaces)
-            self._handle.write(interface_description(linktype, name))
-        self._handle.write(enhanced_packet(interface_id, timestamp, data, wire_len))
+    def add_interface(self, source: int, name: str, linktype: int) -> int:
+        interface_id = self.interfaces[(source, linktype)] = len(self.interfaces)
+        self.handle.write(interface_description(linktype, name))
+        return interface_id
+
+    def write(self, source: int, name: str, linktype: int, timestamp: float, data: bytes, wire_len: int,
+              block: bytes | None = None) -> None:
+        """`block`: this frame's enhanced packet block when already built with this file's interface id."""
+        if block is None:
+            interface_id = self.interfaces.get((source, linktype))
+            if interface_id is None:
+                interface_id = self.add_interface(source, name, linktype)
+            block = enhanced_packet(interface_id, timestamp, data, wire_len)
+        self.handle.write(block)
         self.frames += 1
 
 
@@ -127,7 +134,7 @@ class _Source:
     def frames(self) -> Iterator[tuple[float, int, int, bytes, int]]:
         # A capture that breaks off is evidence up to where it broke; the error is reported.
         try:
-            for data, linktype, wire_len, timestamp in iter_frames(self.path):
+            for data, linktype, wire_len, timestamp in iter_records(self.path):
                 yield timestamp, self.index, linktype, data, wire_len
         except CaptureFileError as err:
             self.errors.append(str(err).replace(str(self.path), self.label))
@@ -192,18 +199,29 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
             writers.append(PcapngWriter(handles[-1]))
 
         # heapq.merge is stable: equal timestamps keep the manifest's capture order.
-        for timestamp, index, linktype, data, wire_len in heapq.merge(
-            *(s.frames() for s in sources), key=_merge_key
-        ):
-            name = sources[index].name
-            everything.write(index, name, linktype, timestamp, data, wire_len)
+        merged = heapq.merge(*(s.frames() for s in sources), key=_merge_key)
+        names = [s.name for s in sources]
+        interfaces = everything.interfaces
+        write_all = everything.handle.write
+        # The per-frame loop is most of writing evidence: the all-nodes block is built inline, and
+        # reused for a flow's file whenever that file numbers the frame's interface the same.
+        written = 0
+        for timestamp, index, linktype, data, wire_len in merged:
+            written += 1
+            interface_id = interfaces.get((index, linktype))
+            if interface_id is None:
+                interface_id = everything.add_interface(index, names[index], linktype)
+            block = enhanced_packet(interface_id, timestamp, data, wire_len)
+            write_all(block)
             if not by_key:
                 continue
             facts = ethernet_key(data, 0, len(data)) if linktype == 1 else classify(data, 0, len(data), linktype)
             if facts is None:
                 continue
             for i in by_key.get(facts[0], ()):
-                writers[i].write(index, name, linktype, timestamp, data, wire_len)
+                writers[i].write(index, names[index], linktype, timestamp, data, wire_len,
+                                 block if writers[i].interfaces.get((index, linktype)) == interface_id else None)
+        everything.frames = written
     finally:
         for handle in handles:
             handle.close()
