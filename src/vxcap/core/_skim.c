@@ -125,8 +125,8 @@ static PyObject *echo_obj(int has_echo, uint64_t echo) {
  *   -> (off, idx, unjudged): counts every record it can read as `_pcap_records` does, and stops at
  *   the first one the Python loop must read (through `classify`, or a record not all in buf). */
 static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 14) {
-        PyErr_SetString(PyExc_TypeError, "tally takes 14 arguments");
+    if (nargs != 16) {
+        PyErr_SetString(PyExc_TypeError, "tally takes 16 arguments");
         return NULL;
     }
     Py_buffer view, judged, ports;
@@ -149,7 +149,7 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_ssize_t nev = PyLong_AsSsize_t(args[9]);
     Py_ssize_t idx = PyLong_AsSsize_t(args[10]);
     long long base = PyLong_AsLongLong(args[11]);
-    PyObject *linktype = args[12], *ipv6 = args[13];
+    PyObject *linktype = args[12], *ipv6 = args[13], *classify = args[14], *count_unjudged = args[15];
     if (PyErr_Occurred() || big < 0 || has_judged < 0 || !PyDict_Check(agg) || !PyDict_Check(raw)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "tally: agg and raw must be dicts");
         goto done;
@@ -166,15 +166,16 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         const unsigned char *h = buf + off;
         uint32_t caplen = big ? be32(h + 8) : le32(h + 8);
         uint32_t wire_len = big ? be32(h + 12) : le32(h + 12);
-        if ((Py_ssize_t)caplen > n - off - 16 || caplen < 34) break;
+        if ((Py_ssize_t)caplen > n - off - 16) break;
         const unsigned char *p = h + 16;
         long long at = base + off;
         Py_ssize_t next = off + 16 + caplen;
+        if (caplen < 34) goto slow;
         uint16_t ethertype = be16(p + 12);
         Raw r;
         r.len = 0;
         if (ethertype != 0x0800) {
-            if (ethertype == 0x8100 || ethertype == 0x88A8) break;
+            if (ethertype == 0x8100 || ethertype == 0x88A8) goto slow;
             if (ethertype == 0x86DD) {
                 Py_INCREF(ipv6);
                 if (count_key(agg, ipv6, nev, idx, at, linktype) == NULL) goto done;
@@ -183,7 +184,7 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             off = next;
             continue;
         }
-        if (p[14] != 0x45) break;
+        if (p[14] != 0x45) goto slow;
         uint16_t total_len = be16(p + 16), ff = be16(p + 20);
         unsigned char proto = p[23];
         uint32_t src = be32(p + 26), dst = be32(p + 30);
@@ -199,14 +200,14 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
                     if (proto == 1) {
                         if (caplen >= 42 && (total_len >= 28 || total_len < 20)) {
                             unsigned type = p[34];
-                            if (type == 3) break;
+                            if (type == 3) goto slow;
                             if (type == 8 || type == 0) {
                                 has_echo = 1;
                                 echo = be64(p + 34) & 0xFF000000FFFFFFFFULL;
                             }
                         }
                     } else if (proto == 6 && caplen >= 48 && (p[47] & 2)) {
-                        break;
+                        goto slow;
                     }
                 }
                 /* (pair, MF+offset, proto, total length, wire length, MSS, frag-needed, echo, outer dst MAC) */
@@ -217,13 +218,21 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             }
         } else if (caplen < 84 || (total_len >= 20 && total_len < 28)) {
             if (UNJUDGED_PAIR(src, dst) && (caplen < 42 || !in_u16(pset, pcount, be16(p + 36)))) unjudged++;
-            else break;
+            else goto slow;
         } else {
             uint16_t dport = be16(p + 36);
             if (!(p[42] & 0x08)) {
                 if (UNJUDGED_PAIR(src, dst)) {
-                    if (in_u16(pset, pcount, dport)) break;  /* counted per port: the Python loop */
-                    unjudged++;
+                    if (in_u16(pset, pcount, dport)) {  /* counted per port, by the decoder's own method */
+                        PyObject *key = Py_BuildValue("(NNNNNOOONN)", U(pair), U(frag), U(17), U(total_len),
+                                                      U(wire_len), Py_None, Py_None, Py_None, MAC(p), U(dport));
+                        PyObject *done_with = key ? PyObject_CallOneArg(count_unjudged, key) : NULL;
+                        Py_XDECREF(key);
+                        if (done_with == NULL) goto done;
+                        Py_DECREF(done_with);
+                    } else {
+                        unjudged++;
+                    }
                 } else {
                     put(&r, "U", 1); put(&r, p + 26, 8); put_u16(&r, frag); put_u16(&r, total_len);
                     put_u32(&r, wire_len); put(&r, p, 6); put_u16(&r, dport);
@@ -240,10 +249,10 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
                     int has_echo = 0;
                     uint64_t echo = 0;
                     if (inner_proto == 1) {
-                        if (inner_vihl != 0x45 || (inner_ff & 0x1FFF)) break;
+                        if (inner_vihl != 0x45 || (inner_ff & 0x1FFF)) goto slow;
                         if (caplen >= 92 && (inner_len >= 28 || inner_len < 20)) {
                             unsigned type = p[84];
-                            if (type == 3) break;
+                            if (type == 3) goto slow;
                             if (type == 8 || type == 0) {
                                 has_echo = 1;
                                 echo = be64(p + 84) & 0xFF000000FFFFFFFFULL;
@@ -251,7 +260,7 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
                         }
                     } else if (inner_proto == 6 &&
                                (inner_vihl != 0x45 || (inner_ff & 0x1FFF) || (caplen >= 98 && (p[97] & 2)))) {
-                        break;
+                        goto slow;
                     }
                     /* (inner pair, outer pair, dport, VNI<<8|reserved, inner dst MAC, outer MF+offset, inner
                      * proto, inner length, wire length, MSS, frag-needed, echo, outer dst MAC) */
@@ -263,7 +272,43 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
                                         U(wire_len), Py_None, Py_None, echo_obj(has_echo, echo), MAC(p)));
                 }
             } else {
-                break;
+                goto slow;
+            }
+        }
+        idx++;
+        off = next;
+        continue;
+    slow:
+        /* What the Python loop reads through `classify`, read by that same function, called from here
+         * (a return to the Python loop per such frame cost more than the frame): its key is judged
+         * and counted as the Python loop does. */
+        {
+            PyObject *argv[5] = {args[0], NULL, NULL, NULL, NULL};
+            argv[1] = PyLong_FromSsize_t(off + 16);
+            argv[2] = PyLong_FromSsize_t(next);
+            argv[3] = PyLong_FromLong(1);
+            argv[4] = PyLong_FromUnsignedLong(wire_len);
+            PyObject *key = (argv[1] && argv[2] && argv[3] && argv[4]) ? PyObject_Vectorcall(classify, argv, 5, NULL)
+                                                                        : NULL;
+            for (int i = 1; i < 5; i++) Py_XDECREF(argv[i]);
+            if (key == NULL) goto done;
+            if (key == Py_None) {
+                Py_DECREF(key);
+            } else {
+                int judge_it = 1;
+                if (has_judged && PyTuple_Check(key) && PyTuple_GET_SIZE(key) != 1) {
+                    unsigned long long first = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(key, 0));
+                    if (first == (unsigned long long)-1 && PyErr_Occurred()) { Py_DECREF(key); goto done; }
+                    if (!JUDGED((uint32_t)(first >> 32)) && !JUDGED((uint32_t)(first & 0xFFFFFFFFULL))) {
+                        /* a key above 64 bits is not a pair of addresses: the Python loop would find neither */
+                        judge_it = 0;
+                        PyObject *done_with = PyObject_CallOneArg(count_unjudged, key);
+                        Py_DECREF(key);
+                        if (done_with == NULL) goto done;
+                        Py_DECREF(done_with);
+                    }
+                }
+                if (judge_it && count_key(agg, key, nev, idx, at, linktype) == NULL) goto done;
             }
         }
         idx++;

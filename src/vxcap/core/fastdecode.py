@@ -557,7 +557,7 @@ class FastDecoder:
             if compiled is not None:
                 # Everything of the common shapes, counted in C; the record it stops at is read below.
                 off, idx, unjudged_there = compiled(buf, off, n, big_endian, judged_bytes, has_judged, ports_bytes,
-                                                    agg, self._raw, nev, idx, base, linktype, ipv6)
+                                                    agg, self._raw, nev, idx, base, linktype, ipv6, slow, unjudged)
                 skipped += unjudged_there
                 if off + 16 > n:
                     break
