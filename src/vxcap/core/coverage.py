@@ -1,0 +1,255 @@
+"""A coverage plan: O(N) directions that still reach every node, wire format and subnet pair.
+
+`--all-pairs` is N·(N-1) directions (89,700 for 300 nodes); one `--pair` sees two
+nodes. The plan in between guarantees, as a pure function of the topology and a
+seed:
+
+- every node sends and receives at least once on each wire format it can take
+  part in (Calico CrossSubnet: a same-subnet peer where one exists, and a peer in
+  another subnet), so a fault that breaks one node's traffic of one kind shows;
+- every ordered pair of underlay subnets is crossed at least once;
+- every ordered pair of node classes, per wire format: nodes that differ in what
+  vxcap can see (their prefix length, whether their VTEP MAC is known) are judged
+  by different rules, so each combination is exercised.
+
+Pairs are unordered and cover both directions, like `--pair`. Every node needs
+four (role, wire) slots and a pair fills two per node, so about N pairs (2N
+directions) is the floor; the plan adds one pair per pair of subnets at most.
+
+It works on node *kinds* (own subnet, the subnets containing its address, class):
+the wire format between two nodes depends on their kinds only, so nothing here
+is quadratic in N.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from vxcap.core.model import Node, Pair, Topology, Wire
+from vxcap.core.plan import expected_wire
+
+DEFAULT_SEED = 0
+
+Kind = tuple[IPv4Network, frozenset[IPv4Network], str]
+Requirement = tuple  # ("send"|"recv", node, wire) | ("subnets", net, net) | ("classes", cls, cls, wire)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPair:
+    pair: Pair
+    reasons: tuple[str, ...]  # what this pair covers that no earlier pair did, the first being why it was chosen
+
+
+@dataclass(frozen=True, slots=True)
+class CoveragePlan:
+    seed: int
+    pairs: tuple[PlannedPair, ...]
+    classes: tuple[tuple[str, int], ...]  # (class, how many nodes)
+    subnets: tuple[tuple[str, int], ...]  # (underlay subnet, how many nodes)
+    requirements: int  # how many things the plan had to cover
+
+    @property
+    def directions(self) -> int:
+        return 2 * len(self.pairs)
+
+    def as_pairs(self) -> tuple[Pair, ...]:
+        return tuple(p.pair for p in self.pairs)
+
+    def reasons_by_pair(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        return {(p.pair.a, p.pair.b): p.reasons for p in self.pairs}
+
+
+def node_class(node: Node) -> str:
+    """What vxcap can see of a node that changes how its traffic is judged."""
+    mac = "VTEP MAC known" if node.vtep_mac else "VTEP MAC unknown"
+    return f"/{node.underlay.network.prefixlen}, {mac}"
+
+
+def describe(requirement: Requirement) -> str:
+    tag = requirement[0]
+    if tag == "send":
+        return f"{requirement[1]} sends {requirement[2]}"
+    if tag == "recv":
+        return f"{requirement[1]} receives {requirement[2]}"
+    if tag == "subnets":
+        return f"subnet {requirement[1]} → {requirement[2]}"
+    return f"class {requirement[1]} → {requirement[2]} ({requirement[3]})"
+
+
+class _Planner:
+    def __init__(self, topology: Topology, seed: int) -> None:
+        self.overlay = topology.overlay
+        self.rng = random.Random(seed)
+        # Sorted first: the plan depends on the topology and the seed, not on the order nodes were listed in.
+        nodes = sorted(topology.nodes, key=lambda n: n.name)
+        self.nodes = {n.name: n for n in nodes}
+        networks = sorted({n.subnet for n in nodes}, key=lambda net: (int(net.network_address), net.prefixlen))
+        self.kind_of: dict[str, Kind] = {}
+        members: dict[Kind, list[str]] = {}
+        self.by_subnet: dict[IPv4Network, list[str]] = {net: [] for net in networks}
+        for node in nodes:
+            kind = (node.subnet, frozenset(net for net in networks if node.address in net), node_class(node))
+            self.kind_of[node.name] = kind
+            members.setdefault(kind, []).append(node.name)
+            self.by_subnet[node.subnet].append(node.name)
+        self.kinds = sorted(members, key=lambda k: (str(k[0]), sorted(map(str, k[1])), k[2]))
+        self.members = {k: self.rng.sample(v, len(v)) for k, v in ((k, members[k]) for k in self.kinds)}
+        for net in networks:
+            self.by_subnet[net] = self.rng.sample(self.by_subnet[net], len(self.by_subnet[net]))
+        self.networks = networks
+        self.wire = {(k1, k2): self._wire(k1, k2) for k1 in self.kinds for k2 in self.kinds}
+        self.covered: set[Requirement] = set()
+        self.pairs: dict[frozenset[str], list] = {}
+        self.order: list[tuple[str, str]] = []
+        self.cursor: dict[tuple, int] = {}
+        self.turn = 0
+        self.requirements_of: dict[str, set[Requirement]] = {}
+
+    def _wire(self, k1: Kind, k2: Kind) -> Wire:
+        # Any member stands for its kind: the wire format depends on the kinds alone.
+        return expected_wire(self.overlay, self.nodes[self.members[k1][0]], self.nodes[self.members[k2][0]])[0]
+
+    def _usable(self, k1: Kind, k2: Kind) -> bool:
+        """Two different nodes of these kinds exist."""
+        return k1 != k2 or len(self.members[k1]) > 1
+
+    # --- what a node, a subnet pair, a class pair can take part in --------
+
+    def node_requirements(self, name: str) -> list[Requirement]:
+        kind = self.kind_of[name]
+        wires = {("send", self.wire[kind, k]) for k in self.kinds if self._usable(kind, k)}
+        wires |= {("recv", self.wire[k, kind]) for k in self.kinds if self._usable(k, kind)}
+        return [(role, name, wire) for role, wire in sorted(wires)]
+
+    def satisfied_by(self, a: str, b: str) -> list[Requirement]:
+        found: list[Requirement] = []
+        for src, dst in ((a, b), (b, a)):
+            wire = self.wire[self.kind_of[src], self.kind_of[dst]]
+            s, d = self.nodes[src], self.nodes[dst]
+            found += [("send", src, wire), ("recv", dst, wire)]
+            if s.subnet != d.subnet:
+                found.append(("subnets", str(s.subnet), str(d.subnet)))
+            found.append(("classes", node_class(s), node_class(d), wire))
+        return found
+
+    def needs(self, name: str, requirement: Requirement) -> bool:
+        return requirement not in self.covered and requirement in self.node_requirements_cached(name)
+
+    def node_requirements_cached(self, name: str) -> set[Requirement]:
+        if name not in self.requirements_of:
+            self.requirements_of[name] = set(self.node_requirements(name))
+        return self.requirements_of[name]
+
+    # --- choosing --------------------------------------------------------
+
+    def add(self, a: str, b: str, why: Requirement) -> None:
+        new = [r for r in dict.fromkeys(self.satisfied_by(a, b)) if r not in self.covered]
+        if why in new:
+            new.remove(why)
+        new.insert(0, why)
+        key = frozenset((a, b))
+        if key in self.pairs:
+            self.pairs[key].extend(describe(r) for r in new)
+        else:
+            self.pairs[key] = [describe(r) for r in new]
+            self.order.append((a, b))
+        self.covered.update(new)
+
+    def pick(self, kind: Kind, avoid: str, wanted: Requirement | None) -> str | None:
+        """A member of `kind` other than `avoid`; one that still needs `wanted` when there is one.
+
+        The cursor moves past members that no longer need it (needs only shrink),
+        so finding partners stays linear over the whole plan.
+        """
+        members = self.members[kind]
+        if wanted is not None:
+            role, wire = wanted[0], wanted[2]
+            key = (kind, role, wire)
+            i = self.cursor.get(key, 0)
+            while i < len(members) and not self.needs(members[i], (role, members[i], wire)):
+                i += 1
+            self.cursor[key] = i
+            for name in members[i:i + 2]:  # `avoid` may be the first who still needs it
+                if name != avoid and self.needs(name, (role, name, wire)):
+                    return name
+        # Nobody else needs it any more: spread the load round-robin.
+        key = (kind, "any")
+        i = self.cursor.get(key, 0)
+        for step in range(len(members)):
+            name = members[(i + step) % len(members)]
+            if name != avoid:
+                self.cursor[key] = (i + step + 1) % len(members)
+                return name
+        return None
+
+    def from_subnet(self, net: IPv4Network) -> str:
+        names = self.by_subnet[net]
+        i = self.cursor.get(("subnet", net), 0)
+        self.cursor[("subnet", net)] = i + 1
+        return names[i % len(names)]
+
+    def partner(self, name: str, role: str, wire: Wire) -> str | None:
+        kind = self.kind_of[name]
+        mirror = "recv" if role == "send" else "send"
+        if role == "send":
+            candidates = [k for k in self.kinds if self.wire[kind, k] is wire and self._usable(kind, k)]
+        else:
+            candidates = [k for k in self.kinds if self.wire[k, kind] is wire and self._usable(k, kind)]
+        if not candidates:
+            return None
+        # Start at a different kind each time, so the partners spread over the subnets.
+        self.turn += 1
+        rotated = candidates[self.turn % len(candidates):] + candidates[: self.turn % len(candidates)]
+        for k in rotated:
+            chosen = self.pick(k, name, (mirror, None, wire))
+            if chosen is not None and self.needs(chosen, (mirror, chosen, wire)):
+                return chosen
+        return self.pick(rotated[0], name, None)
+
+    def plan(self) -> list[PlannedPair]:
+        # Every ordered pair of subnets: one pair crosses both ways, its ends taken round-robin.
+        for i, g in enumerate(self.networks):
+            for h in self.networks[i + 1:]:
+                if ("subnets", str(g), str(h)) not in self.covered:
+                    self.add(self.from_subnet(g), self.from_subnet(h), ("subnets", str(g), str(h)))
+        # Every node, each role and wire format it can take part in.
+        for name in self.rng.sample(sorted(self.nodes), len(self.nodes)):
+            for requirement in sorted(self.node_requirements_cached(name), key=lambda r: (r[0] != "send", r[2])):
+                if requirement in self.covered:
+                    continue
+                role, _, wire = requirement
+                other = self.partner(name, role, wire)
+                if other is not None:
+                    self.add(name, other, requirement)
+        # Every ordered pair of classes on every wire format that occurs between them.
+        for k1 in self.kinds:
+            for k2 in self.kinds:
+                if not self._usable(k1, k2):
+                    continue
+                requirement = ("classes", k1[2], k2[2], self.wire[k1, k2])
+                if requirement in self.covered:
+                    continue
+                a = self.pick(k1, "", None)
+                b = self.pick(k2, a or "", None)
+                if a is not None and b is not None:
+                    self.add(a, b, requirement)
+        return [PlannedPair(Pair(a, b), tuple(self.pairs[frozenset((a, b))])) for a, b in self.order]
+
+
+def coverage_plan(topology: Topology, seed: int = DEFAULT_SEED) -> CoveragePlan:
+    """The smallest plan this greedy finds that covers every node, subnet pair and class pair."""
+    planner = _Planner(topology, seed)
+    pairs = planner.plan() if len(topology.nodes) > 1 else []
+    requirements = len(planner.covered)
+    classes: dict[str, int] = {}
+    for node in topology.nodes:
+        classes[node_class(node)] = classes.get(node_class(node), 0) + 1
+    return CoveragePlan(
+        seed=seed,
+        pairs=tuple(pairs),
+        classes=tuple(sorted(classes.items())),
+        subnets=tuple((str(net), len(names)) for net, names in planner.by_subnet.items()),
+        requirements=requirements,
+    )
