@@ -27,10 +27,12 @@ import random
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
+from vxcap.core.errors import InputError
 from vxcap.core.model import Node, Pair, Topology, Wire
 from vxcap.core.plan import expected_wire
 
 DEFAULT_SEED = 0
+DEFAULT_PEERS = 2
 
 Kind = tuple[IPv4Network, frozenset[IPv4Network], str]
 Requirement = tuple  # ("send"|"recv", node, wire) | ("subnets", net, net) | ("classes", cls, cls, wire)
@@ -79,7 +81,7 @@ def describe(requirement: Requirement) -> str:
 
 
 class _Planner:
-    def __init__(self, topology: Topology, seed: int) -> None:
+    def __init__(self, topology: Topology, seed: int, peers: int) -> None:
         self.overlay = topology.overlay
         self.rng = random.Random(seed)
         # Sorted first: the plan depends on the topology and the seed, not on the order nodes were listed in.
@@ -100,12 +102,14 @@ class _Planner:
             self.by_subnet[net] = self.rng.sample(self.by_subnet[net], len(self.by_subnet[net]))
         self.networks = networks
         self.wire = {(k1, k2): self._wire(k1, k2) for k1 in self.kinds for k2 in self.kinds}
-        self.covered: set[Requirement] = set()
+        self.peers = peers
+        self.covered: set[Requirement] = set()  # subnet and class pairs
+        self.count: dict[Requirement, int] = {}  # (role, node, wire) -> peers so far
+        self.target_of: dict[str, dict[Requirement, int]] = {}
         self.pairs: dict[frozenset[str], list] = {}
         self.order: list[tuple[str, str]] = []
         self.cursor: dict[tuple, int] = {}
         self.turn = 0
-        self.requirements_of: dict[str, set[Requirement]] = {}
 
     def _wire(self, k1: Kind, k2: Kind) -> Wire:
         # Any member stands for its kind: the wire format depends on the kinds alone.
@@ -117,11 +121,19 @@ class _Planner:
 
     # --- what a node, a subnet pair, a class pair can take part in --------
 
-    def node_requirements(self, name: str) -> list[Requirement]:
-        kind = self.kind_of[name]
-        wires = {("send", self.wire[kind, k]) for k in self.kinds if self._usable(kind, k)}
-        wires |= {("recv", self.wire[k, kind]) for k in self.kinds if self._usable(k, kind)}
-        return [(role, name, wire) for role, wire in sorted(wires)]
+    def targets(self, name: str) -> dict[Requirement, int]:
+        """(role, node, wire) -> how many different peers the node needs in that role: `peers`,
+        or as many as exist."""
+        if name not in self.target_of:
+            kind = self.kind_of[name]
+            found: dict[Requirement, int] = {}
+            for k in self.kinds:
+                others = len(self.members[k]) - (k == kind)
+                if others:
+                    for role, wire in (("send", self.wire[kind, k]), ("recv", self.wire[k, kind])):
+                        found[(role, name, wire)] = found.get((role, name, wire), 0) + others
+            self.target_of[name] = {r: min(self.peers, n) for r, n in found.items()}
+        return self.target_of[name]
 
     def satisfied_by(self, a: str, b: str) -> list[Requirement]:
         found: list[Requirement] = []
@@ -135,51 +147,55 @@ class _Planner:
         return found
 
     def needs(self, name: str, requirement: Requirement) -> bool:
-        return requirement not in self.covered and requirement in self.node_requirements_cached(name)
+        return self.count.get(requirement, 0) < self.targets(name).get(requirement, 0)
 
-    def node_requirements_cached(self, name: str) -> set[Requirement]:
-        if name not in self.requirements_of:
-            self.requirements_of[name] = set(self.node_requirements(name))
-        return self.requirements_of[name]
+    def useful(self, requirement: Requirement) -> bool:
+        if requirement[0] in ("send", "recv"):
+            return self.needs(requirement[1], requirement)
+        return requirement not in self.covered
 
     # --- choosing --------------------------------------------------------
 
     def add(self, a: str, b: str, why: Requirement) -> None:
-        new = [r for r in dict.fromkeys(self.satisfied_by(a, b)) if r not in self.covered]
-        if why in new:
-            new.remove(why)
-        new.insert(0, why)
-        key = frozenset((a, b))
-        if key in self.pairs:
-            self.pairs[key].extend(describe(r) for r in new)
-        else:
-            self.pairs[key] = [describe(r) for r in new]
-            self.order.append((a, b))
-        self.covered.update(new)
+        new = [r for r in dict.fromkeys([why, *self.satisfied_by(a, b)]) if self.useful(r)]
+        texts = []
+        for r in new:
+            if r[0] in ("send", "recv"):
+                self.count[r] = self.count.get(r, 0) + 1
+                texts.append(describe(r) + ("" if self.count[r] == 1 else f" (peer {self.count[r]})"))
+            else:
+                self.covered.add(r)
+                texts.append(describe(r))
+        self.pairs[frozenset((a, b))] = texts
+        self.order.append((a, b))
 
-    def pick(self, kind: Kind, avoid: str, wanted: Requirement | None) -> str | None:
-        """A member of `kind` other than `avoid`; one that still needs `wanted` when there is one.
+    def free(self, a: str, b: str) -> bool:
+        return a != b and frozenset((a, b)) not in self.pairs
+
+    def pick(self, kind: Kind, avoid: str, wanted: tuple[str, Wire] | None) -> str | None:
+        """A member of `kind` not yet paired with `avoid`; one that still needs `wanted` when there is one.
 
         The cursor moves past members that no longer need it (needs only shrink),
-        so finding partners stays linear over the whole plan.
+        so finding partners stays about linear over the whole plan.
         """
         members = self.members[kind]
         if wanted is not None:
-            role, wire = wanted[0], wanted[2]
+            role, wire = wanted
             key = (kind, role, wire)
             i = self.cursor.get(key, 0)
             while i < len(members) and not self.needs(members[i], (role, members[i], wire)):
                 i += 1
             self.cursor[key] = i
-            for name in members[i:i + 2]:  # `avoid` may be the first who still needs it
-                if name != avoid and self.needs(name, (role, name, wire)):
+            # A few past the cursor: `avoid` itself, or its earlier partners, may be the first in need.
+            for name in members[i:i + 2 + self.peers]:
+                if self.free(avoid, name) and self.needs(name, (role, name, wire)):
                     return name
         # Nobody else needs it any more: spread the load round-robin.
         key = (kind, "any")
         i = self.cursor.get(key, 0)
         for step in range(len(members)):
             name = members[(i + step) % len(members)]
-            if name != avoid:
+            if self.free(avoid, name):
                 self.cursor[key] = (i + step + 1) % len(members)
                 return name
         return None
@@ -203,10 +219,14 @@ class _Planner:
         self.turn += 1
         rotated = candidates[self.turn % len(candidates):] + candidates[: self.turn % len(candidates)]
         for k in rotated:
-            chosen = self.pick(k, name, (mirror, None, wire))
+            chosen = self.pick(k, name, (mirror, wire))
             if chosen is not None and self.needs(chosen, (mirror, chosen, wire)):
                 return chosen
-        return self.pick(rotated[0], name, None)
+        for k in rotated:
+            chosen = self.pick(k, name, None)
+            if chosen is not None:
+                return chosen
+        return None
 
     def plan(self) -> list[PlannedPair]:
         # Every ordered pair of subnets: one pair crosses both ways, its ends taken round-robin.
@@ -216,12 +236,12 @@ class _Planner:
                     self.add(self.from_subnet(g), self.from_subnet(h), ("subnets", str(g), str(h)))
         # Every node, each role and wire format it can take part in.
         for name in self.rng.sample(sorted(self.nodes), len(self.nodes)):
-            for requirement in sorted(self.node_requirements_cached(name), key=lambda r: (r[0] != "send", r[2])):
-                if requirement in self.covered:
-                    continue
+            for requirement in sorted(self.targets(name), key=lambda r: (r[0] != "send", r[2])):
                 role, _, wire = requirement
-                other = self.partner(name, role, wire)
-                if other is not None:
+                while self.needs(name, requirement):
+                    other = self.partner(name, role, wire)
+                    if other is None:
+                        break
                     self.add(name, other, requirement)
         # Every ordered pair of classes on every wire format that occurs between them.
         for k1 in self.kinds:
@@ -238,11 +258,19 @@ class _Planner:
         return [PlannedPair(Pair(a, b), tuple(self.pairs[frozenset((a, b))])) for a, b in self.order]
 
 
-def coverage_plan(topology: Topology, seed: int = DEFAULT_SEED) -> CoveragePlan:
-    """The smallest plan this greedy finds that covers every node, subnet pair and class pair."""
-    planner = _Planner(topology, seed)
+def coverage_plan(topology: Topology, seed: int = DEFAULT_SEED, peers: int = DEFAULT_PEERS) -> CoveragePlan:
+    """A small plan (greedy) that covers every node, subnet pair and class pair.
+
+    `peers`: how many different partners each node needs per role and wire format
+    (as many as exist when fewer). Two is the default because one does not name a
+    culprit: when the only VXLAN pair of two nodes fails both ways, either could be
+    the broken one; with two, the healthy one passes with its other peer.
+    """
+    if peers < 1:
+        raise InputError(f"--peers {peers}: at least 1")
+    planner = _Planner(topology, seed, peers)
     pairs = planner.plan() if len(topology.nodes) > 1 else []
-    requirements = len(planner.covered)
+    requirements = len(planner.covered) + sum(sum(t.values()) for t in planner.target_of.values())
     classes: dict[str, int] = {}
     for node in topology.nodes:
         classes[node_class(node)] = classes.get(node_class(node), 0) + 1
