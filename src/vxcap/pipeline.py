@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vxcap.core.blame import blame_flows
 from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.delivery import PointState, judge_delivery
@@ -41,7 +42,7 @@ from vxcap.adapters.evidence import write_evidence
 from vxcap.mtu_probes import run_mtu_probes
 from vxcap.packet_watch import PacketWatch
 from vxcap.report.html import render_html
-from vxcap.report.json_report import report_dict
+from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
 from vxcap.targets import Target
 
@@ -71,6 +72,9 @@ class RunOptions:
     ping_count: int = 3
     cross_check: bool = False
     capture_filter: str = "precise"  # or "wide": everything between the nodes (vxcap.core.capture)
+    coverage: bool = False  # plan with vxcap.core.coverage instead of pair_specs
+    seed: int = 0
+    peers: int = 2
 
 
 @dataclass
@@ -172,7 +176,15 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         topology = target.discover()
 
         timer.stage("plan")
-        pairs = resolve_pairs(topology, options.pair_specs, all_pairs=options.all_pairs)
+        plan_info = None
+        if options.coverage:
+            from vxcap.core.coverage import coverage_plan
+
+            coverage = coverage_plan(topology, options.seed, options.peers)
+            pairs, plan_info = coverage.as_pairs(), coverage_dict(coverage, topology)
+            progress("plan", coverage_summary(plan_info))
+        else:
+            pairs = resolve_pairs(topology, options.pair_specs, all_pairs=options.all_pairs)
         nodes = pair_nodes(pairs)
         run_dir = make_run_dir(options.out_parent, run_id)
 
@@ -252,7 +264,8 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
     ]
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
                              capture_errors=capture_errors, probes=probe_counts,
-                             notes=tuple(getattr(target, "notes", ())), capture_filter=used_filter)
+                             notes=tuple(getattr(target, "notes", ())), capture_filter=used_filter,
+                             plan=plan_info)
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
@@ -421,6 +434,10 @@ def _analyze(
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)
     for flow, section in zip(report["flows"], mtu):
         flow["mtu"] = section
+    if manifest.plan is not None:
+        report["plan"] = manifest.plan
+    found = blame_flows(report["flows"])
+    report["blame"] = None if found is None else found.to_dict()
     _explain_failures(run_dir, manifest, report)
     if cross_check:
         timer.stage("cross-check", "tshark's dissectors on the same captures")

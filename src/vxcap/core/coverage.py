@@ -47,6 +47,7 @@ class PlannedPair:
 @dataclass(frozen=True, slots=True)
 class CoveragePlan:
     seed: int
+    peers: int
     pairs: tuple[PlannedPair, ...]
     classes: tuple[tuple[str, int], ...]  # (class, how many nodes)
     subnets: tuple[tuple[str, int], ...]  # (underlay subnet, how many nodes)
@@ -276,6 +277,7 @@ def coverage_plan(topology: Topology, seed: int = DEFAULT_SEED, peers: int = DEF
         classes[node_class(node)] = classes.get(node_class(node), 0) + 1
     return CoveragePlan(
         seed=seed,
+        peers=peers,
         pairs=tuple(pairs),
         classes=tuple(sorted(classes.items())),
         subnets=tuple((str(net), len(names)) for net, names in planner.by_subnet.items()),

@@ -60,6 +60,7 @@ class Manifest:
     capture_errors: tuple[tuple[str, str], ...] = ()  # (node, why it has no capture)
     probes: tuple[ProbeCount, ...] = ()
     notes: tuple[str, ...] = ()  # what discovery had to guess or fall back on: it can change the verdicts
+    plan: dict[str, Any] | None = None  # how the pairs were chosen (a coverage plan), carried into report.json
 
     def pods_by_node(self) -> dict[str, Pod]:
         return {pod.node: pod for pod in self.pods}
@@ -250,7 +251,11 @@ def parse_manifest(data: Any) -> Manifest:
         )
 
     run_id = data.get("run_id")
+    plan = data.get("plan")
+    if plan is not None and not isinstance(plan, dict):
+        raise InputError("manifest: plan must be an object")
     return Manifest(
+        plan=plan,
         topology=topology,
         pods=tuple(pods),
         pairs=tuple(pairs),
@@ -274,6 +279,7 @@ def manifest_dict(
     probes: list[ProbeCount] | None = None,
     notes: tuple[str, ...] = (),
     capture_filter: dict[str, str] | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest a run writes; `captures` maps node to (iface, file name) pairs, `capture_facts`
     (node, iface) to what its backend said (kernel_dropped, failed), `capture_errors` a node without
@@ -302,6 +308,8 @@ def manifest_dict(
         data["notes"] = list(notes)
     if probes:
         data["probes"] = [{"src": p.src_node, "dst": p.dst_node, "sent": p.sent, "received": p.received} for p in probes]
+    if plan is not None:
+        data["plan"] = plan
     for node in involved:
         entry: dict[str, Any] = {"name": node.name, "underlay": str(node.underlay)}
         if node.vtep_mac:
