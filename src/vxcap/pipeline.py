@@ -135,6 +135,12 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def _listing(names: tuple[str, ...], most: int = 8) -> str:
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
+
+
 def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, Pod], mode: str) -> dict[str, str]:
     """The filter every capture of the run uses (see `vxcap.core.capture.capture_filter`)."""
     from vxcap.core.capture import capture_filter as build
@@ -146,6 +152,27 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, P
         topology.overlay.port,
         topology.pool,
     )
+
+
+# Up to this many nodes every capture uses the one filter of the run; beyond, each node's names
+# only its own pod and address and its partners' in the plan (a filter naming 256 pods and
+# nodes costs libpcap about a second of CPU to compile, for each of 256 captures).
+ONE_FILTER_UP_TO = 16
+
+
+def capture_filters(
+    topology: Topology, nodes: tuple[str, ...], pairs: tuple[Pair, ...], pods: dict[str, Pod], mode: str
+) -> dict[str, dict[str, str]]:
+    """Each node's capture filter: the run's, or at scale the node's own (see ONE_FILTER_UP_TO)."""
+    if len(nodes) <= ONE_FILTER_UP_TO:
+        shared = capture_filter(topology, nodes, pods, mode)
+        return {node: shared for node in nodes}
+    partners: dict[str, dict[str, None]] = {node: {node: None} for node in nodes}
+    for pair in pairs:
+        partners[pair.a].setdefault(pair.b)
+        partners[pair.b].setdefault(pair.a)
+    return {node: capture_filter(topology, tuple(partners[node]), {n: pods[n] for n in partners[node] if n in pods},
+                                 mode) for node in nodes}
 
 
 def run(target: Target, options: RunOptions, progress: Progress = _quiet, waiting: Waiting = _not_told) -> Outcome:
@@ -166,7 +193,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
     captures: dict[str, list[tuple[str, str]]] = {}
     capture_facts: dict[tuple[str, str], dict[str, Any]] = {}
     capture_errors: dict[str, str] = {}  # node -> why it has no capture
-    used_filter: dict[str, str] | None = None
+    filters: dict[str, dict[str, str]] = {}  # node -> the filter its capture used
     interrupted = False
 
     with ExitStack() as cleanup:
@@ -191,25 +218,31 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         running: list[tuple[str, str, str, Any]] = []
         watch: PacketWatch | None = None
         try:
-            timer.stage("provision", f"test pods on {', '.join(nodes)}")
+            timer.stage("provision", f"test pods on {_listing(nodes)}")
             pods = target.provision(nodes)
 
             timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
-            used_filter = capture_filter(topology, nodes, pods, options.capture_filter)
-            bpf = used_filter["bpf"]
+            files = {node: f"{node}-{target.underlay_iface(node)}.pcap" for node in nodes}
+            filters = capture_filters(topology, nodes, pairs, pods, options.capture_filter)
             waiting(f"captures listening 0/{len(nodes)}")
-            for node in nodes:
-                iface = target.underlay_iface(node)
-                file_name = f"{node}-{iface}.pcap"
-                try:
-                    handle = target.start_capture(node, run_dir / file_name, bpf)
-                except VxcapError as err:  # the other nodes' captures still count
-                    errors.append(f"capture on {node}/{iface} did not start: {err}")
-                    capture_errors[node] = f"capture on {node}/{iface} did not start: {err}"
+            batch = getattr(target, "start_captures", None)
+            handles: list[Any] = []
+            if batch is not None:
+                handles = batch([(node, run_dir / files[node], filters[node]["bpf"]) for node in nodes])
+            for i, node in enumerate(nodes):
+                if batch is None:
+                    try:
+                        handles.append(target.start_capture(node, run_dir / files[node], filters[node]["bpf"]))
+                    except VxcapError as err:
+                        handles.append(err)
+                handle, iface = handles[i], target.underlay_iface(node)
+                if isinstance(handle, VxcapError):  # the other nodes' captures still count
+                    errors.append(f"capture on {node}/{iface} did not start: {handle}")
+                    capture_errors[node] = f"capture on {node}/{iface} did not start: {handle}"
                     continue
                 # A capture that is never stopped leaks a tcpdump: stop it on any way out.
                 cleanup.callback(_stop_quietly, handle)
-                running.append((node, iface, file_name, handle))
+                running.append((node, iface, files[node], handle))
                 waiting(f"captures listening {len(running)}/{len(nodes)}")
 
             watch = PacketWatch([(node, handle) for node, *_, handle in running], waiting)
@@ -264,7 +297,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
     ]
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
                              capture_errors=capture_errors, probes=probe_counts,
-                             notes=tuple(getattr(target, "notes", ())), capture_filter=used_filter,
+                             notes=tuple(getattr(target, "notes", ())), capture_filters=filters,
                              plan=plan_info)
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)

@@ -41,6 +41,7 @@ from vxcap.core.probe import PingResult, parse_ping, ping_argv
 __all__ = ["NetnsLab", "NetnsError", "LabDown", "RunningCapture"]
 
 TCP_GREETING = b"vxcap mss probe\n"
+CAPTURE_START_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,26 @@ class NetnsLab:
         """tcpdump on the node's underlay interface, listening when this returns."""
         argv = tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets)
         return tcpdump.start(netns.exec_prefix(self.node_netns(node)), argv, Path(path))
+
+    def start_captures(
+        self, requests: list[tuple[str, Path, str]], snaplen: int = DEFAULT_SNAPLEN, max_packets: int = DEFAULT_MAX_PACKETS
+    ) -> list[RunningCapture | tcpdump.TcpdumpError]:
+        """`start_capture` for (node, path, bpf) each, their start-ups overlapping."""
+        specs = [(netns.exec_prefix(self.node_netns(node)),
+                  tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets), Path(path))
+                 for node, path, bpf in requests]
+        # A few dozen at a time: hundreds of tcpdumps starting together would only queue for two cores
+        # and could miss the ready timeout.
+        started: list[RunningCapture | tcpdump.TcpdumpError] = []
+        for i in range(0, len(specs), CAPTURE_START_BATCH):
+            started += tcpdump.start_many(specs[i:i + CAPTURE_START_BATCH])
+        return started
+
+    def namespaces_present(self) -> tuple[NamespaceStatus, ...]:
+        """Which of the lab's namespaces exist, without reading their tables (cheap at any size)."""
+        present = netns.list_netns()
+        return tuple(NamespaceStatus(name, role, name in present, adopted)
+                     for name, role, adopted in namespace_roles(self.spec, self.names))
 
     def evidence(self, node: str) -> dict[str, str]:
         """The node's data plane as the kernel reports it, one JSON text per file name."""

@@ -16,6 +16,8 @@ MAX_SUBNETS = 24
 # Host addresses .10 to .254 of a subnet's /24: the gateway is .1.
 FIRST_HOST = 10
 MAX_PER_SUBNET = 254 - FIRST_HOST + 1
+# Above this many nodes the lab pins its neighbours (labspec.LabSpec.static_neighbours).
+STATIC_NEIGHBOURS_FROM = 33
 
 
 def node_names(cluster: str, count: int) -> list[str]:
@@ -75,7 +77,7 @@ def generate_lab(nodes: int, subnets: int, cluster: str = "k01") -> dict[str, An
         "cluster": cluster,
         "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": 4789, "mtu": 1450},
         "pool": {"cidr": "192.168.0.0/16", "blockSize": 26, "ipipMode": "Never"},
-        "underlay": {"iface": "eth1", "mtu": 1500},
+        "underlay": {"iface": "eth1", "mtu": 1500, **({"static_neighbours": True} if nodes >= STATIC_NEIGHBOURS_FROM else {})},
         "subnets": subnet_list,
         "nodes": node_list,
     }

@@ -279,12 +279,13 @@ def manifest_dict(
     probes: list[ProbeCount] | None = None,
     notes: tuple[str, ...] = (),
     capture_filter: dict[str, str] | None = None,
+    capture_filters: dict[str, dict[str, str]] | None = None,
     plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest a run writes; `captures` maps node to (iface, file name) pairs, `capture_facts`
     (node, iface) to what its backend said (kernel_dropped, failed), `capture_errors` a node without
     a capture to why, `probes` holds the prober's counts; every capture was taken with `capture_filter`
-    (`vxcap.core.capture.capture_filter`)."""
+    (`vxcap.core.capture.capture_filter`), or each node's capture with its own in `capture_filters`."""
     capture_facts = capture_facts or {}
     capture_errors = capture_errors or {}
     involved = [n for n in topology.nodes if n.name in pods or n.name in captures or n.name in capture_errors]
@@ -321,7 +322,8 @@ def manifest_dict(
         entry["captures"] = [
             {"iface": iface, "file": file,
              **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None},
-             **({"filter": capture_filter} if capture_filter else {})}
+             **({"filter": (capture_filters or {}).get(node.name, capture_filter)}
+                if (capture_filters or {}).get(node.name, capture_filter) else {})}
             for iface, file in captures.get(node.name, [])
         ]
         if node.name in capture_errors and not entry["captures"]:
