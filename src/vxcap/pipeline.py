@@ -283,11 +283,10 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             }
             if result is not None and getattr(result, "captured", None) == 0:
                 errors.append(f"capture on {node}/{iface} recorded no packets")
-        for node in nodes:
-            try:
-                _save_evidence(run_dir, node, target.underlay_iface(node), target.evidence(node))
-            except Exception as err:  # noqa: BLE001 - evidence is a bonus; its absence is reported
-                errors.append(f"evidence of {node} not saved: {err}")
+        # A few nodes at a time: each is a handful of commands (or execs) that mostly wait.
+        with ThreadPoolExecutor(max_workers=EVIDENCE_WORKERS) as pool:
+            failures = list(pool.map(lambda node: _collect_evidence(target, run_dir, node), nodes))
+        errors.extend(failure for failure in failures if failure)
 
     if not pods:
         report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
@@ -333,6 +332,17 @@ def _probe(
             entry.update(transmitted=result.transmitted, received=result.received)
         entries.append(entry)
     return entries
+
+
+EVIDENCE_WORKERS = 8
+
+
+def _collect_evidence(target: Target, run_dir: Path, node: str) -> str | None:
+    try:
+        _save_evidence(run_dir, node, target.underlay_iface(node), target.evidence(node))
+    except Exception as err:  # noqa: BLE001 - evidence is a bonus; its absence is reported
+        return f"evidence of {node} not saved: {err}"
+    return None
 
 
 def _save_evidence(run_dir: Path, node: str, iface: str, files: dict[str, str]) -> None:

@@ -280,13 +280,21 @@ class NetnsLab:
     def evidence(self, node: str) -> dict[str, str]:
         """The node's data plane as the kernel reports it, one JSON text per file name."""
         ns = self.node_netns(node)
-        (link,) = netns.query("ip", ns, ["link show"], details=True)
-        route, neigh = netns.query("ip", ns, ["route show", "neigh show"])
+        # One `ip` for the three: -d adds nothing to routes and neighbours but costs a process less per node.
+        link, route, neigh = netns.query("ip", ns, ["link show", "route show", "neigh show"], details=True)
         (fdb,) = netns.query("bridge", ns, ["fdb show"])
         docs = {"link.json": link, "route.json": route, "neigh.json": neigh, "fdb.json": fdb}
-        return {name: json.dumps(doc, indent=2) for name, doc in docs.items()}
+        return {name: _json_lines(doc) for name, doc in docs.items()}
 
     def pod_links(self, node: str) -> str:
         """`ip -d -j link` in the node's test pod, as JSON text: its eth0 MTU is part of every path's limit."""
         (links,) = netns.query("ip", self.pod_netns(node), ["link show"], details=True)
-        return json.dumps(links, indent=2)
+        return _json_lines(links)
+
+
+def _json_lines(doc: object) -> str:
+    """A JSON list with one entry per line: as easy to read and grep as `indent=2`, written by
+    the C encoder (the pretty printer is pure Python: seconds for a 256-node lab's tables)."""
+    if not isinstance(doc, list):
+        return json.dumps(doc, indent=2)
+    return "[\n" + ",\n".join(json.dumps(entry) for entry in doc) + "\n]" if doc else "[]"
