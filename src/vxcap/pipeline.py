@@ -447,14 +447,14 @@ def _analyze(
     expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
     macs = _underlay_macs(run_dir, manifest)
     verdicts = []
-    for e in expectations:
-        verdict = judge(e, {point: flows.get(e.key) for point, flows in seen.items()}, unusable)
+    for e, view in zip(expectations, _views(seen, expectations)):
+        verdict = judge(e, view, unusable)
         delivery = judge_delivery(
             e.src_node,
             e.dst_node,
-            {str(point): flows.get(e.key) for point, flows in seen.items()},
-            {str(point): flows.get((e.dst_ip, e.src_ip)) for point, flows in seen.items()},
-            {str(point): point.node for point in seen},
+            {str(point): flows for point, flows in view.items()},
+            {str(point): seen[point].get((e.dst_ip, e.src_ip)) for point in view},
+            {str(point): point.node for point in view},
             sender_mac=macs.get(e.src_node),
             receiver_mac=macs.get(e.dst_node),
             sent=manifest.sent(e.src_node, e.dst_node),
@@ -505,6 +505,32 @@ def _analyze(
     os.chmod(run_dir / "junit.xml", 0o600)
     write_private(run_dir / "report.html", render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
+
+
+# Up to this many captures, every direction's `seen_on` names each of them (0 where it saw
+# nothing); beyond, only those that saw the flow and the two ends' (else report.json grows
+# with directions x captures: 16 MB for a 256-node coverage run).
+SEEN_ON_EVERY_CAPTURE = 32
+
+
+def _views(
+    seen: dict[CapturePoint, dict[FlowKey, FlowTally]], expectations: list[Expectation]
+) -> list[dict[CapturePoint, FlowTally | None]]:
+    """What each capture point saw of each direction's flow, for `judge`."""
+    if len(seen) <= SEEN_ON_EVERY_CAPTURE:
+        return [{point: flows.get(e.key) for point, flows in seen.items()} for e in expectations]
+    by_key: dict[FlowKey, list[CapturePoint]] = {}
+    by_node: dict[str, list[CapturePoint]] = {}
+    for point, flows in seen.items():
+        by_node.setdefault(point.node, []).append(point)
+        for key in flows:
+            by_key.setdefault(key, []).append(point)
+    order = {point: i for i, point in enumerate(seen)}
+    views = []
+    for e in expectations:
+        points = set(by_key.get(e.key, ())) | set(by_node.get(e.src_node, ())) | set(by_node.get(e.dst_node, ()))
+        views.append({point: seen[point].get(e.key) for point in sorted(points, key=order.__getitem__)})
+    return views
 
 
 def _explain_failures(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
