@@ -1,10 +1,12 @@
 """Coverage at scale: `vxcap run --lab --coverage` on labs of 16, 64 and 256 nodes, each
-against a one-pair run on the same lab in the same script.
+against a one-pair run on the same lab in the same script; then discovery, planning and
+provisioning on a 1,000-node cluster served by the HTTP fake API, against the 4-node one.
 
-For each size: the lab is built once (its build time is reported as set-up), then one
+For each lab size: the lab is built once (its build time is reported as set-up), then one
 `python -m vxcap run --lab --json` process for one pair across subnets and one for
 `--coverage`. Reported: directions planned, captures, wall time and the split from
-report.json's own stage timings, and the ratio coverage / one pair. Needs root.
+report.json's own stage timings, and the ratio coverage / one pair. The lab part needs
+root; `--cluster-only` runs the fake-cluster part alone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the fake API lives with the tests
 
 PREFIX = "vxbcov"
 SUBNETS = {16: 4, 64: 8, 256: 16}
@@ -69,13 +74,66 @@ def bench_size(nodes: int, seed: int) -> dict:
     return {"nodes": nodes, "subnets": subnets, "setup": setup, "one": one, "coverage": cover}
 
 
+def bench_cluster(count: int, subnets: int, seed: int) -> dict:
+    """Discovery, the coverage plan, test pods for every node Ready, and their removal, on the fake API."""
+    from tests.fakes import calico_objects as co
+    from tests.fakes.kube_api import FakeKube
+    from tests.fakes.large_cluster import large_cluster
+    from vxcap.adapters.kube import KubeCluster
+    from vxcap.core.coverage import coverage_plan
+
+    options = large_cluster(count, subnets) if count > 4 else {"nodes": co.lab_nodes()}
+    kube = FakeKube(**options).start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = kube.write_kubeconfig(Path(tmp) / "kubeconfig")
+            cluster = KubeCluster(str(config), None)
+            try:
+                started = time.perf_counter()
+                topology = cluster.discover()
+                discovered = time.perf_counter()
+                plan = coverage_plan(topology, seed)
+                planned = time.perf_counter()
+                nodes = tuple(dict.fromkeys(n for p in plan.pairs for n in (p.pair.a, p.pair.b)))
+                cluster.create_test_pods("bench", nodes, timeout=600)
+                provisioned = time.perf_counter()
+                removed = cluster.delete_run("bench")
+                cleaned = time.perf_counter()
+            finally:
+                cluster.close()
+        posts = len(kube.requested("POST", r"/api/v1/namespaces/[^/]+/pods$"))
+        deletes = len(kube.requested("DELETE", r"/api/v1/namespaces/[^/]+/pods"))
+    finally:
+        kube.stop()
+    return {"nodes": count, "pairs": len(plan.pairs), "pods": len(nodes), "removed": len(removed),
+            "discover": discovered - started, "plan": planned - discovered, "provision": provisioned - planned,
+            "cleanup": cleaned - provisioned, "posts": posts, "deletes": deletes}
+
+
+def report_cluster(seed: int) -> None:
+    bench_cluster(4, 2, seed)  # warm-up: the client's first connection and imports are not the cluster's size
+    small, large = bench_cluster(4, 2, seed), bench_cluster(1000, 20, seed)
+    print(f"{'fake cluster':<14}{'pairs':>7}{'pods':>6}{'discover s':>12}{'plan s':>9}{'provision s':>13}"
+          f"{'cleanup s':>11}{'POSTs':>7}{'DELETEs':>9}")
+    for r in (small, large):
+        print(f"{r['nodes']:>5} nodes    {r['pairs']:>7}{r['pods']:>6}{r['discover']:>12.2f}{r['plan']:>9.3f}"
+              f"{r['provision']:>13.2f}{r['cleanup']:>11.2f}{r['posts']:>7}{r['deletes']:>9}")
+    print(f"1,000 nodes / 4 nodes: discovery {large['discover'] / small['discover']:.1f}x, "
+          f"provisioning {large['provision'] / small['provision']:.1f}x for {large['pods'] // small['pods']}x the pods")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="16,64,256", help="lab sizes (nodes), comma-separated")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cluster-only", action="store_true", help="only the 1,000-node fake cluster")
     args = parser.parse_args()
+    report_cluster(args.seed)
+    print()
+    if args.cluster_only:
+        return
     if os.geteuid() != 0:
-        raise SystemExit("bench_coverage needs root (it builds the namespace lab)")
+        raise SystemExit("the lab part of bench_coverage needs root (it builds the namespace lab)")
     results = [bench_size(int(n), args.seed) for n in args.sizes.split(",")]
 
     print(f"{'lab':<16}{'run':<10}{'dirs':>6}{'pcaps':>7}{'wall s':>8}" + "".join(f"{k:>12}" for k in SPLIT)
