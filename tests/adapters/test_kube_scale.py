@@ -1,0 +1,49 @@
+"""A 1,000-node cluster through the HTTP fake API: discovery, the coverage plan and the pod
+life cycle at that size (the fake marks pods Ready itself; no kubelet is needed)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.fakes.kube_api import start_fake_kube  # noqa: F401 (fixture)
+from tests.fakes.large_cluster import large_cluster
+from vxcap.adapters.kube import KubeCluster
+from vxcap.core.coverage import coverage_plan, node_class
+from vxcap.core.plan import expected_wire
+
+NODES, SUBNETS = 1000, 20
+
+
+def test_a_thousand_nodes_are_discovered_with_one_list_per_resource_and_planned_in_o_n(start_fake_kube):
+    fake = start_fake_kube(**large_cluster(NODES, SUBNETS))
+    topology = KubeCluster(kubeconfig=str(fake.kubeconfig)).discover()
+    assert len(topology.nodes) == NODES and len({n.subnet for n in topology.nodes}) == SUBNETS
+    # Lists, never a GET per node: the API server's load does not grow with the request count.
+    assert not fake.kube.requested("GET", r"/api/v1/nodes/.+")
+    assert len(fake.kube.requested("GET", r"/api/v1/nodes")) == 1
+
+    plan = coverage_plan(topology, seed=1)
+    assert len(plan.pairs) <= 2.1 * NODES
+    peers = Counter()
+    for planned in plan.pairs:
+        for src, dst in planned.pair.directions():
+            wire = expected_wire(topology.overlay, topology.node(src), topology.node(dst))[0]
+            peers["send", src, wire] += 1
+            peers["recv", dst, wire] += 1
+    assert all(peers[role, n.name, wire] >= 2 for n in topology.nodes for role in ("send", "recv")
+               for wire in ("plain", "vxlan"))
+    classes = dict(plan.classes)
+    assert classes == {"/24, VTEP MAC known": 950, "/24, VTEP MAC unknown": 50}
+
+
+def test_a_thousand_test_pods_are_made_ready_and_removed_with_one_delete(start_fake_kube):
+    fake = start_fake_kube(**large_cluster(NODES, SUBNETS))
+    cluster = KubeCluster(kubeconfig=str(fake.kubeconfig))
+    names = tuple(n.name for n in cluster.discover().nodes)
+    pods = cluster.create_test_pods("scale1", names, timeout=300)
+    assert sorted(pods) == sorted(names) and len({p.ip for p in pods.values()}) == NODES
+    assert len(fake.kube.requested("POST", r"/api/v1/namespaces/[^/]+/pods")) == NODES
+    removed = cluster.delete_run("scale1")
+    assert len(removed) == NODES and not fake.kube.pods_in("vxcap")
+    # Removed by label selector: one DELETE for the lot, not one per pod.
+    assert len(fake.kube.requested("DELETE", r"/api/v1/namespaces/[^/]+/pods")) == 1
