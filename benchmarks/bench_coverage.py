@@ -29,7 +29,8 @@ SPLIT = {
     "set-up": ("discover", "plan", "provision"),
     "capture": ("capture",),
     "probe": ("probe", "mtu-probe"),
-    "stop+tables": ("stop",),
+    "stop": ("stop",),
+    "tables": ("tables",),
     "decode": ("decode", "judge"),
     "report": ("report", "evidence", "cross-check"),
 }

@@ -46,8 +46,8 @@ from vxcap.report.json_report import coverage_dict, coverage_summary, report_dic
 from vxcap.report.junit import write_junit
 from vxcap.targets import Target
 
-STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "decode", "judge", "report",
-          "cross-check", "evidence")
+STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "tables", "decode", "judge",
+          "report", "cross-check", "evidence")
 
 Progress = Callable[[str, str], None]
 # What the current stage is waiting for, each time it changes: "captures listening 2/3",
@@ -283,6 +283,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             }
             if result is not None and getattr(result, "captured", None) == 0:
                 errors.append(f"capture on {node}/{iface} recorded no packets")
+        timer.stage("tables", f"links, routes, neighbours and FDB of {len(nodes)} node(s)")
         # A few nodes at a time: each is a handful of commands (or execs) that mostly wait.
         with ThreadPoolExecutor(max_workers=EVIDENCE_WORKERS) as pool:
             failures = list(pool.map(lambda node: _collect_evidence(target, run_dir, node), nodes))
