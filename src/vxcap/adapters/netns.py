@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -38,7 +39,7 @@ def run(
     argv: Sequence[str], *, input: str | None = None, timeout: float = DEFAULT_TIMEOUT, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout)
+        proc = _run_through_files(argv, input, timeout)
     except FileNotFoundError:
         hint = "install iproute2 (and procps for sysctl)" if argv[0] in ("ip", "bridge", "sysctl") else "is it installed?"
         raise NetnsError(f"{argv[0]} not found: {hint}") from None
@@ -48,6 +49,22 @@ def run(
         where = " ".join(argv) if input is None else f"{' '.join(argv)} <<< {_one_line(input)}"
         raise NetnsError(f"{where}: {_one_line(proc.stderr or proc.stdout)}")
     return proc
+
+
+def _run_through_files(argv: Sequence[str], input: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
+    """subprocess.run with the output in files, not pipes: `ip` writes a large table a few KiB
+    at a time, and reading a pipe woke this process (and took the GIL) about 90 times per
+    command. A file is read once, when the command is done."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as stdin:
+        if input is not None:
+            stdin.write(input.encode())
+            stdin.seek(0)
+        proc = subprocess.run(list(argv), stdin=stdin if input is not None else None, stdout=out, stderr=err,
+                              timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
 
 
 def exec_prefix(netns: str | None) -> list[str]:
@@ -188,11 +205,16 @@ def netns_pids(netns: str) -> list[int]:
 
 def _json_stream(text: str) -> list[Any]:
     """`-j -batch` prints one JSON document per command, one after the other."""
+    return [doc for doc, _ in _json_docs(text)]
+
+
+def _json_docs(text: str) -> list[tuple[Any, str]]:
+    """Each document of the stream, parsed and as the text it was."""
     decoder, docs, pos = json.JSONDecoder(), [], 0
     text = text.strip()
     while pos < len(text):
         doc, end = decoder.raw_decode(text, pos)
-        docs.append(doc)
+        docs.append((doc, text[pos:end]))
         pos = end
         while pos < len(text) and text[pos].isspace():
             pos += 1
@@ -204,10 +226,15 @@ def query(tool: str, netns: str, commands: Sequence[str], *, details: bool = Fal
 
     -force lets every query answer even if one fails; a missing answer is an error.
     """
+    return [doc for doc, _ in query_texts(tool, netns, commands, details=details)]
+
+
+def query_texts(tool: str, netns: str, commands: Sequence[str], *, details: bool = False) -> list[tuple[Any, str]]:
+    """`query`, each answer also as the JSON text the tool printed (to save as it is)."""
     argv = [tool, "-j"] + (["-d"] if details else []) + ["-force", "-batch", "-"]
     proc = _inside(netns, argv, input="".join(c + "\n" for c in commands), check=False)
     try:
-        docs = _json_stream(proc.stdout)
+        docs = _json_docs(proc.stdout)
     except ValueError:
         raise NetnsError(f"{' '.join(argv)} in {netns}: unreadable JSON: {_one_line(proc.stdout)}") from None
     if len(docs) != len(commands):
