@@ -84,7 +84,8 @@ def topologies(draw):
         prefix = draw(st.sampled_from([net.prefixlen, net.prefixlen, net.prefixlen + 1, net.prefixlen - 8, 32]))
         host = net.network_address + 10 + i
         mac = draw(st.sampled_from([None, f"66:00:00:00:{i // 256:02x}:{i % 256:02x}"]))
-        nodes.append(Node(name=f"n{i:03d}", underlay=IPv4Interface(f"{host}/{prefix}"), vtep_mac=mac))
+        vni = draw(st.sampled_from([None, None, None, 4097]))
+        nodes.append(Node(name=f"n{i:03d}", underlay=IPv4Interface(f"{host}/{prefix}"), vtep_mac=mac, vni=vni))
     return Topology(overlay=Overlay(mode=mode), nodes=tuple(draw(st.permutations(nodes))))
 
 
@@ -175,10 +176,24 @@ def test_a_node_with_no_same_subnet_peer_needs_no_plain_peer():
     assert f"{alone.name} sends vxlan" in reasons and f"{alone.name} sends plain" not in reasons
 
 
-def test_node_classes_differ_by_prefix_and_known_vtep_mac():
+def test_node_classes_differ_by_prefix_known_vtep_mac_and_felix_override():
     a = Node("a", IPv4Interface("10.0.0.1/24"), vtep_mac="66:00:00:00:00:01")
     b = Node("b", IPv4Interface("10.0.0.2/25"))
+    c = Node("c", IPv4Interface("10.0.0.3/24"), vtep_mac="66:00:00:00:00:03", vni=4097)
     assert node_class(a) == "/24, VTEP MAC known" and node_class(b) == "/25, VTEP MAC unknown"
+    assert node_class(c) == "/24, VTEP MAC known, Felix override VNI 4097"
+
+
+def test_a_node_with_a_felix_override_is_crossed_with_the_others_both_ways_on_each_wire_format():
+    nodes = [Node(f"n{i}", IPv4Interface(f"10.0.{i // 4}.{10 + i}/24"), vtep_mac=f"66:00:00:00:00:{i:02x}",
+                  port=8472 if i == 5 else None) for i in range(12)]
+    topology = Topology(overlay=Overlay(), nodes=tuple(nodes))
+    plan = coverage_plan(topology, 2)
+    assert promised(topology) <= covered(topology, plan)
+    odd, usual = "/24, VTEP MAC known, Felix override port 8472", "/24, VTEP MAC known"
+    reasons = {r for p in plan.pairs for r in p.reasons}
+    assert {f"class {odd} → {usual} (vxlan)", f"class {usual} → {odd} (vxlan)",
+            f"class {odd} → {usual} (plain)", f"class {usual} → {odd} (plain)"} <= reasons
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,8 +9,8 @@ seed:
   another subnet), so a fault that breaks one node's traffic of one kind shows;
 - every ordered pair of underlay subnets is crossed at least once;
 - every ordered pair of node classes, per wire format: nodes that differ in what
-  vxcap can see (their prefix length, whether their VTEP MAC is known) are judged
-  by different rules, so each combination is exercised.
+  vxcap can see (their prefix length, whether their VTEP MAC is known, a Felix
+  per-node VNI or port) are judged by different rules, so each combination is exercised.
 
 Pairs are unordered and cover both directions, like `--pair`. Every node needs
 four (role, wire) slots and a pair fills two per node, so about N pairs (2N
@@ -65,9 +65,15 @@ class CoveragePlan:
 
 
 def node_class(node: Node) -> str:
-    """What vxcap can see of a node that changes how its traffic is judged."""
+    """What vxcap can see of a node that changes how its traffic is judged: its prefix
+    (CrossSubnet decides with it), whether its VTEP MAC is known (the inner MAC is checked
+    then), and a Felix per-node override of the VNI or port (its VXLAN carries those)."""
     mac = "VTEP MAC known" if node.vtep_mac else "VTEP MAC unknown"
-    return f"/{node.underlay.network.prefixlen}, {mac}"
+    text = f"/{node.underlay.network.prefixlen}, {mac}"
+    overrides = [f"{name} {value}" for name, value in (("VNI", node.vni), ("port", node.port)) if value is not None]
+    if overrides:
+        text += ", Felix override " + " ".join(overrides)
+    return text
 
 
 def describe(requirement: Requirement) -> str:
