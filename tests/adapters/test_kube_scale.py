@@ -3,11 +3,14 @@ life cycle at that size (the fake marks pods Ready itself; no kubelet is needed)
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 
 from tests.fakes.kube_api import start_fake_kube  # noqa: F401 (fixture)
 from tests.fakes.large_cluster import large_cluster
 from vxcap.adapters.kube import KubeCluster
+from vxcap.adapters.kube.batching import Limits
 from vxcap.core.coverage import coverage_plan, node_class
 from vxcap.core.plan import expected_wire
 
@@ -47,3 +50,46 @@ def test_a_thousand_test_pods_are_made_ready_and_removed_with_one_delete(start_f
     assert len(removed) == NODES and not fake.kube.pods_in("vxcap")
     # Removed by label selector: one DELETE for the lot, not one per pod.
     assert len(fake.kube.requested("DELETE", r"/api/v1/namespaces/[^/]+/pods")) == 1
+
+
+class InFlight:
+    """An authorizer that only watches: how many pod creations the API server is handling at once."""
+
+    def __init__(self) -> None:
+        self.lock, self.now, self.most, self.creates = threading.Lock(), 0, 0, 0
+
+    def __call__(self, access) -> bool:
+        if access.verb != "create" or access.resource != "pods":
+            return True
+        with self.lock:
+            self.now += 1
+            self.creates += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.002)  # long enough for concurrent creations to overlap here
+        with self.lock:
+            self.now -= 1
+        return True
+
+
+def test_pods_go_out_in_batches_never_more_than_max_parallel_at_once(start_fake_kube):
+    watcher = InFlight()
+    fake = start_fake_kube(authorize=watcher, **large_cluster(NODES, SUBNETS))
+    batches = []
+    cluster = KubeCluster(kubeconfig=str(fake.kubeconfig), limits=Limits(max_parallel=4, qps=None),
+                          progress=lambda done, total, n: batches.append((done, total, n)))
+    names = tuple(n.name for n in cluster.discover().nodes)
+    cluster.create_test_pods("scale2", names, timeout=300)
+    assert watcher.creates == NODES and 1 < watcher.most <= 4
+    assert batches == [(100 * i, NODES, i) for i in range(1, 11)]
+    cluster.delete_run("scale2")
+
+
+def test_max_parallel_and_api_qps_reach_the_cluster_target():
+    from vxcap.targets.cluster import ClusterTarget
+
+    lines = []
+    target = ClusterTarget("r1", max_parallel=3, api_qps=7.5, progress=lambda stage, detail: lines.append((stage, detail)))
+    assert target.cluster.limits == Limits(max_parallel=3, qps=7.5) and target.cluster.limiter.qps == 7.5
+    target.cluster.progress(200, 1000, 2)
+    target.cluster.progress(4, 4, 1)  # a handful of pods: no running count
+    assert lines == [("provision", "batch 2: 200 of 1000 pods created")]

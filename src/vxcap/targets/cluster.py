@@ -56,12 +56,20 @@ class ClusterTarget:
         ready_timeout: float = 60.0,
         capture_namespace: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        max_parallel: int = 8,
+        api_qps: float | None = 50.0,
     ) -> None:
         from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster
+        from vxcap.adapters.kube.batching import Limits
+
+        def batch_done(created: int, total: int, batch: int) -> None:
+            if on_wait is not None and total > Limits().batch:  # a few pods need no running count
+                on_wait(f"pods created {created}/{total} (batch {batch})")
 
         self.run_id = run_id
         self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE,
-                                   capture_namespace=capture_namespace, on_wait=on_wait)
+                                   capture_namespace=capture_namespace, on_wait=on_wait,
+                                   limits=Limits(max_parallel=max_parallel, qps=api_qps), progress=batch_done)
         self.capture = CaptureBackend(capture)
         self.capture_image = capture_image
         self.iface = iface
