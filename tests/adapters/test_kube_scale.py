@@ -93,3 +93,29 @@ def test_max_parallel_and_api_qps_reach_the_cluster_target():
     target.cluster.progress(200, 1000, 2)
     target.cluster.progress(4, 4, 1)  # a handful of pods: no running count
     assert lines == [("provision", "batch 2: 200 of 1000 pods created")]
+
+
+def test_cluster_captures_start_a_few_at_a_time_each_failure_kept_for_its_node():
+    from vxcap.targets.cluster import CaptureBackend, ClusterTarget
+    from vxcap.core.errors import VxcapError
+
+    target = ClusterTarget("r2", max_parallel=3)
+    target.backend_for = lambda node: CaptureBackend.POD
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def start_capture(node, path, bpf):  # stands in for the exec that starts tcpdump in the node's capture pod
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.01)
+        with lock:
+            state["now"] -= 1
+        if node == "n7":
+            raise VxcapError("capture pod on n7 is not Ready")
+        return f"capture of {node}"
+
+    target.start_capture = start_capture
+    started = target.start_captures([(f"n{i}", f"/tmp/n{i}.pcap", "") for i in range(20)])
+    assert 1 < state["most"] <= 3
+    assert started[:3] == ["capture of n0", "capture of n1", "capture of n2"]
+    assert isinstance(started[7], VxcapError) and len(started) == 20

@@ -67,6 +67,7 @@ class ClusterTarget:
                 on_wait(f"pods created {created}/{total} (batch {batch})")
 
         self.run_id = run_id
+        self.max_parallel = max_parallel
         self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE,
                                    capture_namespace=capture_namespace, on_wait=on_wait,
                                    limits=Limits(max_parallel=max_parallel, qps=api_qps), progress=batch_done)
@@ -144,6 +145,13 @@ class ClusterTarget:
             return self._docker_captures().start_capture(node, **common)
         self._capture_pod_ready(node)
         return self.cluster.start_capture(node, run_id=self.run_id, **common)
+
+    def start_captures(self, requests: list[tuple[str, Path, str]]) -> list:
+        """Every node's capture, started a few at a time (each waits on an exec or a container
+        start): a thousand one after the other would take minutes before the first probe."""
+        if any(self.backend_for(node) is CaptureBackend.DOCKER for node, _, _ in requests):
+            self._docker_captures()  # made once, here, not by racing threads
+        return fan_out(lambda request: self.start_capture(*request), requests, workers=self.max_parallel)
 
     def _capture_pod_ready(self, node: str) -> None:
         if node in self._capture_pod_failures:
