@@ -88,11 +88,11 @@ def test_max_parallel_and_api_qps_reach_the_cluster_target():
     from vxcap.targets.cluster import ClusterTarget
 
     lines = []
-    target = ClusterTarget("r1", max_parallel=3, api_qps=7.5, progress=lambda stage, detail: lines.append((stage, detail)))
+    target = ClusterTarget("r1", max_parallel=3, api_qps=7.5, on_wait=lines.append)
     assert target.cluster.limits == Limits(max_parallel=3, qps=7.5) and target.cluster.limiter.qps == 7.5
     target.cluster.progress(200, 1000, 2)
     target.cluster.progress(4, 4, 1)  # a handful of pods: no running count
-    assert lines == [("provision", "batch 2: 200 of 1000 pods created")]
+    assert lines == ["pods created 200/1000 (batch 2)"]
 
 
 def test_cluster_captures_start_a_few_at_a_time_each_failure_kept_for_its_node():
