@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vxcap.core.blame import blame_flows
 from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.delivery import PointState, judge_delivery
@@ -41,12 +42,12 @@ from vxcap.adapters.evidence import write_evidence
 from vxcap.mtu_probes import run_mtu_probes
 from vxcap.packet_watch import PacketWatch
 from vxcap.report.html import render_html
-from vxcap.report.json_report import report_dict
+from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
 from vxcap.targets import Target
 
-STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "decode", "judge", "report",
-          "cross-check", "evidence")
+STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "tables", "decode", "judge",
+          "report", "cross-check", "evidence")
 
 Progress = Callable[[str, str], None]
 # What the current stage is waiting for, each time it changes: "captures listening 2/3",
@@ -71,6 +72,9 @@ class RunOptions:
     ping_count: int = 3
     cross_check: bool = False
     capture_filter: str = "precise"  # or "wide": everything between the nodes (vxcap.core.capture)
+    coverage: bool = False  # plan with vxcap.core.coverage instead of pair_specs
+    seed: int = 0
+    peers: int = 2
 
 
 @dataclass
@@ -131,6 +135,12 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def _listing(names: tuple[str, ...], most: int = 8) -> str:
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
+
+
 def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, Pod], mode: str) -> dict[str, str]:
     """The filter every capture of the run uses (see `vxcap.core.capture.capture_filter`)."""
     from vxcap.core.capture import capture_filter as build
@@ -142,6 +152,27 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, P
         topology.overlay.port,
         topology.pool,
     )
+
+
+# Up to this many nodes every capture uses the one filter of the run; beyond, each node's names
+# only its own pod and address and its partners' in the plan (a filter naming 256 pods and
+# nodes costs libpcap about a second of CPU to compile, for each of 256 captures).
+ONE_FILTER_UP_TO = 16
+
+
+def capture_filters(
+    topology: Topology, nodes: tuple[str, ...], pairs: tuple[Pair, ...], pods: dict[str, Pod], mode: str
+) -> dict[str, dict[str, str]]:
+    """Each node's capture filter: the run's, or at scale the node's own (see ONE_FILTER_UP_TO)."""
+    if len(nodes) <= ONE_FILTER_UP_TO:
+        shared = capture_filter(topology, nodes, pods, mode)
+        return {node: shared for node in nodes}
+    partners: dict[str, dict[str, None]] = {node: {node: None} for node in nodes}
+    for pair in pairs:
+        partners[pair.a].setdefault(pair.b)
+        partners[pair.b].setdefault(pair.a)
+    return {node: capture_filter(topology, tuple(partners[node]), {n: pods[n] for n in partners[node] if n in pods},
+                                 mode) for node in nodes}
 
 
 def run(target: Target, options: RunOptions, progress: Progress = _quiet, waiting: Waiting = _not_told) -> Outcome:
@@ -162,7 +193,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
     captures: dict[str, list[tuple[str, str]]] = {}
     capture_facts: dict[tuple[str, str], dict[str, Any]] = {}
     capture_errors: dict[str, str] = {}  # node -> why it has no capture
-    used_filter: dict[str, str] | None = None
+    filters: dict[str, dict[str, str]] = {}  # node -> the filter its capture used
     interrupted = False
 
     with ExitStack() as cleanup:
@@ -172,32 +203,46 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         topology = target.discover()
 
         timer.stage("plan")
-        pairs = resolve_pairs(topology, options.pair_specs, all_pairs=options.all_pairs)
+        plan_info = None
+        if options.coverage:
+            from vxcap.core.coverage import coverage_plan
+
+            coverage = coverage_plan(topology, options.seed, options.peers)
+            pairs, plan_info = coverage.as_pairs(), coverage_dict(coverage, topology)
+            progress("plan", coverage_summary(plan_info))
+        else:
+            pairs = resolve_pairs(topology, options.pair_specs, all_pairs=options.all_pairs)
         nodes = pair_nodes(pairs)
         run_dir = make_run_dir(options.out_parent, run_id)
 
         running: list[tuple[str, str, str, Any]] = []
         watch: PacketWatch | None = None
         try:
-            timer.stage("provision", f"test pods on {', '.join(nodes)}")
+            timer.stage("provision", f"test pods on {_listing(nodes)}")
             pods = target.provision(nodes)
 
             timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
-            used_filter = capture_filter(topology, nodes, pods, options.capture_filter)
-            bpf = used_filter["bpf"]
+            files = {node: f"{node}-{target.underlay_iface(node)}.pcap" for node in nodes}
+            filters = capture_filters(topology, nodes, pairs, pods, options.capture_filter)
             waiting(f"captures listening 0/{len(nodes)}")
-            for node in nodes:
-                iface = target.underlay_iface(node)
-                file_name = f"{node}-{iface}.pcap"
-                try:
-                    handle = target.start_capture(node, run_dir / file_name, bpf)
-                except VxcapError as err:  # the other nodes' captures still count
-                    errors.append(f"capture on {node}/{iface} did not start: {err}")
-                    capture_errors[node] = f"capture on {node}/{iface} did not start: {err}"
+            batch = getattr(target, "start_captures", None)
+            handles: list[Any] = []
+            if batch is not None:
+                handles = batch([(node, run_dir / files[node], filters[node]["bpf"]) for node in nodes])
+            for i, node in enumerate(nodes):
+                if batch is None:
+                    try:
+                        handles.append(target.start_capture(node, run_dir / files[node], filters[node]["bpf"]))
+                    except VxcapError as err:
+                        handles.append(err)
+                handle, iface = handles[i], target.underlay_iface(node)
+                if isinstance(handle, VxcapError):  # the other nodes' captures still count
+                    errors.append(f"capture on {node}/{iface} did not start: {handle}")
+                    capture_errors[node] = f"capture on {node}/{iface} did not start: {handle}"
                     continue
                 # A capture that is never stopped leaks a tcpdump: stop it on any way out.
                 cleanup.callback(_stop_quietly, handle)
-                running.append((node, iface, file_name, handle))
+                running.append((node, iface, files[node], handle))
                 waiting(f"captures listening {len(running)}/{len(nodes)}")
 
             watch = PacketWatch([(node, handle) for node, *_, handle in running], waiting)
@@ -238,11 +283,11 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             }
             if result is not None and getattr(result, "captured", None) == 0:
                 errors.append(f"capture on {node}/{iface} recorded no packets")
-        for node in nodes:
-            try:
-                _save_evidence(run_dir, node, target.underlay_iface(node), target.evidence(node))
-            except Exception as err:  # noqa: BLE001 - evidence is a bonus; its absence is reported
-                errors.append(f"evidence of {node} not saved: {err}")
+        timer.stage("tables", f"links, routes, neighbours and FDB of {len(nodes)} node(s)")
+        # A few nodes at a time: each is a handful of commands (or execs) that mostly wait.
+        with ThreadPoolExecutor(max_workers=EVIDENCE_WORKERS) as pool:
+            failures = list(pool.map(lambda node: _collect_evidence(target, run_dir, node), nodes))
+        errors.extend(failure for failure in failures if failure)
 
     if not pods:
         report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
@@ -252,7 +297,8 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
     ]
     manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
                              capture_errors=capture_errors, probes=probe_counts,
-                             notes=tuple(getattr(target, "notes", ())), capture_filter=used_filter)
+                             notes=tuple(getattr(target, "notes", ())), capture_filters=filters,
+                             plan=plan_info)
     write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
@@ -287,6 +333,17 @@ def _probe(
             entry.update(transmitted=result.transmitted, received=result.received)
         entries.append(entry)
     return entries
+
+
+EVIDENCE_WORKERS = 8
+
+
+def _collect_evidence(target: Target, run_dir: Path, node: str) -> str | None:
+    try:
+        _save_evidence(run_dir, node, target.underlay_iface(node), target.evidence(node))
+    except Exception as err:  # noqa: BLE001 - evidence is a bonus; its absence is reported
+        return f"evidence of {node} not saved: {err}"
+    return None
 
 
 def _save_evidence(run_dir: Path, node: str, iface: str, files: dict[str, str]) -> None:
@@ -391,14 +448,14 @@ def _analyze(
     expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
     macs = _underlay_macs(run_dir, manifest)
     verdicts = []
-    for e in expectations:
-        verdict = judge(e, {point: flows.get(e.key) for point, flows in seen.items()}, unusable)
+    for e, view in zip(expectations, _views(seen, expectations)):
+        verdict = judge(e, view, unusable)
         delivery = judge_delivery(
             e.src_node,
             e.dst_node,
-            {str(point): flows.get(e.key) for point, flows in seen.items()},
-            {str(point): flows.get((e.dst_ip, e.src_ip)) for point, flows in seen.items()},
-            {str(point): point.node for point in seen},
+            {str(point): flows for point, flows in view.items()},
+            {str(point): seen[point].get((e.dst_ip, e.src_ip)) for point in view},
+            {str(point): point.node for point in view},
             sender_mac=macs.get(e.src_node),
             receiver_mac=macs.get(e.dst_node),
             sent=manifest.sent(e.src_node, e.dst_node),
@@ -421,6 +478,10 @@ def _analyze(
     report = report_dict(verdicts, run_id=manifest.run_id, errors=errors, extra=extra)
     for flow, section in zip(report["flows"], mtu):
         flow["mtu"] = section
+    if manifest.plan is not None:
+        report["plan"] = manifest.plan
+    found = blame_flows(report["flows"])
+    report["blame"] = None if found is None else found.to_dict()
     _explain_failures(run_dir, manifest, report)
     if cross_check:
         timer.stage("cross-check", "tshark's dissectors on the same captures")
@@ -445,6 +506,32 @@ def _analyze(
     os.chmod(run_dir / "junit.xml", 0o600)
     write_private(run_dir / "report.html", render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
+
+
+# Up to this many captures, every direction's `seen_on` names each of them (0 where it saw
+# nothing); beyond, only those that saw the flow and the two ends' (else report.json grows
+# with directions x captures: 16 MB for a 256-node coverage run).
+SEEN_ON_EVERY_CAPTURE = 32
+
+
+def _views(
+    seen: dict[CapturePoint, dict[FlowKey, FlowTally]], expectations: list[Expectation]
+) -> list[dict[CapturePoint, FlowTally | None]]:
+    """What each capture point saw of each direction's flow, for `judge`."""
+    if len(seen) <= SEEN_ON_EVERY_CAPTURE:
+        return [{point: flows.get(e.key) for point, flows in seen.items()} for e in expectations]
+    by_key: dict[FlowKey, list[CapturePoint]] = {}
+    by_node: dict[str, list[CapturePoint]] = {}
+    for point, flows in seen.items():
+        by_node.setdefault(point.node, []).append(point)
+        for key in flows:
+            by_key.setdefault(key, []).append(point)
+    order = {point: i for i, point in enumerate(seen)}
+    views = []
+    for e in expectations:
+        points = set(by_key.get(e.key, ())) | set(by_node.get(e.src_node, ())) | set(by_node.get(e.dst_node, ()))
+        views.append({point: seen[point].get(e.key) for point in sorted(points, key=order.__getitem__)})
+    return views
 
 
 def _explain_failures(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:

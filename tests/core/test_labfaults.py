@@ -9,7 +9,15 @@ from __future__ import annotations
 import pytest
 
 from vxcap.core.errors import InputError
-from vxcap.core.labfaults import CrossSubnetPlain, FdbWrongNode, PodMtu, SameSubnetViaVxlan, VniMismatch, fault_steps
+from vxcap.core.labfaults import (
+    CrossSubnetPlain,
+    FdbWrongNode,
+    PodMtu,
+    SameSubnetViaVxlan,
+    StaleFdbTowards,
+    VniMismatch,
+    fault_steps,
+)
 from vxcap.core.labplan import LabNames, Step, lab_steps
 
 CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
@@ -55,6 +63,19 @@ def test_fdb_wrong_node_points_the_vtep_mac_at_the_third_node(k01, names):
     assert argvs(fault_steps(k01, names, FdbWrongNode(W, W3, CP))) == [
         ("vxt-k01-worker", "bridge fdb replace 66:d2:0c:f0:ef:e5 dev vxlan.calico dst 10.10.10.10 self permanent"),
     ]
+
+
+def test_stale_fdb_towards_a_node_points_every_vxlan_senders_entry_at_the_stale_address(k01, names):
+    # worker3 is the only node on 10.10.20/24: all three others send it VXLAN; worker2's address is the stale one.
+    assert argvs(fault_steps(k01, names, StaleFdbTowards(W3, W2))) == [
+        ("vxt-k01-control-plane", "bridge fdb replace 66:d2:0c:f0:ef:e5 dev vxlan.calico dst 10.10.10.12 self permanent"),
+        ("vxt-k01-worker", "bridge fdb replace 66:d2:0c:f0:ef:e5 dev vxlan.calico dst 10.10.10.12 self permanent"),
+    ]
+
+
+def test_stale_fdb_towards_a_node_needs_a_vxlan_sender(k01, names):
+    with pytest.raises(InputError, match="must all be different"):
+        fault_steps(k01, names, StaleFdbTowards(W3, W3))
 
 
 def test_cross_subnet_plain_routes_the_block_to_the_gateway(k01, names):

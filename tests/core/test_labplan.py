@@ -329,3 +329,32 @@ def test_lab_status_is_healthy_only_when_everything_is_there():
     assert status.to_dict()["namespaces"] == [{"name": "vxt-k01-switch", "role": "switch", "exists": True, "adopted": False}]
     assert status.exists
     assert not LabStatus("vxt", (NamespaceStatus("kind-w3", "node", True, adopted=True),), ()).exists
+
+
+def test_a_large_generated_lab_pins_every_neighbour_arp_would_learn():
+    """The kernel's neighbour table is shared by all namespaces and holds 1024 learnt entries:
+    a 256-node lab writes its neighbours PERMANENT (not counted), with the MACs it gave the links."""
+    from vxcap.core.labgen import generate_lab
+    from vxcap.core.labplan import lab_mac
+    from vxcap.core.labspec import lab_from_dict
+
+    small, large = lab_from_dict(generate_lab(16, 4)), lab_from_dict(generate_lab(64, 8))
+    assert not small.static_neighbours and large.static_neighbours
+    assert not [s for s in lab_steps(small, LabNames.for_spec(small, "vxt")) if s.argv[1:2] == ("neigh",)
+                and "permanent" in s.argv and "vxlan.calico" not in s.argv]
+    names = LabNames.for_spec(large, "vxt")
+    steps = lab_steps(large, names)
+    node = large.topology.node("k01-worker9")  # 10.10.20.x, with k01-worker8 .. k01-worker15
+    pinned = {(s.argv[3], s.argv[5], s.argv[7]) for s in steps
+              if s.netns == names.node(node.name) and s.argv[1:3] == ("neigh", "replace")}
+    same_subnet = {n for n in large.topology.nodes if n.address in node.subnet and n.name != node.name}
+    assert {(str(n.address), lab_mac(n.name, "eth1"), "eth1") for n in same_subnet} | {
+        ("10.10.20.1", lab_mac(names.switch, "vlan20"), "eth1"),
+        (str(large.pod_on(node.name).ip), lab_mac(names.pod(node.name), "eth0"), names.cali(node.name)),
+    } == pinned
+    links = [s for s in steps if s.argv[1:3] == ("link", "add")]
+    assert any(lab_mac(node.name, "eth1") in s.argv and s.netns == names.switch for s in links)
+    assert any(lab_mac(names.pod(node.name), "eth0") in s.argv for s in links)
+    assert any(lab_mac(names.switch, "vlan20") in s.argv for s in links)
+    pod = [s.argv for s in steps if s.netns == names.pod(node.name) and s.argv[1:2] == ("neigh",)]
+    assert pod == [("ip", "neigh", "replace", "169.254.1.1", "lladdr", "ee:ee:ee:ee:ee:ee", "dev", "eth0", "nud", "permanent")]

@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -38,7 +39,7 @@ def run(
     argv: Sequence[str], *, input: str | None = None, timeout: float = DEFAULT_TIMEOUT, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout)
+        proc = _run_through_files(argv, input, timeout)
     except FileNotFoundError:
         hint = "install iproute2 (and procps for sysctl)" if argv[0] in ("ip", "bridge", "sysctl") else "is it installed?"
         raise NetnsError(f"{argv[0]} not found: {hint}") from None
@@ -48,6 +49,22 @@ def run(
         where = " ".join(argv) if input is None else f"{' '.join(argv)} <<< {_one_line(input)}"
         raise NetnsError(f"{where}: {_one_line(proc.stderr or proc.stdout)}")
     return proc
+
+
+def _run_through_files(argv: Sequence[str], input: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
+    """subprocess.run with the output in files, not pipes: `ip` writes a large table a few KiB
+    at a time, and reading a pipe woke this process (and took the GIL) about 90 times per
+    command. A file is read once, when the command is done."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as stdin:
+        if input is not None:
+            stdin.write(input.encode())
+            stdin.seek(0)
+        proc = subprocess.run(list(argv), stdin=stdin if input is not None else None, stdout=out, stderr=err,
+                              timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
 
 
 def exec_prefix(netns: str | None) -> list[str]:
@@ -121,8 +138,21 @@ def _groups(steps: Iterable[Step]) -> list[list[Step]]:
     return groups
 
 
-def _tool_argv(tool: str, netns: str | None) -> list[str]:
-    return [tool] if netns is None else [tool, "-n", netns]
+def _inside(netns: str | None, argv: Sequence[str], **options: Any) -> subprocess.CompletedProcess[str]:
+    """`run` with the program started inside `netns` (from a thread that entered it).
+
+    Not `ip -n` or `ip netns exec`: those give each process a mount namespace of its own
+    with /sys remounted, about 3 ms a process, and a 256-node lab runs thousands of them.
+    `ip` and `bridge` speak netlink and need nothing of /sys; sysctl's /proc/sys/net is
+    the reading process's own network namespace.
+    """
+    if netns is None:
+        return run(argv, **options)
+    with entered(netns):
+        try:
+            return run(argv, **options)
+        except NetnsError as err:
+            raise NetnsError(f"in {netns}: {err}") from None
 
 
 def run_steps(steps: Iterable[Step], *, force: bool = False) -> None:
@@ -134,14 +164,17 @@ def run_steps(steps: Iterable[Step], *, force: bool = False) -> None:
     for group in _groups(steps):
         first = group[0]
         tool = first.argv[0]
-        if len(group) > 1:
-            argv = _tool_argv(tool, first.netns) + (["-force"] if force else []) + ["-batch", "-"]
-            script = "".join(" ".join(step.argv[1:]) + "\n" for step in group)
-            run(argv, input=script, check=not force)
-        elif tool in ("ip", "bridge"):
-            run(_tool_argv(tool, first.netns) + list(first.argv[1:]), check=not force)
-        else:
-            run(exec_prefix(first.netns) + list(first.argv), check=not force)
+        try:
+            if len(group) > 1:
+                argv = [tool] + (["-force"] if force else []) + ["-batch", "-"]
+                script = "".join(" ".join(step.argv[1:]) + "\n" for step in group)
+                _inside(first.netns, argv, input=script, check=not force)
+            else:
+                _inside(first.netns, list(first.argv), check=not force)
+        except NetnsError:
+            if not force:
+                raise
+            # forced (teardown): a namespace already gone has nothing left to undo
 
 
 def list_netns() -> set[str]:
@@ -172,11 +205,16 @@ def netns_pids(netns: str) -> list[int]:
 
 def _json_stream(text: str) -> list[Any]:
     """`-j -batch` prints one JSON document per command, one after the other."""
+    return [doc for doc, _ in _json_docs(text)]
+
+
+def _json_docs(text: str) -> list[tuple[Any, str]]:
+    """Each document of the stream, parsed and as the text it was."""
     decoder, docs, pos = json.JSONDecoder(), [], 0
     text = text.strip()
     while pos < len(text):
         doc, end = decoder.raw_decode(text, pos)
-        docs.append(doc)
+        docs.append((doc, text[pos:end]))
         pos = end
         while pos < len(text) and text[pos].isspace():
             pos += 1
@@ -184,16 +222,21 @@ def _json_stream(text: str) -> list[Any]:
 
 
 def query(tool: str, netns: str, commands: Sequence[str], *, details: bool = False) -> list[Any]:
-    """Run show commands (e.g. "addr show") as one `-j` batch; one parsed document each.
+    """Run show commands (e.g. "addr show") as one `-j` batch inside `netns`; one parsed document each.
 
     -force lets every query answer even if one fails; a missing answer is an error.
     """
-    argv = [tool, "-j"] + (["-d"] if details else []) + ["-n", netns, "-force", "-batch", "-"]
-    proc = run(argv, input="".join(c + "\n" for c in commands), check=False)
+    return [doc for doc, _ in query_texts(tool, netns, commands, details=details)]
+
+
+def query_texts(tool: str, netns: str, commands: Sequence[str], *, details: bool = False) -> list[tuple[Any, str]]:
+    """`query`, each answer also as the JSON text the tool printed (to save as it is)."""
+    argv = [tool, "-j"] + (["-d"] if details else []) + ["-force", "-batch", "-"]
+    proc = _inside(netns, argv, input="".join(c + "\n" for c in commands), check=False)
     try:
-        docs = _json_stream(proc.stdout)
+        docs = _json_docs(proc.stdout)
     except ValueError:
-        raise NetnsError(f"{' '.join(argv)}: unreadable JSON: {_one_line(proc.stdout)}") from None
+        raise NetnsError(f"{' '.join(argv)} in {netns}: unreadable JSON: {_one_line(proc.stdout)}") from None
     if len(docs) != len(commands):
         raise NetnsError(f"{tool} -n {netns}: {len(docs)} answers to {len(commands)} queries: {_one_line(proc.stderr)}")
     return docs

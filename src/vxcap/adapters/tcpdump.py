@@ -230,12 +230,7 @@ def _stop_all() -> None:
             pass  # nobody is left to tell
 
 
-def start(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, ready_timeout: float = READY_TIMEOUT) -> RunningCapture:
-    """Start tcpdump (behind `prefix`, e.g. `ip netns exec NS`); return once it listens.
-
-    Call it from a thread that lives as long as the capture (the main thread): the
-    kernel's parent-death signal follows the thread that started the process.
-    """
+def _spawn(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path) -> RunningCapture:
     argv = [*prefix, *_stopped_when_vxcap_dies(), *tcpdump_argv]
     try:
         proc = subprocess.Popen(
@@ -246,6 +241,47 @@ def start(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, ready_
     capture = RunningCapture(proc, Path(path), argv)
     with _running_lock:
         _running.add(capture)
+    return capture
+
+
+def start_many(
+    specs: Sequence[tuple[Sequence[str], Sequence[str], Path]], ready_timeout: float = READY_TIMEOUT
+) -> list[RunningCapture | TcpdumpError]:
+    """`start` for many captures at once: all spawned, then each awaited, so their start-ups
+    overlap (hundreds of nodes would otherwise start one after the other). From the thread
+    that lives as long as the captures, like `start`. Per spec, its capture or why it failed."""
+    spawned: list[RunningCapture | TcpdumpError] = []
+    try:
+        for prefix, argv, path in specs:
+            try:
+                spawned.append(_spawn(prefix, argv, path))
+            except TcpdumpError as err:
+                spawned.append(err)
+        results: list[RunningCapture | TcpdumpError] = []
+        for capture in spawned:
+            if isinstance(capture, RunningCapture):
+                try:
+                    capture._wait_listening(ready_timeout)
+                except TcpdumpError as err:
+                    capture._kill()
+                    results.append(err)
+                    continue
+            results.append(capture)
+        return results
+    except BaseException:
+        for capture in spawned:
+            if isinstance(capture, RunningCapture):
+                capture._kill()
+        raise
+
+
+def start(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, ready_timeout: float = READY_TIMEOUT) -> RunningCapture:
+    """Start tcpdump (behind `prefix`, e.g. `ip netns exec NS`); return once it listens.
+
+    Call it from a thread that lives as long as the capture (the main thread): the
+    kernel's parent-death signal follows the thread that started the process.
+    """
+    capture = _spawn(prefix, tcpdump_argv, path)
     try:
         capture._wait_listening(ready_timeout)
     except BaseException:

@@ -8,27 +8,29 @@ import click
 
 from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, require_root
 from vxcap.cli.help import GroupedCommand
-from vxcap.cli.options import cluster_options, lab_options, output_options
+from vxcap.cli.options import cluster_options, coverage_options, coverage_settings, lab_options, output_options
 from vxcap.exit_status import ExitStatus
 
 EXAMPLES = """
 vxcap run --lab --pair worker,worker3 --pair worker,worker2   # the embedded lab (as root)
 vxcap run --pair worker,worker3                               # the cluster of your kubeconfig
 vxcap run --all-pairs --capture pod --context prod            # any cluster, every node pair
+vxcap run --lab --nodes 64 --subnets 8 --coverage             # O(N) pairs that still reach every node
 vxcap doctor --lab                                            # can a run start here?
 """
 
 SECTIONS = (
-    ("What to test", ("pairs", "all_pairs", "count")),
+    ("What to test", ("pairs", "all_pairs", "coverage", "seed", "peers", "count")),
     ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "prefix")),
-    ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout")),
+    ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout",
+                                        "max_parallel", "api_qps")),
     ("How to capture", ("capture_filter",)),
     ("How to capture on a cluster's nodes", ("capture", "capture_image", "capture_namespace", "iface")),
     ("Output", ("out_parent", "as_json", "quiet", "keep", "cross_check")),
 )
 LAB_ONLY = ("lab_file", "nodes", "subnets", "prefix")
 CLUSTER_ONLY = ("kubeconfig", "context", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
-                "capture_namespace")
+                "capture_namespace", "max_parallel", "api_qps")
 
 
 def _check_pairs(ctx, param, value):
@@ -52,6 +54,7 @@ def _check_pairs(ctx, param, value):
 @click.option("--pair", "pairs", multiple=True, metavar="A,B", callback=_check_pairs,
               help="Two nodes to test both ways; short names work (worker = k01-worker). Repeatable.")
 @click.option("--all-pairs", is_flag=True, help="Test every pair of nodes.")
+@coverage_options
 @click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100),
               help="Echo requests per direction.")
 @lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
@@ -64,6 +67,10 @@ def _check_pairs(ctx, param, value):
                                              "`vxcap images load`). Capture pods use --capture-image.")
 @click.option("--ready-timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
               help="Seconds to wait for test and capture pods to become Ready.")
+@click.option("--max-parallel", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="At most this many pod creations (and capture starts) in flight; pods go out in batches of 100.")
+@click.option("--api-qps", default=50.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="At most this many pod creations per second, on average (a client-side rate limit).")
 @click.option("--capture", type=click.Choice(["auto", "docker", "pod"]), default="auto", show_default=True,
               help="docker (Kind/containerlab: a helper joins the node container), pod (any cluster: a hostNetwork "
                    "pod, as nobody with NET_RAW+NET_ADMIN only), auto (docker when a container named like the node runs).")
@@ -83,15 +90,19 @@ def _check_pairs(ctx, param, value):
                                             "`vxcap lab down` removes it later.")
 @click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @guarded(nothing_made=False)
-def run(pairs, all_pairs, count, lab, lab_file, nodes, subnets, prefix, kubeconfig, context, namespace,
-        capture_namespace, image, ready_timeout, capture, capture_image, iface, capture_filter, out_parent, as_json,
-        quiet, keep, cross_check) -> None:
+def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, prefix, kubeconfig, context,
+        namespace, capture_namespace, image, ready_timeout, max_parallel, api_qps, capture, capture_image, iface,
+        capture_filter, out_parent, as_json, quiet, keep, cross_check) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction."""
     from vxcap.cli.console import error
 
-    if not pairs and not all_pairs:
-        error("no pair to test: give --pair A,B (repeatable) or --all-pairs")
+    if not pairs and not all_pairs and not coverage:
+        error("no pair to test: give --pair A,B (repeatable), --all-pairs or --coverage")
         raise Fail(ExitStatus.USAGE)
+    if coverage and (pairs or all_pairs):
+        error("--coverage plans the pairs itself: leave out --pair and --all-pairs")
+        raise Fail(ExitStatus.USAGE)
+    seed, peers = coverage_settings(coverage, seed, peers)
     from vxcap.core.names import check_iface, check_namespace
 
     check_namespace(namespace, "--namespace")
@@ -114,16 +125,18 @@ def run(pairs, all_pairs, count, lab, lab_file, nodes, subnets, prefix, kubeconf
 
         target = ClusterTarget(run_id, kubeconfig, context, namespace=namespace, image=image, capture=capture,
                                capture_image=capture_image, iface=iface, keep=keep, ready_timeout=ready_timeout,
-                               capture_namespace=capture_namespace, on_wait=live.waiting)
+                               capture_namespace=capture_namespace, on_wait=live.waiting,
+                               max_parallel=max_parallel, api_qps=api_qps)
     options = RunOptions(pair_specs=tuple(pairs), all_pairs=all_pairs, out_parent=out_parent, ping_count=count,
-                         run_id=run_id, cross_check=cross_check, capture_filter=capture_filter)
+                         run_id=run_id, cross_check=cross_check, capture_filter=capture_filter, coverage=coverage,
+                         seed=seed, peers=peers)
     try:
         with live:
             outcome = run_pipeline(target, options, progress=live.stage, waiting=live.waiting)
     except KeyboardInterrupt:
         raise Interrupted(aftermath(target, judged=False)) from None
     except Exception as err:
-        what = " ".join(f"--pair {p}" for p in pairs) if pairs else "--all-pairs"
+        what = " ".join(f"--pair {p}" for p in pairs) if pairs else ("--coverage" if coverage else "--all-pairs")
         add_no_cluster_hints(err, f"vxcap run --lab {what}")
         raise
     from vxcap.cli.show import show_outcome

@@ -10,7 +10,17 @@ import click
 from vxcap import __version__
 from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, require_root
 from vxcap.cli.help import GroupedCommand
-from vxcap.cli.options import cluster_options, lab_file_option, lab_options, nodes_option, output_options, prefix_option, subnets_option
+from vxcap.cli.options import (
+    cluster_options,
+    coverage_options,
+    coverage_settings,
+    lab_file_option,
+    lab_options,
+    nodes_option,
+    output_options,
+    prefix_option,
+    subnets_option,
+)
 from vxcap.exit_status import ExitStatus
 
 
@@ -39,25 +49,29 @@ def cli() -> None:
 TOPOLOGY_EXAMPLES = """
 vxcap topology                 # the cluster of your kubeconfig (reads only)
 vxcap topology --lab --json    # the embedded lab, for machines
+vxcap topology --lab --nodes 64 --subnets 8 --coverage   # the pairs `run --coverage` would test
 """
 
 
 @cli.command(
     cls=GroupedCommand, examples=TOPOLOGY_EXAMPLES,
     sections=(("Where: the embedded lab", ("lab", "lab_file", "nodes", "subnets", "prefix")),
-              ("Where: a cluster (the default)", ("kubeconfig", "context")), ("Output", ("as_json",))),
+              ("Where: a cluster (the default)", ("kubeconfig", "context")),
+              ("A coverage plan", ("coverage", "seed", "peers")), ("Output", ("as_json",))),
     lab_only=("lab_file", "nodes", "subnets", "prefix"), cluster_only=("kubeconfig", "context"),
 )
 @lab_options("Show the embedded lab's topology instead of a cluster's.")
 @cluster_options
+@coverage_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: the plan `vxcap run` builds from.")
 @guarded()
-def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, as_json) -> None:
+def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, coverage, seed, peers, as_json) -> None:
     """What vxcap found (nodes, underlay, pod blocks, VTEPs) and the wire format
     every ordered node pair must use, with the reason."""
     from vxcap.core.plan import all_paths
     from vxcap.report.topology import topology_dict
 
+    seed, peers = coverage_settings(coverage, seed, peers)
     notes: tuple[str, ...] = ()
     if lab:
         from vxcap.targets.lab import choose_lab
@@ -76,7 +90,15 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, as_json
             notes = cluster.notes
         finally:
             cluster.close()
-    data = topology_dict(topo, all_paths(topo))
+    if coverage:
+        from vxcap.core.coverage import coverage_plan
+        from vxcap.report.json_report import coverage_dict
+
+        # The plan replaces the N² path list: at the sizes it is for, that list is the problem.
+        data = topology_dict(topo, ())
+        data["coverage"] = coverage_dict(coverage_plan(topo, seed, peers), topo)
+    else:
+        data = topology_dict(topo, all_paths(topo))
     from vxcap.cli.console import console
 
     if as_json:
@@ -84,10 +106,14 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, as_json
 
         raw(__import__("json").dumps(data, indent=2))
         return
-    from vxcap.cli.render import topology_tables
+    from vxcap.cli.render import coverage_lines, coverage_table, topology_tables
 
     for table in topology_tables(data):
         console.print(table)
+    if coverage:
+        console.print(coverage_table(data["coverage"]))
+        for line in coverage_lines(data["coverage"]):
+            console.print(line, soft_wrap=True)
     for note in notes:
         console.print(f"[hint]note: {note}[/]", soft_wrap=True)
 

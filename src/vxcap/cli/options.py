@@ -19,7 +19,7 @@ lab_file_option = click.option(
 )
 nodes_option = click.option(
     "--nodes", type=int, default=None,
-    help="Generate a larger lab on the reference pattern with this many nodes (2-64) instead.",
+    help="Generate a larger lab on the reference pattern with this many nodes (2-256) instead.",
 )
 subnets_option = click.option(
     "--subnets", type=int, default=None, help="With --nodes: how many underlay subnets to spread them over.",
@@ -52,3 +52,23 @@ def output_options(fn):
         click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout, and nothing else there."),
         click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (no progress, no table)."),
     ])
+
+
+def coverage_options(fn):
+    """--coverage and what chooses among its plans (vxcap.core.coverage)."""
+    return _apply(fn, [
+        click.option("--coverage", is_flag=True,
+                     help="Plan O(N) pairs: every node sends and receives each wire format with two peers, every "
+                          "ordered pair of subnets and of node classes is crossed; each pair says why."),
+        click.option("--seed", type=int, default=None, help="With --coverage: which of the plans (default 0)."),
+        click.option("--peers", type=click.IntRange(1, 16), default=None,
+                     help="With --coverage: different peers per node, role and wire format (default 2: enough "
+                          "to name a broken node)."),
+    ])
+
+
+def coverage_settings(coverage: bool, seed: int | None, peers: int | None) -> tuple[int, int]:
+    """(seed, peers); refused without --coverage, where they would mean nothing."""
+    if not coverage and (seed is not None or peers is not None):
+        raise click.UsageError("--seed and --peers go with --coverage")
+    return (0 if seed is None else seed), (2 if peers is None else peers)

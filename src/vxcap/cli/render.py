@@ -40,9 +40,25 @@ def packets_legend(report: dict[str, Any]) -> str:
     return f"[hint]{escape(packets.legend(report))}[/]"
 
 
+# Beyond this many directions (a coverage or all-pairs run on a large cluster) the table
+# shows the failing directions only: every flow is still in report.json and report.html.
+TABLE_ROWS_LIMIT = 64
+
+
+def table_flows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    flows = report["flows"]
+    if len(flows) <= TABLE_ROWS_LIMIT:
+        return flows
+    return [flow for flow in flows if flow["verdict"] != "pass"]
+
+
 def verdict_table(report: dict[str, Any]) -> Table:
     """One section per pair; each direction's Wireshark filter sits under it."""
-    table = Table(title="vxcap: pod-to-pod traffic on the underlay", title_justify="left")
+    shown = table_flows(report)
+    title = "vxcap: pod-to-pod traffic on the underlay"
+    if len(shown) < len(report["flows"]):
+        title += f" (the {len(shown)} failing of {len(report['flows'])} directions; all in report.json)"
+    table = Table(title=title, title_justify="left")
     table.add_column("Pair", no_wrap=True)
     table.add_column("Direction / Wireshark filter", no_wrap=True)
     table.add_column("Expected", no_wrap=True)
@@ -52,7 +68,7 @@ def verdict_table(report: dict[str, Any]) -> Table:
     table.add_column(packets_header(report), justify="right", no_wrap=True)
     table.add_column("Verdict", no_wrap=True)
     previous_pair = None
-    for flow in report["flows"]:
+    for flow in shown:
         pair = _pair(flow)
         if previous_pair is not None and pair != previous_pair:
             table.add_section()
@@ -183,6 +199,9 @@ def reasons(report: dict[str, Any]) -> list[str]:
             lines.append(f"[fail]✗[/] {_arrow(flow)}: {reason}")
         for because in flow.get("explanation", []):
             lines.append(f"  [hint]because[/] {escape(because)}")
+    found = report.get("blame")
+    if found:
+        lines.append(f"[fail]✗[/] {escape(found['message'])}")
     check = report.get("cross_check")
     if check is not None:
         if check["disagreements"]:
@@ -213,6 +232,12 @@ def summary(report: dict[str, Any], run_dir: Path, artifacts: list[str] | None =
     else:
         errors = report.get("errors") or []
         said = f"{word} no direction was judged" + (f": {escape(str(errors[0]))}" if errors else "")
+    plan = report.get("plan") or {}
+    if plan.get("kind") == "coverage":
+        said += f" (coverage plan, seed {plan['seed']}: {plan['pairs']} pairs over {plan['nodes']} nodes)"
+    suspects = [n["node"] for n in (report.get("blame") or {}).get("nodes") or []]
+    if suspects:
+        said += " · suspect: " + ", ".join(suspects)
     if artifacts is None:
         return f"{said} · {run_dir}/"
     return f"{said} · {run_dir}/" + (f" ({', '.join(artifacts)})" if artifacts else "")
@@ -229,6 +254,8 @@ def topology_tables(data: dict[str, Any]) -> list[Table]:
         nodes.add_column(column, no_wrap=True)
     for n in data["nodes"]:
         nodes.add_row(n["name"], n["underlay"], n["block"] or "—", n["vtep_ip"] or "—", n["vtep_mac"] or "—")
+    if not data["paths"]:
+        return [nodes]
     paths = Table(title="expected wire format per direction", title_justify="left")
     for column in ("From", "To", "Expected", "Because"):
         paths.add_column(column, no_wrap=column != "Because")
@@ -236,3 +263,22 @@ def topology_tables(data: dict[str, Any]) -> list[Table]:
         style = "bold" if p["expected"] == "vxlan" else ""
         paths.add_row(p["src"], p["dst"], Text(p["expected"], style=style), p["reason"])
     return [nodes, paths]
+
+
+def coverage_table(plan: dict[str, Any]) -> Table:
+    """`topology --coverage`: each pair of the plan and what it covers that no earlier pair did."""
+    table = Table(title=f"coverage plan (seed {plan['seed']}): {plan['pairs']} pairs, {plan['directions']} "
+                        f"directions instead of {plan['all_pairs_directions']}", title_justify="left")
+    for column in ("#", "Pair", "Why"):
+        table.add_column(column, no_wrap=column != "Why", justify="right" if column == "#" else "left")
+    for i, entry in enumerate(plan["plan"], 1):
+        table.add_row(str(i), f"{entry['a']} ↔ {entry['b']}", escape("; ".join(entry["why"])))
+    return table
+
+
+def coverage_lines(plan: dict[str, Any]) -> list[str]:
+    subnets = ", ".join(f"{s['subnet']} ({s['nodes']})" for s in plan["subnets"])
+    classes = ", ".join(f"{c['class']} ({c['nodes']})" for c in plan["classes"])
+    return [f"[hint]subnets:[/] {escape(subnets)}", f"[hint]node classes:[/] {escape(classes)}",
+            f"[hint]the same plan:[/] vxcap run ... --coverage --seed {plan['seed']}"
+            + (f" --peers {plan['peers']}" if plan["peers"] != 2 else "")]

@@ -24,16 +24,19 @@ def artifacts(run_dir: Path) -> list[str]:
 def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False, quiet: bool = False,
                 follow: bool = True) -> None:
     from vxcap.cli.console import console, raw
-    from vxcap.cli.render import follow_up, packets_legend, reasons, summary, verdict_table
+    from vxcap.cli.render import follow_up, packets_legend, reasons, summary, table_flows, verdict_table
 
     if as_json:
         # Plain text, not rich's print_json: rendering a 240-flow report took seconds.
         raw(json.dumps(report, indent=2))
         return
     if not quiet:
-        if report["flows"]:
+        if table_flows(report):
             console.print(verdict_table(report))
             console.print(packets_legend(report), soft_wrap=True)
+        elif report["flows"]:
+            console.print(f"[pass]all {len(report['flows'])} directions as expected[/]: "
+                          "each one's row is in report.json and report.html")
         for line in reasons(report) + (follow_up(report) if follow else []):
             console.print(line, soft_wrap=True)
     console.print(summary(report, run_dir, artifacts(run_dir)), soft_wrap=True)

@@ -8,6 +8,9 @@ turns it into the `ip`/`bridge` commands that make it so on a lab built by
   and the others' VXLAN to it is dropped on arrival).
 - SameSubnetViaVxlan: src encapsulates towards a node on its own subnet.
 - FdbWrongNode: src's VXLAN for dst is addressed to a third node's underlay IP.
+- StaleFdbTowards: every node's FDB entry for one node's VTEP still points at an
+  address that node no longer has (here: another node's), as after a node is
+  replaced and the others were not told. One broken node, seen from everywhere.
 - CrossSubnetPlain: src sends dst's pods' traffic unencapsulated to its gateway.
 - PodMtu: the pod's eth0 MTU is changed (sizes and fragments on the wire change).
 - RepliesBlackholed: node routes peer's pod block into a blackhole: peer's echo
@@ -59,6 +62,12 @@ class FdbWrongNode:
 
 
 @dataclass(frozen=True, slots=True)
+class StaleFdbTowards:
+    node: str  # whose VTEP the others' entries are stale for
+    stale: str  # the node whose underlay address those entries hold instead
+
+
+@dataclass(frozen=True, slots=True)
 class CrossSubnetPlain:
     src: str
     dst: str
@@ -89,7 +98,7 @@ class NeighbourWrongMac:
     mac: str = "02:00:5e:00:99:99"  # locally administered, on no port of the lab
 
 
-Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | CrossSubnetPlain | PodMtu | RepliesBlackholed
+Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
          | UnderlayDropsVxlan | NeighbourWrongMac)
 
 
@@ -137,6 +146,17 @@ def _fdb_wrong_node(spec: LabSpec, names: LabNames, fault: FdbWrongNode) -> list
         raise InputError(f"fault: {src.name} sends plain to {dst.name}, so no FDB entry decides; pick a VXLAN pair")
     return [bridge(names.node(src.name), "fdb", "replace", dst.vtep_mac, "dev", VXLAN_IFACE,
                    "dst", wrong.address, "self", "permanent")]
+
+
+def _stale_fdb_towards(spec: LabSpec, names: LabNames, fault: StaleFdbTowards) -> list[Step]:
+    node, stale = spec.topology.node(fault.node), spec.topology.node(fault.stale)
+    _distinct(node, stale)
+    senders = [src for src in spec.topology.nodes
+               if src.name not in (node.name, stale.name) and _wire(spec, src, node) is Wire.VXLAN]
+    if not senders:
+        raise InputError(f"fault: no node sends VXLAN to {node.name}, so no FDB entry towards it exists")
+    return [bridge(names.node(src.name), "fdb", "replace", node.vtep_mac, "dev", VXLAN_IFACE,
+                   "dst", stale.address, "self", "permanent") for src in senders]
 
 
 def _cross_subnet_plain(spec: LabSpec, names: LabNames, fault: CrossSubnetPlain) -> list[Step]:
@@ -188,6 +208,8 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _same_subnet_via_vxlan(spec, names, fault)
     if isinstance(fault, FdbWrongNode):
         return _fdb_wrong_node(spec, names, fault)
+    if isinstance(fault, StaleFdbTowards):
+        return _stale_fdb_towards(spec, names, fault)
     if isinstance(fault, CrossSubnetPlain):
         return _cross_subnet_plain(spec, names, fault)
     if isinstance(fault, PodMtu):

@@ -11,8 +11,13 @@ from typing import Any
 
 from vxcap.core.errors import InputError
 
-MAX_NODES = 64
+MAX_NODES = 256
 MAX_SUBNETS = 24
+# Host addresses .10 to .254 of a subnet's /24: the gateway is .1.
+FIRST_HOST = 10
+MAX_PER_SUBNET = 254 - FIRST_HOST + 1
+# Above this many nodes the lab pins its neighbours (labspec.LabSpec.static_neighbours).
+STATIC_NEIGHBOURS_FROM = 33
 
 
 def node_names(cluster: str, count: int) -> list[str]:
@@ -29,11 +34,28 @@ def vtep_mac(name: str) -> str:
     return ":".join(f"{b:02x}" for b in (0x66, *digest[:5]))
 
 
+def _host(i: int, s: int, nodes: int, subnets: int) -> int:
+    """.10 + the node's index, as labs of up to 64 nodes always had; past that, its index in its subnet."""
+    if FIRST_HOST + nodes - 1 <= 254:
+        return FIRST_HOST + i
+    first_in_subnet = -(-s * nodes // subnets)  # the smallest index i with i * subnets // nodes == s
+    return FIRST_HOST + i - first_in_subnet
+
+
+def _block(i: int) -> str:
+    """A /26 of 192.168.0.0/16 per node: 192.168.<i+1>.64 as before, then the .128 and .192 quarters."""
+    third, quarter = (i + 1) % 256, 1 + (i + 1) // 256
+    return f"192.168.{third}.{64 * quarter}/26"
+
+
 def generate_lab(nodes: int, subnets: int, cluster: str = "k01") -> dict[str, Any]:
     if not 2 <= nodes <= MAX_NODES:
         raise InputError(f"--nodes {nodes}: a lab has 2 to {MAX_NODES} nodes")
     if not 1 <= subnets <= min(nodes, MAX_SUBNETS):
         raise InputError(f"--subnets {subnets}: between 1 and {min(nodes, MAX_SUBNETS)} for {nodes} nodes")
+    if -(-nodes // subnets) > MAX_PER_SUBNET:
+        raise InputError(f"--nodes {nodes} on {subnets} subnet(s): a /24 subnet holds {MAX_PER_SUBNET} nodes here; "
+                         f"give --subnets {-(-nodes // MAX_PER_SUBNET)} or more")
     subnet_list = [
         {"name": f"vlan{10 * (s + 1)}", "vlan": 10 * (s + 1), "cidr": f"10.10.{10 * (s + 1)}.0/24",
          "gateway": f"10.10.{10 * (s + 1)}.1"}
@@ -45,8 +67,8 @@ def generate_lab(nodes: int, subnets: int, cluster: str = "k01") -> dict[str, An
         node_list.append(
             {
                 "name": name,
-                "address": f"10.10.{10 * (s + 1)}.{10 + i}/24",
-                "block": f"192.168.{i + 1}.64/26",
+                "address": f"10.10.{10 * (s + 1)}.{_host(i, s, nodes, subnets)}/24",
+                "block": _block(i),
                 "vtep_mac": vtep_mac(name),
             }
         )
@@ -55,7 +77,7 @@ def generate_lab(nodes: int, subnets: int, cluster: str = "k01") -> dict[str, An
         "cluster": cluster,
         "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet", "vni": 4096, "port": 4789, "mtu": 1450},
         "pool": {"cidr": "192.168.0.0/16", "blockSize": 26, "ipipMode": "Never"},
-        "underlay": {"iface": "eth1", "mtu": 1500},
+        "underlay": {"iface": "eth1", "mtu": 1500, **({"static_neighbours": True} if nodes >= STATIC_NEIGHBOURS_FROM else {})},
         "subnets": subnet_list,
         "nodes": node_list,
     }

@@ -142,6 +142,20 @@ def _sysctl_defaults(netns: str, forwarding: bool) -> Step:
     )
 
 
+def lab_mac(*parts: str) -> str:
+    """A fixed, locally administered unicast MAC for a lab interface (static neighbours need to know it)."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x0a, *digest[:5]))
+
+
+def _mac_option(spec: LabSpec, *parts: str) -> tuple[str, ...]:
+    return ("address", lab_mac(*parts)) if spec.static_neighbours else ()
+
+
+def _permanent(netns: str, address: object, mac: str, dev: str) -> Step:
+    return ip(netns, "neigh", "replace", address, "lladdr", mac, "dev", dev, "nud", "permanent")
+
+
 def _switch_steps(spec: LabSpec, names: LabNames) -> list[Step]:
     ns, mtu = names.switch, spec.underlay_mtu
     steps = [ip(ns, "link", "set", "lo", "up")]
@@ -149,7 +163,7 @@ def _switch_steps(spec: LabSpec, names: LabNames) -> list[Step]:
     for i, subnet in enumerate(spec.topology.subnets):
         br = bridges[subnet.network] = names.switch_bridge(i, subnet.vlan)
         steps += [
-            ip(ns, "link", "add", br, "mtu", mtu, "type", "bridge"),
+            ip(ns, "link", "add", br, *_mac_option(spec, names.switch, br), "mtu", mtu, "type", "bridge"),
             ip(ns, "link", "set", br, "up"),
             ip(ns, "addr", "add", f"{subnet.gateway}/{subnet.network.prefixlen}", "dev", br),
         ]
@@ -157,9 +171,26 @@ def _switch_steps(spec: LabSpec, names: LabNames) -> list[Step]:
         port = names.switch_port(i)
         steps += [
             ip(ns, "link", "add", port, "mtu", mtu, "master", bridges[spec.subnet_of(node).network],
-               "type", "veth", "peer", "name", spec.underlay_iface, "mtu", mtu, "netns", names.node(node.name)),
+               "type", "veth", "peer", "name", spec.underlay_iface, *_mac_option(spec, node.name, spec.underlay_iface),
+               "mtu", mtu, "netns", names.node(node.name)),
             ip(ns, "link", "set", port, "up"),
         ]
+    if spec.static_neighbours:
+        steps += [_permanent(ns, node.address, lab_mac(node.name, spec.underlay_iface),
+                             bridges[spec.subnet_of(node).network]) for node in spec.topology.nodes]
+    return steps
+
+
+def _underlay_neighbours(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    """What ARP would learn on eth1: the gateway (the switch's SVI) and the nodes of its own subnet."""
+    if not spec.static_neighbours:
+        return []
+    ns, eth = names.node(node.name), spec.underlay_iface
+    subnet = spec.subnet_of(node)
+    index = next(i for i, s in enumerate(spec.topology.subnets) if s.network == subnet.network)
+    steps = [_permanent(ns, subnet.gateway, lab_mac(names.switch, names.switch_bridge(index, subnet.vlan)), eth)]
+    steps += [_permanent(ns, other.address, lab_mac(other.name, eth), eth)
+              for other in _others(spec, node) if other.address in subnet.network]
     return steps
 
 
@@ -203,6 +234,7 @@ def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
         ip(ns, "link", "set", "lo", "up"),
         ip(ns, "addr", "add", node.underlay, "dev", eth),
         ip(ns, "link", "set", eth, "up"),
+        *_underlay_neighbours(spec, names, node),
     ]
     # What the containerlab exec lines do: other lab subnets via this subnet's SVI.
     for other in spec.topology.subnets:
@@ -223,10 +255,13 @@ def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
         ip(ns, "link", "set", NOWHERE_IFACE, "up"),
         ip(ns, "route", "add", f"{POD_GATEWAY}/32", "dev", NOWHERE_IFACE),
         ip(ns, "link", "add", cali, "address", CALI_MAC, "mtu", mtu, "type", "veth",
-           "peer", "name", POD_IFACE, "mtu", mtu, "netns", names.pod(node.name)),
+           "peer", "name", POD_IFACE, *_mac_option(spec, names.pod(node.name), POD_IFACE), "mtu", mtu,
+           "netns", names.pod(node.name)),
         ip(ns, "link", "set", cali, "up"),
         ip(ns, "route", "add", pod.ip, "dev", cali, "scope", "link"),
     ]
+    if spec.static_neighbours:
+        steps.append(_permanent(ns, pod.ip, lab_mac(names.pod(node.name), POD_IFACE), cali))
     return steps
 
 
@@ -247,6 +282,7 @@ def _pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
         ip(ns, "route", "add", POD_GATEWAY, "dev", POD_IFACE, "scope", "link"),
         # The pod's default leads to its node, which has none: nothing leaves the lab.
         ip(ns, "route", "add", "default", "via", POD_GATEWAY, "dev", POD_IFACE),
+        *([_permanent(ns, POD_GATEWAY, CALI_MAC, POD_IFACE)] if spec.static_neighbours else []),
     ]
 
 
@@ -348,11 +384,20 @@ def _is_up(link: dict[str, Any]) -> bool:
     return "UP" in link.get("flags", []) and "LOWER_UP" in link.get("flags", [])
 
 
-def _route(routes: list[dict[str, Any]], dst: IPv4Network | IPv4Address | str) -> dict[str, Any] | None:
-    wanted = {str(dst)}
+def _route(routes: list[dict[str, Any]] | dict[str, dict[str, Any]], dst: IPv4Network | IPv4Address | str) -> dict[str, Any] | None:
+    """The first route to `dst`; `routes` as the kernel lists them, or indexed by `_by_dst`."""
+    by_dst = routes if isinstance(routes, dict) else _by_dst(routes)
     if isinstance(dst, IPv4Network) and dst.prefixlen == 32:
-        wanted.add(str(dst.network_address))
-    return next((r for r in routes if r.get("dst") in wanted), None)
+        return by_dst.get(str(dst)) or by_dst.get(str(dst.network_address))
+    return by_dst.get(str(dst))
+
+
+def _by_dst(routes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    # One pass: a 256-node lab has 500 routes per node, each looked up once per peer.
+    indexed: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        indexed.setdefault(route.get("dst"), route)
+    return indexed
 
 
 def _link_check(name: str, link: dict[str, Any] | None, want: dict[str, Any]) -> Check:
@@ -384,7 +429,7 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
     """Each part of a node's Calico data plane, present and as the spec says, or why not."""
     node = spec.topology.node(node_name)
     ov, eth = spec.topology.overlay, spec.underlay_iface
-    links, routes = dump.links, dump.routes
+    links, routes = dump.links, _by_dst(dump.routes)
     checks = []
 
     eth_link = _link(links, eth)

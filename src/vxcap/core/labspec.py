@@ -22,6 +22,11 @@ class LabSpec:
     underlay_iface: str
     underlay_mtu: int
     pods: tuple[Pod, ...]
+    # Underlay and pod neighbours written PERMANENT instead of learnt by ARP. The kernel's
+    # neighbour table is shared by every namespace and keeps at most gc_thresh3 (1024)
+    # learnt entries in all: a lab of hundreds of nodes would overflow it and drop packets.
+    # Permanent entries are not counted. Generated labs above 32 nodes set it.
+    static_neighbours: bool = False
 
     @property
     def cluster(self) -> str:
@@ -80,6 +85,9 @@ def lab_from_dict(data: Any) -> LabSpec:
     underlay = data.get("underlay") or {}
     iface = str(underlay.get("iface", "eth1"))
     underlay_mtu = int(underlay.get("mtu", 1500))
+    static_neighbours = underlay.get("static_neighbours", False)
+    if not isinstance(static_neighbours, bool):
+        raise InputError(f"lab file: underlay.static_neighbours {static_neighbours!r} must be true or false")
 
     subnets = tuple(
         Subnet(
@@ -114,6 +122,7 @@ def lab_from_dict(data: Any) -> LabSpec:
         topology=topology,
         underlay_iface=iface,
         underlay_mtu=underlay_mtu,
+        static_neighbours=static_neighbours,
         pods=tuple(Pod(name=f"vxcap-{n.name}", node=n.name, ip=lab_pod_ip(n.block)) for n in nodes),
     )
     for node in nodes:

@@ -60,6 +60,7 @@ class Manifest:
     capture_errors: tuple[tuple[str, str], ...] = ()  # (node, why it has no capture)
     probes: tuple[ProbeCount, ...] = ()
     notes: tuple[str, ...] = ()  # what discovery had to guess or fall back on: it can change the verdicts
+    plan: dict[str, Any] | None = None  # how the pairs were chosen (a coverage plan), carried into report.json
 
     def pods_by_node(self) -> dict[str, Pod]:
         return {pod.node: pod for pod in self.pods}
@@ -250,7 +251,11 @@ def parse_manifest(data: Any) -> Manifest:
         )
 
     run_id = data.get("run_id")
+    plan = data.get("plan")
+    if plan is not None and not isinstance(plan, dict):
+        raise InputError("manifest: plan must be an object")
     return Manifest(
+        plan=plan,
         topology=topology,
         pods=tuple(pods),
         pairs=tuple(pairs),
@@ -274,11 +279,13 @@ def manifest_dict(
     probes: list[ProbeCount] | None = None,
     notes: tuple[str, ...] = (),
     capture_filter: dict[str, str] | None = None,
+    capture_filters: dict[str, dict[str, str]] | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest a run writes; `captures` maps node to (iface, file name) pairs, `capture_facts`
     (node, iface) to what its backend said (kernel_dropped, failed), `capture_errors` a node without
     a capture to why, `probes` holds the prober's counts; every capture was taken with `capture_filter`
-    (`vxcap.core.capture.capture_filter`)."""
+    (`vxcap.core.capture.capture_filter`), or each node's capture with its own in `capture_filters`."""
     capture_facts = capture_facts or {}
     capture_errors = capture_errors or {}
     involved = [n for n in topology.nodes if n.name in pods or n.name in captures or n.name in capture_errors]
@@ -302,6 +309,8 @@ def manifest_dict(
         data["notes"] = list(notes)
     if probes:
         data["probes"] = [{"src": p.src_node, "dst": p.dst_node, "sent": p.sent, "received": p.received} for p in probes]
+    if plan is not None:
+        data["plan"] = plan
     for node in involved:
         entry: dict[str, Any] = {"name": node.name, "underlay": str(node.underlay)}
         if node.vtep_mac:
@@ -313,7 +322,8 @@ def manifest_dict(
         entry["captures"] = [
             {"iface": iface, "file": file,
              **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None},
-             **({"filter": capture_filter} if capture_filter else {})}
+             **({"filter": (capture_filters or {}).get(node.name, capture_filter)}
+                if (capture_filters or {}).get(node.name, capture_filter) else {})}
             for iface, file in captures.get(node.name, [])
         ]
         if node.name in capture_errors and not entry["captures"]:

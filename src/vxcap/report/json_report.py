@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vxcap.core.coverage import CoveragePlan
+from vxcap.core.model import Topology
 from vxcap.core.verdict import FlowVerdict, wireshark_filter
 
 REPORT_VERSION = 1
@@ -62,3 +64,29 @@ def report_dict(
     if extra:
         report.update(extra)
     return report
+
+
+def coverage_dict(plan: CoveragePlan, topology: Topology) -> dict[str, Any]:
+    """A coverage plan as report.json, manifest.json and `topology --coverage --json` carry it."""
+    count = len(topology.nodes)
+    return {
+        "kind": "coverage",
+        "seed": plan.seed,
+        "peers": plan.peers,
+        "nodes": count,
+        "pairs": len(plan.pairs),
+        "directions": plan.directions,
+        "all_pairs_directions": count * (count - 1),
+        "subnets": [{"subnet": net, "nodes": n} for net, n in plan.subnets],
+        "classes": [{"class": cls, "nodes": n} for cls, n in plan.classes],
+        "plan": [{"a": p.pair.a, "b": p.pair.b, "why": list(p.reasons)} for p in plan.pairs],
+    }
+
+
+def coverage_summary(plan: dict[str, Any]) -> str:
+    return (
+        f"coverage (seed {plan['seed']}, {plan['peers']} peer{'s' if plan['peers'] != 1 else ''}): "
+        f"{plan['pairs']} pairs, {plan['directions']} directions for {plan['nodes']} nodes "
+        f"on {len(plan['subnets'])} subnet{'s' if len(plan['subnets']) != 1 else ''} "
+        f"(all pairs: {plan['all_pairs_directions']})"
+    )

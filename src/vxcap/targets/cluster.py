@@ -56,12 +56,21 @@ class ClusterTarget:
         ready_timeout: float = 60.0,
         capture_namespace: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        max_parallel: int = 8,
+        api_qps: float | None = 50.0,
     ) -> None:
         from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster
+        from vxcap.adapters.kube.batching import Limits
+
+        def batch_done(created: int, total: int, batch: int) -> None:
+            if on_wait is not None and total > Limits().batch:  # a few pods need no running count
+                on_wait(f"pods created {created}/{total} (batch {batch})")
 
         self.run_id = run_id
+        self.max_parallel = max_parallel
         self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE,
-                                   capture_namespace=capture_namespace, on_wait=on_wait)
+                                   capture_namespace=capture_namespace, on_wait=on_wait,
+                                   limits=Limits(max_parallel=max_parallel, qps=api_qps), progress=batch_done)
         self.capture = CaptureBackend(capture)
         self.capture_image = capture_image
         self.iface = iface
@@ -136,6 +145,13 @@ class ClusterTarget:
             return self._docker_captures().start_capture(node, **common)
         self._capture_pod_ready(node)
         return self.cluster.start_capture(node, run_id=self.run_id, **common)
+
+    def start_captures(self, requests: list[tuple[str, Path, str]]) -> list:
+        """Every node's capture, started a few at a time (each waits on an exec or a container
+        start): a thousand one after the other would take minutes before the first probe."""
+        if any(self.backend_for(node) is CaptureBackend.DOCKER for node, _, _ in requests):
+            self._docker_captures()  # made once, here, not by racing threads
+        return fan_out(lambda request: self.start_capture(*request), requests, workers=self.max_parallel)
 
     def _capture_pod_ready(self, node: str) -> None:
         if node in self._capture_pod_failures:

@@ -145,11 +145,13 @@ class LabTarget:
         # A complete lab is used as it is, even when its configuration drifted:
         # judging a broken data plane is the point. Only a missing lab is built
         # (and removed after), and a half-built one (a crashed build) repaired.
-        status = self.lab.status()
-        if not status.exists:
+        # Only the namespaces are looked at: reading every node's tables is `lab status`'s job,
+        # and at 256 nodes it takes seconds.
+        namespaces = self.lab.namespaces_present()
+        if not any(ns.exists and not ns.adopted for ns in namespaces):
             self.built_here = True  # before building: an interrupted build is still ours to remove
             lab_up(self.source, self.prefix)
-        elif not all(ns.exists for ns in status.namespaces):
+        elif not all(ns.exists for ns in namespaces):
             lab_up(self.source, self.prefix)
         return self.spec.topology
 
@@ -163,6 +165,11 @@ class LabTarget:
         from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
 
         return self.lab.start_capture(node, path, bpf, snaplen=DEFAULT_SNAPLEN, max_packets=DEFAULT_MAX_PACKETS)
+
+    def start_captures(self, requests: list[tuple[str, Path, str]]):
+        from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
+
+        return self.lab.start_captures(requests, snaplen=DEFAULT_SNAPLEN, max_packets=DEFAULT_MAX_PACKETS)
 
     # Echoes go out from this process, all probes at once (adapters.echo): an
     # all-pairs run on a large lab would otherwise fork well over a thousand pings.

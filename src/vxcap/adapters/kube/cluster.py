@@ -12,6 +12,7 @@ from typing import Any
 from vxcap.adapters.kube import capture as kcapture
 from vxcap.adapters.kube import discovery, manifests, namespaces, pods
 from vxcap.adapters.kube import exec as kexec
+from vxcap.adapters.kube.batching import Limits, RateLimiter
 from vxcap.adapters.kube.connection import Connection, cluster_name, connect
 from vxcap.adapters.kube.errors import KubeError
 from vxcap.core.capture import CAPTURE_IMAGE, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
@@ -52,9 +53,16 @@ class KubeCluster:
         image: str = manifests.DEFAULT_IMAGE,
         capture_namespace: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        limits: Limits | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.on_wait = on_wait  # told what a wait is for as it changes ("pods Ready 2/4")
+        # Pods are created in batches, at most limits.max_parallel at a time and no faster than
+        # limits.qps: one bucket for the whole run, so test and capture pods share it.
+        self.limits = limits or Limits()
+        self.limiter = RateLimiter(self.limits.qps)
+        self.progress = progress  # (created, total, batch number) after each batch
         self.requested_context = context
         self.namespace = check_namespace(namespace)
         # Capture pods need Pod Security `privileged`; a namespace of their own lets the test pods' stay restricted.
@@ -142,7 +150,7 @@ class KubeCluster:
 
     def _create_and_wait(self, namespace: str, run_id: str, bodies: list[dict[str, Any]], timeout: float) -> dict[str, dict[str, Any]]:
         self._ensure(namespace)
-        pods.create_all(self.conn, namespace, bodies)
+        pods.create_all(self.conn, namespace, bodies, self.limits, self.limiter, self.progress)
         names = [body["metadata"]["name"] for body in bodies]
         return pods.wait_ready(self.conn, namespace, names, manifests.managed_selector(run_id), timeout, self.load_command,
                                self._ready_tellers({namespace: len(names)})[namespace])
@@ -192,7 +200,7 @@ class KubeCluster:
         for ns in groups:
             self._ensure(ns)
         for ns, bodies in groups.items():
-            pods.create_all(self.conn, ns, bodies)
+            pods.create_all(self.conn, ns, bodies, self.limits, self.limiter, self.progress)
         selector, load = manifests.managed_selector(run_id), self.load_command
 
         # The run cannot go on without its test pods: one that cannot start ends the wait.

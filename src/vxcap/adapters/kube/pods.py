@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from vxcap.adapters.kube.batching import Limits, RateLimiter, run_batched
 from vxcap.adapters.kube.connection import REQUEST_TIMEOUT, Connection, read_json
 from vxcap.adapters.kube.errors import KubeError, one_line
 from vxcap.adapters.kube.waiting import cannot_start
@@ -19,8 +19,16 @@ _EVENTS_PER_POD = 3
 _LOG_TAIL_LINES = 5
 
 
-def create_all(conn: Connection, namespace: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """POST the pods in parallel; the created objects, in the same order."""
+def create_all(
+    conn: Connection,
+    namespace: str,
+    bodies: list[dict[str, Any]],
+    limits: Limits | None = None,
+    limiter: RateLimiter | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """POST the pods, in batches, a few at a time and rate limited (vxcap.adapters.kube.batching);
+    the created objects, in the same order. `progress(done, total, batch)` after each batch."""
     core = conn.core()
 
     def create(body: dict[str, Any]) -> dict[str, Any]:
@@ -31,10 +39,7 @@ def create_all(conn: Connection, namespace: str, bodies: list[dict[str, Any]]) -
                 core.create_namespaced_pod(namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
             )
 
-    if not bodies:
-        return []
-    with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_CREATES, len(bodies)), thread_name_prefix="vxcap-create") as pool:
-        return list(pool.map(create, bodies))
+    return run_batched(create, bodies, limits or Limits(max_parallel=_MAX_PARALLEL_CREATES), limiter, progress)
 
 
 def is_ready(pod: dict[str, Any]) -> bool:
