@@ -8,8 +8,11 @@ from ipaddress import IPv4Address
 from vxcap.core.errors import VxcapError
 from vxcap.core.model import Pod
 from vxcap.core.mtu import ladder_sizes
-from vxcap.core.probe import PingResult
-from vxcap.mtu_probes import MAX_PROBES, run_mtu_probes
+from vxcap.core.ping import PingResult
+from vxcap.stages.mtu_probes import MAX_PROBES, run_mtu_probes
+from vxcap.targets import MtuProbing
+from vxcap.targets.cluster import ClusterTarget
+from vxcap.targets.lab import LabTarget
 
 PODS = {name: Pod(f"probe-{name}", name, IPv4Address(f"192.168.{i}.65")) for i, name in enumerate("abc", start=1)}
 
@@ -85,8 +88,10 @@ def test_a_source_that_cannot_send_is_recorded_and_the_others_go_on():
     assert 1423 in sizes_sent(paths, "b", "a") and "error" not in by_direction[("b", "a")]
 
 
-def test_a_target_without_df_probes_gets_none():
-    assert run_mtu_probes(object(), [("a", "b")], PODS) is None
+def test_every_target_can_probe_mtus():
+    # MtuProbing is part of the Target protocol: no target's run goes without MTU probes.
+    assert issubclass(LabTarget, MtuProbing) and issubclass(ClusterTarget, MtuProbing)
+    assert not issubclass(object, MtuProbing)
 
 
 class LossyPaths(SimulatedPaths):

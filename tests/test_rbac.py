@@ -162,7 +162,7 @@ def _whole_run(tmp: Path, group: str) -> FakeKube:
         capture = kube.start_capture("k01-worker", out_path=tmp / "w.pcap", run_id="r1")
         kube.ping(pods["k01-worker"], pods["k01-worker3"].ip, count=2)
         capture.stop(timeout=5)
-        kube.evidence("k01-worker", run_id="r1")
+        kube.node_tables("k01-worker", run_id="r1")
         kube.delete_run("r1")
         kube.cleanup()
     finally:

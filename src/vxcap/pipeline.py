@@ -8,10 +8,8 @@ decode, judge, report.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -20,36 +18,32 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vxcap.adapters.evidence import write_evidence
+from vxcap.adapters.rundir import load_manifest, make_private, make_run_dir, save_node_tables, write_json, write_private
+from vxcap.core import rundir as names
 from vxcap.core.blame import blame_flows
-from vxcap.core.errors import InputError, VxcapError
-from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.delivery import PointState, judge_delivery
+from vxcap.core.errors import VxcapError
+from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest, ProbeCount, manifest_dict, parse_manifest
 from vxcap.core.model import Pair, Pod, Topology
-from vxcap.core.mtu.path import (
-    NODE_LINK_EVIDENCE,
-    POD_LINK_EVIDENCE,
-    PROBES_FILE,
-    PointTally,
-    direction_mtu,
-    fail_reasons,
-    probe_records,
-    read_node_mtus,
-)
+from vxcap.core.mtu.path import fail_reasons
 from vxcap.core.plan import Expectation, pair_nodes, plan, resolve_pairs
 from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
-from vxcap.adapters.evidence import write_evidence
-from vxcap.mtu_probes import run_mtu_probes
-from vxcap.packet_watch import PacketWatch
 from vxcap.report.html import render_html
 from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
+from vxcap.stages.mtu_probes import run_mtu_probes
+from vxcap.stages.mtu_verdicts import judge_mtu
+from vxcap.stages.node_tables import explain_failures, underlay_macs
+from vxcap.stages.packet_watch import PacketWatch
+from vxcap.stages.timer import Progress, StageTimer
+from vxcap.stages.wireshark import add_wireshark_commands, cross_check_decode
 from vxcap.targets import Target
 
 STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "tables", "decode", "judge",
           "report", "cross-check", "evidence")
 
-Progress = Callable[[str, str], None]
 # What the current stage is waiting for, each time it changes: "captures listening 2/3",
 # "packets captured: k01-worker 12 · k01-worker3 12". A live display shows it; logs may skip it.
 Waiting = Callable[[str], None]
@@ -90,49 +84,8 @@ class Outcome:
         return self.report["verdict"] == "pass"
 
 
-class StageTimer:
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.timings: dict[str, float] = {}
-
-    current: str = ""
-
-    def stage(self, name: str, detail: str = "") -> None:
-        self._close()
-        self.current = name
-        self._current = (name, time.perf_counter())
-        self.progress(name, detail)
-
-    def _close(self) -> None:
-        current = getattr(self, "_current", None)
-        if current is not None:
-            name, started = current
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
-            self._current = None
-
-    def done(self) -> dict[str, float]:
-        self._close()
-        return self.timings
-
-
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def make_run_dir(parent: Path, run_id: str) -> Path:
-    """pcaps hold other people's traffic: the run directory is 0700, its files 0600."""
-    parent.mkdir(parents=True, exist_ok=True)
-    run_dir = parent / run_id
-    run_dir.mkdir(mode=0o700)
-    os.chmod(run_dir, 0o700)
-    return run_dir
-
-
-def write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 def _listing(names: tuple[str, ...], most: int = 8) -> str:
@@ -222,7 +175,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             pods = target.provision(nodes)
 
             timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
-            files = {node: f"{node}-{target.underlay_iface(node)}.pcap" for node in nodes}
+            files = {node: names.pcap_name(node, target.underlay_iface(node)) for node in nodes}
             filters = capture_filters(topology, nodes, pairs, pods, options.capture_filter)
             waiting(f"captures listening 0/{len(nodes)}")
             batch = getattr(target, "start_captures", None)
@@ -252,9 +205,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
 
             timer.stage("mtu-probe", f"DF ping ladder and a TCP exchange, {2 * len(pairs)} direction(s)")
             directions = [d for pair in pairs for d in pair.directions()]
-            mtu_probes = run_mtu_probes(target, directions, pods, topology.overlay.mtu)
-            if mtu_probes is not None:
-                write_private(run_dir / PROBES_FILE, json.dumps(mtu_probes, indent=2) + "\n")
+            write_json(run_dir / names.MTU_PROBES, run_mtu_probes(target, directions, pods, topology.overlay.mtu))
         except KeyboardInterrupt:
             interrupted = True
             errors.append(f"interrupted during {timer.current}: the verdicts cover what was captured until then")
@@ -275,7 +226,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
                 errors.append(f"capture on {node}/{iface} left no file")
                 capture_errors[node] = f"capture on {node}/{iface} left no file"
                 continue
-            os.chmod(path, 0o600)
+            make_private(path)
             captures.setdefault(node, []).append((iface, file_name))
             capture_facts[(node, iface)] = {
                 "kernel_dropped": getattr(result, "dropped", None),
@@ -285,8 +236,8 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
                 errors.append(f"capture on {node}/{iface} recorded no packets")
         timer.stage("tables", f"links, routes, neighbours and FDB of {len(nodes)} node(s)")
         # A few nodes at a time: each is a handful of commands (or execs) that mostly wait.
-        with ThreadPoolExecutor(max_workers=EVIDENCE_WORKERS) as pool:
-            failures = list(pool.map(lambda node: _collect_evidence(target, run_dir, node), nodes))
+        with ThreadPoolExecutor(max_workers=NODE_TABLE_WORKERS) as pool:
+            failures = list(pool.map(lambda node: _collect_node_tables(target, run_dir, node), nodes))
         errors.extend(failure for failure in failures if failure)
 
     if not pods:
@@ -299,7 +250,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
                              capture_errors=capture_errors, probes=probe_counts,
                              notes=tuple(getattr(target, "notes", ())), capture_filters=filters,
                              plan=plan_info)
-    write_private(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_json(run_dir / names.MANIFEST, manifest)
     outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
     outcome.interrupted = interrupted
     return outcome
@@ -335,51 +286,29 @@ def _probe(
     return entries
 
 
-EVIDENCE_WORKERS = 8
+NODE_TABLE_WORKERS = 8
 
 
-def _collect_evidence(target: Target, run_dir: Path, node: str) -> str | None:
+def _collect_node_tables(target: Target, run_dir: Path, node: str) -> str | None:
     try:
-        _save_evidence(run_dir, node, target.underlay_iface(node), target.evidence(node))
-    except Exception as err:  # noqa: BLE001 - evidence is a bonus; its absence is reported
-        return f"evidence of {node} not saved: {err}"
+        save_node_tables(run_dir, node, target.underlay_iface(node), target.node_tables(node))
+    except Exception as err:  # noqa: BLE001 - the node tables are a bonus; their absence is reported
+        return f"node tables of {node} not saved: {err}"
     return None
-
-
-def _save_evidence(run_dir: Path, node: str, iface: str, files: dict[str, str]) -> None:
-    """Routes, neighbours, FDB and MTUs are evidence too: saved beside the pcap."""
-    for name, text in files.items():
-        write_private(run_dir / f"{node}-{iface}.{name}", text)
 
 
 def _write_setup_failure(run_dir: Path, run_id: str, errors: list[str], timer: StageTimer) -> dict[str, Any]:
     report = report_dict([], run_id=run_id, errors=errors, extra={"timings": timer.done()})
-    write_private(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    write_junit(report, run_dir / "junit.xml")
-    os.chmod(run_dir / "junit.xml", 0o600)
+    _write_reports(run_dir, report)
     return report
 
 
-def read_json(path: Path) -> Any:
-    """A run directory's JSON file, or a one-line input error saying what is wrong with it."""
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path} is not JSON: {err}") from None
-
-
-def load_manifest(run_dir: Path) -> Manifest:
-    path = run_dir / "manifest.json"
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir} is not a directory")
-    if not path.is_file():
-        raise InputError(f"{path} does not exist: is {run_dir} a vxcap run directory?")
-    manifest = parse_manifest(read_json(path))
-    for cap in manifest.captures:
-        file = run_dir / cap.file
-        if not file.is_file():
-            raise InputError(f"manifest: captures of node {cap.node}: file {cap.file!r} does not exist in {run_dir}")
-    return manifest
+def _write_reports(run_dir: Path, report: dict[str, Any], page: str | None = None) -> None:
+    write_json(run_dir / names.REPORT_JSON, report)
+    write_junit(report, run_dir / names.JUNIT_XML)
+    make_private(run_dir / names.JUNIT_XML)
+    if page is not None:
+        write_private(run_dir / names.REPORT_HTML, page)
 
 
 # Evidence pcapng copies every frame of every capture: automatic for run-sized
@@ -446,7 +375,7 @@ def _analyze(
 
     timer.stage("judge")
     expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
-    macs = _underlay_macs(run_dir, manifest)
+    macs = underlay_macs(run_dir, manifest)
     verdicts = []
     for e, view in zip(expectations, _views(seen, expectations)):
         verdict = judge(e, view, unusable)
@@ -465,7 +394,7 @@ def _analyze(
         delivery_reasons = delivery.reasons if verdict.packets else ()
         verdicts.append(replace(verdict, reasons=verdict.reasons + delivery_reasons, delivery=delivery,
                                 not_checked=verdict.not_checked + delivery.not_checked))
-    mtu = _judge_mtu(run_dir, manifest, expectations, seen, link_headers, warnings)
+    mtu = judge_mtu(run_dir, manifest, expectations, seen, link_headers, warnings)
     # MTU failures fail the direction like any other reason: report, JUnit and exit status follow.
     verdicts = [replace(v, reasons=v.reasons + tuple(fail_reasons(section))) for v, section in zip(verdicts, mtu)]
 
@@ -482,10 +411,10 @@ def _analyze(
         report["plan"] = manifest.plan
     found = blame_flows(report["flows"])
     report["blame"] = None if found is None else found.to_dict()
-    _explain_failures(run_dir, manifest, report)
+    explain_failures(run_dir, manifest, report)
     if cross_check:
         timer.stage("cross-check", "tshark's dissectors on the same captures")
-        _cross_check(run_dir, manifest, report)
+        cross_check_decode(run_dir, manifest, report)
 
     timer.stage("evidence", "per-flow pcapng for Wireshark, report.html")
     captured = sum((run_dir / c.file).stat().st_size for c in manifest.captures if (run_dir / c.file).is_file())
@@ -499,12 +428,9 @@ def _analyze(
             f"(`vxcap analyze --evidence {run_dir}` writes it)"
         }
         warnings.append(report["evidence"]["skipped"])
-    _add_wireshark_commands(run_dir, manifest, report)
+    add_wireshark_commands(run_dir, manifest, report)
     report["timings"] = {k: round(v, 4) for k, v in timer.done().items()}
-    write_private(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    write_junit(report, run_dir / "junit.xml")
-    os.chmod(run_dir / "junit.xml", 0o600)
-    write_private(run_dir / "report.html", render_html(report, manifest, run_dir))
+    _write_reports(run_dir, report, render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
 
 
@@ -532,110 +458,6 @@ def _views(
         points = set(by_key.get(e.key, ())) | set(by_node.get(e.src_node, ())) | set(by_node.get(e.dst_node, ()))
         views.append({point: seen[point].get(e.key) for point in sorted(points, key=order.__getitem__)})
     return views
-
-
-def _explain_failures(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
-    """Routes, neighbours and FDB are evidence too: a failing direction says what
-    its sender's kernel decided for the destination pod (when the run saved them)."""
-    from vxcap.core.explain import explain, node_tables
-
-    ifaces = {cap.node: cap.iface for cap in manifest.captures}
-    for flow in report["flows"]:
-        if flow["verdict"] == "pass" or flow["src_node"] not in ifaces:
-            continue
-        prefix = run_dir / f"{flow['src_node']}-{ifaces[flow['src_node']]}"
-        texts = {name: _read_evidence(Path(f"{prefix}.{name}")) for name in ("route.json", "neigh.json", "fdb.json", "link.json")}
-        lines = explain(flow["src_node"], node_tables(texts), flow["dst_ip"])
-        if lines:
-            flow["explanation"] = lines
-
-
-def _underlay_macs(run_dir: Path, manifest: Manifest) -> dict[str, str]:
-    """Each captured node's underlay MAC, from the `ip -j link` evidence saved beside its pcap."""
-    from vxcap.core.mtu.path import links_or_none
-
-    macs: dict[str, str] = {}
-    for cap in manifest.captures:
-        links = links_or_none(_read_evidence(run_dir / f"{cap.node}-{cap.iface}.{NODE_LINK_EVIDENCE}")) or {}
-        link = links.get(cap.iface)
-        if link is not None and link.address:
-            macs[cap.node] = link.address.lower()
-    return macs
-
-
-def _read_evidence(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _judge_mtu(
-    run_dir: Path,
-    manifest: Manifest,
-    expectations: list[Expectation],
-    seen: dict[CapturePoint, dict[FlowKey, FlowTally]],
-    link_headers: dict[CapturePoint, int],
-    warnings: list[str],
-) -> list[dict[str, Any]]:
-    """Each direction's `mtu` section, from the evidence beside the pcaps, mtu-probes.json and the captures."""
-    ifaces = {cap.node: cap.iface for cap in manifest.captures}
-    pods = manifest.pods_by_node()
-    records: dict = {}
-    probes_text = _read_evidence(run_dir / PROBES_FILE)
-    if probes_text is not None:
-        try:
-            records = probe_records(json.loads(probes_text))
-        except json.JSONDecodeError:
-            warnings.append(f"{PROBES_FILE} is not JSON: the MTU probes are not judged")
-    nodes = {}
-    for node in {n for e in expectations for n in (e.src_node, e.dst_node)}:
-        iface = ifaces.get(node, "eth1")
-        nodes[node] = read_node_mtus(
-            node,
-            _read_evidence(run_dir / f"{node}-{iface}.{NODE_LINK_EVIDENCE}"),
-            _read_evidence(run_dir / f"{node}-{iface}.{POD_LINK_EVIDENCE}"),
-            pod=pods[node].name if node in pods else None,
-            underlay_ifname=iface,
-        )
-    captures = [PointTally(point.node, flows, link_headers.get(point, 14)) for point, flows in seen.items()]
-    return [
-        direction_mtu(
-            e,
-            nodes[e.src_node],
-            nodes[e.dst_node],
-            records.get((e.src_node, e.dst_node)),
-            captures,
-            mode=manifest.topology.overlay.mode,
-        )
-        for e in expectations
-    ]
-
-
-def _add_wireshark_commands(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
-    """The follow-up, one step away: the exact command for each flow's evidence file,
-    with the decode-as Wireshark needs for VXLAN off port 4789."""
-    from vxcap.core.wireshark import flow_commands
-
-    files = {(f["src_node"], f["dst_node"]): f["file"] for f in report.get("evidence", {}).get("flows", [])}
-    for flow in report["flows"]:
-        file = files.get((flow["src_node"], flow["dst_node"]))
-        if file is None:
-            continue
-        commands = flow_commands(flow, str(run_dir / file), manifest.topology.overlay.port)
-        flow["wireshark"] = commands.wireshark
-        flow["tshark"] = commands.tshark
-
-
-def _cross_check(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> None:
-    """Wireshark's dissectors must read the captures the way scapy did; any
-    disagreement fails the run (a verdict is only as good as its decoder)."""
-    from vxcap.adapters.tshark import cross_check
-
-    disagreements = cross_check(run_dir, manifest, report)
-    report["cross_check"] = {"tool": "tshark", "agreed": not disagreements, "disagreements": disagreements}
-    if disagreements:
-        report["verdict"] = "fail"
 
 
 def judged_addresses(manifest: Manifest) -> frozenset[int]:

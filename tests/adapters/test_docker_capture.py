@@ -121,7 +121,7 @@ def test_capture_command_is_bounded_in_packets_and_bytes():
 @pytest.mark.parametrize("name", ["../k01-worker", "k01 worker", "-k01-worker"])
 def test_a_node_container_name_docker_would_refuse_is_refused_before_the_engine_is_asked(name):
     backend = DockerCaptures(base_url="unix:///nonexistent/docker.sock")  # never contacted
-    for call in (lambda: backend.start_capture(name, "eth1"), lambda: backend.evidence(name),
+    for call in (lambda: backend.start_capture(name, "eth1"), lambda: backend.node_tables(name),
                  lambda: backend.node_container_running(name)):
         with pytest.raises(InputError, match=rf"^node container name {re.escape(repr(name))} is not valid"):
             call()
@@ -233,7 +233,7 @@ def test_node_container_running(captures, docker_nodes):
 
 
 def test_evidence_reads_the_node_network_namespace(docker_engine, captures, node):
-    files = captures.evidence(node.name)
+    files = captures.node_tables(node.name)
     assert sorted(files) == ["fdb.json", "link.json", "neigh.json", "route.json"]
     links = {link["ifname"]: link for link in json.loads(files["link.json"])}
     assert links["eth1"]["linkinfo"]["info_kind"] == "veth"
@@ -258,7 +258,7 @@ def test_unreachable_engine_is_one_line():
     socket = f"unix:///nonexistent/{uuid.uuid4().hex}/docker.sock"
     backend = DockerCaptures(base_url=socket)
     assert backend.node_container_running("k01-worker") is False
-    for attempt in (lambda: backend.start_capture("k01-worker", "eth1"), lambda: backend.evidence("k01-worker"), backend.ping):
+    for attempt in (lambda: backend.start_capture("k01-worker", "eth1"), lambda: backend.node_tables("k01-worker"), backend.ping):
         with pytest.raises(DockerUnavailable) as err:
             attempt()
         assert one_line(err) == f"Docker is not reachable at {socket}: start dockerd or use --capture pod"
@@ -270,7 +270,7 @@ def test_missing_node_container(docker_engine, captures):
         captures.start_capture(absent, "eth1")
     assert absent in one_line(err)
     with pytest.raises(NodeContainerMissing):
-        captures.evidence(absent)
+        captures.node_tables(absent)
     assert_nothing_left(docker_engine, captures.run_id)
 
 

@@ -553,7 +553,7 @@ def test_a_capture_pod_serves_every_capture_and_the_evidence_of_its_node(start_f
     kube = cluster(fake)
     kube.start_capture("k01-worker", out_path=tmp_path / "1.pcap", run_id="r1").stop()
     kube.start_capture("k01-worker", out_path=tmp_path / "2.pcap", run_id="r1").stop()
-    files = kube.evidence("k01-worker", run_id="r1")
+    files = kube.node_tables("k01-worker", run_id="r1")
     assert files["link.json"] == tables["link"] and files["route.json"] == tables["route"]
     assert files["neigh.json"] == "[]"
     assert "executable file not found" in files["fdb.json"]  # no `bridge` in this pod: noted, not fatal

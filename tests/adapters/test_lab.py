@@ -246,7 +246,7 @@ def test_fault_vni_mismatch_puts_the_other_vni_on_the_wire(tmp_path):
         assert {(f.outer_src, f.outer_dst) for f in sent} == {(UNDERLAY[W3], UNDERLAY[W])}
         assert flow(frames, W, W3) == []
         # The node's other VXLAN peers were put back after the rebuild: its FDB still finds them.
-        fdb = json.loads(lab.evidence(W3)["fdb.json"])
+        fdb = json.loads(lab.node_tables(W3)["fdb.json"])
         assert {(e["mac"], e.get("dst")) for e in fdb if e.get("ifname") == "vxlan.calico"} >= {
             ("66:fb:ad:98:aa:13", "10.10.10.11"), ("66:c7:4d:6e:6b:f3", "10.10.10.12"), ("66:15:9d:fa:c6:aa", "10.10.10.10")}
 
@@ -394,7 +394,7 @@ def test_tcp_exchange_on_a_broken_path_says_no_connection_within_its_timeout():
 @lab_test
 def test_evidence_is_the_kernels_json_for_the_node():
     with running_lab() as lab:
-        files = lab.evidence(W)
+        files = lab.node_tables(W)
         assert set(files) == {"link.json", "route.json", "neigh.json", "fdb.json"}
         links = json.loads(files["link.json"])
         vx = next(link for link in links if link["ifname"] == "vxlan.calico")

@@ -36,6 +36,7 @@ from vxcap.core.errors import InputError
 from vxcap.core.frames import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, tally
 from vxcap.core.labspec import lab_from_dict
 from vxcap.core.model import Mode, Pair, Wire
+from vxcap.core.mtu.wire_sizes import LINK_HEADER
 from vxcap.core.mtu.path import PointTally, direction_mtu, fail_reasons, probe_records
 from vxcap.core.mtu.tcp import connected, connector_argv, listener_argv, listening_port
 from vxcap.core.plan import plan
@@ -50,16 +51,13 @@ from vxcap.core.mtu import (
     calico_mtu_setting,
     classify_frame_size,
     df_outcome,
-    frag_needed_mtu,
     frame_len,
     header_share,
     headroom,
     icmp_packet_len,
     interface_mtus,
-    is_offload_frame,
     judge_mtu,
     ladder_sizes,
-    link_header_len,
     max_icmp_payload,
     max_inner_mtu,
     mtu_report,
@@ -70,7 +68,6 @@ from vxcap.core.mtu import (
     plain_path_cost,
     probe_from_ping,
     seen_on_wire,
-    size_tally,
     size_tally_of_counts,
     tcp_mss,
     vxlan_overhead,
@@ -471,13 +468,11 @@ def test_a_9000_byte_tcp_segment_on_a_1500_link_is_offload(vxlan):
     facts = decode_frame(raw)
     assert facts.ip_proto == 6
     assert classify_frame_size(facts.wire_len, 1500, facts.ip_proto, fragment=facts.outer_fragment) is FrameSize.OFFLOAD
-    assert is_offload_frame(facts.wire_len, 1500, facts.ip_proto)
 
 
 def test_big_icmp_is_oversize_not_offload():
     facts = decode_frame(captured(inner_packet(9000)))
     assert classify_frame_size(facts.wire_len, 1500, facts.ip_proto) is FrameSize.OVERSIZE
-    assert not is_offload_frame(facts.wire_len, 1500, facts.ip_proto)
     vx = decode_frame(captured(encapsulate(inner_packet(1500))))
     assert vx.wire_len == 1564 and classify_frame_size(vx.wire_len, 1500, vx.ip_proto) is FrameSize.OVERSIZE
 
@@ -491,12 +486,24 @@ def test_frame_size_boundary_is_mtu_plus_link_header():
     assert classify_frame_size(1500 + ETH, 1500, 1) is FrameSize.FITS
     assert classify_frame_size(1500 + ETH + 1, 1500, 1) is FrameSize.OVERSIZE
     sll = bytes(CookedLinux(proto=0x0800) / inner_packet(1500))
-    assert len(sll) == 1500 + 16 and link_header_len(LINKTYPE_LINUX_SLL) == 16
+    assert len(sll) == 1500 + 16 and LINK_HEADER[LINKTYPE_LINUX_SLL] == 16
     assert classify_frame_size(len(sll), 1500, 1, link_header=16) is FrameSize.FITS
-    assert link_header_len(LINKTYPE_ETHERNET) == ETH and link_header_len(LINKTYPE_RAW) == 0
-    assert link_header_len(LINKTYPE_LINUX_SLL2) == 20
-    with pytest.raises(InputError, match="link type 999"):
-        link_header_len(999)
+    assert LINK_HEADER[LINKTYPE_ETHERNET] == ETH and LINK_HEADER[LINKTYPE_RAW] == 0
+    assert LINK_HEADER[LINKTYPE_LINUX_SLL2] == 20
+
+
+def size_tally(frames, iface_mtu: int):
+    """Frame sizes the way a run reads them: the frames tallied per flow, their sizes summed."""
+    sizes = Counter()
+    for flow in tally(frames).values():
+        sizes.update(flow.sizes)
+    return size_tally_of_counts(sizes, iface_mtu)
+
+
+def frag_needed_mtu(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> int | None:
+    """The next-hop MTU of a fragmentation-needed, as the decoder files it for the MTU verdicts."""
+    facts = decode_frame(data, linktype)
+    return None if facts is None else facts.frag_needed_mtu
 
 
 def test_real_gso_capture_is_offload_not_violation():

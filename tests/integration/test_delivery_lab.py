@@ -179,7 +179,7 @@ def _captured_run(tmp_path, lab, tiny_buffer_on=None, flood=False):
     for node, capture in running:
         result = capture.stop()
         facts[(node, "eth1")] = {"kernel_dropped": result.dropped}
-        for name, text in lab.evidence(node).items():
+        for name, text in lab.node_tables(node).items():
             (run_dir / f"{node}-eth1.{name}").write_text(text)
     pods = {node: lab.pod(node) for node in (W2, W3)}
     probes = [ProbeCount(W2, W3, *forward), ProbeCount(W3, W2, *backward)]

@@ -12,7 +12,8 @@ import pytest
 
 from tests import run_support
 from tests.run_support import W, W2, W3, pings, plain, vx
-from vxcap.pipeline import analyze, load_manifest
+from vxcap.adapters.rundir import load_manifest
+from vxcap.pipeline import analyze
 from vxcap.report.html import render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or shutil.which("chromium-browser")

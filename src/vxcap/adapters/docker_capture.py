@@ -40,7 +40,7 @@ from vxcap.core.capture import (
     CAPTURE_IMAGE,
     DEFAULT_MAX_PACKETS,
     DEFAULT_SNAPLEN,
-    EVIDENCE_COMMANDS,
+    NODE_TABLE_COMMANDS,
     is_listening,
     parse_tcpdump_stats,
     tcpdump_argv,
@@ -300,7 +300,7 @@ class DockerCaptures:
             raise
         return running
 
-    def evidence(self, node: str) -> dict[str, str]:
+    def node_tables(self, node: str) -> dict[str, str]:
         """JSON dumps of the node's links, routes, neighbours and FDB, keyed by file name.
 
         A command that fails yields a JSON object {"error": ..., "argv": [...]}
@@ -315,7 +315,7 @@ class DockerCaptures:
             except docker.errors.APIError as err:
                 raise DockerCaptureFailed(f"cannot start the evidence container for {node}: {_one_line(err)}") from None
             files: dict[str, str] = {}
-            for name, argv in EVIDENCE_COMMANDS.items():
+            for name, argv in NODE_TABLE_COMMANDS.items():
                 try:
                     code, (out, err) = container.exec_run(list(argv), stdout=True, stderr=True, demux=True)
                 except requests.exceptions.RequestException:

@@ -28,7 +28,7 @@ from vxcap.adapters import netns
 from vxcap.adapters.netns import NetnsError
 from vxcap.core.errors import InputError
 from vxcap.core.icmp import EchoReply, FragNeeded, echo_request, read_icmp
-from vxcap.core.probe import PingResult
+from vxcap.core.ping import PingResult
 
 # Linux <linux/in.h>, <linux/icmp.h>, <linux/errqueue.h>: not all of them are in Python's socket module.
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_DO = 10, 0, 2

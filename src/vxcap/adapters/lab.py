@@ -18,6 +18,7 @@ from pathlib import Path
 from vxcap.adapters import netns, tcpdump
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
+from vxcap.core import rundir
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, tcpdump_argv
 from vxcap.core.labfaults import Fault, fault_steps
 from vxcap.core.labplan import (
@@ -33,9 +34,9 @@ from vxcap.core.labplan import (
     node_checks,
 )
 from vxcap.core.labspec import LabSpec
-from vxcap.core.model import Pod
+from vxcap.core.model import VXLAN_DEVICE, Pod
 from vxcap.core.mtu.tcp import DEFAULT_TIMEOUT_S
-from vxcap.core.probe import PingResult, parse_ping, ping_argv
+from vxcap.core.ping import PingResult, parse_ping, ping_argv
 
 __all__ = ["NetnsLab", "NetnsError", "LabDown", "RunningCapture"]
 
@@ -152,7 +153,7 @@ class NetnsLab:
         return NodeDump(
             links=links,
             routes=routes,
-            fdb=[e for e in fdb if e.get("ifname") == "vxlan.calico"],
+            fdb=[e for e in fdb if e.get("ifname") == VXLAN_DEVICE],
             pod_links=pod_links,
             pod_routes=pod_routes,
         )
@@ -276,14 +277,14 @@ class NetnsLab:
         return tuple(NamespaceStatus(name, role, name in present, adopted)
                      for name, role, adopted in namespace_roles(self.spec, self.names))
 
-    def evidence(self, node: str) -> dict[str, str]:
+    def node_tables(self, node: str) -> dict[str, str]:
         """The node's data plane as the kernel reports it, one JSON text per file name."""
         ns = self.node_netns(node)
         # One `ip` for the three: -d adds nothing to routes and neighbours but costs a process less per node.
         # Saved as the tools printed them: re-encoding a 256-node lab's tables cost more than reading them.
         link, route, neigh = netns.query_texts("ip", ns, ["link show", "route show", "neigh show"], details=True)
         (fdb,) = netns.query_texts("bridge", ns, ["fdb show"])
-        docs = {"link.json": link, "route.json": route, "neigh.json": neigh, "fdb.json": fdb}
+        docs = {rundir.NODE_LINKS: link, rundir.ROUTES: route, rundir.NEIGHBOURS: neigh, rundir.FDB: fdb}
         return {name: text + "\n" for name, (_doc, text) in docs.items()}
 
     def pod_links(self, node: str) -> str:

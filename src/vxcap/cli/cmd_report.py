@@ -45,19 +45,15 @@ def report_command(run_dir: Path, html_path: Path | None) -> None:
 
 
 def _render(run_dir: Path, html_path: Path | None) -> tuple[dict, Path]:
+    from vxcap.adapters.rundir import load_manifest, load_report, write_private
     from vxcap.core.errors import InputError
-    from vxcap.pipeline import load_manifest, read_json, write_private
+    from vxcap.core.rundir import REPORT_HTML
     from vxcap.report.html import render_html
 
     manifest = load_manifest(run_dir)
-    report_file = run_dir / "report.json"
-    if not report_file.is_file():
-        raise InputError(f"{report_file} does not exist: judge the run first with `vxcap analyze {run_dir}`")
-    report = read_json(report_file)
-    if not isinstance(report, dict) or not isinstance(report.get("flows"), list):
-        raise InputError(f"{report_file} is not a vxcap report (no flows list)")
+    report = load_report(run_dir)
 
-    page = html_path or run_dir / "report.html"
+    page = html_path or run_dir / REPORT_HTML
     if not page.parent.is_dir():
         raise InputError(f"--html {page}: directory {page.parent} does not exist")
     text = render_html(report, manifest, run_dir, page_dir=page.parent)

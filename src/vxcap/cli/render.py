@@ -9,9 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from vxcap.core.mtu.path import said_in_mtu_section
 from vxcap.report import packets
 
-MTU_REASON_PREFIX = "MTU: "  # vxcap.core.mtu.path's: these reasons are shown in the MTU section
 _MARK = {"fail": "[fail]✗[/]", "warn": "[warn]![/]", "info": "[hint]·[/]"}
 _IN_THE_LINE = {"largest-df-payload", "tcp-mss"}  # findings the path's line already says
 _ONCE = "plain-path-cost"  # by design on every plain direction: one line per run, not one per direction
@@ -194,7 +194,7 @@ def reasons(report: dict[str, Any]) -> list[str]:
     lines += [f"[warn]![/] {warning}" for warning in report.get("warnings", [])]
     for flow in report["flows"]:
         for reason in flow["reasons"]:
-            if isinstance(flow.get("mtu"), dict) and reason.startswith(MTU_REASON_PREFIX):
+            if isinstance(flow.get("mtu"), dict) and said_in_mtu_section(reason):
                 continue  # said in the MTU section, under its direction
             lines.append(f"[fail]✗[/] {_arrow(flow)}: {reason}")
         for because in flow.get("explanation", []):

@@ -6,20 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-# What a run directory may hold, in the order the verdict line names it.
-_ARTIFACTS = ("report.json", "junit.xml", "report.html")
-
-
-def artifacts(run_dir: Path) -> list[str]:
-    """Only what exists: a run that stopped at set-up has no pcaps, page or evidence."""
-    found = [name for name in _ARTIFACTS if (run_dir / name).is_file()]
-    pcaps = sorted(run_dir.glob("*.pcap"))
-    if pcaps:
-        found.append(f"{len(pcaps)} pcap{'s' if len(pcaps) != 1 else ''}")
-    if (run_dir / "evidence").is_dir():
-        found.append("evidence/")
-    return found
-
 
 def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False, quiet: bool = False,
                 follow: bool = True) -> None:
@@ -39,6 +25,8 @@ def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False,
                           "each one's row is in report.json and report.html")
         for line in reasons(report) + (follow_up(report) if follow else []):
             console.print(line, soft_wrap=True)
+    from vxcap.adapters.rundir import artifacts
+
     console.print(summary(report, run_dir, artifacts(run_dir)), soft_wrap=True)
 
 

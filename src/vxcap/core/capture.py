@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from vxcap.core import rundir
 from vxcap.core.errors import InputError
 from vxcap.core.names import check_iface
 
@@ -224,11 +225,11 @@ def is_listening(line: str) -> bool:
     return line.startswith("listening on ") or " listening on " in line
 
 
-# A node's data plane as JSON, keyed by the file name the run directory keeps it
-# under (beside the pcap): every capture backend saves the same four tables.
-EVIDENCE_COMMANDS: dict[str, tuple[str, ...]] = {
-    "link.json": ("ip", "-d", "-j", "link"),
-    "route.json": ("ip", "-j", "route"),
-    "neigh.json": ("ip", "-j", "neigh"),
-    "fdb.json": ("bridge", "-j", "fdb", "show"),
+# A node's data plane as JSON, keyed by the suffix the run directory keeps it
+# under (beside the pcap, vxcap.core.rundir): every capture backend saves the same four tables.
+NODE_TABLE_COMMANDS: dict[str, tuple[str, ...]] = {
+    rundir.NODE_LINKS: ("ip", "-d", "-j", "link"),
+    rundir.ROUTES: ("ip", "-j", "route"),
+    rundir.NEIGHBOURS: ("ip", "-j", "neigh"),
+    rundir.FDB: ("bridge", "-j", "fdb", "show"),
 }

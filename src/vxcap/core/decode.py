@@ -20,9 +20,9 @@ from vxcap.core.frames import (
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW,
-    Encap,
     FrameFacts,
 )
+from vxcap.core.model import Wire
 
 VXLAN_HEADER_LEN = 8
 VXLAN_FLAG_I = 0x08
@@ -146,7 +146,7 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
             vni, inner_eth, inner_ip = found
             mss, frag_needed, echo = _l4_facts(inner_ip)
             return FrameFacts(
-                encap=Encap.VXLAN,
+                encap=Wire.VXLAN,
                 src=IPv4Address(inner_ip.src),
                 dst=IPv4Address(inner_ip.dst),
                 outer_src=outer_src,
@@ -171,7 +171,7 @@ def decode_frame(data: bytes, linktype: int = LINKTYPE_ETHERNET, wire_len: int |
             )
     mss, frag_needed, echo = _l4_facts(outer)
     return FrameFacts(
-        encap=Encap.PLAIN,
+        encap=Wire.PLAIN,
         src=outer_src,
         dst=outer_dst,
         outer_src=outer_src,

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
 
-VXLAN_DEVICE = "vxlan.calico"
+from vxcap.core import rundir
+from vxcap.core.model import VXLAN_DEVICE
+
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,12 @@ def _entries(text: str | None) -> list[dict[str, Any]]:
 
 
 def node_tables(texts: dict[str, str | None]) -> NodeTables:
-    """From the evidence files' texts by name (route.json, neigh.json, fdb.json, link.json)."""
+    """From the node tables' texts by their run directory suffix (vxcap.core.rundir.NODE_TABLES)."""
     return NodeTables(
-        routes=_entries(texts.get("route.json")),
-        neigh=_entries(texts.get("neigh.json")),
-        fdb=_entries(texts.get("fdb.json")),
-        links=_entries(texts.get("link.json")),
+        routes=_entries(texts.get(rundir.ROUTES)),
+        neigh=_entries(texts.get(rundir.NEIGHBOURS)),
+        fdb=_entries(texts.get(rundir.FDB)),
+        links=_entries(texts.get(rundir.NODE_LINKS)),
     )
 
 

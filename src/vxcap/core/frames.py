@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import StrEnum
 from ipaddress import IPv4Address
 
+from vxcap.core.model import Wire
 
-class Encap(StrEnum):
-    PLAIN = "plain"  # IPv4 straight on the underlay: the pod addresses are the outer ones
-    VXLAN = "vxlan"  # IPv4 in Ethernet in VXLAN in UDP in IPv4
+# A frame's encapsulation is the wire format the plan expects (one enum: vxcap.core.model.Wire).
+# `Encap` names the same enum until issue 13b's fastdecode.py and its tests, which import it
+# by that name, have landed; then they import Wire and this alias goes.
+Encap = Wire
 
 
 # pcap link types (LINKTYPE_*), as tcpdump writes them.
@@ -36,7 +37,7 @@ class FrameFacts:
     node's MTU, so an 802.1Q-tagged full-size frame must not read oversize.
     """
 
-    encap: Encap
+    encap: Wire
     src: IPv4Address
     dst: IPv4Address
     outer_src: IPv4Address
@@ -93,7 +94,7 @@ class FlowTally:
     def add(self, facts: FrameFacts) -> None:
         self.packets += 1
         self.encaps[facts.encap] += 1
-        if facts.encap is Encap.VXLAN:
+        if facts.encap is Wire.VXLAN:
             self.vnis[facts.vni] += 1
             self.udp_dports[facts.udp_dport] += 1
             self.outer_pairs[(facts.outer_src, facts.outer_dst)] += 1
@@ -134,7 +135,11 @@ FlowKey = tuple[IPv4Address, IPv4Address]
 
 
 def tally(frames) -> dict[FlowKey, FlowTally]:
-    """Aggregate decoded frames (None entries are frames of no interest) per flow."""
+    """Aggregate decoded frames (None entries are frames of no interest) per flow.
+
+    Kept on purpose though only tests call it: scapy's `decode_frame` per frame, tallied here,
+    is the reference the fast decoder (vxcap.core.fastdecode) must reproduce flow for flow, and
+    the test modules build their expected tallies with it rather than each writing its own."""
     flows: dict[FlowKey, FlowTally] = {}
     for facts in frames:
         if facts is None:

@@ -13,7 +13,7 @@ import struct
 from struct import Struct
 
 from vxcap.core.errors import InputError
-from vxcap.core.probe import MAX_PING_SIZE as MAX_ECHO_PAYLOAD
+from vxcap.core.ping import MAX_PING_SIZE as MAX_ECHO_PAYLOAD
 
 ECHO_REQUEST, ECHO_REPLY, DEST_UNREACH = 8, 0, 3
 FRAG_NEEDED_CODE = 4

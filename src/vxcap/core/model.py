@@ -41,6 +41,9 @@ class Wire(StrEnum):
 DEFAULT_VNI = 4096
 DEFAULT_PORT = 4789
 DEFAULT_MTU = 1450
+# The VTEPs Calico creates on every node (IPv4 and IPv6 pools): the one place their names are written.
+VXLAN_DEVICE = "vxlan.calico"
+VXLAN_V6_DEVICE = "vxlan-v6.calico"
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 

@@ -17,7 +17,7 @@ from vxcap.core.names import check_node_name
 
 
 @dataclass(frozen=True, slots=True)
-class Path:
+class NodePath:
     """One ordered node pair and the wire format its pod traffic must use."""
 
     src: str
@@ -63,10 +63,10 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node) -> tuple[Wire, str]:
     return Wire.VXLAN, f"other subnet: {dst.address} is not in {src.subnet}"
 
 
-def all_paths(topology: Topology) -> tuple[Path, ...]:
+def all_paths(topology: Topology) -> tuple[NodePath, ...]:
     """Every ordered node pair: what `vxcap topology` shows and `run` plans from."""
     return tuple(
-        Path(src.name, dst.name, *expected_wire(topology.overlay, src, dst))
+        NodePath(src.name, dst.name, *expected_wire(topology.overlay, src, dst))
         for src, dst in permutations(topology.nodes, 2)
     )
 

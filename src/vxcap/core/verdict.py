@@ -12,16 +12,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from ipaddress import IPv4Address
 
 from vxcap.core.delivery import Delivery
-from vxcap.core.frames import Encap, FlowTally
+from vxcap.core.frames import FlowTally
 from vxcap.core.plan import Expectation
 from vxcap.core.model import Wire
 
-# What a direction looked like on the wire, summed over every capture point.
-OBSERVED_NONE = "none"
-OBSERVED_MIXED = "mixed"
+
+class Observed(StrEnum):
+    """What a direction looked like on the wire, summed over every capture point: a Wire, or neither."""
+
+    PLAIN = Wire.PLAIN.value
+    VXLAN = Wire.VXLAN.value
+    MIXED = "mixed"
+    NONE = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +44,7 @@ class CapturePoint:
 @dataclass(frozen=True, slots=True)
 class FlowVerdict:
     expectation: Expectation
-    observed: str  # "plain" | "vxlan" | "mixed" | "none"
+    observed: Observed
     packets: int
     seen_on: tuple[tuple[str, int], ...]
     vni: int | None
@@ -72,13 +78,13 @@ def _mismatches(label: str, counter: Counter, expected: object) -> list[str]:
     return reasons
 
 
-def observed_wire(flow: FlowTally) -> str:
+def observed_wire(flow: FlowTally) -> Observed:
     kinds = {encap for encap, n in flow.encaps.items() if n}
     if not kinds:
-        return OBSERVED_NONE
+        return Observed.NONE
     if len(kinds) > 1:
-        return OBSERVED_MIXED
-    return Wire(next(iter(kinds)).value).value
+        return Observed.MIXED
+    return Observed(next(iter(kinds)).value)
 
 
 def judge(
@@ -116,8 +122,8 @@ def judge(
                     f"{flow_name} not seen on {', '.join(str(p) for p in points)} ({role})"
                 )
 
-    plain = total.encaps.get(Encap.PLAIN, 0)
-    vxlan = total.encaps.get(Encap.VXLAN, 0)
+    plain = total.encaps.get(Wire.PLAIN, 0)
+    vxlan = total.encaps.get(Wire.VXLAN, 0)
     if expectation.expected is Wire.VXLAN:
         if plain:
             reasons.append(

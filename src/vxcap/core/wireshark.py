@@ -9,7 +9,6 @@ inside UDP payload and the display filter on the pods' addresses matches nothing
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,12 +17,14 @@ from typing import Any
 from vxcap.core.plan import Expectation
 from vxcap.core.verdict import wireshark_filter
 
-WIRESHARK_VXLAN_PORT = 4789
-EVIDENCE_DIR = "evidence"
-ALL_NODES_FILE = f"{EVIDENCE_DIR}/all-nodes.pcapng"
+# The flow pcapng's names are the run directory's (vxcap.core.rundir). These aliases keep
+# adapters/evidence.py's import working until issue 13b's rework of that file lands; then it
+# imports vxcap.core.rundir directly and they go.
+from vxcap.core.rundir import ALL_NODES_PCAPNG as ALL_NODES_FILE  # noqa: E402,F401
+from vxcap.core.rundir import FLOW_PCAPNG_DIR as EVIDENCE_DIR  # noqa: E402,F401
+from vxcap.core.rundir import flow_pcapng_name as evidence_file  # noqa: E402,F401
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_DOTS = re.compile(r"\.{2,}")
+WIRESHARK_VXLAN_PORT = 4789
 
 
 def decode_as_args(ports: Iterable[int | None]) -> list[str]:
@@ -84,17 +85,6 @@ def flow_commands(flow: Expectation | Mapping[str, Any], capture: str, overlay_p
         wireshark=command_line(wireshark_argv(capture, display, ports)),
         tshark=command_line(tshark_argv(capture, display, ports)),
     )
-
-
-def _safe(name: str) -> str:
-    # Node names come from a manifest a person may have written: keep them one path component.
-    cleaned = _DOTS.sub("_", _UNSAFE.sub("_", name)).strip(".")
-    return cleaned or "_"
-
-
-def evidence_file(src_node: str, dst_node: str) -> str:
-    """The run-relative pcapng holding one direction's frames from every node."""
-    return f"{EVIDENCE_DIR}/{_safe(src_node)}-{_safe(dst_node)}.pcapng"
 
 
 def interface_name(node: str, iface: str) -> str:

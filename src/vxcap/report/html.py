@@ -23,11 +23,12 @@ import jinja2
 
 from vxcap import __version__
 from vxcap.core.manifest import Manifest
-from vxcap.core.wireshark import ALL_NODES_FILE, evidence_file, flow_commands
+from vxcap.core.model import VXLAN_DEVICE
+from vxcap.core.rundir import ALL_NODES_PCAPNG, JUNIT_XML, MANIFEST, REPORT_JSON, flow_pcapng_name
+from vxcap.core.wireshark import flow_commands
 from vxcap.report import packets
 from vxcap.report.pictures import packet_view, timeline_view
 
-VXLAN_DEVICE = "vxlan.calico"  # the VTEP Calico creates on every node
 
 
 @lru_cache(maxsize=1)
@@ -252,12 +253,12 @@ def _flow_mtu(report: Mapping[str, Any], flow: Mapping[str, Any]) -> Any:
 
 def _capture_for_commands(flow: Mapping[str, Any], manifest: Manifest | None, place: _Place) -> str:
     """all-nodes.pcapng shows the flow on every node at once; without evidence, the sender's capture."""
-    if place.has(ALL_NODES_FILE) or manifest is None:
-        return ALL_NODES_FILE
+    if place.has(ALL_NODES_PCAPNG) or manifest is None:
+        return ALL_NODES_PCAPNG
     for cap in manifest.captures:
         if cap.node == flow["src_node"]:
             return cap.file
-    return manifest.captures[0].file if manifest.captures else ALL_NODES_FILE
+    return manifest.captures[0].file if manifest.captures else ALL_NODES_PCAPNG
 
 
 def _direction(report: Mapping[str, Any], flow: Mapping[str, Any], manifest: Manifest | None, place: _Place) -> dict:
@@ -270,7 +271,7 @@ def _direction(report: Mapping[str, Any], flow: Mapping[str, Any], manifest: Man
         "path": path, "expected_wire": wire, "seen": _seen(flow),
         "packet": packet_view(flow), "timeline": timeline_view(flow),
         "reasons": list(flow.get("reasons", [])), "mtu": _mtu(_flow_mtu(report, flow)),
-        "evidence": place.link(evidence_file(flow["src_node"], flow["dst_node"])),
+        "evidence": place.link(flow_pcapng_name(flow["src_node"], flow["dst_node"])),
         "wireshark": commands.wireshark, "tshark": commands.tshark,
     }
 
@@ -284,10 +285,10 @@ def _pairs(report: Mapping[str, Any], manifest: Manifest | None, place: _Place) 
 
 
 def _files(manifest: Manifest | None, place: _Place) -> list[tuple[str, dict[str, Any]]]:
-    rows = [("all nodes, merged in time order (one interface per node)", ALL_NODES_FILE)]
+    rows = [("all nodes, merged in time order (one interface per node)", ALL_NODES_PCAPNG)]
     if manifest is not None:
         rows += [(f"capture on {c.node}/{c.iface}", c.file) for c in manifest.captures]
-    rows += [("what was tested", "manifest.json"), ("verdicts", "report.json"), ("test results", "junit.xml")]
+    rows += [("what was tested", MANIFEST), ("verdicts", REPORT_JSON), ("test results", JUNIT_XML)]
     return [(what, place.link(file)) for what, file in rows]
 
 

@@ -20,7 +20,7 @@ def flow_dict(verdict: FlowVerdict) -> dict[str, Any]:
         "dst_ip": str(e.dst_ip),
         "expected": e.expected.value,
         "expected_because": e.reason,
-        "observed": verdict.observed,
+        "observed": verdict.observed.value,
         "vni": verdict.vni,
         "udp_dport": verdict.udp_dport,
         "outer_src": None if verdict.outer_src is None else str(verdict.outer_src),
@@ -48,10 +48,9 @@ def report_dict(
     """A run with errors (a capture that could not be read, a stage that failed)
     never passes, even when every flow it could judge did."""
     errors = list(errors or [])
-    passed = bool(verdicts) and all(v.passed for v in verdicts) and not errors
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
-        "verdict": "pass" if passed else "fail",
+        "verdict": None,  # decided last, by run_verdict, from what the report holds
         "run_id": run_id,
         "summary": {
             "flows": len(verdicts),
@@ -63,6 +62,7 @@ def report_dict(
     }
     if extra:
         report.update(extra)
+    report["verdict"] = run_verdict(report)
     return report
 
 
@@ -90,3 +90,15 @@ def coverage_summary(plan: dict[str, Any]) -> str:
         f"on {len(plan['subnets'])} subnet{'s' if len(plan['subnets']) != 1 else ''} "
         f"(all pairs: {plan['all_pairs_directions']})"
     )
+
+
+def run_verdict(report: dict[str, Any]) -> str:
+    """The one rule for a run's verdict: every direction passed, nothing went wrong, and a
+    cross-check, when asked for, agreed (a verdict is only as good as its decoder)."""
+    passed = (
+        bool(report["flows"])
+        and all(flow["verdict"] == "pass" for flow in report["flows"])
+        and not report["errors"]
+        and (report.get("cross_check") or {}).get("agreed", True)
+    )
+    return "pass" if passed else "fail"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from vxcap.core.model import Topology
-from vxcap.core.plan import Path
+from vxcap.core.plan import NodePath
 
 
-def topology_dict(topology: Topology, paths: tuple[Path, ...]) -> dict[str, Any]:
+def topology_dict(topology: Topology, paths: tuple[NodePath, ...]) -> dict[str, Any]:
     overlay = topology.overlay
     return {
         "overlay": {"mode": overlay.mode.value, "vni": overlay.vni, "port": overlay.port, "mtu": overlay.mtu},

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from vxcap.core.errors import VxcapError
 from vxcap.core.model import Pod, Topology
-from vxcap.core.probe import PingResult
+from vxcap.core.ping import PingResult
 
 # Probes that each hold a process or an exec stream open: enough to overlap the
 # waits, few enough for two cores and an API server.
@@ -25,7 +25,21 @@ class RunningCapture(Protocol):
     def stop(self, timeout: float = ...) -> object: ...
 
 
-class Target(Protocol):
+@runtime_checkable
+class MtuProbing(Protocol):
+    """What the MTU probes (vxcap.stages.mtu_probes) ask of a target: every target has it."""
+
+    def df_ping_all(
+        self, probes: Sequence[tuple[str, IPv4Address, int]], wait: float
+    ) -> list[tuple[PingResult, str] | VxcapError]:
+        """One DF echo per (source node, destination pod IP, payload size), all concurrently:
+        per probe (what the sender saw, what it said), or why it could not be sent."""
+        ...
+
+    def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]: ...
+
+
+class Target(MtuProbing, Protocol):
     """The outside world of one run; the pipeline knows nothing else of it."""
 
     description: str
@@ -43,7 +57,10 @@ class Target(Protocol):
         per probe its result, or why it could not be sent."""
         ...
 
-    def evidence(self, node: str) -> dict[str, str]: ...
+    def node_tables(self, node: str) -> dict[str, str]:
+        """The node's links, routes, neighbours and FDB (and its test pod's links) as JSON
+        texts, keyed by their run directory suffix (vxcap.core.rundir)."""
+        ...
 
     def release(self) -> None: ...
 

@@ -14,7 +14,8 @@ from enum import StrEnum
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.core.capture import CAPTURE_IMAGE, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
+from vxcap.core.capture import CAPTURE_IMAGE, DEFAULT_DURATION_S, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
+from vxcap.core import rundir
 from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.model import Pod, Topology
 from vxcap.targets import fan_out
@@ -22,7 +23,7 @@ from vxcap.targets import fan_out
 # A capture nobody stops (vxcap killed hard, --keep, a pkill that failed) still ends
 # by itself: `timeout` in the pod bounds it to what the run can need (a base, and a
 # share per ordered node pair for its probes), never more than the ceiling.
-CAPTURE_DEADLINE_S = 600.0
+CAPTURE_DEADLINE_S = DEFAULT_DURATION_S
 CAPTURE_BASE_S = 120.0
 CAPTURE_PER_DIRECTION_S = 10.0
 
@@ -168,7 +169,7 @@ class ClusterTarget:
 
     def df_ping(self, src_node: str, dst_ip: IPv4Address, size: int, wait: float):
         """One DF echo of `size` payload bytes from the node's test pod: (PingResult, ping's whole output)."""
-        from vxcap.core.probe import parse_ping, ping_argv
+        from vxcap.core.ping import parse_ping, ping_argv
 
         if src_node not in self.pods:
             raise InputError(f"no test pod on {src_node}")
@@ -221,21 +222,21 @@ class ClusterTarget:
             said += f" (listener: {heard['error']})"
         return connected(result.stdout), f"{dst_ip}:{port}: {said}"
 
-    def evidence(self, node: str) -> dict[str, str]:
+    def node_tables(self, node: str) -> dict[str, str]:
         backend = self.backend_for(node)
         self._touch(backend)
         if backend is CaptureBackend.DOCKER:
-            files = self._docker_captures().evidence(node)
+            files = self._docker_captures().node_tables(node)
         elif not self.pods:
             # The test pods never became Ready: a capture pod would wait for the
             # same node again, doubling the wait for nothing the run can judge.
             return {}
         else:
             self._capture_pod_ready(node)
-            files = self.cluster.evidence(node, run_id=self.run_id)
+            files = self.cluster.node_tables(node, run_id=self.run_id)
         pod_links = self._pod_links(node)
         if pod_links is not None:
-            files["pod-link.json"] = pod_links
+            files[rundir.POD_LINKS] = pod_links
         return files
 
     def _pod_links(self, node: str) -> str | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from vxcap.core import rundir
 from vxcap.core.errors import InputError, VxcapError
 from vxcap.core.labgen import generate_lab
 from vxcap.core.labspec import LabSpec, lab_from_dict
@@ -47,11 +48,6 @@ def _parse(text: str, where: str) -> LabSpec:
 def reference_lab() -> LabSource:
     text = resources.files("vxcap").joinpath("labs/k01.yaml").read_text()
     return LabSource(_parse(text, "the embedded lab file"), text, "the reference lab (topology/k01-lab.yaml)")
-
-
-def load_lab_spec(path: Path | None = None) -> LabSpec:
-    """The lab file at `path`, or the reference lab shipped with vxcap."""
-    return (reference_lab() if path is None else _from_file(path)).spec
 
 
 def _from_file(path: Path) -> LabSource:
@@ -193,9 +189,9 @@ class LabTarget:
         # The lab's listener takes whatever port the kernel gives: no two directions can collide.
         return self.lab.tcp_exchange(src_node, dst_node)
 
-    def evidence(self, node: str) -> dict[str, str]:
-        files = self.lab.evidence(node)
-        files["pod-link.json"] = self.lab.pod_links(node)
+    def node_tables(self, node: str) -> dict[str, str]:
+        files = self.lab.node_tables(node)
+        files[rundir.POD_LINKS] = self.lab.pod_links(node)
         return files
 
     def release(self) -> None:

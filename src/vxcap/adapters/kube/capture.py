@@ -26,13 +26,13 @@ from vxcap.adapters.kube.errors import KubeError, one_line
 from vxcap.adapters.kube.manifests import NOBODY
 from vxcap.adapters.pcapfile import capture_destination
 from vxcap.core.pcap_records import RecordCount
-from vxcap.core.capture import CAPTURE_IMAGE, EVIDENCE_COMMANDS, is_listening, parse_tcpdump_stats, tcpdump_argv
+from vxcap.core.capture import CAPTURE_IMAGE, NODE_TABLE_COMMANDS, is_listening, parse_tcpdump_stats, tcpdump_argv
 
 LISTEN_TIMEOUT_S = 20.0
 STOP_ARGV = ["pkill", "-INT", "-x", "tcpdump"]
 KILL_ARGV = ["pkill", "-KILL", "-x", "tcpdump"]
 SIGNAL_TIMEOUT_S = 5.0  # one pkill exec: a round trip, nothing to wait for
-EVIDENCE_TIMEOUT_S = 30.0
+NODE_TABLES_TIMEOUT_S = 30.0
 
 
 _RECEIVED = re.compile(r"^(\d+) packets? received by filter", re.MULTILINE)
@@ -225,16 +225,16 @@ class KubeCapture:
                 self._stream.close()
 
 
-def evidence(conn: Connection, namespace: str, pod: str) -> dict[str, str]:
+def node_tables(conn: Connection, namespace: str, pod: str) -> dict[str, str]:
     """The node's links, routes, neighbours and FDB as JSON text, keyed by file name.
 
     A command that fails yields {"error", "argv", "exit_code"} in its file, so
     one missing table never costs the others.
     """
     files: dict[str, str] = {}
-    for name, argv in EVIDENCE_COMMANDS.items():
+    for name, argv in NODE_TABLE_COMMANDS.items():
         try:
-            result = kexec.run(conn, namespace, pod, list(argv), timeout=EVIDENCE_TIMEOUT_S)
+            result = kexec.run(conn, namespace, pod, list(argv), timeout=NODE_TABLES_TIMEOUT_S)
         except KubeError as err:
             files[name] = json.dumps({"error": one_line(err), "argv": list(argv), "exit_code": None})
             continue

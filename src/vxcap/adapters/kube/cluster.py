@@ -18,7 +18,7 @@ from vxcap.adapters.kube.errors import KubeError
 from vxcap.core.capture import CAPTURE_IMAGE, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN
 from vxcap.core.model import Pod, Topology
 from vxcap.core.names import check_namespace, check_pod_name
-from vxcap.core.probe import PingResult, parse_ping, ping_argv
+from vxcap.core.ping import PingResult, parse_ping, ping_argv
 
 DEFAULT_READY_TIMEOUT_S = 60.0
 _PING_MARGIN_S = 15.0
@@ -296,9 +296,9 @@ class KubeCluster:
         running = kcapture.KubeCapture(self.conn, self.capture_namespace, pod, node, iface, Path(out_path) if out_path else None)
         return running.start(argv, listen_timeout)
 
-    def evidence(self, node: str, *, run_id: str) -> dict[str, str]:
+    def node_tables(self, node: str, *, run_id: str) -> dict[str, str]:
         """`ip -d -j link`, `ip -j route`, `ip -j neigh`, `bridge -j fdb show` of the node, by file name."""
-        return kcapture.evidence(self.conn, self.capture_namespace, self._capture_pod(run_id, node))
+        return kcapture.node_tables(self.conn, self.capture_namespace, self._capture_pod(run_id, node))
 
     # -- cleanup
 

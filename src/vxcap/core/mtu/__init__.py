@@ -38,7 +38,7 @@ from vxcap.core.mtu.arithmetic import (
 )
 from vxcap.core.mtu.judge import MtuFinding, MtuMeasurement, judge_mtu
 from vxcap.core.mtu.links import LinkFacts, NodeMtus, interface_mtus, node_mtus
-from vxcap.core.mtu.probes import (
+from vxcap.core.mtu.ladder import (
     Bounds,
     LadderSearch,
     PingMtuSignals,
@@ -55,10 +55,6 @@ from vxcap.core.mtu.wire_sizes import (
     FrameSize,
     SizeTally,
     classify_frame_size,
-    frag_needed_mtu,
-    is_offload_frame,
-    link_header_len,
-    size_tally,
     size_tally_of_counts,
 )
 
@@ -82,16 +78,13 @@ __all__ = [
     "calico_mtu_setting",
     "classify_frame_size",
     "df_outcome",
-    "frag_needed_mtu",
     "frame_len",
     "header_share",
     "headroom",
     "icmp_packet_len",
     "interface_mtus",
-    "is_offload_frame",
     "judge_mtu",
     "ladder_sizes",
-    "link_header_len",
     "max_icmp_payload",
     "max_inner_mtu",
     "mtu_report",
@@ -103,7 +96,6 @@ __all__ = [
     "probe_from_ping",
     "probe_from_result",
     "seen_on_wire",
-    "size_tally",
     "size_tally_of_counts",
     "tcp_mss",
     "vxlan_overhead",

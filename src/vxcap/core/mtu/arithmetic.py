@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vxcap.core.errors import InputError
-from vxcap.core.model import Wire
+from vxcap.core.model import VXLAN_DEVICE, Wire
 
 ETHERNET_HEADER = 14
 ETHERNET_MIN_FRAME = 60  # 64 on the wire minus the FCS a capture does not show
@@ -176,7 +176,7 @@ def df_outcome(
     vxlan_mtu: int | None = None,
     underlay_ip: int = 4,
     pod_ifname: str = "eth0",
-    vxlan_ifname: str = "vxlan.calico",
+    vxlan_ifname: str = VXLAN_DEVICE,
     underlay_ifname: str = "eth1",
 ) -> DfOutcome:
     """The first MTU a DF pod packet of `packet` bytes meets on its way out, and what that does.

@@ -30,7 +30,7 @@ from vxcap.core.mtu.arithmetic import (
     vxlan_overhead,
 )
 from vxcap.core.mtu.links import NodeMtus
-from vxcap.core.mtu.probes import FATE_TEXT, LadderSearch, ProbeFate, ProbeResult
+from vxcap.core.mtu.ladder import FATE_TEXT, LadderSearch, ProbeFate, ProbeResult
 from vxcap.core.mtu.wire_sizes import SizeTally
 
 FAIL, WARN, INFO = "fail", "warn", "info"

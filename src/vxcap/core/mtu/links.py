@@ -13,8 +13,9 @@ from ipaddress import ip_address
 from typing import Any
 
 from vxcap.core.errors import InputError
+from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE
 
-CALICO_VXLAN_IFNAME = {4: "vxlan.calico", 6: "vxlan-v6.calico"}
+CALICO_VXLAN_IFNAME = {4: VXLAN_DEVICE, 6: VXLAN_V6_DEVICE}
 DEFAULT_UNDERLAY_IFNAME = "eth1"
 POD_IFNAME = "eth0"
 

@@ -18,15 +18,12 @@ from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.model import Mode
 from vxcap.core.mtu.judge import FAIL, MtuMeasurement
 from vxcap.core.mtu.links import LinkFacts, NodeMtus, interface_mtus, node_mtus
-from vxcap.core.mtu.probes import ProbeResult, probe_from_ping, probe_from_result, seen_on_wire
+from vxcap.core.mtu.ladder import ProbeResult, probe_from_ping, probe_from_result, seen_on_wire
 from vxcap.core.mtu.report import mtu_report
 from vxcap.core.mtu.wire_sizes import size_tally_of_counts
 from vxcap.core.plan import Expectation
-from vxcap.core.probe import PingResult
+from vxcap.core.ping import PingResult
 
-NODE_LINK_EVIDENCE = "link.json"
-POD_LINK_EVIDENCE = "pod-link.json"
-PROBES_FILE = "mtu-probes.json"
 ECHO_REQUEST, ECHO_REPLY = 8, 0
 MTU_REASON_PREFIX = "MTU: "
 # DF probes that fit the path and were lost (retried too) are loss, not an MTU fault: said as such.
@@ -178,9 +175,19 @@ def direction_mtu(
 
 
 def fail_reasons(section: Mapping[str, Any]) -> list[str]:
-    """The MTU findings that fail the direction, as verdict reasons."""
+    """The MTU findings that fail the direction, as verdict reasons.
+
+    Kept on purpose as prefixed strings: report.json and junit.xml carry a direction's reasons
+    as one list of sentences (their format), and `vxcap report` renders a run from report.json
+    alone, so the prefix is how a reader of that list tells the MTU section's own lines
+    (`said_in_mtu_section`) from the others."""
     return [
         (LOSS_REASON_PREFIX if f.get("code") in _LOSS_CODES else MTU_REASON_PREFIX) + f["message"]
         for f in section.get("findings", [])
         if isinstance(f, Mapping) and f.get("level") == FAIL
     ]
+
+
+def said_in_mtu_section(reason: str) -> bool:
+    """A reason `fail_reasons` made from an MTU finding (a renderer shows it under the MTU section)."""
+    return reason.startswith(MTU_REASON_PREFIX)

@@ -19,7 +19,7 @@ from vxcap.core.mtu.arithmetic import (
 )
 from vxcap.core.mtu.judge import MtuFinding, MtuMeasurement, judge_mtu, smallest_known
 from vxcap.core.mtu.links import NodeMtus
-from vxcap.core.mtu.probes import LadderSearch
+from vxcap.core.mtu.ladder import LadderSearch
 
 ETHERNET_DEFAULT_MTU = 1500
 SHARE_PAYLOADS = (64, 512, 1400)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from vxcap.core.errors import InputError
 from vxcap.core.model import DEFAULT_MTU
 from vxcap.core.mtu.arithmetic import MAX_IP_PACKET, icmp_packet_len, max_icmp_payload
-from vxcap.core.probe import PingMtuSignals, PingResult, ping_mtu_signals
+from vxcap.core.ping import PingMtuSignals, PingResult, ping_mtu_signals
 
 MAX_ICMP_PAYLOAD = MAX_IP_PACKET - 28
 # ping's default payload (the small ping that works), a 1400-byte packet, the

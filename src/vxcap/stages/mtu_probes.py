@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from vxcap.core.errors import VxcapError
 from vxcap.core.model import DEFAULT_MTU, Pod
 from vxcap.core.mtu import LadderSearch, ProbeResult, ladder_sizes, probe_from_result
-from vxcap.core.probe import PingResult
-from vxcap.targets import fan_out
+from vxcap.core.ping import PingResult
+from vxcap.targets import MtuProbing, fan_out
 
 PROBES_VERSION = 2  # 2: each ladder entry carries the sender's signals as fields, not only as ping's text
 LADDER_WAIT_S = 0.5  # one echo per size: a reply on a healthy path takes milliseconds
@@ -34,20 +34,6 @@ OUTPUT_KEPT = 2000  # characters of ping's output kept per probe: the lines that
 # A DF echo that simply got no answer (not refused, no fragmentation-needed) is sent again this
 # many times before it counts as lost: one lost echo on a lossy path says nothing about its MTU.
 LOSS_RETRIES = 1
-
-
-@runtime_checkable
-class MtuProbing(Protocol):
-    """What a target needs for the MTU probes (LabTarget and ClusterTarget have it)."""
-
-    def df_ping_all(
-        self, probes: Sequence[tuple[str, IPv4Address, int]], wait: float
-    ) -> list[tuple[PingResult, str] | VxcapError]:
-        """One DF echo per (source node, destination pod IP, payload size), all concurrently:
-        per probe (what the sender saw, what it said), or why it could not be sent."""
-        ...
-
-    def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]: ...
 
 
 @dataclass
@@ -97,11 +83,9 @@ class _Direction:
 
 
 def run_mtu_probes(
-    target: Any, directions: Sequence[tuple[str, str]], pods: dict[str, Pod], pod_mtu: int | None = DEFAULT_MTU
-) -> dict[str, Any] | None:
-    """Every direction's probes; None when the target cannot probe MTUs."""
-    if not isinstance(target, MtuProbing):
-        return None
+    target: MtuProbing, directions: Sequence[tuple[str, str]], pods: dict[str, Pod], pod_mtu: int | None = DEFAULT_MTU
+) -> dict[str, Any]:
+    """Every direction's probes (every Target can probe: MtuProbing is part of the Target protocol)."""
     ladder = ladder_sizes(pod_mtu)
     states = [
         _Direction(src, dst, pods[dst].ip, TCP_PORT_BASE + index, pending=list(ladder))

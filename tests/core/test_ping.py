@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vxcap.core.errors import InputError
-from vxcap.core.probe import PingResult, parse_ping, ping_argv
+from vxcap.core.ping import PingResult, parse_ping, ping_argv
 
 # Real outputs from the lab (stdout, then ping's stderr lines).
 OK_1422 = """PING 192.168.209.65 (192.168.209.65) 1422(1450) bytes of data.

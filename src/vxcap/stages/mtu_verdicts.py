@@ -1,0 +1,59 @@
+"""The judge stage's MTU part: each direction's `mtu` section, from the node and pod links
+saved beside the pcaps, mtu-probes.json and the capture tallies (vxcap.core.mtu judges them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vxcap.adapters.rundir import read_node_tables, read_optional
+from vxcap.core import rundir as names
+from vxcap.core.frames import FlowKey, FlowTally
+from vxcap.core.manifest import Manifest
+from vxcap.core.mtu.path import PointTally, direction_mtu, probe_records, read_node_mtus
+from vxcap.core.plan import Expectation
+from vxcap.core.verdict import CapturePoint
+
+
+def judge_mtu(
+    run_dir: Path,
+    manifest: Manifest,
+    expectations: list[Expectation],
+    seen: dict[CapturePoint, dict[FlowKey, FlowTally]],
+    link_headers: dict[CapturePoint, int],
+    warnings: list[str],
+) -> list[dict[str, Any]]:
+    """Each direction's `mtu` section, from the links saved beside the pcaps, mtu-probes.json and the captures."""
+    ifaces = {cap.node: cap.iface for cap in manifest.captures}
+    pods = manifest.pods_by_node()
+    records: dict = {}
+    probes_text = read_optional(run_dir / names.MTU_PROBES)
+    if probes_text is not None:
+        try:
+            records = probe_records(json.loads(probes_text))
+        except json.JSONDecodeError:
+            warnings.append(f"{names.MTU_PROBES} is not JSON: the MTU probes are not judged")
+    nodes = {}
+    for node in {n for e in expectations for n in (e.src_node, e.dst_node)}:
+        iface = ifaces.get(node, "eth1")
+        tables = read_node_tables(run_dir, node, iface, (names.NODE_LINKS, names.POD_LINKS))
+        nodes[node] = read_node_mtus(
+            node,
+            tables[names.NODE_LINKS],
+            tables[names.POD_LINKS],
+            pod=pods[node].name if node in pods else None,
+            underlay_ifname=iface,
+        )
+    captures = [PointTally(point.node, flows, link_headers.get(point, 14)) for point, flows in seen.items()]
+    return [
+        direction_mtu(
+            e,
+            nodes[e.src_node],
+            nodes[e.dst_node],
+            records.get((e.src_node, e.dst_node)),
+            captures,
+            mode=manifest.topology.overlay.mode,
+        )
+        for e in expectations
+    ]
