@@ -31,7 +31,7 @@ from vxcap.adapters.lab import NetnsLab
 from vxcap.adapters.netns import list_netns
 from vxcap.core.decode import decode_frame
 from vxcap.core.frames import FrameFacts
-from vxcap.core.labspec import LabSpec, lab_from_dict
+from vxcap.core.lab.spec import LabSpec, lab_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_FILE = REPO / "topology" / "k01-lab.yaml"

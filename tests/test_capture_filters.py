@@ -1,8 +1,8 @@
 """Each capture's filter: the run's one up to 16 nodes; beyond, the node's own pod and address and its partners'."""
 
 from vxcap.core.coverage import coverage_plan
-from vxcap.core.labgen import generate_lab
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.gen import generate_lab
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.plan import pair_nodes
 from vxcap.pipeline import ONE_FILTER_UP_TO, capture_filters
 

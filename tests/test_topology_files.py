@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from vxcap.core.capture import CAPTURE_IMAGE
-from vxcap.core.labspec import LabSpec, lab_from_dict
+from vxcap.core.lab.spec import LabSpec, lab_from_dict
 from vxcap.core.model import Mode
 from vxcap.core.plan import resolve_pairs
 

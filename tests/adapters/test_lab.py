@@ -32,8 +32,8 @@ from vxcap.adapters.lab import NetnsLab
 from vxcap.adapters.netns import NetnsError
 from vxcap.core.capture import bpf_filter
 from vxcap.core.frames import Encap
-from vxcap.core.labfaults import CrossSubnetPlain, FdbWrongNode, PodMtu, SameSubnetViaVxlan, VniMismatch
-from vxcap.core.labplan import Step
+from vxcap.core.lab.faults import CrossSubnetPlain, FdbWrongNode, PodMtu, SameSubnetViaVxlan, VniMismatch
+from vxcap.core.lab.plan import Step
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")
 

@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from tests.lab_support import LAB_FILE
-from vxcap.core.labplan import LabNames
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.plan import LabNames
+from vxcap.core.lab.spec import lab_from_dict
 
 
 @pytest.fixture(scope="module")

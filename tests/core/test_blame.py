@@ -4,8 +4,8 @@ import pytest
 
 from vxcap.core.blame import Direction, blame, blame_flows
 from vxcap.core.coverage import coverage_plan
-from vxcap.core.labgen import generate_lab
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.gen import generate_lab
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.model import Wire
 from vxcap.core.plan import expected_wire
 

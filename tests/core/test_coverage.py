@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vxcap.core.coverage import coverage_plan, node_class
-from vxcap.core.labgen import generate_lab
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.gen import generate_lab
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.model import Mode, Node, Overlay, Topology
 from vxcap.core.plan import expected_wire
 

@@ -34,7 +34,7 @@ from scapy.utils import rdpcap
 from vxcap.core.decode import decode_frame
 from vxcap.core.errors import InputError
 from vxcap.core.frames import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, tally
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.model import Mode, Pair, Wire
 from vxcap.core.mtu.wire_sizes import LINK_HEADER
 from vxcap.core.mtu.path import PointTally, direction_mtu, fail_reasons, probe_records

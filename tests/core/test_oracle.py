@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.lab_support import LAB_FILE
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.model import Mode, Node, Overlay, Wire
 from vxcap.core.plan import all_paths, expected_wire
 

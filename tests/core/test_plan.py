@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from vxcap.core.errors import InputError
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.model import Mode, Node, Overlay, Pair, Pod, Topology, Wire
 from vxcap.core.plan import all_paths, expected_wire, pair_nodes, plan, resolve_node, resolve_pairs
 

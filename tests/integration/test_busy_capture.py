@@ -19,7 +19,7 @@ from scapy.layers.vxlan import VXLAN
 from scapy.utils import PcapReader
 
 from tests.lab_support import flows, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
-from vxcap.core.labfaults import CrossSubnetPlain
+from vxcap.core.lab.faults import CrossSubnetPlain
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")

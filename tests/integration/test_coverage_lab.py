@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from tests.lab_support import SESSION_PREFIX, flows, lab_session_guard, lab_test, running_lab  # noqa: F401
 from vxcap.cli.main import cli
-from vxcap.core.labfaults import StaleFdbTowards, VniMismatch
-from vxcap.core.labgen import generate_lab
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.faults import StaleFdbTowards, VniMismatch
+from vxcap.core.lab.gen import generate_lab
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from tests.lab_support import flows, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
 from vxcap.adapters import netns, tcpdump
 from vxcap.cli.main import cli
-from vxcap.core.labfaults import NeighbourWrongMac, RepliesBlackholed, UnderlayDropsVxlan
+from vxcap.core.lab.faults import NeighbourWrongMac, RepliesBlackholed, UnderlayDropsVxlan
 from vxcap.core.manifest import ProbeCount, manifest_dict
 from vxcap.core.model import Pair
 from vxcap.exit_status import ExitStatus

@@ -18,7 +18,7 @@ from tests.fakes.kube_api import start_fake_kube  # noqa: F401 (fixture)
 from tests.fakes.lab_pods import LabPods
 from tests.integration.test_cluster_run import W, W3, assert_nothing_left, flows, lab_node_inodes, vxcap_run
 from tests.lab_support import lab_session_guard, lab_test, running_lab  # noqa: F401
-from vxcap.core.labfaults import VniMismatch
+from vxcap.core.lab.faults import VniMismatch
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")

@@ -15,7 +15,7 @@ from scapy.utils import rdpcap
 
 from tests.lab_support import flows, lab_session_guard, lab_test, running_lab, session_namespaces, vxcap_run  # noqa: F401
 from vxcap.cli.main import cli
-from vxcap.core.labfaults import CrossSubnetPlain, FdbWrongNode, SameSubnetViaVxlan, VniMismatch
+from vxcap.core.lab.faults import CrossSubnetPlain, FdbWrongNode, SameSubnetViaVxlan, VniMismatch
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")

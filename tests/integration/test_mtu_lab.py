@@ -18,8 +18,8 @@ from scapy.utils import rdpcap
 
 from tests.lab_support import LAB_FILE, flows, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
 from vxcap.cli.main import cli
-from vxcap.core.labfaults import PodMtu
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.faults import PodMtu
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")

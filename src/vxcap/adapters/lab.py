@@ -1,7 +1,7 @@
 """The embedded lab: the reference topology in network namespaces, with the kernel's VXLAN.
 
-Builds what `vxcap.core.labplan` plans, reads it back, breaks it on request
-(`vxcap.core.labfaults`), and runs pings and tcpdump inside it. It touches
+Builds what `vxcap.core.lab.plan` plans, reads it back, breaks it on request
+(`vxcap.core.lab.faults`), and runs pings and tcpdump inside it. It touches
 only namespaces named with its prefix, and in namespaces it adopted only what
 it added there.
 """
@@ -20,8 +20,8 @@ from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, tcpdump_argv
-from vxcap.core.labfaults import Fault, fault_steps
-from vxcap.core.labplan import (
+from vxcap.core.lab.faults import Fault, fault_steps
+from vxcap.core.lab.plan import (
     Check,
     LabNames,
     LabStatus,
@@ -33,7 +33,7 @@ from vxcap.core.labplan import (
     namespace_roles,
     node_checks,
 )
-from vxcap.core.labspec import LabSpec
+from vxcap.core.lab.spec import LabSpec
 from vxcap.core.model import VXLAN_DEVICE, Pod
 from vxcap.core.mtu.tcp import DEFAULT_TIMEOUT_S
 from vxcap.core.ping import PingResult, parse_ping, ping_argv

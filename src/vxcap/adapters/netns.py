@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from vxcap.core.errors import VxcapError
-from vxcap.core.labplan import Step
+from vxcap.core.lab.plan import Step
 
 DEFAULT_TIMEOUT = 30.0
 NETNS_RUN_DIR = "/run/netns"  # where `ip netns add` bind-mounts named namespaces

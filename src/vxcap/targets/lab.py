@@ -22,8 +22,8 @@ import yaml
 
 from vxcap.core import rundir
 from vxcap.core.errors import InputError, VxcapError
-from vxcap.core.labgen import generate_lab
-from vxcap.core.labspec import LabSpec, lab_from_dict
+from vxcap.core.lab.gen import generate_lab
+from vxcap.core.lab.spec import LabSpec, lab_from_dict
 from vxcap.core.model import Pod, Topology
 
 DEFAULT_PREFIX = "vxcap"

@@ -4,8 +4,8 @@ from ipaddress import IPv4Network
 import pytest
 
 from vxcap.core.errors import InputError
-from vxcap.core.labgen import generate_lab, node_names
-from vxcap.core.labspec import lab_from_dict
+from vxcap.core.lab.gen import generate_lab, node_names
+from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.model import Wire
 from vxcap.core.plan import all_paths
 

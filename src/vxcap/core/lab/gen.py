@@ -16,7 +16,7 @@ MAX_SUBNETS = 24
 # Host addresses .10 to .254 of a subnet's /24: the gateway is .1.
 FIRST_HOST = 10
 MAX_PER_SUBNET = 254 - FIRST_HOST + 1
-# Above this many nodes the lab pins its neighbours (labspec.LabSpec.static_neighbours).
+# Above this many nodes the lab pins its neighbours (lab.spec.LabSpec.static_neighbours).
 STATIC_NEIGHBOURS_FROM = 33
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from vxcap.core.errors import InputError
-from vxcap.core.labplan import (
+from vxcap.core.lab.plan import (
     LabNames,
     LabStatus,
     NamespaceStatus,
@@ -334,9 +334,9 @@ def test_lab_status_is_healthy_only_when_everything_is_there():
 def test_a_large_generated_lab_pins_every_neighbour_arp_would_learn():
     """The kernel's neighbour table is shared by all namespaces and holds 1024 learnt entries:
     a 256-node lab writes its neighbours PERMANENT (not counted), with the MACs it gave the links."""
-    from vxcap.core.labgen import generate_lab
-    from vxcap.core.labplan import lab_mac
-    from vxcap.core.labspec import lab_from_dict
+    from vxcap.core.lab.gen import generate_lab
+    from vxcap.core.lab.plan import lab_mac
+    from vxcap.core.lab.spec import lab_from_dict
 
     small, large = lab_from_dict(generate_lab(16, 4)), lab_from_dict(generate_lab(64, 8))
     assert not small.static_neighbours and large.static_neighbours

@@ -2,7 +2,7 @@
 
 Pure. Each fault is a value naming nodes by their full names; `fault_steps`
 turns it into the `ip`/`bridge` commands that make it so on a lab built by
-`labplan.lab_steps`. Each changes exactly one thing a verdict must notice:
+`lab.plan.lab_steps`. Each changes exactly one thing a verdict must notice:
 
 - VniMismatch: one node's VTEP uses another VNI (its VXLAN goes out with it,
   and the others' VXLAN to it is dropped on arrival).
@@ -27,9 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vxcap.core.errors import InputError
-from vxcap.core.labplan import (
+from vxcap.core.lab.plan import (
     POD_IFACE,
-    VXLAN_IFACE,
     LabNames,
     Step,
     bridge,
@@ -37,8 +36,8 @@ from vxcap.core.labplan import (
     ip,
     vxlan_steps,
 )
-from vxcap.core.labspec import LabSpec
-from vxcap.core.model import Node, Wire
+from vxcap.core.lab.spec import LabSpec
+from vxcap.core.model import VXLAN_DEVICE, Node, Wire
 from vxcap.core.plan import expected_wire
 
 
@@ -120,7 +119,7 @@ def _vni_mismatch(spec: LabSpec, names: LabNames, fault: VniMismatch) -> list[St
     # The kernel will not change a VXLAN id in place: delete and re-create, and
     # deleting the device takes its routes, neighbours and FDB entries with it.
     return [
-        ip(names.node(node.name), "link", "del", VXLAN_IFACE),
+        ip(names.node(node.name), "link", "del", VXLAN_DEVICE),
         *vxlan_steps(spec, names, node, vni=fault.vni),
         *fdb_steps(spec, names, node),
     ]
@@ -133,9 +132,9 @@ def _same_subnet_via_vxlan(spec: LabSpec, names: LabNames, fault: SameSubnetViaV
         raise InputError(f"fault: {src.name} already sends VXLAN to {dst.name}; pick two nodes that talk plain")
     ns = names.node(src.name)
     return [
-        ip(ns, "route", "replace", dst.block, "via", dst.vtep_ip, "dev", VXLAN_IFACE, "onlink"),
-        ip(ns, "neigh", "replace", dst.vtep_ip, "lladdr", dst.vtep_mac, "dev", VXLAN_IFACE, "nud", "permanent"),
-        bridge(ns, "fdb", "replace", dst.vtep_mac, "dev", VXLAN_IFACE, "dst", dst.address, "self", "permanent"),
+        ip(ns, "route", "replace", dst.block, "via", dst.vtep_ip, "dev", VXLAN_DEVICE, "onlink"),
+        ip(ns, "neigh", "replace", dst.vtep_ip, "lladdr", dst.vtep_mac, "dev", VXLAN_DEVICE, "nud", "permanent"),
+        bridge(ns, "fdb", "replace", dst.vtep_mac, "dev", VXLAN_DEVICE, "dst", dst.address, "self", "permanent"),
     ]
 
 
@@ -144,7 +143,7 @@ def _fdb_wrong_node(spec: LabSpec, names: LabNames, fault: FdbWrongNode) -> list
     _distinct(src, dst, wrong)
     if _wire(spec, src, dst) is not Wire.VXLAN:
         raise InputError(f"fault: {src.name} sends plain to {dst.name}, so no FDB entry decides; pick a VXLAN pair")
-    return [bridge(names.node(src.name), "fdb", "replace", dst.vtep_mac, "dev", VXLAN_IFACE,
+    return [bridge(names.node(src.name), "fdb", "replace", dst.vtep_mac, "dev", VXLAN_DEVICE,
                    "dst", wrong.address, "self", "permanent")]
 
 
@@ -155,7 +154,7 @@ def _stale_fdb_towards(spec: LabSpec, names: LabNames, fault: StaleFdbTowards) -
                if src.name not in (node.name, stale.name) and _wire(spec, src, node) is Wire.VXLAN]
     if not senders:
         raise InputError(f"fault: no node sends VXLAN to {node.name}, so no FDB entry towards it exists")
-    return [bridge(names.node(src.name), "fdb", "replace", node.vtep_mac, "dev", VXLAN_IFACE,
+    return [bridge(names.node(src.name), "fdb", "replace", node.vtep_mac, "dev", VXLAN_DEVICE,
                    "dst", stale.address, "self", "permanent") for src in senders]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from vxcap.core.errors import InputError
-from vxcap.core.labfaults import (
+from vxcap.core.lab.faults import (
     CrossSubnetPlain,
     FdbWrongNode,
     PodMtu,
@@ -18,7 +18,7 @@ from vxcap.core.labfaults import (
     VniMismatch,
     fault_steps,
 )
-from vxcap.core.labplan import LabNames, Step, lab_steps
+from vxcap.core.lab.plan import LabNames, Step, lab_steps
 
 CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
 
@@ -114,7 +114,7 @@ def test_a_fault_that_cannot_mean_anything_is_refused_in_one_line(k01, names, fa
 
 
 def test_delivery_faults_are_one_command_each_where_they_belong(k01, names):
-    from vxcap.core.labfaults import NeighbourWrongMac, RepliesBlackholed, UnderlayDropsVxlan
+    from vxcap.core.lab.faults import NeighbourWrongMac, RepliesBlackholed, UnderlayDropsVxlan
 
     assert argvs(fault_steps(k01, names, RepliesBlackholed(W3, W))) == [
         ("vxt-k01-worker3", "ip route replace blackhole 192.168.81.64/26")]

@@ -21,11 +21,11 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from vxcap.core.errors import InputError
-from vxcap.core.labspec import LabSpec
-from vxcap.core.model import Node, Wire
+from vxcap.core.lab.spec import LabSpec
+from vxcap.core.model import VXLAN_DEVICE, Node, Wire
+from vxcap.core.names import IFNAMSIZ
 from vxcap.core.plan import expected_wire
 
-VXLAN_IFACE = "vxlan.calico"
 POD_IFACE = "eth0"
 # Calico gives every pod this link-local gateway and answers its ARP by proxy.
 POD_GATEWAY = IPv4Address("169.254.1.1")
@@ -35,7 +35,8 @@ CALI_MAC = "ee:ee:ee:ee:ee:ee"
 FELIX_PROTO = "80"
 # See `_node_steps`: the device that makes proxy ARP answer without a default route.
 NOWHERE_IFACE = "vxcap.nowhere"
-IFNAMSIZ = 15
+# The longest interface name the kernel takes (its buffer, IFNAMSIZ, holds the NUL too).
+LONGEST_IFNAME = IFNAMSIZ - 1
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 
@@ -197,7 +198,7 @@ def _underlay_neighbours(spec: LabSpec, names: LabNames, node: Node) -> list[Ste
 def vxlan_steps(spec: LabSpec, names: LabNames, node: Node, vni: int | None = None) -> list[Step]:
     """vxlan.calico and everything that hangs off it: its address, and per VXLAN peer
     the route, the VTEP's host route and PERMANENT neighbour (ip) — the FDB is `fdb_steps`."""
-    ov, ns, dev = spec.topology.overlay, names.node(node.name), VXLAN_IFACE
+    ov, ns, dev = spec.topology.overlay, names.node(node.name), VXLAN_DEVICE
     steps = [
         ip(ns, "link", "add", dev, "address", node.vtep_mac, "mtu", ov.mtu, "type", "vxlan",
            "id", ov.vni if vni is None else vni, "dstport", ov.port, "local", node.address,
@@ -219,7 +220,7 @@ def vxlan_steps(spec: LabSpec, names: LabNames, node: Node, vni: int | None = No
 def fdb_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     ns = names.node(node.name)
     return [
-        bridge(ns, "fdb", "add", other.vtep_mac, "dev", VXLAN_IFACE, "dst", other.address, "self", "permanent")
+        bridge(ns, "fdb", "add", other.vtep_mac, "dev", VXLAN_DEVICE, "dst", other.address, "self", "permanent")
         for other in _others(spec, node)
         if _vxlan_peer(spec, node, other)
     ]
@@ -328,7 +329,7 @@ def adopted_teardown_steps(spec: LabSpec, names: LabNames) -> list[Step]:
             steps += [
                 ip(names.switch, "link", "del", names.switch_port(index)),
                 ip(ns, "link", "del", names.cali(node.name)),
-                ip(ns, "link", "del", VXLAN_IFACE),
+                ip(ns, "link", "del", VXLAN_DEVICE),
                 ip(ns, "link", "del", NOWHERE_IFACE),
                 ip(ns, "route", "del", "blackhole", node.block),
             ]
@@ -341,8 +342,8 @@ def _check_spec(spec: LabSpec) -> None:
     for node in spec.topology.nodes:
         if node.block is None or node.vtep_mac is None or node.vtep_ip is None:
             raise InputError(f"lab file: node {node.name} needs a block and a vtep_mac to be built")
-    if len(spec.underlay_iface) > IFNAMSIZ or len(VXLAN_IFACE) > IFNAMSIZ:
-        raise InputError(f"lab file: underlay.iface {spec.underlay_iface!r} is longer than {IFNAMSIZ} characters")
+    if len(spec.underlay_iface) > LONGEST_IFNAME or len(VXLAN_DEVICE) > LONGEST_IFNAME:
+        raise InputError(f"lab file: underlay.iface {spec.underlay_iface!r} is longer than {LONGEST_IFNAME} characters")
 
 
 # --- What a healthy lab reports -------------------------------------------------
@@ -438,11 +439,11 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
         check = Check(eth, False, f"no address {node.underlay}")
     checks.append(check)
 
-    vx = _link(links, VXLAN_IFACE)
-    check = _link_check(VXLAN_IFACE, vx, {"kind": "vxlan", "up": True, "id": ov.vni, "port": ov.port,
+    vx = _link(links, VXLAN_DEVICE)
+    check = _link_check(VXLAN_DEVICE, vx, {"kind": "vxlan", "up": True, "id": ov.vni, "port": ov.port,
                                           "local": str(node.address), "mtu": ov.mtu, "address": node.vtep_mac})
     if check.ok and not _has_addr(vx, node.vtep_ip, 32):
-        check = Check(VXLAN_IFACE, False, f"no address {node.vtep_ip}/32")
+        check = Check(VXLAN_DEVICE, False, f"no address {node.vtep_ip}/32")
     checks.append(check)
 
     subnet = spec.subnet_of(node)
@@ -454,7 +455,7 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
     for other in _others(spec, node):
         if _vxlan_peer(spec, node, other):
             checks.append(_route_check(f"route {other.block}", _route(routes, other.block),
-                                       {"gateway": str(other.vtep_ip), "dev": VXLAN_IFACE}))
+                                       {"gateway": str(other.vtep_ip), "dev": VXLAN_DEVICE}))
             found = (other.vtep_mac, str(other.address)) in fdb
             checks.append(Check(f"fdb {other.vtep_mac}", found, "" if found else f"no entry to {other.address}"))
         else:
