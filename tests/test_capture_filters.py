@@ -4,7 +4,7 @@ from vxcap.core.coverage import coverage_plan
 from vxcap.core.lab.gen import generate_lab
 from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.plan import pair_nodes
-from vxcap.pipeline import ONE_FILTER_UP_TO, capture_filters
+from vxcap.stages.capture_filters import ONE_FILTER_UP_TO, capture_filters
 
 
 def filters_for(count: int, subnets: int):

@@ -26,13 +26,15 @@ from vxcap.core.delivery import PointState, judge_delivery
 from vxcap.core.errors import VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest, ProbeCount, manifest_dict, parse_manifest
-from vxcap.core.model import Pair, Pod, Topology
+from vxcap.core.model import Pair, Pod
 from vxcap.core.mtu.path import fail_reasons
-from vxcap.core.plan import Expectation, pair_nodes, plan, resolve_pairs
+from vxcap.core.plan import pair_nodes, plan, resolve_pairs
 from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
 from vxcap.report.html import render_html
 from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
+from vxcap.stages.capture_filters import capture_filters
+from vxcap.stages.flow_views import flow_views
 from vxcap.stages.mtu_probes import run_mtu_probes
 from vxcap.stages.mtu_verdicts import judge_mtu
 from vxcap.stages.node_tables import explain_failures, underlay_macs
@@ -92,40 +94,6 @@ def _listing(names: tuple[str, ...], most: int = 8) -> str:
     if len(names) <= most:
         return ", ".join(names)
     return f"{', '.join(names[:most])} and {len(names) - most} more"
-
-
-def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, Pod], mode: str) -> dict[str, str]:
-    """The filter every capture of the run uses (see `vxcap.core.capture.capture_filter`)."""
-    from vxcap.core.capture import capture_filter as build
-
-    return build(
-        mode,
-        [pod.ip for pod in pods.values()],
-        [topology.node(n).address for n in nodes],
-        topology.overlay.port,
-        topology.pool,
-    )
-
-
-# Up to this many nodes every capture uses the one filter of the run; beyond, each node's names
-# only its own pod and address and its partners' in the plan (a filter naming 256 pods and
-# nodes costs libpcap about a second of CPU to compile, for each of 256 captures).
-ONE_FILTER_UP_TO = 16
-
-
-def capture_filters(
-    topology: Topology, nodes: tuple[str, ...], pairs: tuple[Pair, ...], pods: dict[str, Pod], mode: str
-) -> dict[str, dict[str, str]]:
-    """Each node's capture filter: the run's, or at scale the node's own (see ONE_FILTER_UP_TO)."""
-    if len(nodes) <= ONE_FILTER_UP_TO:
-        shared = capture_filter(topology, nodes, pods, mode)
-        return {node: shared for node in nodes}
-    partners: dict[str, dict[str, None]] = {node: {node: None} for node in nodes}
-    for pair in pairs:
-        partners[pair.a].setdefault(pair.b)
-        partners[pair.b].setdefault(pair.a)
-    return {node: capture_filter(topology, tuple(partners[node]), {n: pods[n] for n in partners[node] if n in pods},
-                                 mode) for node in nodes}
 
 
 def run(target: Target, options: RunOptions, progress: Progress = _quiet, waiting: Waiting = _not_told) -> Outcome:
@@ -377,7 +345,7 @@ def _analyze(
     expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
     macs = underlay_macs(run_dir, manifest)
     verdicts = []
-    for e, view in zip(expectations, _views(seen, expectations)):
+    for e, view in zip(expectations, flow_views(seen, expectations)):
         verdict = judge(e, view, unusable)
         delivery = judge_delivery(
             e.src_node,
@@ -432,32 +400,6 @@ def _analyze(
     report["timings"] = {k: round(v, 4) for k, v in timer.done().items()}
     _write_reports(run_dir, report, render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
-
-
-# Up to this many captures, every direction's `seen_on` names each of them (0 where it saw
-# nothing); beyond, only those that saw the flow and the two ends' (else report.json grows
-# with directions x captures: 16 MB for a 256-node coverage run).
-SEEN_ON_EVERY_CAPTURE = 32
-
-
-def _views(
-    seen: dict[CapturePoint, dict[FlowKey, FlowTally]], expectations: list[Expectation]
-) -> list[dict[CapturePoint, FlowTally | None]]:
-    """What each capture point saw of each direction's flow, for `judge`."""
-    if len(seen) <= SEEN_ON_EVERY_CAPTURE:
-        return [{point: flows.get(e.key) for point, flows in seen.items()} for e in expectations]
-    by_key: dict[FlowKey, list[CapturePoint]] = {}
-    by_node: dict[str, list[CapturePoint]] = {}
-    for point, flows in seen.items():
-        by_node.setdefault(point.node, []).append(point)
-        for key in flows:
-            by_key.setdefault(key, []).append(point)
-    order = {point: i for i, point in enumerate(seen)}
-    views = []
-    for e in expectations:
-        points = set(by_key.get(e.key, ())) | set(by_node.get(e.src_node, ())) | set(by_node.get(e.dst_node, ()))
-        views.append({point: seen[point].get(e.key) for point in sorted(points, key=order.__getitem__)})
-    return views
 
 
 def judged_addresses(manifest: Manifest) -> frozenset[int]:

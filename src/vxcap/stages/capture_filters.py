@@ -1,0 +1,39 @@
+"""The capture stage's filters: one for the whole run, or at scale one per node."""
+
+from __future__ import annotations
+
+from vxcap.core.model import Pair, Pod, Topology
+
+
+def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, Pod], mode: str) -> dict[str, str]:
+    """The filter every capture of the run uses (see `vxcap.core.capture.capture_filter`)."""
+    from vxcap.core.capture import capture_filter as build
+
+    return build(
+        mode,
+        [pod.ip for pod in pods.values()],
+        [topology.node(n).address for n in nodes],
+        topology.overlay.port,
+        topology.pool,
+    )
+
+
+# Up to this many nodes every capture uses the one filter of the run; beyond, each node's names
+# only its own pod and address and its partners' in the plan (a filter naming 256 pods and
+# nodes costs libpcap about a second of CPU to compile, for each of 256 captures).
+ONE_FILTER_UP_TO = 16
+
+
+def capture_filters(
+    topology: Topology, nodes: tuple[str, ...], pairs: tuple[Pair, ...], pods: dict[str, Pod], mode: str
+) -> dict[str, dict[str, str]]:
+    """Each node's capture filter: the run's, or at scale the node's own (see ONE_FILTER_UP_TO)."""
+    if len(nodes) <= ONE_FILTER_UP_TO:
+        shared = capture_filter(topology, nodes, pods, mode)
+        return {node: shared for node in nodes}
+    partners: dict[str, dict[str, None]] = {node: {node: None} for node in nodes}
+    for pair in pairs:
+        partners[pair.a].setdefault(pair.b)
+        partners[pair.b].setdefault(pair.a)
+    return {node: capture_filter(topology, tuple(partners[node]), {n: pods[n] for n in partners[node] if n in pods},
+                                 mode) for node in nodes}
