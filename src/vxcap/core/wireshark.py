@@ -1,5 +1,5 @@
 """Where a person goes after the verdict: Wireshark and tshark command lines for a
-flow, and the names of the evidence files they open.
+flow in its pcapng (the names of those files are vxcap.core.rundir's).
 
 The lines are printed for people to copy, never run by vxcap: argv lists are the
 data, `shlex.join` only renders them. Wireshark registers VXLAN on UDP 4789 alone,

@@ -1,4 +1,4 @@
-"""Interface MTUs from the `ip -d -j link` evidence vxcap saves beside each pcap.
+"""Interface MTUs from the `ip -d -j link` node table vxcap saves beside each pcap.
 
 iproute2 leaves out what a device does not have (no "linkinfo" on lo, no
 "info_data" on a veth) and older versions print fewer keys, so every field

@@ -32,7 +32,7 @@ _LOSS_CODES = frozenset({"probe-lost"})
 
 
 def links_or_none(text: str | None) -> dict[str, LinkFacts] | None:
-    """Parsed `ip -d -j link` evidence; None when missing or unreadable (the MTUs are then unknown)."""
+    """A parsed `ip -d -j link` node table; None when missing or unreadable (the MTUs are then unknown)."""
     if text is None:
         return None
     try:
