@@ -19,7 +19,6 @@ from vxcap.core import rundir
 from vxcap.core.model import VXLAN_DEVICE
 
 
-
 @dataclass(frozen=True)
 class NodeTables:
     routes: list[dict[str, Any]] = field(default_factory=list)

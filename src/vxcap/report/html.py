@@ -30,7 +30,6 @@ from vxcap.report import packets
 from vxcap.report.pictures import packet_view, timeline_view
 
 
-
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
     env = jinja2.Environment(
