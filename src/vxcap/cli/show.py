@@ -9,6 +9,7 @@ from typing import Any
 
 def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False, quiet: bool = False,
                 follow: bool = True) -> None:
+    from vxcap.adapters.rundir import artifacts
     from vxcap.cli.console import console, raw
     from vxcap.cli.render import follow_up, packets_legend, reasons, summary, table_flows, verdict_table
 
@@ -25,8 +26,6 @@ def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False,
                           "each one's row is in report.json and report.html")
         for line in reasons(report) + (follow_up(report) if follow else []):
             console.print(line, soft_wrap=True)
-    from vxcap.adapters.rundir import artifacts
-
     console.print(summary(report, run_dir, artifacts(run_dir)), soft_wrap=True)
 
 
