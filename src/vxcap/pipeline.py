@@ -34,6 +34,7 @@ from vxcap.report.html import render_html
 from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
 from vxcap.stages.capture_filters import capture_filters
+from vxcap.stages.decode import decode_point, judged_addresses
 from vxcap.stages.flow_views import flow_views
 from vxcap.stages.mtu_probes import run_mtu_probes
 from vxcap.stages.mtu_verdicts import judge_mtu
@@ -323,7 +324,7 @@ def _analyze(
             unusable[cap.node] = f"{cap.file}: the capture backend failed ({cap.failed})"
             entry.update(usable=False, problem=unusable[cap.node])
         try:
-            seen[point], link_headers[point], damaged = _decode_point(
+            seen[point], link_headers[point], damaged = decode_point(
                 run_dir / cap.file, warnings, manifest.topology.overlay.port, judged
             )
         except ValueError as err:  # this file's one-line reason; the other files still count
@@ -400,77 +401,3 @@ def _analyze(
     report["timings"] = {k: round(v, 4) for k, v in timer.done().items()}
     _write_reports(run_dir, report, render_html(report, manifest, run_dir))
     return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
-
-
-def judged_addresses(manifest: Manifest) -> frozenset[int]:
-    """The addresses whose flows a verdict can read: the test pods' (each direction's flow, and the
-    ICMP errors sent back to a pod) and the nodes' (ICMP errors about an encapsulated packet go back
-    to the sending node). Every other flow of a busy node's capture is only counted."""
-    addresses = {pod.ip for pod in manifest.pods}
-    for node in manifest.topology.nodes:
-        addresses.add(node.address)
-        if node.vtep_ip is not None:
-            addresses.add(node.vtep_ip)
-    return frozenset(int(address) for address in addresses)
-
-
-def decode_capture(path: Path, warnings: list[str], vxlan_port: int | None = None) -> dict[FlowKey, FlowTally]:
-    """One capture, through the fast streaming decoder; scapy, the reference
-    dissector, re-reads each flow's first frames and must file them the same way.
-    `vxlan_port` is the overlay's (default 4789): frames to it that are not VXLAN are warned of."""
-    return _decode_point(path, warnings, vxlan_port)[0]
-
-
-def _decode_point(
-    path: Path, warnings: list[str], vxlan_port: int | None = None, judged: frozenset[int] | None = None
-) -> tuple[dict[FlowKey, FlowTally], int, str | None]:
-    """`decode_capture`, the bytes before the IP header in its frames (for frame sizes vs MTU), and
-    what is damaged in the file (a cut or damaged record: the frames after it are missing), if anything.
-    `judged`: the addresses whose flows are kept (`judged_addresses`); None keeps every flow."""
-    from vxcap.adapters.pcapfile import frames_at, read_flows
-    from vxcap.core.decode import decode_frame
-    from vxcap.core.fastdecode import VXLAN_PORTS
-    from vxcap.core.mtu.wire_sizes import LINK_HEADER
-
-    result = read_flows(
-        path, vxlan_ports=VXLAN_PORTS if vxlan_port is None else frozenset({vxlan_port}), judged=judged
-    )
-    if result.truncated:
-        warnings.append(f"{path.name}: the last record is cut short (capture killed?); every frame before it counts")
-    if result.problem:
-        warnings.append(f"{path.name}: {result.problem}")
-    # scapy dissects the evidence frames (the first few) of every kept flow, read back at the offsets
-    # the fast pass recorded: a live check of the fast path whose cost is a few frames per judged
-    # flow, wherever they lie in the file (full agreement is the decoder tests' job).
-    wanted = {index: key for key, indices in result.evidence.items() for index in indices}
-    for index, frame in frames_at(path, {i: result.frame_at[i] for i in wanted}).items():
-        facts = decode_frame(frame.data, frame.linktype, frame.wire_len)
-        flow = result.flows[wanted[index]]
-        if facts is None or facts.key != wanted[index] or facts.encap not in flow.encaps:
-            raise DecoderDisagreement(
-                f"{path.name}: frame {index + 1}: scapy reads {facts and (str(facts.src), str(facts.dst), facts.encap.value)}, "
-                f"the fast decoder filed it under {tuple(map(str, wanted[index]))}"
-            )
-    # Frames no pod flow can use, named per file: else a direction missing from every capture
-    # only reads "no packets seen". "Not VXLAN" is decode.py's reading (fastdecode.classify says
-    # how): an I flag and an inner Ethernet + IPv4 frame, reserved bits ignored (RFC 7348).
-    for port, count in sorted(result.not_vxlan.items()):
-        warnings.append(
-            f"{path.name}: {count} frame{'s' if count != 1 else ''} to UDP port {port} {'are' if count != 1 else 'is'} "
-            "not valid VXLAN (too short, I flag clear, or no Ethernet + IPv4 frame inside)"
-        )
-    for port, count in sorted(result.ipv6_in_vxlan.items()):
-        warnings.append(
-            f"{path.name}: {count} VXLAN frame{'s' if count != 1 else ''} to UDP port {port} "
-            f"carr{'y' if count != 1 else 'ies'} IPv6 pod traffic, not judged (vxcap reads IPv4 pods)"
-        )
-    if result.ipv6_frames:
-        count = result.ipv6_frames
-        warnings.append(f"{path.name}: {count} IPv6 frame{'s' if count != 1 else ''} not judged (vxcap reads IPv4 underlays)")
-    linktypes = [LINK_HEADER.get(linktype, 14) for linktype in result.linktypes]
-    damaged = result.problem or ("the last record is cut short" if result.truncated else None)
-    return result.flows, linktypes[0] if len(linktypes) == 1 else 14, damaged
-
-
-class DecoderDisagreement(ValueError):
-    """The fast path and scapy read a frame differently: a bug of ours, reported, never hidden."""

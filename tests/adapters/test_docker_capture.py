@@ -54,7 +54,7 @@ from vxcap.adapters.lab import NetnsLab  # noqa: E402
 from vxcap.adapters.netns import list_netns  # noqa: E402
 from vxcap.core.capture import DEFAULT_MAX_BYTES, bpf_filter  # noqa: E402
 from vxcap.core.decode import decode_frame  # noqa: E402
-from vxcap.core.frames import Encap  # noqa: E402
+from vxcap.core.model import Wire  # noqa: E402
 
 # A node's eth1 is one end of a veth pair inside its own namespace; a
 # permanent neighbour entry lets ping put frames on it with nobody answering.
@@ -176,7 +176,7 @@ def test_capture_returns_the_frames_sent_on_the_node_eth1(docker_engine, capture
         eth = Ether(frame)
         assert eth.dst == PEER_MAC
         facts = decode_frame(frame)
-        assert facts.encap is Encap.PLAIN
+        assert facts.encap is Wire.PLAIN
         assert (facts.src, facts.dst) == (IPv4Address(NODE_IP), IPv4Address(PEER_IP))
         assert facts.ip_proto == 1 and eth[ICMP].type == 8 and eth[ICMP].seq == seq
     assert_nothing_left(docker_engine, captures.run_id)
@@ -367,7 +367,7 @@ def test_vxlan_between_kind_like_containers_comes_back_through_docker(docker_eng
         replies = [f for f in pod_frames if (f.src, f.dst) == (POD[W3], POD[W])]
         assert len(requests_) == 3 and len(replies) == 3, result.path
         for facts in pod_frames:
-            assert facts.encap is Encap.VXLAN
+            assert facts.encap is Wire.VXLAN
             assert facts.vni == VNI and facts.udp_dport == VXLAN_PORT
             assert facts.ip_proto == 1
         assert {(f.outer_src, f.outer_dst) for f in requests_} == {(UNDERLAY[W], UNDERLAY[W3])}

@@ -19,7 +19,7 @@ from vxcap.adapters.echo import EchoPlan, echo_all
 from vxcap.adapters.netns import NetnsError
 from vxcap.core.capture import bpf_filter
 from vxcap.core.errors import InputError
-from vxcap.core.frames import Encap
+from vxcap.core.model import Wire
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")
 
@@ -60,8 +60,8 @@ def test_every_direction_is_answered_and_its_echoes_cross_the_wire_as_the_path_w
         # Worker's own echoes, read back by the reference decoder: 300 + 8 + 20 bytes, plain or VXLAN by path.
         frames = read_frames(tmp_path / "w.pcap")
         sent = {(f.dst, f.encap, f.inner_len) for f in frames if f.src == lab.pod(W).ip}
-        assert sent == {(lab.pod(CP).ip, Encap.PLAIN, 328), (lab.pod(W2).ip, Encap.PLAIN, 328),
-                        (lab.pod(W3).ip, Encap.VXLAN, 328)}
+        assert sent == {(lab.pod(CP).ip, Wire.PLAIN, 328), (lab.pod(W2).ip, Wire.PLAIN, 328),
+                        (lab.pod(W3).ip, Wire.VXLAN, 328)}
 
 
 @lab_test

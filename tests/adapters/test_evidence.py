@@ -14,7 +14,8 @@ from scapy.utils import wrpcap, wrpcapng
 
 from tests.run_support import MAC, POD, UNDERLAY, W, W2, W3, new_run, write_manifest
 from vxcap.adapters.evidence import write_evidence
-from vxcap.pipeline import analyze, load_manifest
+from vxcap.adapters.rundir import load_manifest
+from vxcap.pipeline import analyze
 
 TSHARK = shutil.which("tshark")
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")

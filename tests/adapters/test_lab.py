@@ -31,7 +31,7 @@ from vxcap.adapters import netns
 from vxcap.adapters.lab import NetnsLab
 from vxcap.adapters.netns import NetnsError
 from vxcap.core.capture import bpf_filter
-from vxcap.core.frames import Encap
+from vxcap.core.model import Wire
 from vxcap.core.lab.faults import CrossSubnetPlain, FdbWrongNode, PodMtu, SameSubnetViaVxlan, VniMismatch
 from vxcap.core.lab.plan import Step
 
@@ -224,7 +224,7 @@ def test_healthy_wire_cross_subnet_is_vxlan_same_subnet_is_plain(tmp_path):
         out, back = flow(frames, W, W3), flow(frames, W3, W)
         assert len(out) == 3 and len(back) == 3
         for f in out:
-            assert f.encap is Encap.VXLAN and f.udp_dport == 4789 and f.vni == 4096
+            assert f.encap is Wire.VXLAN and f.udp_dport == 4789 and f.vni == 4096
             assert (f.outer_src, f.outer_dst) == (UNDERLAY[W], UNDERLAY[W3])
             assert f.inner_dst_mac == VTEP_MAC[W3]
         assert all((f.outer_src, f.outer_dst, f.vni) == (UNDERLAY[W3], UNDERLAY[W], 4096) for f in back)
@@ -232,7 +232,7 @@ def test_healthy_wire_cross_subnet_is_vxlan_same_subnet_is_plain(tmp_path):
         result, frames = capture(lab, W, tmp_path, W, W2, count=3)
         assert result.all_replied
         assert len(flow(frames, W, W2)) == 3 and len(flow(frames, W2, W)) == 3
-        assert all(f.encap is Encap.PLAIN for f in flow(frames, W, W2) + flow(frames, W2, W))
+        assert all(f.encap is Wire.PLAIN for f in flow(frames, W, W2) + flow(frames, W2, W))
 
 
 @lab_test
@@ -259,9 +259,9 @@ def test_fault_same_subnet_via_vxlan_encapsulates_to_a_neighbour(tmp_path):
         assert result.all_replied  # worker2's VTEP takes it; the replies come back plain
         out = flow(frames, W, W2)
         assert len(out) == 2
-        assert all(f.encap is Encap.VXLAN and f.vni == 4096 and (f.outer_src, f.outer_dst) == (UNDERLAY[W], UNDERLAY[W2])
+        assert all(f.encap is Wire.VXLAN and f.vni == 4096 and (f.outer_src, f.outer_dst) == (UNDERLAY[W], UNDERLAY[W2])
                    for f in out)
-        assert all(f.encap is Encap.PLAIN for f in flow(frames, W2, W))
+        assert all(f.encap is Wire.PLAIN for f in flow(frames, W2, W))
 
 
 @lab_test
@@ -272,7 +272,7 @@ def test_fault_fdb_wrong_node_sends_the_tunnel_to_the_third_node(tmp_path):
         assert result.received == 0
         out = flow(frames, W, W3)
         assert len(out) == 2
-        assert {(f.encap, f.outer_dst, f.inner_dst_mac) for f in out} == {(Encap.VXLAN, UNDERLAY[CP], VTEP_MAC[W3])}
+        assert {(f.encap, f.outer_dst, f.inner_dst_mac) for f in out} == {(Wire.VXLAN, UNDERLAY[CP], VTEP_MAC[W3])}
 
 
 @lab_test
@@ -282,7 +282,7 @@ def test_fault_cross_subnet_plain_puts_pod_addresses_on_the_underlay(tmp_path):
         result, frames = capture(lab, W, tmp_path, W, W3, count=2)
         assert result.received == 0  # the switch knows no pod block
         out = flow(frames, W, W3)
-        assert len(out) == 2 and all(f.encap is Encap.PLAIN for f in out)
+        assert len(out) == 2 and all(f.encap is Wire.PLAIN for f in out)
 
 
 @lab_test
@@ -298,7 +298,7 @@ def test_fault_pod_mtu_refuses_df_locally_and_fragments_the_rest(tmp_path):
         result, frames = capture(lab, W, tmp_path, W, W3, count=1, size=1200)
         out, back = flow(frames, W, W3), flow(frames, W3, W)
         assert len(out) == 2 and max(f.inner_len for f in out) <= 1000  # the pod fragments it
-        assert all(f.encap is Encap.VXLAN for f in out)
+        assert all(f.encap is Wire.VXLAN for f in out)
         # worker3's whole 1228-byte reply crosses the wire, then is too big for the pod's eth0.
         assert [f.inner_len for f in back] == [1228]
         assert result.received == 0
@@ -343,8 +343,8 @@ def test_pings_from_many_threads_each_leave_from_their_own_pod(tmp_path):
         frames = read_frames(tmp_path / "w.pcap")
         # Only worker's own pod's echoes leave worker's eth1 from worker's pod address, each encapsulated as its path wants.
         assert {(f.src, f.dst, f.encap) for f in frames if f.src == POD[W]} == {
-            (POD[W], POD[CP], Encap.PLAIN), (POD[W], POD[W2], Encap.PLAIN), (POD[W], POD[W3], Encap.VXLAN)}
-        assert all(f.outer_src == UNDERLAY[W] for f in frames if f.src == POD[W] and f.encap is Encap.VXLAN)
+            (POD[W], POD[CP], Wire.PLAIN), (POD[W], POD[W2], Wire.PLAIN), (POD[W], POD[W3], Wire.VXLAN)}
+        assert all(f.outer_src == UNDERLAY[W] for f in frames if f.src == POD[W] and f.encap is Wire.VXLAN)
 
 
 @lab_test

@@ -15,7 +15,8 @@ from scapy.utils import PcapNgWriter, wrpcap
 
 from vxcap.adapters.pcapfile import CaptureFileError, Frame, frames_at, iter_frames, pick_frames, read_flows
 from vxcap.core.decode import decode_frame
-from vxcap.core.frames import Encap, tally
+from vxcap.core.frames import tally
+from vxcap.core.model import Wire
 
 POD_A, POD_B, POD_C = "192.168.23.70", "192.168.209.70", "192.168.81.70"
 
@@ -40,7 +41,7 @@ def test_read_flows_agrees_with_scapy_frame_by_frame(tmp_path):
     result = read_flows(path)
     assert result.frames == 6
     assert result.flows == reference(path)
-    assert result.flows[(IPv4Address(POD_A), IPv4Address(POD_B))].encaps == {Encap.VXLAN: 2}
+    assert result.flows[(IPv4Address(POD_A), IPv4Address(POD_B))].encaps == {Wire.VXLAN: 2}
 
 
 def test_small_chunks_read_the_same(tmp_path):
@@ -109,10 +110,10 @@ def test_a_cut_last_record_is_left_out_by_both(tmp_path):
 def test_pick_frames_returns_the_evidence_frames_of_each_flow(tmp_path):
     path = tmp_path / "mix.pcap"
     wrpcap(str(path), packets())
-    result = read_flows(path, evidence_per_flow=2)
-    picked = pick_frames(path, [i for indices in result.evidence.values() for i in indices])
+    result = read_flows(path, samples_per_flow=2)
+    picked = pick_frames(path, [i for indices in result.sample_frames.values() for i in indices])
     assert sorted(picked) == [0, 1, 3, 4]
-    for flow, indices in result.evidence.items():
+    for flow, indices in result.sample_frames.items():
         for index in indices:
             frame = picked[index]
             assert decode_frame(frame.data, frame.linktype, frame.wire_len).key == flow
@@ -131,8 +132,8 @@ def test_frames_at_reads_back_the_evidence_frames_scapy_reads(tmp_path, form):
         wrpcap(str(path), packets(), endianness=">" if form.endswith("big-endian") else "<")
     if form.endswith(".gz"):
         path.write_bytes(gzip.compress(path.read_bytes()))
-    result = read_flows(path, evidence_per_flow=2, judged=frozenset({int(IPv4Address(POD_B))}))
-    assert set(result.evidence) == {(IPv4Address(POD_A), IPv4Address(POD_B))}  # the judged flow only
+    result = read_flows(path, samples_per_flow=2, judged=frozenset({int(IPv4Address(POD_B))}))
+    assert set(result.sample_frames) == {(IPv4Address(POD_A), IPv4Address(POD_B))}  # the judged flow only
     read = frames_at(path, result.frame_at)
     assert sorted(read) == [0, 3]
     scapy = list(iter_frames(path))

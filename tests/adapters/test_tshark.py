@@ -11,7 +11,8 @@ from scapy.layers.l2 import Ether
 from tests.run_support import POD, W, W2, W3, healthy_frames, vx, write_run
 from vxcap.adapters.tshark import TsharkError, cross_check
 from vxcap.core.errors import VxcapError
-from vxcap.pipeline import analyze, load_manifest
+from vxcap.adapters.rundir import load_manifest
+from vxcap.pipeline import analyze
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (apt-get install tshark)")
 

@@ -36,7 +36,7 @@ def test_ctrl_c_in_analyze_says_nothing_was_removed(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("vxcap.pipeline._decode_point", interrupted)
+    monkeypatch.setattr("vxcap.pipeline.decode_point", interrupted)
     result = invoke("analyze", run)
     assert result.exit_code == ExitStatus.INTERRUPTED
     assert "removed" not in result.stderr.replace("nothing to remove", "")

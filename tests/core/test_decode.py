@@ -9,7 +9,8 @@ from scapy.layers.l2 import ARP, CookedLinux, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 
 from vxcap.core.decode import decode_frame
-from vxcap.core.frames import LINKTYPE_LINUX_SLL, LINKTYPE_RAW, Encap
+from vxcap.core.frames import LINKTYPE_LINUX_SLL, LINKTYPE_RAW
+from vxcap.core.model import Wire
 
 POD_A, POD_B = "192.168.81.65", "192.168.209.65"
 NODE_A, NODE_B = "10.10.10.11", "10.10.20.13"
@@ -32,7 +33,7 @@ def vxlan_frame(*, dport=4789, vni=4096, outer=(NODE_A, NODE_B), inner=(POD_A, P
 def test_vxlan_round_trip():
     raw = bytes(vxlan_frame())
     facts = decode_frame(raw)
-    assert facts.encap is Encap.VXLAN
+    assert facts.encap is Wire.VXLAN
     assert (facts.src, facts.dst) == (IPv4Address(POD_A), IPv4Address(POD_B))
     assert (facts.outer_src, facts.outer_dst) == (IPv4Address(NODE_A), IPv4Address(NODE_B))
     assert (facts.udp_sport, facts.udp_dport, facts.vni) == (40000, 4789, 4096)
@@ -45,7 +46,7 @@ def test_vxlan_round_trip():
 
 def test_plain_round_trip():
     facts = decode_frame(bytes(Ether() / IP(src=POD_A, dst="192.168.164.129") / TCP(dport=80)))
-    assert facts.encap is Encap.PLAIN
+    assert facts.encap is Wire.PLAIN
     assert facts.src == facts.outer_src == IPv4Address(POD_A)
     assert facts.vni is None and facts.udp_dport is None and facts.ip_proto == 6
 
@@ -53,29 +54,29 @@ def test_plain_round_trip():
 @pytest.mark.parametrize("port", [4789, 8472, 4790, 6081, 31337])
 def test_vxlan_is_recognised_by_its_header_on_any_port(port):
     facts = decode_frame(bytes(vxlan_frame(dport=port)))
-    assert facts.encap is Encap.VXLAN and facts.udp_dport == port
+    assert facts.encap is Wire.VXLAN and facts.udp_dport == port
 
 
 def test_udp_to_4789_that_is_not_vxlan_stays_plain():
     # I flag clear: not a VXLAN frame, whatever the port says
     facts = decode_frame(bytes(vxlan_frame(flags=0x00)))
-    assert facts.encap is Encap.PLAIN
+    assert facts.encap is Wire.PLAIN
     assert (facts.src, facts.dst) == (IPv4Address(NODE_A), IPv4Address(NODE_B))
     short = Ether() / IP(src=NODE_A, dst=NODE_B) / UDP(sport=1, dport=4789) / b"\x08\x00\x00\x00"
-    assert decode_frame(bytes(short)).encap is Encap.PLAIN
+    assert decode_frame(bytes(short)).encap is Wire.PLAIN
 
 
 def test_wire_len_comes_from_the_original_length():
     raw = bytes(vxlan_frame())
     facts = decode_frame(raw[:96], wire_len=len(raw))
-    assert facts.wire_len == len(raw) and facts.encap is Encap.VXLAN and facts.vni == 4096
+    assert facts.wire_len == len(raw) and facts.encap is Wire.VXLAN and facts.vni == 4096
 
 
 def test_through_an_802_1q_tag():
     frame = Ether() / Dot1Q(vlan=20) / IP(src=NODE_A, dst=NODE_B) / UDP(sport=1, dport=4789) / VXLAN(vni=4096) \
         / Ether(dst=VTEP_B) / IP(src=POD_A, dst=POD_B) / ICMP()
     facts = decode_frame(bytes(frame))
-    assert facts.encap is Encap.VXLAN and facts.vni == 4096 and facts.src == IPv4Address(POD_A)
+    assert facts.encap is Wire.VXLAN and facts.vni == 4096 and facts.src == IPv4Address(POD_A)
 
 
 def test_other_link_types():

@@ -23,7 +23,8 @@ from scapy.utils import PcapNgWriter, PcapWriter
 
 from vxcap.core.decode import decode_frame
 from vxcap.core.fastdecode import DecodeError, FastDecoder, classify, decode_bytes
-from vxcap.core.frames import Encap, tally
+from vxcap.core.frames import tally
+from vxcap.core.model import Wire
 
 NODE = {"cp": "10.10.10.10", "w1": "10.10.10.11", "w2": "10.10.10.12", "w3": "10.10.20.13"}
 POD = {"cp": "192.168.23.70", "w1": "192.168.81.70", "w2": "192.168.164.130", "w3": "192.168.209.70"}
@@ -74,8 +75,8 @@ def both_formats(frames, linktype: int = 1, vxlan_ports: frozenset[int] = frozen
     """The fast decoder's reading of the frames written as pcap and as pcapng, which must agree."""
     from_pcap = decode_bytes(pcap_struct(frames, linktype=linktype), vxlan_ports=vxlan_ports)
     from_pcapng = decode_bytes(pcapng_struct(frames, linktype=linktype), vxlan_ports=vxlan_ports)
-    assert (from_pcap.flows, from_pcap.frames, from_pcap.evidence, from_pcap.ipv6_frames, from_pcap.not_vxlan,
-            from_pcap.ipv6_in_vxlan) == (from_pcapng.flows, from_pcapng.frames, from_pcapng.evidence,
+    assert (from_pcap.flows, from_pcap.frames, from_pcap.sample_frames, from_pcap.ipv6_frames, from_pcap.not_vxlan,
+            from_pcap.ipv6_in_vxlan) == (from_pcapng.flows, from_pcapng.frames, from_pcapng.sample_frames,
                                          from_pcapng.ipv6_frames, from_pcapng.not_vxlan, from_pcapng.ipv6_in_vxlan)
     return from_pcap
 
@@ -89,8 +90,8 @@ def as_frames(packets):
     return [(bytes(p), len(bytes(p))) for p in packets]
 
 
-def fed(data: bytes, chunk: int | None = None, evidence_per_flow: int = 3, vxlan_ports=frozenset({4789})):
-    decoder = FastDecoder(evidence_per_flow, vxlan_ports)
+def fed(data: bytes, chunk: int | None = None, samples_per_flow: int = 3, vxlan_ports=frozenset({4789})):
+    decoder = FastDecoder(samples_per_flow, vxlan_ports)
     step = chunk or len(data) or 1
     for start in range(0, len(data), step):
         decoder.feed(data[start : start + step])
@@ -114,7 +115,7 @@ def test_vxlan_on_4789_and_8472_is_vxlan_with_the_header_values():
     assert result.flows == reference(as_frames(packets))
     assert result.frames == 3 and result.linktypes == {1} and not result.truncated
     forward = result.flows[key(POD["cp"], POD["w3"])]
-    assert forward.encaps == {Encap.VXLAN: 2}
+    assert forward.encaps == {Wire.VXLAN: 2}
     assert forward.udp_dports == {4789: 1, 8472: 1}
     assert forward.vnis == {4096: 2}
     assert forward.outer_pairs == {key(NODE["cp"], NODE["w3"]): 2}
@@ -133,7 +134,7 @@ def test_udp_that_only_looks_like_vxlan_is_plain():
     ]
     result = both_formats(as_frames(packets))
     assert result.flows == reference(as_frames(packets))
-    assert result.flows[key(NODE["cp"], NODE["w3"])].encaps == {Encap.PLAIN: 5}
+    assert result.flows[key(NODE["cp"], NODE["w3"])].encaps == {Wire.PLAIN: 5}
 
 
 def test_plain_ipv4_tcp_and_icmp_count_per_flow_and_other_protocols_not_at_all():
@@ -176,7 +177,7 @@ def test_vlan_tags_outer_and_inner():
     ]
     result = both_formats(as_frames(packets))
     assert result.flows == reference(as_frames(packets))
-    assert result.flows[key(POD["cp"], POD["w3"])].encaps == {Encap.VXLAN: 1}
+    assert result.flows[key(POD["cp"], POD["w3"])].encaps == {Wire.VXLAN: 1}
     assert result.flows[key(POD["cp"], POD["w1"])].packets == 2
     # sizes count without the outer tags (the switch port's, not the node's MTU); inner tags stay
     untagged = len(Ether() / IP(src=NODE["cp"], dst=NODE["w3"]) / UDP(dport=4789) / VXLAN(vni=4096)
@@ -207,7 +208,7 @@ def test_cooked_and_raw_link_types(linktype, wrap):
     assert result.flows == reference(as_frames(packets), linktype)
     assert result.linktypes == {linktype}
     assert result.flows[key(POD["cp"], POD["w3"])].vnis == {9: 1}
-    assert result.flows[key(POD["cp"], POD["w1"])].encaps == {Encap.PLAIN: 1}
+    assert result.flows[key(POD["cp"], POD["w1"])].encaps == {Wire.PLAIN: 1}
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
@@ -284,7 +285,7 @@ def test_frames_to_a_vxlan_port_that_are_not_vxlan_are_counted_per_port_and_tall
     result = both_formats(frames)
     assert result.not_vxlan == {4789: len(NOT_VXLAN)}
     assert result.flows == reference(frames)
-    assert result.flows[key(NODE["cp"], NODE["w3"])].encaps == {Encap.PLAIN: len(packets)}
+    assert result.flows[key(NODE["cp"], NODE["w3"])].encaps == {Wire.PLAIN: len(packets)}
     assert both_formats(frames, vxlan_ports=frozenset({4789, 8472})).not_vxlan == {4789: len(NOT_VXLAN), 8472: 1}
     assert both_formats(frames, vxlan_ports=frozenset()).not_vxlan == {}
     # behind tags and cooked headers, through the slow path, the same
@@ -324,7 +325,7 @@ def test_valid_vxlan_and_udp_to_other_ports_are_not_counted():
     frames = as_frames(packets)
     result = both_formats(frames, vxlan_ports=frozenset({4789, 8472}))
     assert result.not_vxlan == {} and result.ipv6_frames == 0
-    assert result.flows[key(POD["cp"], POD["w3"])].encaps == {Encap.VXLAN: 5}
+    assert result.flows[key(POD["cp"], POD["w3"])].encaps == {Wire.VXLAN: 5}
     # what keeps the DNS and iperf frames out is the port, not their bytes
     assert both_formats(frames, vxlan_ports=frozenset({53, 5201})).not_vxlan == {53: 1, 5201: 1}
 
@@ -582,15 +583,15 @@ def test_evidence_is_the_first_frames_of_each_flow_in_capture_order():
     b_cut = bytes(b)[:90]
     frames = [(bytes(a), 98), (bytes(Ether() / ARP()), 42), (bytes(b), len(b)), (bytes(a), 98),
               (b_cut, len(b)), (bytes(b), len(b)), (bytes(a), 98), (bytes(a), 98)]
-    result = decode_bytes(pcap_struct(frames), evidence_per_flow=2)
-    assert result.evidence == {key(POD["cp"], POD["w1"]): [0, 3], key(POD["cp"], POD["w3"]): [2, 4]}
+    result = decode_bytes(pcap_struct(frames), samples_per_flow=2)
+    assert result.sample_frames == {key(POD["cp"], POD["w1"]): [0, 3], key(POD["cp"], POD["w3"]): [2, 4]}
     # a flow whose frames differ (here: a fragment among whole frames) still lists its first frames
     frames = [(bytes(a), 98), (bytes(Ether() / fragment(ping(POD["cp"], POD["w1"], 3000))[0]), 1514),
               (bytes(a), 98), (bytes(a), 98)]
-    result = decode_bytes(pcap_struct(frames), evidence_per_flow=2)
-    assert result.evidence == {key(POD["cp"], POD["w1"]): [0, 1]}
-    # each evidence frame decodes (by the reference) to its flow
-    for flow, indices in result.evidence.items():
+    result = decode_bytes(pcap_struct(frames), samples_per_flow=2)
+    assert result.sample_frames == {key(POD["cp"], POD["w1"]): [0, 1]}
+    # each sample frame decodes (by the reference) to its flow
+    for flow, indices in result.sample_frames.items():
         for index in indices:
             data, wire_len = frames[index]
             assert decode_frame(data, 1, wire_len).key == flow
@@ -905,7 +906,7 @@ def reference_counts(frames, linktype: int, ports) -> tuple[int, dict[int, int],
         if (data[:1] and data[0] >> 4 == 6) if linktype == 101 else _link_type_field(data, linktype) == 0x86DD:
             ipv6 += 1
         facts = decode_frame(data, linktype, wire_len)
-        if facts is None or facts.encap is Encap.VXLAN:
+        if facts is None or facts.encap is Wire.VXLAN:
             continue
         outer = _SCAPY_LINK[linktype](data).getlayer(IP)
         if outer is None or outer.frag or outer.ihl < 5 or not isinstance(outer.payload, UDP):
@@ -1031,9 +1032,9 @@ def test_judged_flows_are_read_as_the_reference_reads_them_and_the_rest_only_cou
             assert (result.ipv6_frames, result.not_vxlan, result.ipv6_in_vxlan) == (
                 everything.ipv6_frames, everything.not_vxlan, everything.ipv6_in_vxlan)
             assert result.ipv4_frames + result.unjudged_frames == everything.ipv4_frames
-            assert result.evidence == {k: v for k, v in everything.evidence.items() if k in expected}
-            # each evidence frame is where the decoder says it is, with its link type
-            for indices in result.evidence.values():
+            assert result.sample_frames == {k: v for k, v in everything.sample_frames.items() if k in expected}
+            # each sample frame is where the decoder says it is, with its link type
+            for indices in result.sample_frames.values():
                 for index in indices:
                     at, at_linktype = result.frame_at[index]
                     assert (_record_data(capture, at, big_endian=capture is captures[2]), at_linktype) == (frames[index][0], linktype)
@@ -1049,7 +1050,7 @@ def test_a_busy_nodes_other_flows_leave_no_trace_but_a_count():
     result = decode_bytes(pcap_struct(frames), judged=judged)
     assert set(result.flows) == {key(POD["cp"], POD["w1"]), key(POD["w3"], POD["cp"])}
     assert result.unjudged_frames == 500
-    assert result.evidence == {key(POD["cp"], POD["w1"]): [0], key(POD["w3"], POD["cp"]): [501]}
+    assert result.sample_frames == {key(POD["cp"], POD["w1"]): [0], key(POD["w3"], POD["cp"]): [501]}
 
 
 def test_the_compiled_loop_is_built_and_reads_as_the_python_loop():

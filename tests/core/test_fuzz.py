@@ -178,7 +178,7 @@ def test_damaged_captures_decode_or_raise_decode_error_whatever_the_chunking(dam
         assert whole.problem is None or "\n" not in whole.problem
         assert whole.ipv4_frames + whole.ipv6_frames <= whole.frames
         assert set(whole.not_vxlan) <= {4789} and sum(whole.not_vxlan.values()) <= whole.ipv4_frames
-        for flow, indices in whole.evidence.items():
+        for flow, indices in whole.sample_frames.items():
             assert flow in whole.flows and indices == sorted(indices) and all(0 <= i < whole.frames for i in indices)
 
 
@@ -214,7 +214,7 @@ def test_damaged_frames_are_facts_or_nothing_in_both_decoders(frame, linktype, d
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged_captures())
 def test_damaged_files_read_or_raise_capture_file_error(damaged):
-    from vxcap.pipeline import decode_capture
+    from vxcap.stages.decode import decode_point
 
     name, data = damaged
     with tempfile.TemporaryDirectory() as directory:
@@ -231,7 +231,7 @@ def test_damaged_files_read_or_raise_capture_file_error(damaged):
             assert one_line(err).startswith(str(path))
             frames = None
         if result is not None:
-            wanted = [i for indices in result.evidence.values() for i in indices]
+            wanted = [i for indices in result.sample_frames.values() for i in indices]
             try:
                 picked = pick_frames(path, wanted)
             except CaptureFileError as err:
@@ -242,7 +242,7 @@ def test_damaged_files_read_or_raise_capture_file_error(damaged):
                 # scapy numbers the frames as the fast decoder does: evidence indices point at the same frames
                 assert len(frames) == result.frames, (len(frames), result.frames)
         try:
-            decode_capture(path, [])
+            decode_point(path, [])
         except ValueError as err:  # CaptureFileError, or the decoders disagreeing: both one line
             one_line(err)
 
@@ -287,8 +287,8 @@ def _frames_until_damage(path: Path) -> list:
 def test_the_evidence_writer_never_crashes_and_writes_every_frame_it_read(damaged, linktype_field, set_linktype):
     from tests.run_support import POD as RUN_POD, W, W3, write_manifest
     from vxcap.adapters.evidence import write_evidence
-    from vxcap.core.wireshark import ALL_NODES_FILE
-    from vxcap.pipeline import load_manifest
+    from vxcap.core.rundir import ALL_NODES_PCAPNG
+    from vxcap.adapters.rundir import load_manifest
 
     name, data = damaged
     if set_linktype and name.startswith("pcap") and not name.startswith("pcapng") and len(data) >= 24:
@@ -303,7 +303,7 @@ def test_the_evidence_writer_never_crashes_and_writes_every_frame_it_read(damage
                             {"src_node": W3, "dst_node": W, "src_ip": RUN_POD[W3], "dst_ip": RUN_POD[W]}]}
         written = write_evidence(run, load_manifest(run), report)
         read = _frames_until_damage(run / "a.pcap") + _frames_until_damage(run / "b.pcap")
-        back = list(iter_frames(run / ALL_NODES_FILE))  # scapy reads all of it: no damage written
+        back = list(iter_frames(run / ALL_NODES_PCAPNG))  # scapy reads all of it: no damage written
         assert written["all_nodes"]["frames"] == len(back) == len(read)
         # an original length shorter than the captured bytes is written as the captured length
         assert sorted((f.data, f.linktype & 0xFFFF, max(f.wire_len, len(f.data))) for f in read) == sorted(

@@ -22,7 +22,8 @@ from typing import Any, BinaryIO
 from vxcap.adapters.pcapfile import CaptureFileError, iter_records
 from vxcap.core.fastdecode import classify, ethernet_key
 from vxcap.core.manifest import Manifest
-from vxcap.core.wireshark import ALL_NODES_FILE, EVIDENCE_DIR, evidence_file, interface_name
+from vxcap.core.rundir import ALL_NODES_PCAPNG, FLOW_PCAPNG_DIR, flow_pcapng_name
+from vxcap.core.wireshark import interface_name
 
 # pcapng (draft-ietf-opsawg-pcapng): block types and option codes written here.
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
@@ -160,7 +161,7 @@ def _flows(report: dict[str, Any]) -> list[_FlowOut]:
                 src_node=flow["src_node"],
                 dst_node=flow["dst_node"],
                 key=(IPv4Address(flow["src_ip"]), IPv4Address(flow["dst_ip"])),
-                file=evidence_file(flow["src_node"], flow["dst_node"]),
+                file=flow_pcapng_name(flow["src_node"], flow["dst_node"]),
             )
         )
     return flows
@@ -173,7 +174,7 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
     "errors": [...]}`, files relative to `run_dir`. Rewrites earlier evidence.
     """
     run_dir = Path(run_dir)
-    out_dir = run_dir / EVIDENCE_DIR
+    out_dir = run_dir / FLOW_PCAPNG_DIR
     out_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(out_dir, 0o700)
 
@@ -191,7 +192,7 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
 
     handles: list[BinaryIO] = []
     try:
-        handles.append(_open_private(run_dir / ALL_NODES_FILE))
+        handles.append(_open_private(run_dir / ALL_NODES_PCAPNG))
         everything = PcapngWriter(handles[-1])
         writers = []
         for flow in flows:
@@ -227,7 +228,7 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
             handle.close()
 
     return {
-        "all_nodes": {"file": ALL_NODES_FILE, "frames": everything.frames},
+        "all_nodes": {"file": ALL_NODES_PCAPNG, "frames": everything.frames},
         "flows": [
             {"src_node": f.src_node, "dst_node": f.dst_node, "file": f.file, "frames": w.frames}
             for f, w in zip(flows, writers)

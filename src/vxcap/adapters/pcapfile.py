@@ -3,7 +3,7 @@
 `read_flows` streams the file through the pure `FastDecoder` in fixed-size
 chunks, so memory does not grow with the capture. `iter_frames` hands frames to
 the reference decoder (`vxcap.core.decode.decode_frame`) through scapy's own
-pcap/pcapng readers; its frame numbering is the one `DecodeResult.evidence` uses.
+pcap/pcapng readers; its frame numbering is the one `DecodeResult.sample_frames` uses.
 Gzip-compressed captures are read as scapy reads them.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from vxcap.core.fastdecode import EVIDENCE_PER_FLOW, VXLAN_PORTS, DecodeError, DecodeResult, FastDecoder
+from vxcap.core.fastdecode import SAMPLE_FRAMES_PER_FLOW, VXLAN_PORTS, DecodeError, DecodeResult, FastDecoder
 
 CHUNK_SIZE = 8 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -70,14 +70,14 @@ def _open(path: Path):
 def read_flows(
     path: str | Path,
     chunk_size: int = CHUNK_SIZE,
-    evidence_per_flow: int = EVIDENCE_PER_FLOW,
+    samples_per_flow: int = SAMPLE_FRAMES_PER_FLOW,
     vxlan_ports: frozenset[int] = VXLAN_PORTS,
     judged: frozenset[int] | None = None,
 ) -> DecodeResult:
     """Per-flow tallies of the whole capture at `path`, read `chunk_size` bytes at a time; frames to
     `vxlan_ports` that are not VXLAN are counted in `not_vxlan`. `judged`: see `FastDecoder`."""
     path = Path(path)
-    decoder = FastDecoder(evidence_per_flow, vxlan_ports, judged)
+    decoder = FastDecoder(samples_per_flow, vxlan_ports, judged)
     try:
         stream, raw = _open(path)
         try:
@@ -102,7 +102,7 @@ def iter_frames(path: str | Path) -> Iterator[Frame]:
     """Every complete frame of the capture at `path`, in order, read by scapy.
 
     A record cut short by the end of the file is not yielded, so frame numbers
-    match `read_flows`'s `frames` and `evidence`.
+    match `read_flows`'s `frames` and `sample_frames`.
     """
     from scapy.error import Scapy_Exception  # scapy is heavy: loaded only when frames are wanted
     from scapy.utils import RawPcapReader
@@ -202,7 +202,7 @@ def _frames(reader) -> Iterator[Frame]:
 
 
 def pick_frames(path: str | Path, indices: Iterable[int]) -> dict[int, Frame]:
-    """The frames at these 0-based indices (e.g. `DecodeResult.evidence`), reading no further than needed."""
+    """The frames at these 0-based indices (e.g. `DecodeResult.sample_frames`), reading no further than needed."""
     wanted = set(indices)
     found: dict[int, Frame] = {}
     if not wanted:

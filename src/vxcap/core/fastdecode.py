@@ -2,13 +2,20 @@
 
 It says what `vxcap.core.decode.decode_frame` (scapy's dissection) says about
 every frame, at a few hundred times its speed, so the verdict can read a whole
-capture and keep scapy for the handful of evidence frames it shows.
+capture and keep scapy for the handful of sample frames it re-reads.
 
 Everything is fed as byte chunks (`FastDecoder.feed`), so memory stays flat
 however long the capture. Per frame the hot loop only unpacks a few fields at
 fixed offsets and bumps a counter keyed by a tuple of ints; frames of uncommon
 shape (tags, IP options, short or odd headers, other link types) go through
 `classify`, which checks the bounds of every read.
+
+One definition, copies for speed: `classify` is the classification. `ethernet_key` (its common
+Ethernet shapes in a few unpacks), the hot loop `_pcap_records` (ethernet_key inlined: a call
+per frame costs ~30%) and the compiled loop (_skim.c) are copies kept because they are faster,
+and tests hold each to it so they cannot drift: tests/core/test_classify_copies.py compares
+ethernet_key with classify frame by frame, and tests/core/test_fastdecode.py runs both loops,
+Python and compiled, on generated captures against the scapy reference (decode.py).
 
 Where this decoder deliberately differs from decode.py (see `classify`):
   * VXLAN flags with both G (0x80) and P (0x04) bits: scapy's VXLAN class
@@ -38,11 +45,10 @@ from vxcap.core.frames import (
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW,
-    Encap,
     FlowKey,
     FlowTally,
 )
-from vxcap.core.model import DEFAULT_PORT
+from vxcap.core.model import DEFAULT_PORT, Wire
 
 try:  # the compiled pcap loop (setup.py builds it when a C compiler is there); the Python loop is the reference
     from vxcap.core._skim import tally as _TALLY
@@ -52,7 +58,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 SUPPORTED_LINKTYPES = frozenset(
     {LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL2}
 )
-EVIDENCE_PER_FLOW = 3
+SAMPLE_FRAMES_PER_FLOW = 3
 VXLAN_PORTS = frozenset({DEFAULT_PORT})
 
 # A record or block longer than this is taken for corruption rather than waited
@@ -114,8 +120,8 @@ class DecodeResult:
     format: str = "pcap"  # "pcap" or "pcapng"
     ipv4_frames: int = 0  # frames tallied in `flows`
     # The first frames of each flow, as 0-based record indices in capture order: the
-    # frames worth dissecting in full (scapy) to show as evidence.
-    evidence: dict[FlowKey, list[int]] = field(default_factory=dict)
+    # frames worth dissecting in full (scapy) to check the fast path: the sample frames.
+    sample_frames: dict[FlowKey, list[int]] = field(default_factory=dict)
     ipv6_frames: int = 0  # not judged: vxcap reads IPv4 underlays
     # UDP destination port (of those the decoder was given) -> VXLAN frames to it carrying IPv6
     # pods: not judged either (vxcap reads IPv4 pods), tallied as plain UDP between the nodes.
@@ -123,7 +129,7 @@ class DecodeResult:
     # UDP destination port (of those the decoder was given) -> frames to it that are not
     # VXLAN (see `classify`); they are tallied as plain UDP between the outer addresses.
     not_vxlan: dict[int, int] = field(default_factory=dict)
-    # Where each evidence frame is: 0-based record index -> (file offset of its pcap record or
+    # Where each sample frame is: 0-based record index -> (file offset of its pcap record or
     # pcapng block, link type), so a reader can seek to it rather than read from the start.
     frame_at: dict[int, tuple[int, int]] = field(default_factory=dict)
     # IPv4 frames of flows the caller does not judge (see FastDecoder's `judged`): counted, not kept.
@@ -302,6 +308,7 @@ def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag:
 
 def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
     """`classify` for an Ethernet frame, in a few unpacks for the common shapes (untagged IPv4, ICMP/TCP/VXLAN).
+    A copy for speed, held to `classify` by tests/core/test_classify_copies.py.
 
     The pcap loop inlines these same lines; constants are literals as global
     lookups cost more than the rest of a frame's work. TCP SYNs and ICMP
@@ -380,7 +387,7 @@ class FastDecoder:
 
     def __init__(
         self,
-        evidence_per_flow: int = EVIDENCE_PER_FLOW,
+        samples_per_flow: int = SAMPLE_FRAMES_PER_FLOW,
         vxlan_ports: frozenset[int] = VXLAN_PORTS,
         judged: frozenset[int] | None = None,
         compiled: bool = True,
@@ -389,7 +396,7 @@ class FastDecoder:
         counted (`DecodeResult.unjudged_frames`, and the per-port and IPv6 counts); None keeps
         every flow. A frame is judged when its innermost source or destination is one of them, so
         a busy node's thousands of other flows cost neither memory nor a dictionary entry."""
-        self._evidence_per_flow = evidence_per_flow
+        self._samples_per_flow = samples_per_flow
         self._judged = judged
         # The compiled pcap loop (`_skim.tally`), when built and asked for: it counts the frames of
         # the common shapes as `_pcap_records` does and stops where that loop must read (`classify`).
@@ -448,7 +455,7 @@ class FastDecoder:
                 raise DecodeError("empty file: not a pcap or pcapng capture")
             raise DecodeError("not a pcap or pcapng capture (too short for a file header)")
         truncated = bool(self._pending) and not self._stopped
-        flows, evidence, frame_at, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan = self._flows()
+        flows, sample_frames, frame_at, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan = self._flows()
         return DecodeResult(
             flows=flows,
             frames=self._frames,
@@ -457,7 +464,7 @@ class FastDecoder:
             problem=self._problem,
             format=self._format,
             ipv4_frames=tallied,
-            evidence=evidence,
+            sample_frames=sample_frames,
             ipv6_frames=ipv6_frames,
             not_vxlan=not_vxlan,
             ipv6_in_vxlan=ipv6_in_vxlan,
@@ -517,7 +524,7 @@ class FastDecoder:
             self._agg[key] = [1, [(idx, at, self._last_linktype)]]
         else:
             tally[0] += 1
-            if tally[0] <= self._evidence_per_flow:
+            if tally[0] <= self._samples_per_flow:
                 tally[1].append((idx, at, self._last_linktype))
 
     def _count_unjudged(self, key) -> None:
@@ -531,7 +538,8 @@ class FastDecoder:
 
     def _pcap_records(self, buf, off: int) -> int:
         # The hot loop. ethernet_key and _count are inlined and everything is a
-        # local or a literal: a call or a global lookup per frame costs ~30%.
+        # local or a literal: a call or a global lookup per frame costs ~30%. A copy of
+        # the classification, held to the reference by test_fastdecode's generated captures.
         n = len(buf)
         linktype = self._pcap_linktype
         record = Struct(self._pcap_order + "8xII").unpack_from
@@ -542,7 +550,7 @@ class FastDecoder:
         ipv6 = IPV6
         agg = self._agg
         get = agg.get
-        nev = self._evidence_per_flow
+        nev = self._samples_per_flow
         idx = self._frames
         ethernet = linktype == LINKTYPE_ETHERNET
         judged = self._judged
@@ -677,7 +685,7 @@ class FastDecoder:
         linktypes = [linktype for linktype, _ in self._ng_interfaces]
         agg = self._agg
         get = agg.get
-        nev = self._evidence_per_flow
+        nev = self._samples_per_flow
         idx = self._frames
         eth_key = ethernet_key
         slow = classify
@@ -864,13 +872,13 @@ class FastDecoder:
             tallied += count
             if len(key) != 13:
                 _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo, dst_mac = key[:9]
-                flow.encaps[Encap.PLAIN] += count
+                flow.encaps[Wire.PLAIN] += count
                 if len(key) > 9 and key[9] in ports:
                     counts = not_vxlan if len(key) == 10 else ipv6_in_vxlan
                     counts[key[9]] = counts.get(key[9], 0) + count
             else:
                 _, outer, dport, vni, mac, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo, dst_mac = key
-                flow.encaps[Encap.VXLAN] += count
+                flow.encaps[Wire.VXLAN] += count
                 flow.vnis[vni >> 8] += count
                 flow.udp_dports[dport] += count
                 flow.outer_pairs[pair(outer)] += count
@@ -891,24 +899,24 @@ class FastDecoder:
                 flow.echoes[(echo >> 56, ip_len)] += count
                 flow.echo_ids[(echo >> 56, echo >> 16 & 0xFFFF, echo & 0xFFFF, dst_mac)] += count
             positions[flow_key].extend(first)
-        evidence: dict[FlowKey, list[int]] = {}
+        sample_frames: dict[FlowKey, list[int]] = {}
         frame_at: dict[int, tuple[int, int]] = {}
         for flow_key, frames in positions.items():
             frames.sort()
-            del frames[self._evidence_per_flow :]
-            evidence[flow_key] = [index for index, _, _ in frames]
+            del frames[self._samples_per_flow :]
+            sample_frames[flow_key] = [index for index, _, _ in frames]
             frame_at.update((index, (at, linktype)) for index, at, linktype in frames)
-        return flows, evidence, frame_at, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan
+        return flows, sample_frames, frame_at, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan
 
 
 def decode_bytes(
     data: bytes,
-    evidence_per_flow: int = EVIDENCE_PER_FLOW,
+    samples_per_flow: int = SAMPLE_FRAMES_PER_FLOW,
     vxlan_ports: frozenset[int] = VXLAN_PORTS,
     judged: frozenset[int] | None = None,
 ) -> DecodeResult:
     """Decode a whole capture held in memory."""
-    decoder = FastDecoder(evidence_per_flow, vxlan_ports, judged)
+    decoder = FastDecoder(samples_per_flow, vxlan_ports, judged)
     decoder.feed(data)
     return decoder.close()
 

@@ -12,11 +12,6 @@ from ipaddress import IPv4Address
 
 from vxcap.core.model import Wire
 
-# A frame's encapsulation is the wire format the plan expects (one enum: vxcap.core.model.Wire).
-# `Encap` names the same enum until issue 13b's fastdecode.py and its tests, which import it
-# by that name, have landed; then they import Wire and this alias goes.
-Encap = Wire
-
 
 # pcap link types (LINKTYPE_*), as tcpdump writes them.
 LINKTYPE_ETHERNET = 1

@@ -17,13 +17,6 @@ from typing import Any
 from vxcap.core.plan import Expectation
 from vxcap.core.verdict import wireshark_filter
 
-# The flow pcapng's names are the run directory's (vxcap.core.rundir). These aliases keep
-# adapters/evidence.py's import working until issue 13b's rework of that file lands; then it
-# imports vxcap.core.rundir directly and they go.
-from vxcap.core.rundir import ALL_NODES_PCAPNG as ALL_NODES_FILE  # noqa: E402,F401
-from vxcap.core.rundir import FLOW_PCAPNG_DIR as EVIDENCE_DIR  # noqa: E402,F401
-from vxcap.core.rundir import flow_pcapng_name as evidence_file  # noqa: E402,F401
-
 WIRESHARK_VXLAN_PORT = 4789
 
 
