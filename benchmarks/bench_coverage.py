@@ -12,50 +12,19 @@ root; `--cluster-only` runs the fake-cluster part alone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from lab_runs import SPLIT, timed_run, vxcap  # this folder: the scripts run as files
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the fake API lives with the tests
 
 PREFIX = "vxbcov"
 SUBNETS = {16: 4, 64: 8, 256: 16}
-SPLIT = {
-    "set-up": ("discover", "plan", "provision"),
-    "capture": ("capture",),
-    "probe": ("probe", "mtu-probe"),
-    "stop": ("stop",),
-    "tables": ("tables",),
-    "decode": ("decode", "judge"),
-    "report": ("report", "evidence", "cross-check"),
-}
-
-
-def vxcap(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vxcap", *args], capture_output=True, text=True)
-
-
-def timed_run(out: Path, *selection: str) -> dict:
-    started = time.perf_counter()
-    proc = vxcap("run", "--lab", "--prefix", PREFIX, "--out", str(out), "--json", *selection)
-    wall = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"vxcap run failed ({proc.returncode}): {proc.stderr.strip()}")
-    report = json.loads(proc.stdout)
-    run_dir = max(out.iterdir(), key=lambda p: p.stat().st_mtime)
-    timings = report.get("timings", {})
-    return {
-        "wall": wall,
-        "verdict": report["verdict"],
-        "directions": len(report["flows"]),
-        "captures": len(list(run_dir.glob("*.pcap"))),
-        "split": {name: sum(timings.get(s, 0.0) for s in stages) for name, stages in SPLIT.items()},
-    }
 
 
 def bench_size(nodes: int, seed: int) -> dict:
@@ -68,8 +37,8 @@ def bench_size(nodes: int, seed: int) -> dict:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             # worker and the last node: on the first and the last subnet, so the pair is VXLAN both ways.
-            one = timed_run(Path(tmp), "--pair", f"worker,worker{nodes - 1}")
-            cover = timed_run(Path(tmp), "--coverage", "--seed", str(seed))
+            one = timed_run(PREFIX, Path(tmp), "--pair", f"worker,worker{nodes - 1}")
+            cover = timed_run(PREFIX, Path(tmp), "--coverage", "--seed", str(seed))
     finally:
         vxcap("lab", "down", "--prefix", PREFIX)
     return {"nodes": nodes, "subnets": subnets, "setup": setup, "one": one, "coverage": cover}

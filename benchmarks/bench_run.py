@@ -9,44 +9,14 @@ all-pairs / one pair is what the README quotes. Needs root.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from lab_runs import SPLIT, timed_run, vxcap  # this folder: the scripts run as files
+
 PREFIX = "vxbench"
-SPLIT = {
-    "set-up": ("discover", "plan", "provision"),
-    "capture": ("capture", "stop"),
-    "probe": ("probe", "mtu-probe"),
-    "decode": ("decode", "judge"),
-    "report": ("report", "evidence", "cross-check"),
-}
-
-
-def vxcap(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vxcap", *args], capture_output=True, text=True)
-
-
-def timed_run(out: Path, *selection: str) -> dict:
-    started = time.perf_counter()
-    proc = vxcap("run", "--lab", "--prefix", PREFIX, "--out", str(out), "--json", *selection)
-    wall = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"vxcap run failed ({proc.returncode}): {proc.stderr.strip()}")
-    report = json.loads(proc.stdout)
-    run_dir = max(out.iterdir(), key=lambda p: p.stat().st_mtime)
-    timings = report.get("timings", {})
-    return {
-        "wall": wall,
-        "verdict": report["verdict"],
-        "directions": len(report["flows"]),
-        "captures": len(list(run_dir.glob("*.pcap"))),
-        "split": {name: sum(timings.get(s, 0.0) for s in stages) for name, stages in SPLIT.items()},
-    }
 
 
 def main() -> None:
@@ -65,8 +35,8 @@ def main() -> None:
         raise SystemExit(f"lab up failed: {up.stderr.strip() or up.stdout.strip()}")
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            one = timed_run(Path(tmp), "--pair", args.pair)
-            every = timed_run(Path(tmp), "--all-pairs")
+            one = timed_run(PREFIX, Path(tmp), "--pair", args.pair)
+            every = timed_run(PREFIX, Path(tmp), "--all-pairs")
     finally:
         vxcap("lab", "down", "--prefix", PREFIX)
 
