@@ -39,8 +39,10 @@ PAIR = ["--pair", "worker,worker3"]
 # ---------------------------------------------------------------- what a test leaves behind
 
 
-def tcpdumps_of(marker: str) -> list[int]:
-    """tcpdump processes (and the `timeout` or setpriv around them) whose argv names `marker`."""
+def tcpdumps_of(*markers: str) -> list[int]:
+    """tcpdump processes (and the `timeout` or setpriv around them) whose argv names every marker.
+
+    Name this test's own directory among them: another run on the machine writes the same file names."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -49,7 +51,7 @@ def tcpdumps_of(marker: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(b"tcpdump" in a for a in argv) and any(marker.encode() in a for a in argv):
+        if any(b"tcpdump" in a for a in argv) and all(any(m.encode() in a for a in argv) for m in markers):
             found.append(int(entry.name))
     return found
 
@@ -249,7 +251,7 @@ def test_a_capture_killed_half_way_is_reported_and_what_it_wrote_is_judged(tmp_p
     try:
         read_until(proc, "probe")
         time.sleep(1.0)  # a few echo requests on the wire, and in worker3's pcap
-        victims = [pid for pid in tcpdumps_of(f"{W3}-eth1.pcap") if Path(f"/proc/{pid}/comm").read_text().strip() == "tcpdump"]
+        victims = [pid for pid in tcpdumps_of(str(out), f"{W3}-eth1.pcap") if Path(f"/proc/{pid}/comm").read_text().strip() == "tcpdump"]
         assert len(victims) == 1, victims
         os.kill(victims[0], signal.SIGKILL)
     finally:
