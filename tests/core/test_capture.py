@@ -18,9 +18,11 @@ from vxcap.core.capture import (
     DEFAULT_MAX_PACKETS,
     DEFAULT_SNAPLEN,
     MAX_BUFFER_KIB,
+    LAB_MIN_BUFFER_KIB,
     MIN_BUFFER_KIB,
     bpf_filter,
     buffer_kib,
+    lab_buffer_kib,
     capture_filter,
     precise_filter,
     is_listening,
@@ -103,6 +105,15 @@ def test_tcpdump_runs_not_promiscuous_with_a_buffer_sized_for_line_rate():
     assert buffer_kib(256) == int(10e9 / 8 / 1538 * 0.05 * (256 + 48) / 1024) + 1
     assert buffer_kib(256, link_mbps=100) == MIN_BUFFER_KIB
     assert buffer_kib(65535, link_mbps=400_000) == MAX_BUFFER_KIB
+
+
+def test_lab_captures_get_a_ring_sized_for_the_lab_not_for_10_gbps():
+    # 1 Gb/s of full-size frames for 50 ms at 256 bytes + header: about 1.2 MiB, a tenth of a node's
+    assert lab_buffer_kib(256) == int(1e9 / 8 / 1538 * 0.05 * (256 + 48) / 1024) + 1 == 1207
+    assert lab_buffer_kib(256) < buffer_kib(256) // 8
+    assert lab_buffer_kib(64) == LAB_MIN_BUFFER_KIB  # the lab's own floor, not the cluster's 4 MiB
+    argv = tcpdump_argv("eth1", "/tmp/x.pcap", "", snaplen=256, ring_kib=lab_buffer_kib(256))
+    assert argv[argv.index("-B") + 1] == "1207"
 
 
 # tcpdump 4.99's closing lines on SIGINT, as it writes them to stderr.

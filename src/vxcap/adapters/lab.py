@@ -19,7 +19,7 @@ from vxcap.adapters import netns, tcpdump
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
-from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, tcpdump_argv
+from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, lab_buffer_kib, tcpdump_argv
 from vxcap.core.lab.faults import Fault, fault_steps
 from vxcap.core.lab.plan import (
     Check,
@@ -254,7 +254,7 @@ class NetnsLab:
         max_packets: int = DEFAULT_MAX_PACKETS,
     ) -> RunningCapture:
         """tcpdump on the node's underlay interface, listening when this returns."""
-        argv = tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets)
+        argv = tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets, ring_kib=lab_buffer_kib(snaplen))
         return tcpdump.start(netns.exec_prefix(self.node_netns(node)), argv, Path(path))
 
     def start_captures(
@@ -262,7 +262,8 @@ class NetnsLab:
     ) -> list[RunningCapture | tcpdump.TcpdumpError]:
         """`start_capture` for (node, path, bpf) each, their start-ups overlapping."""
         specs = [(netns.exec_prefix(self.node_netns(node)),
-                  tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets), Path(path))
+                  tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets,
+                               ring_kib=lab_buffer_kib(snaplen)), Path(path))
                  for node, path, bpf in requests]
         # A few dozen at a time: hundreds of tcpdumps starting together would only queue for two cores
         # and could miss the ready timeout.

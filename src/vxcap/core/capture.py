@@ -80,6 +80,7 @@ def tcpdump_argv(
     max_packets: int = DEFAULT_MAX_PACKETS,
     duration: float | None = DEFAULT_DURATION_S,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    ring_kib: int | None = None,
 ) -> list[str]:
     """tcpdump writing `iface`'s frames matching `bpf` to `path` ("-": stdout), bounded
     in time (`duration`; None: until stopped), packets and bytes.
@@ -89,7 +90,8 @@ def tcpdump_argv(
     a buffer fills. -Z root: Debian's tcpdump otherwise drops to the `tcpdump`
     user and hands the pcap to it; the run directory stays root's throughout.
     -p: not promiscuous, so a NIC does not hand over frames addressed to other
-    hosts (a switch flooding them is not delivery). -B: see `buffer_kib`.
+    hosts (a switch flooding them is not delivery). -B: `ring_kib`, by default
+    `buffer_kib` (a cluster node's link); the lab passes `lab_buffer_kib`.
     """
     if not iface:
         raise InputError("capture: an interface name is needed")
@@ -97,7 +99,7 @@ def tcpdump_argv(
     count = packet_budget(snaplen, max_packets, max_bytes)
     argv = [
         "tcpdump", "-i", iface, "-nn", "-p", "-U", "--immediate-mode", "-Z", "root",
-        "-B", str(buffer_kib(snaplen)), "-w", str(path), "-s", str(snaplen), "-c", str(count),
+        "-B", str(buffer_kib(snaplen) if ring_kib is None else ring_kib), "-w", str(path), "-s", str(snaplen), "-c", str(count),
     ]
     if bpf:
         argv.append(bpf)
@@ -201,11 +203,26 @@ MIN_BUFFER_KIB = 4096
 MAX_BUFFER_KIB = 65536
 
 
-def buffer_kib(snaplen: int, link_mbps: int = DEFAULT_LINK_MBPS, stall_s: float = BUFFER_STALL_S) -> int:
+def buffer_kib(
+    snaplen: int, link_mbps: int = DEFAULT_LINK_MBPS, stall_s: float = BUFFER_STALL_S, floor_kib: int = MIN_BUFFER_KIB
+) -> int:
     """tcpdump's `-B`: the KiB that hold `stall_s` of full-size frames at `link_mbps`."""
     frames = link_mbps * 1_000_000 / 8 / _FULL_FRAME * stall_s
     kib = int(frames * (min(snaplen, 1514) + _RING_FRAME_OVERHEAD) / 1024) + 1
-    return min(max(kib, MIN_BUFFER_KIB), MAX_BUFFER_KIB)
+    return min(max(kib, floor_kib), MAX_BUFFER_KIB)
+
+
+# The embedded lab's veths carry only vxcap's own probes (pings, the DF ladder, one small TCP
+# exchange per direction), far below 1 Gb/s even in a burst; sized for 10 Gb/s, a 256-node lab's
+# rings took 3 GiB and about a second more to start. The kernel's drop count is still reported
+# per capture, so a ring too small would show, not pass silently.
+LAB_LINK_MBPS = 1_000
+LAB_MIN_BUFFER_KIB = 1024
+
+
+def lab_buffer_kib(snaplen: int) -> int:
+    """tcpdump's `-B` on a lab node: `buffer_kib` at the lab's rate, with a floor of its own."""
+    return buffer_kib(snaplen, LAB_LINK_MBPS, floor_kib=LAB_MIN_BUFFER_KIB)
 
 
 _CAPTURED = re.compile(r"^(\d+) packets? captured\s*$", re.MULTILINE)
