@@ -202,3 +202,16 @@ def image_without_tcpdump(client: docker.DockerClient, image: str, tag: str) -> 
     finally:
         helper.remove(force=True)
     return tag
+
+
+def derived_image(client: docker.DockerClient, image: str, argv: list[str], name: str = "vxi-twin") -> str:
+    """A copy of `image` changed by one root command (network none), committed under a throw-away tag."""
+    tag = f"{name}-{uuid.uuid4().hex[:6]}:test"
+    helper = client.containers.run(image, argv, network_mode="none", detach=True, labels={TEST_LABEL: "image-build"})
+    try:
+        assert helper.wait(timeout=60)["StatusCode"] == 0, helper.logs()
+        repository, _, version = tag.partition(":")
+        helper.commit(repository=repository, tag=version)
+    finally:
+        helper.remove(force=True)
+    return tag

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker_support import TEST_LABEL, capture_image, docker_engine  # noqa: F401 (fixtures)
+from tests.docker_support import capture_image, derived_image, docker_engine  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = ROOT / "images" / "netshoot-lite"
@@ -27,17 +27,10 @@ def mirror() -> str:
 
 @pytest.fixture
 def stock_debian_base(docker_engine, capture_image):
-    tag = f"vxi-stock-{uuid.uuid4().hex[:6]}:test"
-    helper = docker_engine.containers.run(
-        capture_image, ["sh", "-c", "setcap -r /usr/bin/tcpdump && setcap cap_net_raw=ep /usr/bin/ping"],
-        network_mode="none", detach=True, labels={TEST_LABEL: "image-build"},
+    tag = derived_image(
+        docker_engine, capture_image, ["sh", "-c", "setcap -r /usr/bin/tcpdump && setcap cap_net_raw=ep /usr/bin/ping"],
+        name="vxi-stock",
     )
-    try:
-        assert helper.wait(timeout=60)["StatusCode"] == 0, helper.logs()
-        repository, _, version = tag.partition(":")
-        helper.commit(repository=repository, tag=version)
-    finally:
-        helper.remove(force=True)
     yield tag
     docker_engine.images.remove(tag, force=True)
 

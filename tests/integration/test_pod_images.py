@@ -21,7 +21,7 @@ from ipaddress import IPv4Address
 import docker.errors
 import pytest
 
-from tests.docker_support import TEST_LABEL, capture_image, docker_engine, unique  # noqa: F401 (fixtures)
+from tests.docker_support import TEST_LABEL, capture_image, derived_image, docker_engine, unique  # noqa: F401 (fixtures)
 from tests.fakes.docker_pods import DockerPods
 from tests.fakes.kube_api import start_fake_kube  # noqa: F401 (fixture)
 from vxcap.core.errors import VxcapError
@@ -107,19 +107,6 @@ def test_the_probes_work_under_the_test_pods_securitycontext(pods_on_docker, cap
 
 
 # ---------------------------------------------------------------- twins that cannot probe: one line says why
-
-
-def derived_image(client, image: str, argv: list[str]) -> str:
-    """A copy of `image` changed by one root command (network none), committed under a throw-away tag."""
-    tag = f"vxi-twin-{uuid.uuid4().hex[:6]}:test"
-    helper = client.containers.run(image, argv, network_mode="none", detach=True, labels={TEST_LABEL: "image-build"})
-    try:
-        assert helper.wait(timeout=60)["StatusCode"] == 0, helper.logs()
-        repository, _, version = tag.partition(":")
-        helper.commit(repository=repository, tag=version)
-    finally:
-        helper.remove(force=True)
-    return tag
 
 
 @pytest.fixture
