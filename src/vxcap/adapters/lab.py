@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.adapters import netns, tcpdump
+from vxcap.adapters import netns, tcpdump, wireguard
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
+from vxcap.core.errors import InputError
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, lab_buffer_kib, tcpdump_argv
+from vxcap.core.lab import dataplanes
 from vxcap.core.lab.faults import Fault, fault_steps
 from vxcap.core.lab.plan import (
     Check,
@@ -34,7 +36,7 @@ from vxcap.core.lab.plan import (
     node_checks,
 )
 from vxcap.core.lab.spec import LabSpec
-from vxcap.core.model import VXLAN_DEVICE, Pod
+from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE, Pod
 from vxcap.core.mtu.tcp import DEFAULT_TIMEOUT_S
 from vxcap.core.ping import PingResult, parse_ping, ping_argv
 
@@ -66,6 +68,9 @@ class NetnsLab:
     def __init__(self, spec: LabSpec, prefix: str = "vxcap", adopt: dict[str, str] | None = None) -> None:
         self.spec = spec
         self.names = LabNames.for_spec(spec, prefix, adopt)
+        if adopt and spec.dataplane != "vxlan":
+            # `down` cleans adopted namespaces only of what the VXLAN lab adds (and kills no process there).
+            raise InputError(f"adopting namespaces works with the vxlan lab only, not {spec.dataplane}")
 
     # --- naming -----------------------------------------------------------
 
@@ -90,18 +95,46 @@ class NetnsLab:
             raise NetnsError(f"adopted namespace {missing[0]} does not exist (attach it with ip netns attach NAME PID)")
         if status.exists:
             self.down()
+        if self.spec.ipv4_encap == "ipip":
+            self._require_ipip()
         try:
             netns.run_steps(lab_steps(self.spec, self.names))
-        except NetnsError:
+            if self.spec.ipv4_encap == "wireguard":
+                self._start_wireguard()
+        except NetnsError:  # the wireguard-go processes started so far go too (`down` kills them)
             self.down()
             raise
         return self.status()
+
+    def _require_ipip(self) -> None:
+        """A one-line refusal where the kernel cannot make IPIP devices, tried in a namespace of our own."""
+        probe = f"{self.names.prefix}-ipip-probe"
+        netns.add_netns([probe])
+        try:
+            proc = netns.run(["ip", "-n", probe, "link", "add", "vxcapprobe", "type", "ipip"], check=False)
+        finally:
+            netns.delete_netns([probe])
+        if proc.returncode != 0:
+            raise InputError(f"this kernel has no ipip module ({os.uname().release}: `ip link add type ipip` says "
+                             f"{proc.stderr.strip() or proc.returncode}); --overlay ipip cannot be built here")
+
+    def _start_wireguard(self) -> None:
+        """wireguard-go in every node, then each node's keys, peers and port (`wg set`), then its device's
+        MTU, address and routes (core's steps)."""
+        nodes = self.spec.topology.nodes
+        keys = {node.name: wireguard.genkey() for node in nodes}
+        public = {name: pair[1] for name, pair in keys.items()}
+        for node in nodes:
+            pid = wireguard.start(self.names.node(node.name))
+            wireguard.configure(pid, dataplanes.wg_set_argv(self.spec, node, "/dev/stdin", public), keys[node.name][0])
+            netns.run_steps(dataplanes.wireguard_link_steps(self.spec, self.names, node))
 
     def down(self, detach_adopted: bool = False) -> LabDown:
         """Remove everything the lab made and nothing else."""
         owned = self.names.owned(self.spec)
         present = netns.list_netns()
         killed = self._kill_leftovers([ns for ns in owned if ns in present])
+        wireguard.reap(killed)
         adopted = [self.names.node(n.name) for n in self.spec.topology.nodes if self.names.is_adopted(n.name)]
         adopted_present = [ns for ns in adopted if ns in present]
         # Without our switch there is no sign we built anything in an adopted namespace.
@@ -150,13 +183,39 @@ class NetnsLab:
         links, routes = netns.query("ip", node_ns, ["addr show", "route show"], details=True)
         (fdb,) = netns.query("bridge", node_ns, ["fdb show"])
         pod_links, pod_routes = netns.query("ip", pod_ns, ["addr show", "route show"], details=True)
+        extra = {}
+        if self.spec.has_ipv6:
+            (extra["routes6"],) = netns.query("ip", node_ns, ["route show"], family="-6")
+            (extra["pod_routes6"],) = netns.query("ip", pod_ns, ["route show"], family="-6")
+            extra["fdb6"] = [e for e in fdb if e.get("ifname") == VXLAN_V6_DEVICE]
+        if self.spec.ipv4_encap == "wireguard":
+            extra["wg"], extra["wg_keys"] = self._wg_view(node_ns)
         return NodeDump(
             links=links,
             routes=routes,
             fdb=[e for e in fdb if e.get("ifname") == VXLAN_DEVICE],
             pod_links=pod_links,
             pod_routes=pod_routes,
+            **extra,
         )
+
+    def _wg_view(self, node_ns: str) -> tuple[dict | None, dict[str, str]]:
+        """This node's `wg show dump`, and every node's public key (to check the peers' keys against)."""
+        views = {}
+        for node in self.spec.topology.nodes:
+            pid = wireguard.find(self.names.node(node.name))
+            try:
+                views[self.names.node(node.name)] = dataplanes.parse_wg_dump(wireguard.dump(pid)) if pid else None
+            except NetnsError:
+                views[self.names.node(node.name)] = None
+        keys = {node.name: view["public_key"] for node in self.spec.topology.nodes
+                if (view := views.get(self.names.node(node.name)))}
+        return views.get(node_ns), keys
+
+    def wireguard_pids(self) -> dict[str, int]:
+        """node -> the pid of its wireguard-go (the WireGuard lab's processes, for tests and status)."""
+        found = {node.name: wireguard.find(self.names.node(node.name)) for node in self.spec.topology.nodes}
+        return {name: pid for name, pid in found.items() if pid}
 
     # --- faults and probes --------------------------------------------------
 

@@ -221,17 +221,19 @@ def _json_docs(text: str) -> list[tuple[Any, str]]:
     return docs
 
 
-def query(tool: str, netns: str, commands: Sequence[str], *, details: bool = False) -> list[Any]:
+def query(tool: str, netns: str, commands: Sequence[str], *, details: bool = False, family: str | None = None) -> list[Any]:
     """Run show commands (e.g. "addr show") as one `-j` batch inside `netns`; one parsed document each.
 
-    -force lets every query answer even if one fails; a missing answer is an error.
+    -force lets every query answer even if one fails; a missing answer is an error. `family` ("-6")
+    goes before the batch: a batch line cannot carry it, and `route show` lists IPv4 alone without it.
     """
-    return [doc for doc, _ in query_texts(tool, netns, commands, details=details)]
+    return [doc for doc, _ in query_texts(tool, netns, commands, details=details, family=family)]
 
 
-def query_texts(tool: str, netns: str, commands: Sequence[str], *, details: bool = False) -> list[tuple[Any, str]]:
+def query_texts(tool: str, netns: str, commands: Sequence[str], *, details: bool = False,
+                family: str | None = None) -> list[tuple[Any, str]]:
     """`query`, each answer also as the JSON text the tool printed (to save as it is)."""
-    argv = [tool, "-j"] + (["-d"] if details else []) + ["-force", "-batch", "-"]
+    argv = [tool, "-j"] + ([family] if family else []) + (["-d"] if details else []) + ["-force", "-batch", "-"]
     proc = _inside(netns, argv, input="".join(c + "\n" for c in commands), check=False)
     try:
         docs = _json_docs(proc.stdout)

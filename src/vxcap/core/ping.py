@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address
 
 from vxcap.core.errors import InputError
 
@@ -63,7 +63,7 @@ def ping_argv(
     if size is not None:
         argv += ["-s", str(size)]
     argv += ["-M", "do" if dont_fragment else "dont"]
-    argv.append(str(IPv4Address(str(dst_ip))))
+    argv.append(str(ip_address(str(dst_ip))))  # iputils ping takes either family
     return argv
 
 

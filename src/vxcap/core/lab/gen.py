@@ -81,3 +81,57 @@ def generate_lab(nodes: int, subnets: int, cluster: str = "k01") -> dict[str, An
         "subnets": subnet_list,
         "nodes": node_list,
     }
+
+
+# The lab's own IPv6 prefixes (ULA, fd00::/8: never routed beyond a site, and the lab has no route out at all).
+# Each keeps the IPv4 address it stands for readable in it: 10.10.20.13/24 is fd00:10:10:20::13/64 on the
+# underlay, and the pod block 192.168.209.64/26 is fd19:2168::c0a8:d140/122 (the IPv4 block in the last 32 bits,
+# /122 being Calico's default IPv6 block size and as many addresses as a /26).
+POD_POOL6 = "fd19:2168::/96"
+
+
+def _underlay6(ipv4: str) -> str:
+    """10.10.20.13 -> fd00:10:10:20::13 (the decimal octets written as hex groups)."""
+    a, b, c, d = ipv4.split(".")
+    return f"fd00:{a}:{b}:{c}::{d}"
+
+
+def _block6(block4: str) -> str:
+    address, length = block4.split("/")
+    octets = [int(o) for o in address.split(".")]
+    return f"fd19:2168::{octets[0] * 256 + octets[1]:x}:{octets[2] * 256 + octets[3]:x}/{96 + int(length)}"
+
+
+def with_overlay(data: dict[str, Any], overlay: str) -> dict[str, Any]:
+    """A lab description (the lab file's structure) made to build `overlay`'s data plane.
+
+    Adds the `dataplane` section and, for the IPv6 ones, each subnet's and node's IPv6
+    side derived from its IPv4 one (written out in full: the lab remembers and shows
+    plain data, not a rule). "vxlan" returns the description unchanged.
+    """
+    from vxcap.core.lab.spec import DATAPLANES
+
+    if overlay not in DATAPLANES:
+        raise InputError(f"--overlay {overlay!r}: one of {', '.join(DATAPLANES)}")
+    if overlay == "vxlan":
+        return data
+    out = {**data, "dataplane": {"overlay": overlay}}
+    if overlay in ("vxlan6", "dual"):
+        out["dataplane"]["vxlan6"] = {"mode": "CrossSubnet", "vni": 4096, "port": 4789,
+                                      "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 70}
+        out["pool6"] = {"cidr": POD_POOL6, "blockSize": 122, "vxlanMode": "CrossSubnet"}
+        out["subnets"] = [
+            {**s, "cidr6": _underlay6(str(s["cidr"]).split("/")[0]).rsplit("::", 1)[0] + "::/64",
+             "gateway6": _underlay6(str(s["gateway"]))}
+            for s in data["subnets"]
+        ]
+        out["nodes"] = [
+            {**n, "address6": _underlay6(str(n["address"]).split("/")[0]) + "/64", "block6": _block6(str(n["block"])),
+             "vtep_mac6": vtep_mac(str(n["name"]) + "/v6")}
+            for n in data["nodes"]
+        ]
+    if overlay == "wireguard":
+        out["dataplane"]["wireguard"] = {"port": 51820, "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 60}
+    if overlay == "ipip":
+        out["dataplane"]["ipip"] = {"mode": "CrossSubnet", "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 20}
+    return out

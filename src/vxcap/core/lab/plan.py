@@ -22,7 +22,7 @@ from typing import Any
 
 from vxcap.core.errors import InputError
 from vxcap.core.lab.spec import LabSpec
-from vxcap.core.model import VXLAN_DEVICE, Node, Wire
+from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
 from vxcap.core.names import IFNAMSIZ
 from vxcap.core.plan import expected_wire
 
@@ -230,40 +230,63 @@ def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     ns, eth = names.node(node.name), spec.underlay_iface
     subnet = spec.subnet_of(node)
     cali, pod = names.cali(node.name), spec.pod_on(node.name)
-    mtu = spec.topology.overlay.mtu
+    mtu = spec.pod_mtu
+    v4 = spec.has_ipv4
     steps = [
         ip(ns, "link", "set", "lo", "up"),
-        ip(ns, "addr", "add", node.underlay, "dev", eth),
+        *([ip(ns, "addr", "add", node.underlay, "dev", eth)] if v4 else []),
         ip(ns, "link", "set", eth, "up"),
-        *_underlay_neighbours(spec, names, node),
     ]
-    # What the containerlab exec lines do: other lab subnets via this subnet's SVI.
-    for other in spec.topology.subnets:
-        if other.network != subnet.network:
-            steps.append(ip(ns, "route", "add", other.network, "via", subnet.gateway, "dev", eth))
-    steps += vxlan_steps(spec, names, node)
-    for other in _others(spec, node):
-        if not _vxlan_peer(spec, node, other):
-            steps.append(ip(ns, "route", "add", other.block, "via", other.address, "dev", eth, "onlink", "proto", FELIX_PROTO))
-    steps.append(ip(ns, "route", "add", "blackhole", node.block, "proto", FELIX_PROTO))
-    # Proxy ARP answers for 169.254.1.1 only when the node has a unicast route to it
-    # out of another interface; on a real node the default route is that route. The
-    # lab has no default route (it must stay sealed), so a port-less bridge carries a
-    # /32 for 169.254.1.1: it has no ports, so whatever is sent there goes nowhere.
-    # (A dummy device would do, but not every kernel has one; every lab needs bridges.)
+    if v4:
+        steps += _underlay_neighbours(spec, names, node)
+        # What the containerlab exec lines do: other lab subnets via this subnet's SVI.
+        for other in spec.topology.subnets:
+            if other.network != subnet.network:
+                steps.append(ip(ns, "route", "add", other.network, "via", subnet.gateway, "dev", eth))
+        steps += _ipv4_encap_steps(spec, names, node)
+        steps.append(ip(ns, "route", "add", "blackhole", node.block, "proto", FELIX_PROTO))
+        # Proxy ARP answers for 169.254.1.1 only when the node has a unicast route to it
+        # out of another interface; on a real node the default route is that route. The
+        # lab has no default route (it must stay sealed), so a port-less bridge carries a
+        # /32 for 169.254.1.1: it has no ports, so whatever is sent there goes nowhere.
+        # (A dummy device would do, but not every kernel has one; every lab needs bridges.)
+        steps += [
+            ip(ns, "link", "add", NOWHERE_IFACE, "type", "bridge"),
+            ip(ns, "link", "set", NOWHERE_IFACE, "up"),
+            ip(ns, "route", "add", f"{POD_GATEWAY}/32", "dev", NOWHERE_IFACE),
+        ]
     steps += [
-        ip(ns, "link", "add", NOWHERE_IFACE, "type", "bridge"),
-        ip(ns, "link", "set", NOWHERE_IFACE, "up"),
-        ip(ns, "route", "add", f"{POD_GATEWAY}/32", "dev", NOWHERE_IFACE),
         ip(ns, "link", "add", cali, "address", CALI_MAC, "mtu", mtu, "type", "veth",
            "peer", "name", POD_IFACE, *_mac_option(spec, names.pod(node.name), POD_IFACE), "mtu", mtu,
            "netns", names.pod(node.name)),
         ip(ns, "link", "set", cali, "up"),
-        ip(ns, "route", "add", pod.ip, "dev", cali, "scope", "link"),
     ]
-    if spec.static_neighbours:
-        steps.append(_permanent(ns, pod.ip, lab_mac(names.pod(node.name), POD_IFACE), cali))
+    if v4:
+        steps.append(ip(ns, "route", "add", pod.ip, "dev", cali, "scope", "link"))
+        if spec.static_neighbours:
+            steps.append(_permanent(ns, pod.ip, lab_mac(names.pod(node.name), POD_IFACE), cali))
     return steps
+
+
+def _ipv4_encap_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    """Between the subnet routes and the blackhole: what carries IPv4 pod traffic to other nodes.
+    WireGuard's come later (`dataplanes.wireguard_link_steps`): wireguard-go must make its device first."""
+    ns, eth = names.node(node.name), spec.underlay_iface
+    if spec.ipv4_encap == "vxlan":
+        steps = vxlan_steps(spec, names, node)
+        for other in _others(spec, node):
+            if not _vxlan_peer(spec, node, other):
+                steps.append(ip(ns, "route", "add", other.block, "via", other.address, "dev", eth, "onlink", "proto", FELIX_PROTO))
+        return steps
+    if spec.ipv4_encap == "ipip":
+        from vxcap.core.lab import dataplanes  # it builds on this module's helpers
+
+        steps = dataplanes.ipip_steps(spec, names, node)
+        for other in _others(spec, node):
+            if not dataplanes.ipip_peer(spec, node, other):
+                steps.append(ip(ns, "route", "add", other.block, "via", other.address, "dev", eth, "onlink", "proto", FELIX_PROTO))
+        return steps
+    return []
 
 
 def _cali_sysctls(names: LabNames, node: Node) -> Step:
@@ -276,23 +299,30 @@ def _cali_sysctls(names: LabNames, node: Node) -> Step:
 
 def _pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     ns, pod = names.pod(node.name), spec.pod_on(node.name)
-    return [
+    steps = [
         ip(ns, "link", "set", "lo", "up"),
         ip(ns, "link", "set", POD_IFACE, "up"),
-        ip(ns, "addr", "add", f"{pod.ip}/32", "dev", POD_IFACE),
-        ip(ns, "route", "add", POD_GATEWAY, "dev", POD_IFACE, "scope", "link"),
-        # The pod's default leads to its node, which has none: nothing leaves the lab.
-        ip(ns, "route", "add", "default", "via", POD_GATEWAY, "dev", POD_IFACE),
-        *([_permanent(ns, POD_GATEWAY, CALI_MAC, POD_IFACE)] if spec.static_neighbours else []),
     ]
+    if spec.has_ipv4:
+        steps += [
+            ip(ns, "addr", "add", f"{pod.ip}/32", "dev", POD_IFACE),
+            ip(ns, "route", "add", POD_GATEWAY, "dev", POD_IFACE, "scope", "link"),
+            # The pod's default leads to its node, which has none: nothing leaves the lab.
+            ip(ns, "route", "add", "default", "via", POD_GATEWAY, "dev", POD_IFACE),
+            *([_permanent(ns, POD_GATEWAY, CALI_MAC, POD_IFACE)] if spec.static_neighbours else []),
+        ]
+    return steps
 
 
 def lab_steps(spec: LabSpec, names: LabNames) -> list[Step]:
     """Every command that builds the lab from nothing, in an order that works.
 
     Commands for one namespace and one tool are kept together so the adapter
-    can run each such group as one batch.
+    can run each such group as one batch. A WireGuard lab's device comes from
+    a process (wireguard-go), so its steps are the adapter's to run after this.
     """
+    from vxcap.core.lab import dataplanes  # it builds on this module's helpers
+
     _check_spec(spec)
     nodes = spec.topology.nodes
     steps = [ip(None, "netns", "add", ns) for ns in names.owned(spec)]
@@ -303,13 +333,25 @@ def lab_steps(spec: LabSpec, names: LabNames) -> list[Step]:
             steps.append(sysctl(names.node(node.name), "net.ipv4.ip_forward=1"))
         else:
             steps.append(_sysctl_defaults(names.node(node.name), forwarding=True))
+    if spec.has_ipv6:
+        # Before any interface exists: new interfaces take the `default` values.
+        steps.append(dataplanes.ipv6_sysctls(names.switch, forwarding=True))
+        steps += [dataplanes.ipv6_sysctls(names.node(n.name), forwarding=True) for n in nodes]
+        steps += [dataplanes.ipv6_sysctls(names.pod(n.name), forwarding=False) for n in nodes]
     steps += _switch_steps(spec, names)
+    if spec.has_ipv6:
+        steps += dataplanes.switch6_steps(spec, names)
     for node in nodes:
         steps += _node_steps(spec, names, node)
         steps.append(_cali_sysctls(names, node))
-        steps += fdb_steps(spec, names, node)
+        if spec.ipv4_encap == "vxlan":
+            steps += fdb_steps(spec, names, node)
+        if spec.has_ipv6:
+            steps += dataplanes.node6_steps(spec, names, node)
     for node in nodes:
         steps += _pod_steps(spec, names, node)
+        if spec.has_ipv6:
+            steps += dataplanes.pod6_steps(spec, names, node)
     return steps
 
 
@@ -330,6 +372,7 @@ def adopted_teardown_steps(spec: LabSpec, names: LabNames) -> list[Step]:
                 ip(names.switch, "link", "del", names.switch_port(index)),
                 ip(ns, "link", "del", names.cali(node.name)),
                 ip(ns, "link", "del", VXLAN_DEVICE),
+                *([ip(ns, "link", "del", VXLAN_V6_DEVICE)] if spec.has_ipv6 else []),
                 ip(ns, "link", "del", NOWHERE_IFACE),
                 ip(ns, "route", "del", "blackhole", node.block),
             ]
@@ -342,6 +385,10 @@ def _check_spec(spec: LabSpec) -> None:
     for node in spec.topology.nodes:
         if node.block is None or node.vtep_mac is None or node.vtep_ip is None:
             raise InputError(f"lab file: node {node.name} needs a block and a vtep_mac to be built")
+    if spec.has_ipv6 and (len(spec.nodes6) != len(spec.topology.nodes) or len(spec.subnets6) != len(spec.topology.subnets)):
+        raise InputError("lab file: an IPv6 lab needs address6/block6/vtep_mac6 on every node and cidr6/gateway6 on every subnet")
+    if spec.has_ipv6 and spec.static_neighbours:
+        raise InputError("lab file: static_neighbours is for IPv4 labs; an IPv6 lab of this size is not built")
     if len(spec.underlay_iface) > LONGEST_IFNAME or len(VXLAN_DEVICE) > LONGEST_IFNAME:
         raise InputError(f"lab file: underlay.iface {spec.underlay_iface!r} is longer than {LONGEST_IFNAME} characters")
 
@@ -368,6 +415,13 @@ class NodeDump:
     fdb: list[dict[str, Any]]  # bridge -j fdb show dev vxlan.calico
     pod_links: list[dict[str, Any]]  # ip -d -j addr show (pod netns)
     pod_routes: list[dict[str, Any]]
+    # Only for the other data planes (lab.dataplanes): IPv6 routes (ip -6 -j route show, node and pod),
+    # vxlan-v6.calico's FDB, and `wg show wireguard.cali dump` parsed (None: no answer).
+    routes6: list[dict[str, Any]] = field(default_factory=list)
+    pod_routes6: list[dict[str, Any]] = field(default_factory=list)
+    fdb6: list[dict[str, Any]] = field(default_factory=list)
+    wg: dict[str, Any] | None = None
+    wg_keys: dict[str, str] = field(default_factory=dict)  # node -> its device's public key, for peer checks
 
 
 def _link(links: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -428,6 +482,8 @@ def _route_check(name: str, route: dict[str, Any] | None, want: dict[str, Any]) 
 
 def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) -> tuple[Check, ...]:
     """Each part of a node's Calico data plane, present and as the spec says, or why not."""
+    from vxcap.core.lab import dataplanes  # it builds on this module's helpers
+
     node = spec.topology.node(node_name)
     ov, eth = spec.topology.overlay, spec.underlay_iface
     links, routes = dump.links, _by_dst(dump.routes)
@@ -435,45 +491,58 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
 
     eth_link = _link(links, eth)
     check = _link_check(eth, eth_link, {"up": True, "mtu": spec.underlay_mtu})
-    if check.ok and not _has_addr(eth_link, node.address, node.underlay.network.prefixlen):
+    if check.ok and spec.has_ipv4 and not _has_addr(eth_link, node.address, node.underlay.network.prefixlen):
         check = Check(eth, False, f"no address {node.underlay}")
     checks.append(check)
 
-    vx = _link(links, VXLAN_DEVICE)
-    check = _link_check(VXLAN_DEVICE, vx, {"kind": "vxlan", "up": True, "id": ov.vni, "port": ov.port,
-                                          "local": str(node.address), "mtu": ov.mtu, "address": node.vtep_mac})
-    if check.ok and not _has_addr(vx, node.vtep_ip, 32):
-        check = Check(VXLAN_DEVICE, False, f"no address {node.vtep_ip}/32")
-    checks.append(check)
+    if spec.ipv4_encap == "vxlan":
+        vx = _link(links, VXLAN_DEVICE)
+        check = _link_check(VXLAN_DEVICE, vx, {"kind": "vxlan", "up": True, "id": ov.vni, "port": ov.port,
+                                              "local": str(node.address), "mtu": ov.mtu, "address": node.vtep_mac})
+        if check.ok and not _has_addr(vx, node.vtep_ip, 32):
+            check = Check(VXLAN_DEVICE, False, f"no address {node.vtep_ip}/32")
+        checks.append(check)
 
     subnet = spec.subnet_of(node)
-    for other_subnet in spec.topology.subnets:
-        if other_subnet.network != subnet.network:
-            checks.append(_route_check(f"route {other_subnet.network}", _route(routes, other_subnet.network),
-                                       {"gateway": str(subnet.gateway), "dev": eth}))
-    fdb = {(e.get("mac"), e.get("dst")) for e in dump.fdb}
-    for other in _others(spec, node):
-        if _vxlan_peer(spec, node, other):
-            checks.append(_route_check(f"route {other.block}", _route(routes, other.block),
-                                       {"gateway": str(other.vtep_ip), "dev": VXLAN_DEVICE}))
-            found = (other.vtep_mac, str(other.address)) in fdb
-            checks.append(Check(f"fdb {other.vtep_mac}", found, "" if found else f"no entry to {other.address}"))
-        else:
-            checks.append(_route_check(f"route {other.block}", _route(routes, other.block),
-                                       {"gateway": str(other.address), "dev": eth}))
-    checks.append(_route_check(f"blackhole {node.block}", _route(routes, node.block), {"type": "blackhole"}))
+    if spec.has_ipv4:
+        for other_subnet in spec.topology.subnets:
+            if other_subnet.network != subnet.network:
+                checks.append(_route_check(f"route {other_subnet.network}", _route(routes, other_subnet.network),
+                                           {"gateway": str(subnet.gateway), "dev": eth}))
+    if spec.ipv4_encap == "vxlan":
+        fdb = {(e.get("mac"), e.get("dst")) for e in dump.fdb}
+        for other in _others(spec, node):
+            if _vxlan_peer(spec, node, other):
+                checks.append(_route_check(f"route {other.block}", _route(routes, other.block),
+                                           {"gateway": str(other.vtep_ip), "dev": VXLAN_DEVICE}))
+                found = (other.vtep_mac, str(other.address)) in fdb
+                checks.append(Check(f"fdb {other.vtep_mac}", found, "" if found else f"no entry to {other.address}"))
+            else:
+                checks.append(_route_check(f"route {other.block}", _route(routes, other.block),
+                                           {"gateway": str(other.address), "dev": eth}))
+    elif spec.ipv4_encap == "wireguard":
+        checks += dataplanes.wireguard_checks(spec, node.name, links, dump.routes, dump.wg, dump.wg_keys)
+    elif spec.ipv4_encap == "ipip":
+        checks += dataplanes.ipip_checks(spec, node.name, links, dump.routes)
+    if spec.has_ipv4:
+        checks.append(_route_check(f"blackhole {node.block}", _route(routes, node.block), {"type": "blackhole"}))
 
     pod = spec.pod_on(node.name)
     cali = names.cali(node.name)
-    checks.append(_link_check(cali, _link(links, cali), {"up": True, "mtu": ov.mtu}))
-    checks.append(_route_check(f"route {pod.ip}", _route(routes, pod.ip), {"dev": cali}))
+    checks.append(_link_check(cali, _link(links, cali), {"up": True, "mtu": spec.pod_mtu}))
+    if spec.has_ipv4:
+        checks.append(_route_check(f"route {pod.ip}", _route(routes, pod.ip), {"dev": cali}))
     pod_eth = _link(dump.pod_links, POD_IFACE)
-    check = _link_check(f"pod {POD_IFACE}", pod_eth, {"up": True, "mtu": ov.mtu})
-    if check.ok and not _has_addr(pod_eth, pod.ip, 32):
+    check = _link_check(f"pod {POD_IFACE}", pod_eth, {"up": True, "mtu": spec.pod_mtu})
+    if check.ok and spec.has_ipv4 and not _has_addr(pod_eth, pod.ip, 32):
         check = Check(f"pod {POD_IFACE}", False, f"no address {pod.ip}/32")
     checks.append(check)
-    checks.append(_route_check("pod default", _route(dump.pod_routes, "default"),
-                               {"gateway": str(POD_GATEWAY), "dev": POD_IFACE}))
+    if spec.has_ipv4:
+        checks.append(_route_check("pod default", _route(dump.pod_routes, "default"),
+                                   {"gateway": str(POD_GATEWAY), "dev": POD_IFACE}))
+    if spec.has_ipv6:
+        checks += dataplanes.ipv6_checks(spec, names, node.name, links, dump.routes6, dump.fdb6, dump.pod_links,
+                                         dump.pod_routes6)
     return tuple(checks)
 
 

@@ -8,12 +8,90 @@ underlay interface and its MTU, the pod each node gets).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address, ip_interface, ip_network
+from dataclasses import dataclass, field
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+    ip_interface,
+    ip_network,
+)
 from typing import Any
 
 from vxcap.core.errors import InputError
 from vxcap.core.model import DEFAULT_MTU, DEFAULT_PORT, DEFAULT_VNI, Mode, Node, Overlay, Pod, Subnet, Topology, normalise_mac
+
+
+# The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
+DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "ipip")
+# Felix's defaults (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go): the same
+# VNI and port for both families; per-family overheads 50 (VXLAN/IPv4), 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
+VXLAN_V6_OVERHEAD = 70
+WIREGUARD_PORT = 51820
+WIREGUARD_OVERHEAD = 60
+IPIP_OVERHEAD = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet6:
+    """An underlay subnet's IPv6 side: the lab's own ULA /64 and the switch's address on it."""
+
+    name: str
+    network: IPv6Network
+    gateway: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Node6:
+    """A node's IPv6 side, as Calico's node annotations would give it (projectcalico.org/IPv6Address,
+    VXLANTunnelMACAddrV6, IPv6VXLANTunnelAddr) and its IPv6 block."""
+
+    name: str
+    underlay: IPv6Interface
+    block: IPv6Network
+    vtep_mac: str
+
+    @property
+    def address(self) -> IPv6Address:
+        return self.underlay.ip
+
+    @property
+    def vtep_ip(self) -> IPv6Address:
+        return self.block.network_address
+
+    @property
+    def pod_ip(self) -> IPv6Address:
+        return self.block.network_address + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Vxlan6:
+    """The IPv6 IPPool's vxlanMode and Felix's vxlanVNI / vxlanPort / vxlanMTUV6."""
+
+    mode: str = "CrossSubnet"
+    vni: int = 4096
+    port: int = 4789
+    mtu: int = 1430
+
+
+@dataclass(frozen=True, slots=True)
+class Wireguard:
+    """FelixConfiguration wireguardEnabled, wireguardListeningPort, wireguardMTU (IPv4)."""
+
+    port: int = WIREGUARD_PORT
+    mtu: int = 1440
+
+
+@dataclass(frozen=True, slots=True)
+class Ipip:
+    """The IPPool's ipipMode and Felix's ipipMTU."""
+
+    mode: str = "CrossSubnet"
+    mtu: int = 1480
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +105,88 @@ class LabSpec:
     # learnt entries in all: a lab of hundreds of nodes would overflow it and drop packets.
     # Permanent entries are not counted. Generated labs above 32 nodes set it.
     static_neighbours: bool = False
+    # Which of Calico's data planes the lab builds (DATAPLANES). "vxlan" is the reference lab:
+    # `topology` (IPv4, VXLAN CrossSubnet) says all of it. The others add or replace:
+    # vxlan6 is IPv6 only (no IPv4 on eth1 or the pods); dual is vxlan plus vxlan6;
+    # wireguard and ipip replace vxlan.calico for IPv4.
+    dataplane: str = "vxlan"
+    subnets6: tuple[Subnet6, ...] = field(default=())
+    nodes6: tuple[Node6, ...] = field(default=())
+    vxlan6: Vxlan6 | None = None
+    wireguard: Wireguard | None = None
+    ipip: Ipip | None = None
 
     @property
     def cluster(self) -> str:
         return self.topology.cluster
+
+    @property
+    def has_ipv4(self) -> bool:
+        return self.dataplane != "vxlan6"
+
+    @property
+    def has_ipv6(self) -> bool:
+        return self.dataplane in ("vxlan6", "dual")
+
+    @property
+    def ipv4_encap(self) -> str | None:
+        """What carries IPv4 pod traffic between nodes: vxlan | wireguard | ipip, None without IPv4."""
+        if not self.has_ipv4:
+            return None
+        return self.dataplane if self.dataplane in ("wireguard", "ipip") else "vxlan"
+
+    @property
+    def pod_mtu(self) -> int:
+        """The pods' (and their cali veths') MTU: Felix gives the CNI the smallest MTU of the enabled encapsulations."""
+        mtus = []
+        if self.ipv4_encap == "vxlan":
+            mtus.append(self.topology.overlay.mtu)
+        if self.ipv4_encap == "wireguard" and self.wireguard is not None:
+            mtus.append(self.wireguard.mtu)
+        if self.ipv4_encap == "ipip" and self.ipip is not None:
+            mtus.append(self.ipip.mtu)
+        if self.has_ipv6 and self.vxlan6 is not None:
+            mtus.append(self.vxlan6.mtu)
+        return min(m for m in mtus if m is not None)
+
+    def node6(self, name: str) -> Node6:
+        for node in self.nodes6:
+            if node.name == name:
+                return node
+        raise InputError(f"lab file: node {name!r} has no IPv6 address (nodes[].address6/block6)")
+
+    def subnet6_of(self, node: Node6) -> Subnet6:
+        for subnet in self.subnets6:
+            if node.address in subnet.network:
+                return subnet
+        raise InputError(f"node {node.name} ({node.underlay}) is in none of the lab's IPv6 subnets")
+
+    def describe(self) -> dict[str, Any]:
+        """What the lab is, as plain data: the data plane and, per node and family, its addresses and encapsulation."""
+        nodes = []
+        for node in self.topology.nodes:
+            entry: dict[str, Any] = {"name": node.name}
+            if self.has_ipv4:
+                entry["ipv4"] = {"underlay": str(node.underlay), "block": str(node.block),
+                                 "pod": str(self.pod_on(node.name).ip), "encapsulation": self.ipv4_encap}
+            if self.has_ipv6:
+                n6 = self.node6(node.name)
+                entry["ipv6"] = {"underlay": str(n6.underlay), "block": str(n6.block), "pod": str(n6.pod_ip),
+                                 "vtep": str(n6.vtep_ip), "vtep_mac": n6.vtep_mac, "encapsulation": "vxlan"}
+            nodes.append(entry)
+        out: dict[str, Any] = {"cluster": self.cluster, "dataplane": self.dataplane, "underlay_iface": self.underlay_iface,
+                               "underlay_mtu": self.underlay_mtu, "pod_mtu": self.pod_mtu, "nodes": nodes}
+        if self.has_ipv4 and self.ipv4_encap == "vxlan":
+            ov = self.topology.overlay
+            out["vxlan"] = {"device": "vxlan.calico", "mode": ov.mode.value, "vni": ov.vni, "port": ov.port, "mtu": ov.mtu}
+        if self.has_ipv6 and self.vxlan6 is not None:
+            out["vxlan6"] = {"device": "vxlan-v6.calico", "mode": self.vxlan6.mode, "vni": self.vxlan6.vni,
+                             "port": self.vxlan6.port, "mtu": self.vxlan6.mtu}
+        if self.ipv4_encap == "wireguard" and self.wireguard is not None:
+            out["wireguard"] = {"device": "wireguard.cali", "port": self.wireguard.port, "mtu": self.wireguard.mtu}
+        if self.ipv4_encap == "ipip" and self.ipip is not None:
+            out["ipip"] = {"device": "tunl0", "mode": self.ipip.mode, "mtu": self.ipip.mtu}
+        return out
 
     def pod_on(self, node: str) -> Pod:
         for pod in self.pods:
@@ -127,4 +283,50 @@ def lab_from_dict(data: Any) -> LabSpec:
     )
     for node in nodes:
         spec.subnet_of(node)
-    return spec
+    return _with_dataplane(spec, data)
+
+
+def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
+    """The lab file's `dataplane` section and IPv6 fields (absent: the reference VXLAN lab)."""
+    from dataclasses import replace
+
+    dp = data.get("dataplane") or {}
+    if not isinstance(dp, dict):
+        raise InputError("lab file: dataplane must be a mapping (overlay: vxlan|vxlan6|dual|wireguard|ipip, ...)")
+    kind = str(dp.get("overlay", "vxlan"))
+    if kind not in DATAPLANES:
+        raise InputError(f"lab file: dataplane.overlay {kind!r} is not one the lab builds ({', '.join(DATAPLANES)})")
+    if kind == "vxlan":
+        return spec
+    changes: dict[str, Any] = {"dataplane": kind}
+    if kind in ("vxlan6", "dual"):
+        v6 = dp.get("vxlan6") or {}
+        changes["vxlan6"] = Vxlan6(mode=str(v6.get("mode", "CrossSubnet")), vni=int(v6.get("vni", 4096)),
+                                   port=int(v6.get("port", 4789)),
+                                   mtu=int(v6.get("mtu", spec.underlay_mtu - VXLAN_V6_OVERHEAD)))
+        changes["subnets6"] = tuple(
+            Subnet6(name=str(s["name"]),
+                    network=_parse("an IPv6 network", IPv6Network, _field(s, "cidr6", f"subnets[{i}]"), f"subnets[{i}].cidr6"),
+                    gateway=_parse("an IPv6 address", IPv6Address, _field(s, "gateway6", f"subnets[{i}]"),
+                                   f"subnets[{i}].gateway6"))
+            for i, s in enumerate(data["subnets"])
+        )
+        changes["nodes6"] = tuple(
+            Node6(name=str(n["name"]),
+                  underlay=_parse("an IPv6 address with prefix", IPv6Interface, _field(n, "address6", f"nodes[{i}]"),
+                                  f"nodes[{i}].address6"),
+                  block=_parse("an IPv6 network", IPv6Network, _field(n, "block6", f"nodes[{i}]"), f"nodes[{i}].block6"),
+                  vtep_mac=normalise_mac(_field(n, "vtep_mac6", f"nodes[{i}]")) or "")
+            for i, n in enumerate(data["nodes"])
+        )
+    if kind == "wireguard":
+        wg = dp.get("wireguard") or {}
+        changes["wireguard"] = Wireguard(port=int(wg.get("port", WIREGUARD_PORT)),
+                                         mtu=int(wg.get("mtu", spec.underlay_mtu - WIREGUARD_OVERHEAD)))
+    if kind == "ipip":
+        ii = dp.get("ipip") or {}
+        changes["ipip"] = Ipip(mode=str(ii.get("mode", "CrossSubnet")), mtu=int(ii.get("mtu", spec.underlay_mtu - IPIP_OVERHEAD)))
+    out = replace(spec, **changes)
+    for node6 in out.nodes6:
+        out.subnet6_of(node6)
+    return out
