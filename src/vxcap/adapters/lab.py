@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -62,6 +63,21 @@ class LabDown:
             "detached": list(self.detached),
             "killed": list(self.killed),
         }
+
+
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
+    """Until each SIGKILLed pid has exited (gone, or a zombie: it has left its namespaces by then),
+    so `down` returns with nothing of the lab still running."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                break
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.01)
 
 
 class NetnsLab:
@@ -156,6 +172,7 @@ class NetnsLab:
                     killed.append(pid)
                 except ProcessLookupError:
                     pass
+        _wait_gone(killed)
         return killed
 
     def status(self) -> LabStatus:
@@ -177,7 +194,7 @@ class NetnsLab:
                 nodes.append(NodeStatus(node.name, (Check("namespaces", False, str(err)),)))
                 continue
             nodes.append(NodeStatus(node.name, node_checks(self.spec, self.names, node.name, dump)))
-        return LabStatus(self.names.prefix, namespaces, tuple(nodes))
+        return LabStatus(self.names.prefix, namespaces, tuple(nodes), self.spec.dataplane)
 
     def _dump(self, node_ns: str, pod_ns: str) -> NodeDump:
         links, routes = netns.query("ip", node_ns, ["addr show", "route show"], details=True)

@@ -178,25 +178,32 @@ def lab() -> None:
 @nodes_option
 @subnets_option
 @prefix_option
+@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "ipip"]), default=None,
+              help="Calico's data plane to build: vxlan (IPv4, the default), vxlan6 (IPv6 only), dual (both), "
+                   "wireguard (wireguard-go), ipip (where the kernel has the module).")
 @guarded(nothing_made=False)
-def lab_up(lab_file, nodes, subnets, prefix) -> None:
+def lab_up(lab_file, nodes, subnets, prefix, overlay) -> None:
     """Build the lab (idempotent; repairs or replaces a broken one).
 
     \b
     Examples:
       vxcap lab up                           # the reference k01 lab
       vxcap lab up --nodes 16 --subnets 4    # a larger lab on the same pattern
+      vxcap lab up --overlay dual            # IPv4 over vxlan.calico, IPv6 over vxlan-v6.calico
     """
     require_root("vxcap lab up")
     from vxcap.cli.console import console
     from vxcap.targets.lab import choose_lab, lab_up as build
 
     try:
-        status = build(choose_lab(prefix, lab_file, nodes, subnets), prefix)
+        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay), prefix)
     except KeyboardInterrupt:
         raise Interrupted("the lab may be half built: `vxcap lab up` repairs it, `vxcap lab down` removes it") from None
     _print_status(status)
-    console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
+    if status.dataplane == "vxlan":
+        console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
+    else:
+        console.print(f"[pass]lab is up[/] ({status.dataplane})")
 
 
 @lab.command("down")
@@ -236,7 +243,8 @@ def _print_status(status) -> None:
 
     from vxcap.cli.console import console
 
-    table = Table(title=f"lab {status.prefix}-*", title_justify="left")
+    dataplane = "" if status.dataplane == "vxlan" else f" ({status.dataplane})"
+    table = Table(title=f"lab {status.prefix}-*{dataplane}", title_justify="left")
     table.add_column("Namespace", no_wrap=True)
     table.add_column("Role")
     table.add_column("State")

@@ -22,7 +22,7 @@ import yaml
 
 from vxcap.core import rundir
 from vxcap.core.errors import InputError, VxcapError
-from vxcap.core.lab.gen import generate_lab
+from vxcap.core.lab.gen import generate_lab, with_overlay
 from vxcap.core.lab.spec import LabSpec, lab_from_dict
 from vxcap.core.model import Pod, Topology
 
@@ -83,9 +83,21 @@ class LabMemory:
 
 
 def choose_lab(
-    prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None
+    prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None,
+    overlay: str | None = None,
 ) -> LabSource:
-    """What the user named, else the lab that exists, else the reference lab."""
+    """What the user named, else the lab that exists, else the reference lab.
+
+    `overlay` (vxlan | vxlan6 | dual | wireguard | ipip) rebuilds that description for one of
+    Calico's data planes; the text the lab remembers then holds every IPv6 address in full.
+    """
+    if overlay is not None and overlay != "vxlan":
+        base = choose_lab(prefix, lab_file, nodes, subnets) if (lab_file or nodes) else reference_lab()
+        data = with_overlay(yaml.safe_load(base.text), overlay)
+        text = yaml.safe_dump(data, sort_keys=False)
+        return LabSource(_parse(text, "the lab description"), text, f"{base.origin}, {overlay} data plane")
+    if overlay == "vxlan" and lab_file is None and nodes is None:
+        return reference_lab()
     if lab_file is not None and nodes is not None:
         raise InputError("give either --lab-file or --nodes/--subnets, not both")
     if lab_file is not None:
@@ -117,6 +129,12 @@ def lab_down(source: LabSource, prefix: str):
     removed = NetnsLab(source.spec, prefix=prefix).down()
     LabMemory(prefix).forget()
     return removed
+
+
+def lab_description(source: LabSource) -> dict:
+    """The lab as plain data (`LabSpec.describe`): its data plane, per node and family the
+    underlay, block, pod and encapsulation."""
+    return source.spec.describe()
 
 
 def lab_status(source: LabSource, prefix: str):

@@ -572,6 +572,7 @@ class LabStatus:
     prefix: str
     namespaces: tuple[NamespaceStatus, ...]
     nodes: tuple[NodeStatus, ...]
+    dataplane: str = "vxlan"  # lab.spec.DATAPLANES
 
     @property
     def exists(self) -> bool:
@@ -590,6 +591,7 @@ class LabStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "prefix": self.prefix,
+            "dataplane": self.dataplane,
             "healthy": self.healthy,
             "namespaces": [
                 {"name": ns.name, "role": ns.role, "exists": ns.exists, "adopted": ns.adopted} for ns in self.namespaces
