@@ -75,12 +75,16 @@ def switch6_steps(spec: LabSpec, names: LabNames) -> list[Step]:
 
 def vxlan6_device_steps(spec: LabSpec, names: LabNames, node: Node6, mtu: int | None = None) -> list[Step]:
     """vxlan-v6.calico, its /128 tunnel address, and per VXLAN peer the VTEP route, the block route
-    and the PERMANENT neighbour, as Felix's vxlan manager programs them."""
+    and the PERMANENT neighbour, as Felix's vxlan manager programs them.
+
+    `mtu` other than the spec's makes the device without its parent (`dev eth1`): bound to eth1
+    the kernel refuses any MTU above eth1's minus 70, so only an unbound device can be wrong."""
     assert spec.vxlan6 is not None
     v6, ns, dev = spec.vxlan6, names.node(node.name), VXLAN_V6_DEVICE
+    parent = ("dev", spec.underlay_iface) if mtu is None else ()
     steps = [
         ip(ns, "link", "add", dev, "address", node.vtep_mac, "mtu", v6.mtu if mtu is None else mtu, "type", "vxlan",
-           "id", v6.vni, "dstport", v6.port, "local", node.address, "dev", spec.underlay_iface, "nolearning"),
+           "id", v6.vni, "dstport", v6.port, "local", node.address, *parent, "nolearning"),
         ip(ns, "addr", "add", f"{node.vtep_ip}/128", "dev", dev, "nodad"),
         ip(ns, "link", "set", dev, "up"),
     ]

@@ -20,6 +20,18 @@ turns it into the `ip`/`bridge` commands that make it so on a lab built by
 - NeighbourWrongMac: src's neighbour entry for dst's underlay address holds a MAC
   nobody has: the switch floods src's frames to every port, dst's among them, and
   dst's kernel ignores them (they are not addressed to it).
+
+For the other data planes (lab.dataplanes), each the twin of its healthy lab:
+
+- WireguardPlaintext: in the WireGuard lab, src routes dst's pod block around
+  wireguard.cali, straight out of eth1: the pod flow crosses the underlay in clear.
+- Fdb6WrongNode: src's vxlan-v6.calico FDB entry for dst's VTEP holds a third
+  node's underlay IPv6 address (outer IPv6 destination of the wrong node).
+- Vxlan6Ipv4Mtu: node's vxlan-v6.calico, cali veth and pod eth0 at the IPv4
+  VXLAN MTU (underlay - 50) instead of underlay - 70: a full-size pod packet no
+  longer fits in one outer IPv6 packet.
+- Vxlan6SameSubnet: src encapsulates IPv6 towards a node of its own IPv6 subnet
+  (vxlanMode Always where the pool says CrossSubnet).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from dataclasses import dataclass
 
 from vxcap.core.errors import InputError
 from vxcap.core.lab.plan import (
+    FELIX_PROTO,
     POD_IFACE,
     LabNames,
     Step,
@@ -36,8 +49,9 @@ from vxcap.core.lab.plan import (
     ip,
     vxlan_steps,
 )
+from vxcap.core.lab import dataplanes
 from vxcap.core.lab.spec import LabSpec
-from vxcap.core.model import VXLAN_DEVICE, Node, Wire
+from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
 from vxcap.core.plan import expected_wire
 
 
@@ -97,8 +111,89 @@ class NeighbourWrongMac:
     mac: str = "02:00:5e:00:99:99"  # locally administered, on no port of the lab
 
 
+@dataclass(frozen=True, slots=True)
+class WireguardPlaintext:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fdb6WrongNode:
+    src: str
+    dst: str
+    wrong: str
+
+
+@dataclass(frozen=True, slots=True)
+class Vxlan6Ipv4Mtu:
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Vxlan6SameSubnet:
+    src: str
+    dst: str
+
+
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
-         | UnderlayDropsVxlan | NeighbourWrongMac)
+         | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet)
+
+
+def _needs(spec: LabSpec, what: str, ok: bool) -> None:
+    if not ok:
+        raise InputError(f"fault: needs a lab with {what}; this one is {spec.dataplane}")
+
+
+def _wireguard_plaintext(spec: LabSpec, names: LabNames, fault: WireguardPlaintext) -> list[Step]:
+    _needs(spec, "WireGuard (--overlay wireguard)", spec.ipv4_encap == "wireguard")
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    # Same subnet: straight to dst's eth1; otherwise through src's gateway, as a plain CrossSubnet route would.
+    hop = dst.address if dst.address in src.subnet else spec.subnet_of(src).gateway
+    return [ip(names.node(src.name), "route", "replace", dst.block, "via", hop, "dev", spec.underlay_iface,
+               "onlink", "proto", FELIX_PROTO)]
+
+
+def _fdb6_wrong_node(spec: LabSpec, names: LabNames, fault: Fdb6WrongNode) -> list[Step]:
+    _needs(spec, "IPv6 VXLAN (--overlay vxlan6 or dual)", spec.has_ipv6)
+    src, dst, wrong = (spec.node6(spec.topology.node(n).name) for n in (fault.src, fault.dst, fault.wrong))
+    if len({src.name, dst.name, wrong.name}) != 3:
+        raise InputError(f"fault: nodes {src.name}, {dst.name}, {wrong.name} must all be different")
+    if not dataplanes.vxlan6_peer(spec, src, dst):
+        raise InputError(f"fault: {src.name} sends plain IPv6 to {dst.name}, so no FDB entry decides; pick a VXLAN pair")
+    return [bridge(names.node(src.name), "fdb", "replace", dst.vtep_mac, "dev", VXLAN_V6_DEVICE,
+                   "dst", wrong.address, "self", "permanent")]
+
+
+def _vxlan6_ipv4_mtu(spec: LabSpec, names: LabNames, fault: Vxlan6Ipv4Mtu) -> list[Step]:
+    _needs(spec, "IPv6 VXLAN (--overlay vxlan6 or dual)", spec.has_ipv6)
+    node = spec.topology.node(fault.node)
+    mtu = spec.underlay_mtu - 50  # what vxlanMTU (IPv4) would be: 20 bytes too many for an IPv6 outer header
+    n6 = spec.node6(node.name)
+    # Re-made, not changed: the kernel caps a device bound to eth1 at eth1's MTU - 70 (and deleting
+    # it takes its routes, neighbours and FDB entries along).
+    return [
+        ip(names.node(node.name), "link", "del", VXLAN_V6_DEVICE),
+        *dataplanes.vxlan6_device_steps(spec, names, n6, mtu=mtu),
+        *dataplanes.fdb6_steps(spec, names, n6),
+        ip(names.node(node.name), "link", "set", names.cali(node.name), "mtu", mtu),
+        ip(names.pod(node.name), "link", "set", POD_IFACE, "mtu", mtu),
+    ]
+
+
+def _vxlan6_same_subnet(spec: LabSpec, names: LabNames, fault: Vxlan6SameSubnet) -> list[Step]:
+    _needs(spec, "IPv6 VXLAN (--overlay vxlan6 or dual)", spec.has_ipv6)
+    src, dst = (spec.node6(spec.topology.node(n).name) for n in (fault.src, fault.dst))
+    if src.name == dst.name:
+        raise InputError(f"fault: nodes {src.name}, {dst.name} must all be different")
+    if dataplanes.vxlan6_peer(spec, src, dst):
+        raise InputError(f"fault: {src.name} already sends IPv6 VXLAN to {dst.name}; pick two nodes that talk plain")
+    ns = names.node(src.name)
+    return [
+        ip(ns, "route", "replace", dst.block, "via", dst.vtep_ip, "dev", VXLAN_V6_DEVICE, "onlink"),
+        ip(ns, "neigh", "replace", dst.vtep_ip, "lladdr", dst.vtep_mac, "dev", VXLAN_V6_DEVICE, "nud", "permanent"),
+        bridge(ns, "fdb", "replace", dst.vtep_mac, "dev", VXLAN_V6_DEVICE, "dst", dst.address, "self", "permanent"),
+    ]
 
 
 def _wire(spec: LabSpec, src: Node, dst: Node) -> Wire:
@@ -219,4 +314,12 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _underlay_drops_vxlan(spec, names, fault)
     if isinstance(fault, NeighbourWrongMac):
         return _neighbour_wrong_mac(spec, names, fault)
+    if isinstance(fault, WireguardPlaintext):
+        return _wireguard_plaintext(spec, names, fault)
+    if isinstance(fault, Fdb6WrongNode):
+        return _fdb6_wrong_node(spec, names, fault)
+    if isinstance(fault, Vxlan6Ipv4Mtu):
+        return _vxlan6_ipv4_mtu(spec, names, fault)
+    if isinstance(fault, Vxlan6SameSubnet):
+        return _vxlan6_same_subnet(spec, names, fault)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")
