@@ -138,3 +138,20 @@ def assert_vxlan_both_ways(run_dir: Path, a: str, b: str, pod: dict, underlay: d
             for pkt in packets:
                 assert pkt[UDP].dport == port and pkt[VXLAN].vni == vni
                 assert (pkt[IP].src, pkt[IP].dst) == (underlay[src], underlay[dst])
+
+
+def dataplane_spec(overlay: str) -> LabSpec:
+    """The k01 lab made to build one of Calico's other data planes (`vxcap lab up --overlay`)."""
+    from vxcap.core.lab.gen import with_overlay
+
+    return lab_from_dict(with_overlay(yaml.safe_load(LAB_FILE.read_text()), overlay))
+
+
+@contextmanager
+def captured(lab: NetnsLab, node: str, path: Path, bpf: str = "ip or ip6") -> Iterator[Path]:
+    """tcpdump on the node's eth1 for the block, the pcap's path once it has stopped."""
+    capture = lab.start_capture(node, path, bpf)
+    try:
+        yield path
+    finally:
+        capture.stop()

@@ -190,6 +190,9 @@ def _vxlan6_same_subnet(spec: LabSpec, names: LabNames, fault: Vxlan6SameSubnet)
         raise InputError(f"fault: {src.name} already sends IPv6 VXLAN to {dst.name}; pick two nodes that talk plain")
     ns = names.node(src.name)
     return [
+        # The VTEP's host route first: IPv6 takes an onlink gateway only where its own route leaves
+        # by the same device, and dst's block (which holds its VTEP address) still goes out of eth1.
+        ip(ns, "route", "replace", f"{dst.vtep_ip}/128", "dev", VXLAN_V6_DEVICE),
         ip(ns, "route", "replace", dst.block, "via", dst.vtep_ip, "dev", VXLAN_V6_DEVICE, "onlink"),
         ip(ns, "neigh", "replace", dst.vtep_ip, "lladdr", dst.vtep_mac, "dev", VXLAN_V6_DEVICE, "nud", "permanent"),
         bridge(ns, "fdb", "replace", dst.vtep_mac, "dev", VXLAN_V6_DEVICE, "dst", dst.address, "self", "permanent"),

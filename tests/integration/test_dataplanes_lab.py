@@ -1,0 +1,339 @@
+"""Calico's other data planes in the embedded lab, proved on the wire: VXLAN over IPv6,
+dual-stack, WireGuard (wireguard-go), IPIP (refused where the kernel has no module),
+and each one's fault twins.
+
+Every pcap here is taken on a node's eth1 during the test and read with scapy's own
+dissection (not vxcap's decoder): outer headers, ports, VNI, WireGuard message types,
+and the pod addresses inside. Labs use this session's prefix (tests/lab_support.py).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+from scapy.layers.vxlan import VXLAN
+from scapy.utils import rdpcap
+
+from tests.lab_support import (  # noqa: F401 (fixture)
+    SESSION_PREFIX,
+    captured,
+    dataplane_spec,
+    lab_session_guard,
+    lab_test,
+    running_lab,
+    session_namespaces,
+)
+from vxcap.adapters import netns
+from vxcap.cli.main import cli
+from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, WireguardPlaintext
+from vxcap.exit_status import ExitStatus
+
+pytestmark = pytest.mark.usefixtures("lab_session_guard")
+
+CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
+
+
+def vxlan6_packets(pcap: Path, inner_src: str, inner_dst: str) -> list:
+    """Outer IPv6 / UDP / VXLAN packets whose inner IPv6 is inner_src -> inner_dst."""
+    found = []
+    for pkt in rdpcap(str(pcap)):
+        if pkt.haslayer(VXLAN) and pkt.getlayer(IPv6) is not None:
+            inner = pkt[VXLAN].payload.getlayer(IPv6)
+            if inner is not None and (inner.src, inner.dst) == (inner_src, inner_dst):
+                found.append(pkt)
+    return found
+
+
+def plain6_packets(pcap: Path, src: str, dst: str) -> list:
+    """IPv6 packets on the underlay whose own (outer) addresses are src -> dst, not in a tunnel."""
+    return [p for p in rdpcap(str(pcap)) if p.haslayer(IPv6) and not p.haslayer(VXLAN)
+            and (p[IPv6].src, p[IPv6].dst) == (src, dst)]
+
+
+def pod6(spec, node: str) -> str:
+    return str(spec.node6(node).pod_ip)
+
+
+def addr6(spec, node: str) -> str:
+    return str(spec.node6(node).address)
+
+
+def pod4(spec, node: str) -> str:
+    return str(spec.pod_on(node).ip)
+
+
+def addr4(spec, node: str) -> str:
+    return str(spec.topology.node(node).address)
+
+
+def ping_ok(lab, src: str, dst: str, count: int = 3) -> None:
+    result = lab.ping(src, dst, count=count, timeout=2.0)
+    assert result.received == count, (src, dst, result)
+
+
+# --------------------------------------------------------------------- VXLAN over IPv6
+
+
+@lab_test
+def test_vxlan6_crosses_subnets_in_ipv6_vxlan_and_stays_plain_ipv6_inside_one(tmp_path):
+    spec = dataplane_spec("vxlan6")
+    with running_lab(spec=spec) as lab:
+        with captured(lab, W, tmp_path / "w.pcap", "ip6") as w_pcap, captured(lab, W3, tmp_path / "w3.pcap", "ip6") as w3_pcap:
+            ping_ok(lab, W, pod6(spec, W3))
+            ping_ok(lab, W, pod6(spec, W2))
+        for pcap in (w_pcap, w3_pcap):
+            for src, dst in ((W, W3), (W3, W)):
+                packets = vxlan6_packets(pcap, pod6(spec, src), pod6(spec, dst))
+                assert len(packets) >= 3, (pcap.name, src, dst)
+                for pkt in packets:
+                    assert (pkt[IPv6].src, pkt[IPv6].dst) == (addr6(spec, src), addr6(spec, dst))
+                    assert pkt[UDP].dport == 4789 and pkt[VXLAN].vni == 4096
+        # Same IPv6 subnet: the pod packet itself on eth1, no VXLAN.
+        assert len(plain6_packets(w_pcap, pod6(spec, W), pod6(spec, W2))) >= 3
+        assert not vxlan6_packets(w_pcap, pod6(spec, W), pod6(spec, W2))
+        # IPv6 only: no IPv4 packet at all on the underlay.
+        assert not [p for p in rdpcap(str(w_pcap)) if p.haslayer(IP)]
+
+
+@lab_test
+def test_vxlan6_largest_df_packet_is_1430_and_fills_a_1500_byte_outer_packet(tmp_path):
+    spec = dataplane_spec("vxlan6")
+    biggest = 1430 - 40 - 8  # ICMPv6 payload of a 1430-byte IPv6 packet
+    with running_lab(spec=spec) as lab:
+        with captured(lab, W, tmp_path / "w.pcap", "ip6 and udp port 4789") as pcap:
+            fits, _ = lab.ping_output(W, pod6(spec, W3), count=1, size=biggest, dont_fragment=True, timeout=2.0)
+            too_big, said = lab.ping_output(W, pod6(spec, W3), count=1, size=biggest + 1, dont_fragment=True)
+        assert fits.received == 1
+        assert too_big.received == 0 and re.search(r"message too long, mtu[:=] ?1430", said), said
+        requests = vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W3))
+        # UDP 8 + VXLAN 8 + inner Ethernet 14 + inner IPv6 1430: a 1500-byte outer IPv6 packet, not fragmented.
+        assert [p[IPv6].plen + 40 for p in requests] == [1500]
+        assert not any(p.haslayer(IPv6ExtHdrFragment) for p in rdpcap(str(pcap)))
+
+
+# --------------------------------------------------------------------- dual stack
+
+
+@lab_test
+def test_dual_stack_carries_ipv4_in_ipv4_vxlan_and_ipv6_in_ipv6_vxlan(tmp_path):
+    spec = dataplane_spec("dual")
+    with running_lab(spec=spec) as lab:
+        with captured(lab, W3, tmp_path / "w3.pcap") as pcap:
+            ping_ok(lab, W, pod4(spec, W3))
+            ping_ok(lab, W, pod6(spec, W3))
+        v6 = vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W3))
+        assert len(v6) >= 3 and all(p[IPv6].src == addr6(spec, W) and p[VXLAN].vni == 4096 for p in v6)
+        v4 = [p for p in rdpcap(str(pcap)) if p.haslayer(VXLAN) and p.getlayer(IP) is not None
+              and (p[VXLAN].payload.getlayer(IP).src, p[VXLAN].payload.getlayer(IP).dst) == (pod4(spec, W), pod4(spec, W3))]
+        assert len(v4) >= 3
+        assert all((p[IP].src, p[IP].dst, p[UDP].dport, p[VXLAN].vni) == (addr4(spec, W), addr4(spec, W3), 4789, 4096)
+                   for p in v4)
+        assert not any(p.haslayer(IPv6) for p in v4), "IPv4 pods must not ride the IPv6 underlay"
+        # Every node's pod MTU is the smaller of the two (1430), and `lab status` checks both VTEPs.
+        status = lab.status()
+        names = {c.name for n in status.nodes for c in n.checks}
+        assert {"vxlan.calico", "vxlan-v6.calico"} <= names and status.healthy
+
+
+# --------------------------------------------------------------------- WireGuard
+
+
+def wireguard_messages(pcap: Path, src: str, dst: str, port: int = 51820) -> list[int]:
+    """The WireGuard message types (first byte; 1-3 handshake/cookie, 4 transport data) sent src -> dst."""
+    types = []
+    for pkt in rdpcap(str(pcap)):
+        if pkt.haslayer(UDP) and pkt.getlayer(IP) is not None and (pkt[IP].src, pkt[IP].dst) == (src, dst):
+            assert pkt[UDP].dport == port and pkt[UDP].sport == port, pkt.summary()
+            payload = bytes(pkt[UDP].payload)
+            assert payload[1:4] == b"\0\0\0", "WireGuard's reserved bytes"
+            types.append(payload[0])
+    return types
+
+
+def plaintext(pcap: Path, spec, a: str, b: str) -> list:
+    """Packets on the underlay whose own IPv4 addresses are the two pods' (in the clear)."""
+    pods = {pod4(spec, a), pod4(spec, b)}
+    return [p for p in rdpcap(str(pcap)) if p.getlayer(IP) is not None and {p[IP].src, p[IP].dst} == pods]
+
+
+def wireguard_go_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "wireguard-go":
+                    pids.add(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+@lab_test
+def test_wireguard_encrypts_every_pod_flow_and_down_leaves_no_wireguard_go(tmp_path):
+    spec = dataplane_spec("wireguard")
+    lab_ref = None
+    with running_lab(spec=spec) as lab:
+        lab_ref = lab
+        pids = lab.wireguard_pids()
+        assert set(pids) == {CP, W, W2, W3}
+        for node, pid in pids.items():
+            assert netns.netns_pids(lab.node_netns(node)).count(pid) == 1
+        with captured(lab, W, tmp_path / "w.pcap") as pcap:
+            ping_ok(lab, W, pod4(spec, W3))  # other subnet
+            ping_ok(lab, W, pod4(spec, W2))  # same subnet: Calico encrypts it too
+        for other in (W3, W2):
+            sent = wireguard_messages(pcap, addr4(spec, W), addr4(spec, other))
+            back = wireguard_messages(pcap, addr4(spec, other), addr4(spec, W))
+            assert sent.count(4) >= 3 and back.count(4) >= 3, (other, sent, back)
+            assert 1 in sent + back and 2 in sent + back, "a handshake (initiation and response) came first"
+            assert not plaintext(pcap, spec, W, other), f"pod packets W<->{other} in the clear"
+        assert not [p for p in rdpcap(str(pcap)) if p.haslayer(VXLAN)]
+        # What `lab status` reads from wireguard-go: the port and every peer with its block and key.
+        checks = {c.name: c for c in next(n for n in lab.status().nodes if n.node == W).checks}
+        assert checks["wg listen-port"].ok and checks["wireguard.cali"].ok
+        assert all(checks[f"wg peer {o}"].ok for o in (CP, W2, W3))
+    assert lab_ref is not None
+    deadline = time.monotonic() + 5
+    while set(pids.values()) & wireguard_go_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(pids.values()) & wireguard_go_pids(), "wireguard-go outlived `lab down`"
+    assert not session_namespaces()
+
+
+@lab_test
+def test_lab_status_sees_a_missing_wireguard_go(tmp_path):
+    spec = dataplane_spec("wireguard")
+    with running_lab(spec=spec) as lab:
+        pid = lab.wireguard_pids()[W3]
+        subprocess.run(["kill", "-KILL", str(pid)], check=True)
+        deadline = time.monotonic() + 5
+        while W3 in lab.wireguard_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = lab.status()
+        bad = {n.node: [c.name for c in n.problems()] for n in status.nodes if not n.ok}
+        assert not status.healthy
+        assert "wireguard.cali" in bad[W3]  # the TUN device went with its process
+
+
+@lab_test
+def test_wireguard_plaintext_fault_puts_the_pod_flow_on_the_wire_in_the_clear(tmp_path):
+    # Two nodes of one subnet: the leaked packets reach W2 straight over the switch, so the flow works
+    # and only the wire shows what is wrong (across subnets the router, which knows no pod block, drops them).
+    spec = dataplane_spec("wireguard")
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(WireguardPlaintext(W, W2))
+        with captured(lab, W, tmp_path / "w.pcap") as pcap:
+            ping_ok(lab, W, pod4(spec, W2))
+        clear = plaintext(pcap, spec, W, W2)
+        requests = [p for p in clear if p.haslayer(ICMP) and p[ICMP].type == 8 and p[IP].src == pod4(spec, W)]
+        assert len(requests) >= 3, "W's echo requests leave eth1 unencrypted"
+        # The replies still come back through W2's WireGuard: only the faulty direction leaks.
+        assert wireguard_messages(pcap, addr4(spec, W2), addr4(spec, W)).count(4) >= 3
+        assert not [p for p in clear if p[IP].src == pod4(spec, W2)]
+        problems = {c.name for n in lab.status().nodes for c in n.problems()}
+        assert problems == {f"route {spec.topology.node(W2).block}"}
+
+
+# --------------------------------------------------------------------- IPv6 fault twins
+
+
+@lab_test
+def test_ipv6_fdb_entry_to_a_third_node_sends_the_vxlan_to_its_address(tmp_path):
+    spec = dataplane_spec("vxlan6")
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(Fdb6WrongNode(W3, W, CP))
+        with captured(lab, W3, tmp_path / "w3.pcap", "ip6") as pcap:
+            result = lab.ping(W3, pod6(spec, W), count=3, timeout=1.0)
+        assert result.received == 0
+        packets = vxlan6_packets(pcap, pod6(spec, W3), pod6(spec, W))
+        assert len(packets) >= 3
+        assert {p[IPv6].dst for p in packets} == {addr6(spec, CP)}, "outer IPv6 destination is the third node's"
+        status = next(n for n in lab.status().nodes if n.node == W3)
+        assert [c.name for c in status.problems()] == [f"fdb6 {spec.node6(W).vtep_mac}"]
+
+
+@lab_test
+def test_ipv4_overhead_mtu_on_the_ipv6_path_lets_pods_send_what_the_tunnel_cannot_carry(tmp_path):
+    spec = dataplane_spec("vxlan6")
+    size = 1450 - 40 - 8  # a full packet at the IPv4 VXLAN MTU
+    with running_lab(spec=spec) as lab:
+        healthy, said = lab.ping_output(W, pod6(spec, W3), count=1, size=size, dont_fragment=True)
+        # Refused in the pod, as it must be: its eth0 is 1430.
+        assert healthy.received == 0 and re.search(r"message too long, mtu[:=] ?1430", said), said
+        lab.apply_fault(Vxlan6Ipv4Mtu(W))
+        with captured(lab, W, tmp_path / "w.pcap", "ip6") as pcap:
+            broken, said = lab.ping_output(W, pod6(spec, W3), count=3, size=size, dont_fragment=True, timeout=1.0)
+        assert broken.received == 0
+        # The pod now sends 1450-byte packets; the node cannot fit them into one outer IPv6 packet on a
+        # 1500-byte eth1 and answers Packet Too Big instead: none of them reaches the wire.
+        assert re.search(r"Packet too big: mtu=1430", said), said
+        assert not vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W3))
+        status = next(n for n in lab.status().nodes if n.node == W)
+        assert {"vxlan-v6.calico", "pod eth0"} <= {c.name for c in status.problems()}
+
+
+@lab_test
+def test_same_subnet_ipv6_via_vxlan_is_encapsulated_where_crosssubnet_says_plain(tmp_path):
+    spec = dataplane_spec("vxlan6")
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(Vxlan6SameSubnet(W, W2))
+        with captured(lab, W, tmp_path / "w.pcap", "ip6") as pcap:
+            ping_ok(lab, W, pod6(spec, W2))
+        wrapped = vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W2))
+        assert len(wrapped) >= 3
+        assert all((p[IPv6].src, p[IPv6].dst) == (addr6(spec, W), addr6(spec, W2)) for p in wrapped)
+        assert not plain6_packets(pcap, pod6(spec, W), pod6(spec, W2))
+        # W2 still answers plain (the fault is one direction).
+        assert len(plain6_packets(pcap, pod6(spec, W2), pod6(spec, W))) >= 3
+
+
+# --------------------------------------------------------------------- IPIP
+
+
+def kernel_has_ipip() -> bool:
+    probe = f"{SESSION_PREFIX}-ipiptest"
+    subprocess.run(["ip", "netns", "add", probe], check=True)
+    try:
+        return subprocess.run(["ip", "-n", probe, "link", "add", "t", "type", "ipip"], capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "delete", probe], check=True)
+
+
+@lab_test
+def test_lab_up_ipip_is_built_where_the_kernel_can_and_refused_in_one_line_where_not(tmp_path):
+    result = CliRunner().invoke(cli, ["lab", "up", "--overlay", "ipip", "--prefix", SESSION_PREFIX])
+    try:
+        if kernel_has_ipip():
+            assert result.exit_code == 0, result.output
+            spec = dataplane_spec("ipip")
+            with running_lab(spec=spec) as lab:
+                ping_ok(lab, W, pod4(spec, W3))
+        else:
+            assert result.exit_code == ExitStatus.USAGE, result.output
+            lines = [line for line in result.output.splitlines() if line.strip()]
+            assert len(lines) == 1 and "no ipip module" in lines[0], result.output
+            assert not session_namespaces(), "nothing is built when the kernel cannot"
+    finally:
+        CliRunner().invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
+
+
+@lab_test
+def test_cli_lab_up_overlay_dual_status_and_down(tmp_path):
+    runner = CliRunner()
+    try:
+        up = runner.invoke(cli, ["lab", "up", "--overlay", "dual", "--prefix", SESSION_PREFIX])
+        assert up.exit_code == 0, up.output
+        assert "(dual)" in up.output
+        status = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX])
+        assert status.exit_code == 0 and "healthy" in status.output, status.output
+    finally:
+        down = runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
+    assert down.exit_code == 0, down.output
+    assert not session_namespaces()
