@@ -333,6 +333,10 @@ def test_cli_lab_up_overlay_dual_status_and_down(tmp_path):
         assert "(dual)" in up.output
         status = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX])
         assert status.exit_code == 0 and "healthy" in status.output, status.output
+        assert "lab " + SESSION_PREFIX + "-* (dual)" in status.output
+        # Until runs judge these formats, a run on this lab says so instead of judging it as IPv4 VXLAN.
+        run = runner.invoke(cli, ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--pair", "worker,worker3"])
+        assert run.exit_code == ExitStatus.USAGE and "built as dual" in run.output, run.output
     finally:
         down = runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
     assert down.exit_code == 0, down.output
