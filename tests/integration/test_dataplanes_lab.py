@@ -9,6 +9,7 @@ and the pod addresses inside. Labs use this session's prefix (tests/lab_support.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -334,6 +335,13 @@ def test_cli_lab_up_overlay_dual_status_and_down(tmp_path):
         status = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX])
         assert status.exit_code == 0 and "healthy" in status.output, status.output
         assert "lab " + SESSION_PREFIX + "-* (dual)" in status.output
+        as_json = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX, "--json"])
+        described = json.loads(as_json.output)
+        assert as_json.exit_code == 0 and described["status"]["healthy"] and described["status"]["dataplane"] == "dual"
+        w3 = next(n for n in described["lab"]["nodes"] if n["name"] == "k01-worker3")
+        assert w3["ipv6"]["underlay"] == "fd00:10:10:20::13/64" and w3["ipv4"]["encapsulation"] == "vxlan"
+        assert described["lab"]["vxlan6"] == {"device": "vxlan-v6.calico", "mode": "CrossSubnet", "vni": 4096,
+                                              "port": 4789, "mtu": 1430}
         # Until runs judge these formats, a run on this lab says so instead of judging it as IPv4 VXLAN.
         run = runner.invoke(cli, ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--pair", "worker,worker3"])
         assert run.exit_code == ExitStatus.USAGE and "built as dual" in run.output, run.output

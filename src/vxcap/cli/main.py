@@ -227,14 +227,23 @@ def lab_down(lab_file, prefix) -> None:
 @lab.command("status")
 @lab_file_option
 @prefix_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable: the lab's description (data plane; per node and family its addresses, "
+                   "block, pod and encapsulation) and every check.")
 @guarded()
-def lab_status(lab_file, prefix) -> None:
+def lab_status(lab_file, prefix, as_json) -> None:
     """Show what exists of the lab. Exit 0 when healthy, 1 when missing or broken."""
     require_root("vxcap lab status")
-    from vxcap.targets.lab import choose_lab, lab_status as inspect
+    from vxcap.targets.lab import choose_lab, lab_description, lab_status as inspect
 
-    status = inspect(choose_lab(prefix, lab_file), prefix)
-    _print_status(status)
+    source = choose_lab(prefix, lab_file)
+    status = inspect(source, prefix)
+    if as_json:
+        from vxcap.cli.console import raw
+
+        raw(__import__("json").dumps({"lab": lab_description(source), "status": status.to_dict()}, indent=2))
+    else:
+        _print_status(status)
     raise Fail(ExitStatus.SUCCESS if status.healthy else ExitStatus.VERDICT_FAILED)
 
 
