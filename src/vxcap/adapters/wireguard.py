@@ -14,7 +14,6 @@ The process outlives the `vxcap lab up` that started it (it is the node's data p
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import time
@@ -106,11 +105,3 @@ def configure(pid: int, wg_set_argv: tuple[str, ...], private_key: str) -> None:
 def dump(pid: int) -> str:
     """`wg show wireguard.cali dump` of the wireguard-go at `pid`."""
     return _wg(pid, ["show", WIREGUARD_DEVICE, "dump"])
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

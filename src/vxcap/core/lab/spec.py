@@ -8,7 +8,7 @@ underlay interface and its MTU, the pod each node gets).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
@@ -23,7 +23,20 @@ from ipaddress import (
 from typing import Any
 
 from vxcap.core.errors import InputError
-from vxcap.core.model import DEFAULT_MTU, DEFAULT_PORT, DEFAULT_VNI, Mode, Node, Overlay, Pod, Subnet, Topology, normalise_mac
+from vxcap.core.model import (
+    DEFAULT_MTU,
+    DEFAULT_PORT,
+    DEFAULT_VNI,
+    VXLAN_DEVICE,
+    VXLAN_V6_DEVICE,
+    Mode,
+    Node,
+    Overlay,
+    Pod,
+    Subnet,
+    Topology,
+    normalise_mac,
+)
 
 
 # The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
@@ -178,9 +191,9 @@ class LabSpec:
                                "underlay_mtu": self.underlay_mtu, "pod_mtu": self.pod_mtu, "nodes": nodes}
         if self.has_ipv4 and self.ipv4_encap == "vxlan":
             ov = self.topology.overlay
-            out["vxlan"] = {"device": "vxlan.calico", "mode": ov.mode.value, "vni": ov.vni, "port": ov.port, "mtu": ov.mtu}
+            out["vxlan"] = {"device": VXLAN_DEVICE, "mode": ov.mode.value, "vni": ov.vni, "port": ov.port, "mtu": ov.mtu}
         if self.has_ipv6 and self.vxlan6 is not None:
-            out["vxlan6"] = {"device": "vxlan-v6.calico", "mode": self.vxlan6.mode, "vni": self.vxlan6.vni,
+            out["vxlan6"] = {"device": VXLAN_V6_DEVICE, "mode": self.vxlan6.mode, "vni": self.vxlan6.vni,
                              "port": self.vxlan6.port, "mtu": self.vxlan6.mtu}
         if self.ipv4_encap == "wireguard" and self.wireguard is not None:
             out["wireguard"] = {"device": "wireguard.cali", "port": self.wireguard.port, "mtu": self.wireguard.mtu}
@@ -288,8 +301,6 @@ def lab_from_dict(data: Any) -> LabSpec:
 
 def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
     """The lab file's `dataplane` section and IPv6 fields (absent: the reference VXLAN lab)."""
-    from dataclasses import replace
-
     dp = data.get("dataplane") or {}
     if not isinstance(dp, dict):
         raise InputError("lab file: dataplane must be a mapping (overlay: vxlan|vxlan6|dual|wireguard|ipip, ...)")
