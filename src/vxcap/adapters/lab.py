@@ -182,6 +182,7 @@ class NetnsLab:
             for name, role, adopted in namespace_roles(self.spec, self.names)
         )
         nodes = []
+        wg_views = self._wg_views(present) if self.spec.ipv4_encap == "wireguard" else None
         for node in self.spec.topology.nodes:
             node_ns, pod_ns = self.names.node(node.name), self.names.pod(node.name)
             missing = [ns for ns in (node_ns, pod_ns) if ns not in present]
@@ -189,14 +190,14 @@ class NetnsLab:
                 nodes.append(NodeStatus(node.name, (Check("namespaces", False, f"missing: {', '.join(missing)}"),)))
                 continue
             try:
-                dump = self._dump(node_ns, pod_ns)
+                dump = self._dump(node_ns, pod_ns, wg_views)
             except NetnsError as err:  # vanished or broken while we looked
                 nodes.append(NodeStatus(node.name, (Check("namespaces", False, str(err)),)))
                 continue
             nodes.append(NodeStatus(node.name, node_checks(self.spec, self.names, node.name, dump)))
         return LabStatus(self.names.prefix, namespaces, tuple(nodes), self.spec.dataplane)
 
-    def _dump(self, node_ns: str, pod_ns: str) -> NodeDump:
+    def _dump(self, node_ns: str, pod_ns: str, wg_views: tuple[dict, dict] | None = None) -> NodeDump:
         links, routes = netns.query("ip", node_ns, ["addr show", "route show"], details=True)
         (fdb,) = netns.query("bridge", node_ns, ["fdb show"])
         pod_links, pod_routes = netns.query("ip", pod_ns, ["addr show", "route show"], details=True)
@@ -205,8 +206,8 @@ class NetnsLab:
             (extra["routes6"],) = netns.query("ip", node_ns, ["route show"], family="-6")
             (extra["pod_routes6"],) = netns.query("ip", pod_ns, ["route show"], family="-6")
             extra["fdb6"] = [e for e in fdb if e.get("ifname") == VXLAN_V6_DEVICE]
-        if self.spec.ipv4_encap == "wireguard":
-            extra["wg"], extra["wg_keys"] = self._wg_view(node_ns)
+        if wg_views is not None:
+            extra["wg"], extra["wg_keys"] = wg_views[0].get(node_ns), wg_views[1]
         return NodeDump(
             links=links,
             routes=routes,
@@ -216,18 +217,20 @@ class NetnsLab:
             **extra,
         )
 
-    def _wg_view(self, node_ns: str) -> tuple[dict | None, dict[str, str]]:
-        """This node's `wg show dump`, and every node's public key (to check the peers' keys against)."""
-        views = {}
+    def _wg_views(self, present: set[str]) -> tuple[dict[str, dict | None], dict[str, str]]:
+        """Every node's `wg show dump` (by namespace), and every node's public key (to check peers'
+        keys against): read once per status, not once per node."""
+        views: dict[str, dict | None] = {}
         for node in self.spec.topology.nodes:
-            pid = wireguard.find(self.names.node(node.name))
+            ns = self.names.node(node.name)
+            pid = wireguard.find(ns) if ns in present else None
             try:
-                views[self.names.node(node.name)] = dataplanes.parse_wg_dump(wireguard.dump(pid)) if pid else None
+                views[ns] = dataplanes.parse_wg_dump(wireguard.dump(pid)) if pid else None
             except NetnsError:
-                views[self.names.node(node.name)] = None
+                views[ns] = None
         keys = {node.name: view["public_key"] for node in self.spec.topology.nodes
                 if (view := views.get(self.names.node(node.name)))}
-        return views.get(node_ns), keys
+        return views, keys
 
     def wireguard_pids(self) -> dict[str, int]:
         """node -> the pid of its wireguard-go (the WireGuard lab's processes, for tests and status)."""
