@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
@@ -111,9 +111,16 @@ def test_vxlan6_largest_df_packet_is_1430_and_fills_a_1500_byte_outer_packet(tmp
         with captured(lab, W, tmp_path / "w.pcap", "ip6 and udp port 4789") as pcap:
             fits, _ = lab.ping_output(W, pod6(spec, W3), count=1, size=biggest, dont_fragment=True, timeout=2.0)
             too_big, said = lab.ping_output(W, pod6(spec, W3), count=1, size=biggest + 1, dont_fragment=True)
+            connected, story = lab.tcp_exchange(W, W3, ipv6=True)
+        assert connected, story
+        syns = [p for p in vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W3))
+                if p[VXLAN].payload.haslayer(TCP) and p[VXLAN].payload[TCP].flags == "S"]
+        assert len(syns) == 1
+        # The pod's MSS: its 1430 MTU less the IPv6 (40) and TCP (20) headers.
+        assert dict(syns[0][VXLAN].payload[TCP].options)["MSS"] == 1430 - 60
         assert fits.received == 1
         assert too_big.received == 0 and re.search(r"message too long, mtu[:=] ?1430", said), said
-        requests = vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W3))
+        requests = [p for p in vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W3)) if not p[VXLAN].payload.haslayer(TCP)]
         # UDP 8 + VXLAN 8 + inner Ethernet 14 + inner IPv6 1430: a 1500-byte outer IPv6 packet, not fragmented.
         assert [p[IPv6].plen + 40 for p in requests] == [1500]
         assert not any(p.haslayer(IPv6ExtHdrFragment) for p in rdpcap(str(pcap)))

@@ -278,17 +278,20 @@ class NetnsLab:
             raise NetnsError(f"ping from {src_node}: {proc.stderr.strip() or proc.returncode}")
         return parse_ping(proc.stdout, proc.stderr, proc.returncode), proc.stdout + proc.stderr
 
-    def tcp_exchange(self, src_node: str, dst_node: str, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[bool, str]:
+    def tcp_exchange(self, src_node: str, dst_node: str, timeout: float = DEFAULT_TIMEOUT_S,
+                     ipv6: bool = False) -> tuple[bool, str]:
         """One short TCP connection from src_node's pod to dst_node's: (connected, what happened).
 
         Both sockets are made in this process, each inside its pod's namespace (a
         socket stays where it was made), so the kernel gives each SYN the MSS of
         its own pod's route: no interpreter to start, no port to agree on.
+        `ipv6`: to dst_node's pod's IPv6 address (the vxlan6 and dual labs).
         """
-        dst_ip = str(self.pod(dst_node).ip)
-        listener = self._socket_in(self.pod_netns(dst_node))
+        dst_ip = str(self.spec.node6(dst_node).pod_ip if ipv6 else self.pod(dst_node).ip)
+        family = socket.AF_INET6 if ipv6 else socket.AF_INET
+        listener = self._socket_in(self.pod_netns(dst_node), family)
         try:
-            connector = self._socket_in(self.pod_netns(src_node))
+            connector = self._socket_in(self.pod_netns(src_node), family)
         except BaseException:
             listener.close()
             raise
@@ -317,10 +320,10 @@ class NetnsLab:
             return True, f"{dst_ip}:{port}: connected; accepted {peer[0]}, {len(heard)} bytes"
 
     @staticmethod
-    def _socket_in(ns: str) -> socket.socket:
+    def _socket_in(ns: str, family: socket.AddressFamily = socket.AF_INET) -> socket.socket:
         with netns.entered(ns):
             try:
-                return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                return socket.socket(family, socket.SOCK_STREAM)
             except OSError as err:
                 raise NetnsError(f"no TCP socket in {ns}: {err.strerror or err}") from None
 
