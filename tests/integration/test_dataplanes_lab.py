@@ -216,6 +216,23 @@ def test_wireguard_encrypts_every_pod_flow_and_down_leaves_no_wireguard_go(tmp_p
 
 
 @lab_test
+def test_wireguard_largest_df_packet_is_1440_and_fills_a_1500_byte_outer_packet(tmp_path):
+    spec = dataplane_spec("wireguard")
+    biggest = 1440 - 20 - 8  # ICMP payload of a 1440-byte IPv4 packet
+    with running_lab(spec=spec) as lab:
+        ping_ok(lab, W, pod4(spec, W3), count=1)  # the handshake, out of the way
+        with captured(lab, W, tmp_path / "w.pcap", f"udp and src host {addr4(spec, W)}") as pcap:
+            fits, _ = lab.ping_output(W, pod4(spec, W3), count=1, size=biggest, dont_fragment=True, timeout=2.0)
+            too_big, said = lab.ping_output(W, pod4(spec, W3), count=1, size=biggest + 1, dont_fragment=True)
+        assert fits.received == 1
+        assert too_big.received == 0 and re.search(r"message too long, mtu[:=] ?1440", said), said
+        # IPv4 20 + UDP 8 + WireGuard's header 16 + the 1440-byte packet + its 16-byte tag: 1500, one packet.
+        data = [p for p in rdpcap(str(pcap)) if bytes(p[UDP].payload)[:1] == b"\x04"]
+        assert [p[IP].len for p in data] == [1500]
+        assert not any(p[IP].flags.MF or p[IP].frag for p in rdpcap(str(pcap)))
+
+
+@lab_test
 def test_lab_status_sees_a_missing_wireguard_go(tmp_path):
     spec = dataplane_spec("wireguard")
     with running_lab(spec=spec) as lab:
