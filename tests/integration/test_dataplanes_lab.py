@@ -373,3 +373,15 @@ def test_cli_lab_up_overlay_dual_status_and_down(tmp_path):
         down = runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
     assert down.exit_code == 0, down.output
     assert not session_namespaces()
+
+
+@lab_test
+def test_a_generated_lab_builds_the_dual_data_plane_too():
+    from vxcap.core.lab.gen import generate_lab, with_overlay
+    from vxcap.core.lab.spec import lab_from_dict
+
+    spec = lab_from_dict(with_overlay(generate_lab(6, 2), "dual"))
+    first, last = spec.topology.nodes[0].name, spec.topology.nodes[-1].name
+    with running_lab(spec=spec) as lab:  # healthy: every node's IPv4 and IPv6 checks pass
+        ping_ok(lab, first, pod6(spec, last))
+        ping_ok(lab, first, pod4(spec, last))
