@@ -72,3 +72,10 @@ def coverage_settings(coverage: bool, seed: int | None, peers: int | None) -> tu
     if not coverage and (seed is not None or peers is not None):
         raise click.UsageError("--seed and --peers go with --coverage")
     return (0 if seed is None else seed), (2 if peers is None else peers)
+
+
+CNI_CHOICES = ("auto", "calico", "flannel", "cilium", "antrea")
+
+
+def cni_option(default: str, help: str):
+    return click.option("--cni", type=click.Choice(CNI_CHOICES), default=default, show_default=True, help=help)
