@@ -71,3 +71,18 @@ def test_wrong_vni_on_the_receiver_drops_the_pods_traffic(tmp_path):
         return {geneve.parse(bytes(p[UDP].payload))[0].vni for p in packets if UDP in p and p[IP].src == sender}
 
     assert vnis("192.168.50.1") == {5001} and vnis("192.168.50.2") == {5002}
+
+
+@lab_test
+@needs_ovs
+def test_geneve_options_open_vswitch_sends_are_read_back(tmp_path):
+    result, packets = run_lab(tmp_path, f"{SESSION_PREFIX}i", GENEVE_OPTION="0x2a")
+    assert result.returncode == 0, result.stdout + result.stderr
+    by_sender: dict[str, set] = {}
+    for packet in packets:
+        if UDP in packet and packet[UDP].dport == geneve.GENEVE_PORT:
+            header, _ = geneve.parse(bytes(packet[UDP].payload))
+            by_sender.setdefault(packet[IP].src, set()).add(header.options)
+    # Node a's flow sets tun_metadata0 (mapped to class 0xffff, type 0x01, 4 bytes) on its pod's frames.
+    assert by_sender["192.168.50.1"] == {(geneve.GeneveOption(0xFFFF, 0x01, b"\x00\x00\x00\x2a"),)}
+    assert by_sender["192.168.50.2"] == {()}
