@@ -78,4 +78,6 @@ CNI_CHOICES = ("auto", "calico", "flannel", "cilium", "antrea")
 
 
 def cni_option(default: str, help: str):
-    return click.option("--cni", type=click.Choice(CNI_CHOICES), default=default, show_default=True, help=help)
+    # A short metavar: the five choices as one would widen every option's column in --help.
+    return click.option("--cni", type=click.Choice(CNI_CHOICES), metavar="CNI", default=default, show_default=True,
+                        help=f"{help} One of {', '.join(CNI_CHOICES)}.")
