@@ -80,3 +80,10 @@ def test_wireguard_replaces_the_tunnel():
     found = antrea.discover(configmap(agent_conf="trafficEncryptionMode: wireGuard\nwireGuard:\n  port: 51821\n"),
                             cn.plain_nodes())
     assert wires(found) == {(WireFormat(Encap.WIREGUARD, port=51821, device="antrea-wg0"),)}
+
+
+def test_peers_tunnel_to_the_transport_address_when_the_agent_annotated_one():
+    nodes = cn.plain_nodes()
+    nodes[1]["metadata"]["annotations"]["node.antrea.io/transport-addresses"] = "fd00::11,10.10.10.11"
+    found = antrea.discover(configmap(), nodes)
+    assert [str(n.address) for n in found.nodes] == ["172.18.0.2", "10.10.10.11", "172.18.0.3", "172.18.0.4"]

@@ -107,3 +107,8 @@ def test_net_conf_that_is_not_json_is_named():
     bad["data"]["net-conf.json"] = "{not json"
     with pytest.raises(CniError, match="ConfigMap kube-flannel/kube-flannel-cfg net-conf.json is not JSON"):
         flannel.discover(bad, cn.flannel_nodes())
+
+
+def test_an_explicit_vni_0_is_kept_as_go_keeps_it():
+    config = flannel.parse_net_conf('{"Backend": {"Type": "vxlan", "VNI": 0}}')
+    assert config.vni == 0 and config.device == "flannel.0"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address, ip_address
 from itertools import permutations
 from typing import Any
 
@@ -38,6 +39,7 @@ TUNNEL_TYPES = ("geneve", "vxlan", "gre", "stt")
 WIREGUARD_PORT = 51820
 TUNNEL_DEVICE = "antrea-tun0"
 WIREGUARD_DEVICE = "antrea-wg0"
+TRANSPORT_ANNOTATION = "node.antrea.io/transport-addresses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,22 @@ def _path(config: AntreaConfig, src: CniNode, dst: CniNode, connected: Mapping[t
                    f"hybrid: plain within the sender's transport subnet, else {what}", decided_by=question)
 
 
+def _tunnel_address(node: dict[str, Any]) -> IPv4Address:
+    """Where peers tunnel to: the transport interface's address when the agent annotated one
+    (pkg/agent/types/annotations.go, set when transportInterface is not the Node IP's), else the InternalIP."""
+    for text in str(o.annotations(node).get(TRANSPORT_ANNOTATION) or "").split(","):
+        try:
+            address = ip_address(text.strip())
+        except ValueError:
+            continue
+        if isinstance(address, IPv4Address):
+            return address
+    address = o.internal_ip(node)
+    if address is None:
+        raise CniError(f"node {o.name(node)}: no IPv4 InternalIP")
+    return address
+
+
 def find_configmap(items: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
     """The agent's ConfigMap among a namespace's: `antrea-config`, or an older release's hashed name."""
     matches = sorted((i for i in items if CONFIGMAP_NAME.match(o.name(i)) and AGENT_CONF in (i.get("data") or {})),
@@ -128,12 +146,7 @@ def discover(
     notes: list[str] = []
     if o.name(configmap) != CONFIGMAP:
         notes.append(f"{where}: an older release's hashed ConfigMap name")
-    cni_nodes = []
-    for raw in sorted(nodes, key=o.name):
-        address = o.internal_ip(raw)
-        if address is None:
-            raise CniError(f"node {o.name(raw)}: no IPv4 InternalIP")
-        cni_nodes.append(CniNode(o.name(raw), address, o.pod_cidr(raw)))
+    cni_nodes = tuple(CniNode(o.name(raw), _tunnel_address(raw), o.pod_cidr(raw)) for raw in sorted(nodes, key=o.name))
     if config.mode == "hybrid" and connected is None:
         notes.append("hybrid: the API does not say each node's transport subnet; every pair states both formats "
                      "until the node's own addresses decide")
@@ -146,4 +159,4 @@ def discover(
     summary = f"antrea {config.mode}"
     if config.mode != "noEncap":
         summary += f" ({tunnel.describe()})" if config.encryption != "wireGuard" else f" (WireGuard, UDP {config.wireguard_port})"
-    return CniDiscovery(Cni.ANTREA, settings, summary, tuple(cni_nodes), paths, tuple(notes), where)
+    return CniDiscovery(Cni.ANTREA, settings, summary, cni_nodes, paths, tuple(notes), where)

@@ -80,11 +80,12 @@ def parse_net_conf(text: str, where: str = NET_CONF) -> FlannelConfig:
         raise CniError(f"{where}: Backend.Type {kind!r} is not one vxcap judges ({', '.join(HANDLED)})")
     vni = o.lookup(backend, "VNI")
     try:
-        vni = DEFAULT_VNI if vni in (None, 0) else int(vni)
+        # Only an absent VNI is the default: Go's json.Unmarshal writes an explicit 0 over it.
+        vni = DEFAULT_VNI if vni is None else int(vni)
     except (TypeError, ValueError):
         raise CniError(f"{where}: Backend.VNI {vni!r} is not a number") from None
-    if not 0 < vni < 2**24:
-        raise CniError(f"{where}: Backend.VNI {vni} is out of range (1..16777215)")
+    if not 0 <= vni < 2**24:
+        raise CniError(f"{where}: Backend.VNI {vni} is out of range (0..16777215)")
     mtu = o.lookup(backend, "MTU")
     try:
         mtu = int(mtu) if mtu else None
