@@ -109,3 +109,14 @@ def test_run_refuses_another_cni_in_one_line_before_making_anything(start_fake_k
         assert "vxcap run judges Calico overlays only for now; this is flannel" in result.output
         assert "vxcap topology --cni flannel" in " ".join(result.output.split())
     assert fake.kube.requested("POST", r".*") == [] and not (tmp_path / "out").exists()
+
+
+def test_run_cni_auto_on_a_calico_cluster_goes_on_to_run(start_fake_kube, tmp_path):
+    # Pods that cannot start end the run early; what matters is that it started, not refused.
+    nodes = ("k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3")
+    fake = start_fake_kube(node_images={node: set() for node in nodes})
+    result = CliRunner().invoke(cli, ["run", "--pair", "worker,worker3", "--capture", "pod", "--cni", "auto",
+                                      "--kubeconfig", str(fake.kubeconfig), "--out", str(tmp_path / "out")])
+    assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
+    assert "judges Calico overlays only" not in result.output
+    assert fake.kube.requested("GET", "/apis/apps/v1/daemonsets")  # it looked before going on
