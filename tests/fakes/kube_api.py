@@ -43,6 +43,7 @@ import pytest
 import yaml
 
 from tests.fakes import calico_objects as co
+from tests.fakes import cni_objects
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 V4_PROTOCOL = "v4.channel.k8s.io"
@@ -487,6 +488,8 @@ class FakeKube:
     registry: set[str] = field(default_factory=set)  # images a node could pull
     # A validating webhook (a policy engine): (namespace, pod) -> None to admit, or (HTTP code, message) to deny.
     webhook: Callable[[str, dict], tuple[int, str] | None] | None = None
+    # DaemonSets, ConfigMaps and CiliumEndpoints (tests/fakes/cni_objects.py): none unless a test serves a CNI.
+    cni: cni_objects.CniObjects = field(default_factory=cni_objects.CniObjects)
 
     def __post_init__(self) -> None:
         if self.calico is None:
@@ -915,6 +918,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
         if path == "/apis" and method == "GET":
             return self._send_json(200, self._group_list())
+        if cni_objects.route(self, kube.cni, method, path, q):
+            return None
         m = re.fullmatch(r"/apis/([^/]+)/([^/]+)/([^/]+)(?:/([^/]+))?", path)
         if m and method == "GET":
             return self._calico(*m.groups())

@@ -8,7 +8,7 @@ import click
 
 from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, require_root
 from vxcap.cli.help import GroupedCommand
-from vxcap.cli.options import cluster_options, coverage_options, coverage_settings, lab_options, output_options
+from vxcap.cli.options import cluster_options, cni_option, coverage_options, coverage_settings, lab_options, output_options
 from vxcap.exit_status import ExitStatus
 
 EXAMPLES = """
@@ -22,14 +22,14 @@ vxcap doctor --lab                                            # can a run start 
 SECTIONS = (
     ("What to test", ("pairs", "all_pairs", "coverage", "seed", "peers", "count")),
     ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "prefix")),
-    ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout",
+    ("Where: a cluster (the default)", ("kubeconfig", "context", "cni", "namespace", "image", "ready_timeout",
                                         "max_parallel", "api_qps")),
     ("How to capture", ("capture_filter",)),
     ("How to capture on a cluster's nodes", ("capture", "capture_image", "capture_namespace", "iface")),
     ("Output", ("out_parent", "as_json", "quiet", "keep", "cross_check")),
 )
 LAB_ONLY = ("lab_file", "nodes", "subnets", "prefix")
-CLUSTER_ONLY = ("kubeconfig", "context", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
+CLUSTER_ONLY = ("kubeconfig", "context", "cni", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
                 "capture_namespace", "max_parallel", "api_qps")
 
 
@@ -59,6 +59,8 @@ def _check_pairs(ctx, param, value):
               help="Echo requests per direction.")
 @lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
 @cluster_options
+@cni_option("calico", "The cluster's CNI (auto: find it). Runs judge Calico only for now; "
+                      "`vxcap topology --cni ...` states what Flannel, Cilium and Antrea promise.")
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
 @click.option("--capture-namespace", default=None,
               help="Namespace for capture pods only (Pod Security `privileged`), so --namespace can stay restricted.")
@@ -91,7 +93,7 @@ def _check_pairs(ctx, param, value):
 @click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @guarded(nothing_made=False)
 def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, prefix, kubeconfig, context,
-        namespace, capture_namespace, image, ready_timeout, max_parallel, api_qps, capture, capture_image, iface,
+        cni, namespace, capture_namespace, image, ready_timeout, max_parallel, api_qps, capture, capture_image, iface,
         capture_filter, out_parent, as_json, quiet, keep, cross_check) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction."""
     from vxcap.cli.console import error
@@ -109,6 +111,8 @@ def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, su
     if capture_namespace is not None:
         check_namespace(capture_namespace, "--capture-namespace")
     check_iface(iface, "--iface")
+    if not lab and cni != "calico":
+        _refuse_other_cni(cni, kubeconfig, context)
     from vxcap.cli.live import LiveProgress
     from vxcap.pipeline import RunOptions, new_run_id
     from vxcap.pipeline import run as run_pipeline
@@ -145,6 +149,28 @@ def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, su
     if outcome.interrupted:
         raise Interrupted(aftermath(target, judged=True))
     raise Fail(ExitStatus.SUCCESS if outcome.passed else ExitStatus.VERDICT_FAILED)
+
+
+def _refuse_other_cni(cni: str, kubeconfig, context) -> None:
+    """The run path judges Calico's wire formats only: any other CNI ends here, in one line, before
+    anything is made (auto looks first, and goes on when the cluster runs Calico)."""
+    from vxcap.cli.console import error
+
+    if cni == "auto":
+        from vxcap.adapters.kube import KubeCluster
+        from vxcap.adapters.kube.cni import identify
+
+        cluster = KubeCluster(kubeconfig, context)
+        try:
+            found = identify(cluster.conn)
+        finally:
+            cluster.close()
+        if found.value == "calico":
+            return
+        cni = found.value
+    error(f"vxcap run judges Calico overlays only for now; this is {cni}: "
+          f"`vxcap topology --cni {cni}` states what it promises per direction")
+    raise Fail(ExitStatus.USAGE)
 
 
 def aftermath(target, judged: bool) -> str:

@@ -12,6 +12,7 @@ from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, re
 from vxcap.cli.help import GroupedCommand
 from vxcap.cli.options import (
     cluster_options,
+    cni_option,
     coverage_options,
     coverage_settings,
     lab_file_option,
@@ -50,22 +51,24 @@ TOPOLOGY_EXAMPLES = """
 vxcap topology                 # the cluster of your kubeconfig (reads only)
 vxcap topology --lab --json    # the embedded lab, for machines
 vxcap topology --lab --nodes 64 --subnets 8 --coverage   # the pairs `run --coverage` would test
+vxcap topology --cni flannel   # what Flannel's ConfigMap and node annotations promise
 """
 
 
 @cli.command(
     cls=GroupedCommand, examples=TOPOLOGY_EXAMPLES,
     sections=(("Where: the embedded lab", ("lab", "lab_file", "nodes", "subnets", "prefix")),
-              ("Where: a cluster (the default)", ("kubeconfig", "context")),
+              ("Where: a cluster (the default)", ("kubeconfig", "context", "cni")),
               ("A coverage plan", ("coverage", "seed", "peers")), ("Output", ("as_json",))),
-    lab_only=("lab_file", "nodes", "subnets", "prefix"), cluster_only=("kubeconfig", "context"),
+    lab_only=("lab_file", "nodes", "subnets", "prefix"), cluster_only=("kubeconfig", "context", "cni"),
 )
 @lab_options("Show the embedded lab's topology instead of a cluster's.")
 @cluster_options
+@cni_option("auto", "Which CNI's configuration to read: auto finds it by its agent DaemonSet and ConfigMap.")
 @coverage_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: the plan `vxcap run` builds from.")
 @guarded()
-def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, coverage, seed, peers, as_json) -> None:
+def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, cni, coverage, seed, peers, as_json) -> None:
     """What vxcap found (nodes, underlay, pod blocks, VTEPs) and the wire format
     every ordered node pair must use, with the reason."""
     from vxcap.core.plan import all_paths
@@ -79,17 +82,22 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, coverag
         topo = choose_lab(prefix, lab_file, nodes, subnets).spec.topology
     else:
         from vxcap.adapters.kube import KubeCluster
+        from vxcap.adapters.kube.cni import discover as discover_cni
 
         cluster = KubeCluster(kubeconfig, context)
         try:
             try:
-                topo = cluster.discover()
+                found = discover_cni(cluster.conn, cni)
             except Exception as err:
                 add_no_cluster_hints(err, "vxcap topology --lab")
                 raise
-            notes = cluster.notes
         finally:
             cluster.close()
+        notes = found.notes
+        if found.other is not None:
+            return _other_cni_topology(found.other, notes, coverage, as_json)
+        assert found.calico is not None
+        topo = found.calico.topology
     if coverage:
         from vxcap.core.coverage import coverage_plan
         from vxcap.report.json_report import coverage_dict
@@ -99,6 +107,7 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, coverag
         data["coverage"] = coverage_dict(coverage_plan(topo, seed, peers), topo)
     else:
         data = topology_dict(topo, all_paths(topo))
+    data["cni"] = "calico"
     from vxcap.cli.console import console
 
     if as_json:
@@ -114,6 +123,28 @@ def topology(lab, lab_file, nodes, subnets, prefix, kubeconfig, context, coverag
         console.print(coverage_table(data["coverage"]))
         for line in coverage_lines(data["coverage"]):
             console.print(line, soft_wrap=True)
+    for note in notes:
+        console.print(f"[hint]note: {note}[/]", soft_wrap=True)
+
+
+def _other_cni_topology(found, notes: tuple[str, ...], coverage: bool, as_json: bool) -> None:
+    from vxcap.cli.console import console, error
+    from vxcap.report.cni_topology import cni_topology_dict
+
+    if coverage:
+        error(f"--coverage plans Calico's wire formats only; this cluster runs {found.cni.value}")
+        raise Fail(ExitStatus.USAGE)
+    data = cni_topology_dict(found)
+    if as_json:
+        from vxcap.cli.console import raw
+
+        data["notes"] = list(notes)
+        raw(__import__("json").dumps(data, indent=2))
+        return
+    from vxcap.cli.render_cni import cni_topology_tables
+
+    for table in cni_topology_tables(data):
+        console.print(table)
     for note in notes:
         console.print(f"[hint]note: {note}[/]", soft_wrap=True)
 

@@ -72,3 +72,12 @@ def coverage_settings(coverage: bool, seed: int | None, peers: int | None) -> tu
     if not coverage and (seed is not None or peers is not None):
         raise click.UsageError("--seed and --peers go with --coverage")
     return (0 if seed is None else seed), (2 if peers is None else peers)
+
+
+CNI_CHOICES = ("auto", "calico", "flannel", "cilium", "antrea")
+
+
+def cni_option(default: str, help: str):
+    # A short metavar: the five choices as one would widen every option's column in --help.
+    return click.option("--cni", type=click.Choice(CNI_CHOICES), metavar="CNI", default=default, show_default=True,
+                        help=f"{help} One of {', '.join(CNI_CHOICES)}.")
