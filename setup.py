@@ -1,10 +1,14 @@
-"""The one compiled piece: the fast decoder's skip path (src/vxcap/core/_skim.c).
+"""The compiled pieces: the fast decoder's skip path (src/vxcap/core/_skim.c) and the evidence
+writer's per-frame loop (src/vxcap/core/_evidence.c).
 
-Optional: without a C compiler and Python's headers the build skips it and vxcap reads every
-frame in pure Python (the reference the tests hold the compiled path to), only slower on a busy
-node's capture. Everything else is declared in pyproject.toml.
+Optional: without a C compiler and Python's headers the build skips them and vxcap does the same
+work in pure Python (the reference the tests hold the compiled paths to), only slower on large
+captures. Everything else is declared in pyproject.toml.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("vxcap.core._skim", ["src/vxcap/core/_skim.c"], optional=True)])
+setup(ext_modules=[
+    Extension("vxcap.core._skim", ["src/vxcap/core/_skim.c"], optional=True),
+    Extension("vxcap.core._evidence", ["src/vxcap/core/_evidence.c"], libraries=["m"], optional=True),
+])

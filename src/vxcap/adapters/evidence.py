@@ -19,11 +19,16 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from vxcap.adapters.pcapfile import CaptureFileError, iter_records
+from vxcap.adapters.pcapfile import CaptureFileError, classic_pcap, iter_records
 from vxcap.core.fastdecode import classify, ethernet_key
 from vxcap.core.manifest import Manifest
 from vxcap.core.rundir import ALL_NODES_PCAPNG, FLOW_PCAPNG_DIR, flow_pcapng_name
 from vxcap.core.wireshark import interface_name
+
+try:  # optional, built by setup.py: without it the Python loop below writes every file
+    from vxcap.core._evidence import blocks as _BLOCKS
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _BLOCKS = None
 
 # pcapng (draft-ietf-opsawg-pcapng): block types and option codes written here.
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
@@ -167,11 +172,77 @@ def _flows(report: dict[str, Any]) -> list[_FlowOut]:
     return flows
 
 
-def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) -> dict[str, Any]:
+_CHUNK = 4 << 20
+_SCAPY_MTU = 0xFFFF  # iter_records keeps a frame's first 65535 bytes, as scapy's readers do
+
+
+def _write_one_pcap(source: _Source, shape: tuple[bool, bool, int], everything: PcapngWriter,
+                    writers: list[PcapngWriter], by_key: dict[int, list[int]]) -> int:
+    """The merge loop's work for one classic pcap capture (the frames `iter_records` yields, in its
+    order), by the compiled loop: the same blocks in the same files. Returns the frames written."""
+    big, nano, linktype = shape
+    name, scale = source.name, 1e-9 if nano else 1e-6
+    if linktype == 1:
+        def key(frame: bytes):
+            return ethernet_key(frame, 0, len(frame))
+    else:
+        def key(frame: bytes):
+            return classify(frame, 0, len(frame), linktype)
+    pairs = sorted(by_key)
+    packed = struct.pack(f"={len(pairs)}Q", *pairs)
+    record = struct.Struct((">" if big else "<") + "IIII").unpack_from
+    written = 0
+
+    def write(writer: PcapngWriter, chunk: bytes, frames: int) -> None:
+        if (0, linktype) not in writer.interfaces:  # one capture, one link type: interface 0 everywhere
+            writer.add_interface(0, name, linktype)
+        writer.handle.write(chunk)
+        writer.frames += frames
+
+    try:
+        with open(source.path, "rb") as stream:
+            stream.seek(24)
+            data, off = b"", 0
+            while True:
+                off, frames, chunk, filed = _BLOCKS(data, off, len(data), big, nano, linktype, packed, key, False)
+                if frames:
+                    write(everything, chunk, frames)
+                    written += frames
+                    for slot, flow_chunk, count in filed:
+                        for i in by_key[pairs[slot]]:
+                            write(writers[i], flow_chunk, count)
+                if off + 16 <= len(data):
+                    sec, frac, caplen, wire_len = record(data, off)
+                    if caplen > _SCAPY_MTU and off + 16 + _SCAPY_MTU <= len(data):
+                        # Longer than scapy keeps: its first 65535 bytes, here as in iter_records.
+                        frame = data[off + 16:off + 16 + _SCAPY_MTU]
+                        block = enhanced_packet(0, sec + frac * scale, frame, wire_len)
+                        write(everything, block, 1)
+                        written += 1
+                        facts = key(frame) if by_key else None
+                        for i in by_key.get(facts[0], ()) if facts is not None else ():
+                            write(writers[i], block, 1)
+                        off += 16 + caplen
+                        if off > len(data):  # the rest of the record lies beyond the buffer
+                            stream.seek(off - len(data), os.SEEK_CUR)
+                            data, off = b"", 0
+                        continue
+                more = stream.read(_CHUNK)
+                if not more:
+                    break  # the file ends at a record's end, or inside one (not a frame, as iter_records)
+                data, off = data[off:] + more, 0
+    except OSError:
+        pass  # iter_records ends the file quietly on a read error too
+    return written
+
+
+def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any], compiled: bool = True) -> dict[str, Any]:
     """Write `evidence/` in `run_dir` (0700, files 0600) and say what is in it:
 
     `{"all_nodes": {"file", "frames"}, "flows": [{"src_node", "dst_node", "file", "frames"}],
     "errors": [...]}`, files relative to `run_dir`. Rewrites earlier evidence.
+    `compiled`: one classic pcap capture goes through the compiled loop when it is built (the
+    same bytes; the tests hold it to the Python loop, which does everything else).
     """
     run_dir = Path(run_dir)
     out_dir = run_dir / FLOW_PCAPNG_DIR
@@ -199,8 +270,14 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
             handles.append(_open_private(run_dir / flow.file))
             writers.append(PcapngWriter(handles[-1]))
 
+        shape = classic_pcap(sources[0].path) if compiled and _BLOCKS is not None and len(sources) == 1 else None
+        if shape is not None:
+            everything.frames = _write_one_pcap(sources[0], shape, everything, writers, by_key)
+            sources_left: list[_Source] = []
+        else:
+            sources_left = sources
         # heapq.merge is stable: equal timestamps keep the manifest's capture order.
-        merged = heapq.merge(*(s.frames() for s in sources), key=_merge_key)
+        merged = heapq.merge(*(s.frames() for s in sources_left), key=_merge_key)
         names = [s.name for s in sources]
         interfaces = everything.interfaces
         write_all = everything.handle.write
@@ -222,7 +299,8 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
             for i in by_key.get(facts[0], ()):
                 writers[i].write(index, names[index], linktype, timestamp, data, wire_len,
                                  block if writers[i].interfaces.get((index, linktype)) == interface_id else None)
-        everything.frames = written
+        if sources_left:
+            everything.frames = written
     finally:
         for handle in handles:
             handle.close()

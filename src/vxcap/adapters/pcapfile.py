@@ -133,6 +133,21 @@ _PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\x4d\x3c\xb2\xa1": ("<", 1e-9
                b"\xa1\xb2\xc3\xd4": (">", 1e-6), b"\xa1\xb2\x3c\x4d": (">", 1e-9)}
 
 
+def classic_pcap(path: str | Path) -> tuple[bool, bool, int] | None:
+    """(big endian, nanosecond times, link type) of an uncompressed classic pcap whose whole
+    header is there, as `iter_records` reads it; None for anything else (pcapng, gzip, unreadable)."""
+    try:
+        with open(path, "rb") as probe:
+            head = probe.read(24)
+    except OSError:
+        return None
+    shape = _PCAP_MAGIC.get(head[:4]) if len(head) == 24 else None
+    if shape is None:
+        return None
+    order, scale = shape
+    return order == ">", scale == 1e-9, struct.unpack(order + "I", head[20:])[0] & 0xFFFF
+
+
 def iter_records(path: str | Path, chunk_size: int = 1 << 20) -> Iterator[tuple[bytes, int, int, float]]:
     """The frames `iter_frames` yields, as plain tuples in `Frame`'s field order (a named tuple costs
     as much as reading the record), the same frames in the same order, read with `struct` for an
