@@ -40,6 +40,7 @@ from vxcap.stages.mtu_probes import run_mtu_probes
 from vxcap.stages.mtu_verdicts import judge_mtu
 from vxcap.stages.node_tables import explain_failures, underlay_macs
 from vxcap.stages.packet_watch import PacketWatch
+from vxcap.stages.scapy_worker import ScapyWorker
 from vxcap.stages.timer import Progress, StageTimer
 from vxcap.stages.wireshark import add_wireshark_commands, cross_check_decode
 from vxcap.targets import Target
@@ -289,9 +290,14 @@ def analyze(
     run_dir: Path, progress: Progress = _quiet, cross_check: bool = False, evidence: bool | None = None
 ) -> Outcome:
     """Decode, judge and report a run directory: what `vxcap analyze` does."""
-    manifest = load_manifest(run_dir)
+    worker = ScapyWorker()  # first: scapy's import runs beside the manifest's reading and the fast decode
+    try:
+        manifest = load_manifest(run_dir)
+    except BaseException:
+        worker.close()
+        raise
     timer = StageTimer(progress)
-    return _analyze(run_dir, manifest, timer, [], None, cross_check, evidence)
+    return _analyze(run_dir, manifest, timer, [], None, cross_check, evidence, worker)
 
 
 def _analyze(
@@ -302,7 +308,9 @@ def _analyze(
     probes: list[dict[str, Any]] | None,
     cross_check: bool = False,
     evidence: bool | None = None,
+    worker: ScapyWorker | None = None,
 ) -> Outcome:
+    worker = worker or ScapyWorker()
     timer.stage("decode", f"{len(manifest.captures)} capture(s)")
     judged = judged_addresses(manifest)
     seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
@@ -325,7 +333,7 @@ def _analyze(
             entry.update(usable=False, problem=unusable[cap.node])
         try:
             seen[point], link_headers[point], damaged = decode_point(
-                run_dir / cap.file, warnings, manifest.topology.overlay.port, judged
+                run_dir / cap.file, warnings, manifest.topology.overlay.port, judged, worker.dissect
             )
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
@@ -339,6 +347,7 @@ def _analyze(
         if cap.kernel_dropped:
             warnings.append(f"{cap.file}: tcpdump says {cap.kernel_dropped} packets were dropped by the kernel: "
                             "the capture is incomplete")
+    worker.close()
     for node, why in manifest.capture_errors:
         point_report.append({"node": node, "iface": None, "file": None, "usable": False, "problem": why})
 

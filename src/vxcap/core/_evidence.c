@@ -6,8 +6,8 @@
  * most of `vxcap analyze` on a run-sized capture. Here the blocks are memcpy'd into one buffer per
  * output file, and the frame's key is read at `ethernet_key`'s offsets for the shapes it reads
  * without `classify`; every other frame (tags, IP options, short frames, TCP SYNs, ICMP errors,
- * IPv6, another link type) is handed to the Python function given (`keyfn`), so the filing is
- * the Python writer's by construction there, and held to it frame by frame by the tests
+ * IPv6, another link type) that holds a wanted key's bytes is handed to the Python function given
+ * (`keyfn`), so the filing is the Python writer's by construction there, and held to it frame by frame by the tests
  * (tests/adapters/test_evidence_compiled.py) everywhere else. A key change in
  * `fastdecode.ethernet_key` must be made here too; those tests say where.
  *
@@ -18,6 +18,7 @@
  *   those, and so does the Python path): the caller reads that one.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
@@ -128,6 +129,15 @@ static int slow_key(PyObject *keyfn, const unsigned char *p, uint32_t caplen, ui
     return found;
 }
 
+/* Whether any wanted key's 8 bytes (big-endian: an IPv4 header's source then destination) are in
+ * the frame. ethernet_key and classify read a frame's key as those 8 bytes of one of its IPv4
+ * headers, so a frame without them cannot be filed and needs no call of the Python function. */
+static int holds_any(const unsigned char *p, uint32_t caplen, const unsigned char *needles, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (memmem(p, caplen, needles + 8 * i, 8) != NULL) return 1;
+    return 0;
+}
+
 static Py_ssize_t slot_of(const uint64_t *pairs, Py_ssize_t count, uint64_t key) {
     Py_ssize_t lo = 0, hi = count;
     while (lo < hi) {
@@ -169,7 +179,10 @@ static PyObject *blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const uint64_t *pairs = pairs_view.buf;
     Out all = {0};
     Out *outs = npairs ? calloc((size_t)npairs, sizeof(Out)) : NULL;
-    if (npairs && outs == NULL) { PyErr_NoMemory(); goto done; }
+    unsigned char *needles = npairs ? malloc((size_t)npairs * 8) : NULL;
+    if (npairs && (outs == NULL || needles == NULL)) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < npairs; i++)
+        for (int b = 0; b < 8; b++) needles[8 * i + b] = (unsigned char)(pairs[i] >> (56 - 8 * b));
     if (PyErr_Occurred() || big < 0 || nano < 0 || always_keyfn < 0) goto done;
     if (n > view.len) n = view.len;
     const unsigned char *buf = view.buf;
@@ -186,7 +199,7 @@ static PyObject *blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (npairs) {
             uint64_t key = 0;
             int found = (always_keyfn || linktype != 1) ? 2 : fast_key(p, caplen, &key);
-            if (found == 2) found = slow_key(keyfn, p, caplen, &key);
+            if (found == 2) found = holds_any(p, caplen, needles, npairs) ? slow_key(keyfn, p, caplen, &key) : 0;
             if (found < 0) goto done;
             Py_ssize_t slot = found ? slot_of(pairs, npairs, key) : -1;
             if (slot >= 0 && put_block(&outs[slot], ticks, p, caplen, wire_len) < 0) goto done;
@@ -210,6 +223,7 @@ done:
     free(all.p);
     for (Py_ssize_t i = 0; outs != NULL && i < npairs; i++) free(outs[i].p);
     free(outs);
+    free(needles);
     PyBuffer_Release(&view);
     PyBuffer_Release(&pairs_view);
     return result;

@@ -5,6 +5,7 @@ flow can use is warned of, per file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from vxcap.core.frames import FlowKey, FlowTally
@@ -24,14 +25,15 @@ def judged_addresses(manifest: Manifest) -> frozenset[int]:
 
 
 def decode_point(
-    path: Path, warnings: list[str], vxlan_port: int | None = None, judged: frozenset[int] | None = None
+    path: Path, warnings: list[str], vxlan_port: int | None = None, judged: frozenset[int] | None = None,
+    dissect: Callable[[dict], dict] | None = None,
 ) -> tuple[dict[FlowKey, FlowTally], int, str | None]:
     """One capture through the fast streaming decoder, scapy re-reading each kept flow's first
     frames (the spot-check); returns its flows, the bytes before the IP header in its frames (for frame sizes vs MTU), and
     what is damaged in the file (a cut or damaged record: the frames after it are missing), if anything.
-    `judged`: the addresses whose flows are kept (`judged_addresses`); None keeps every flow."""
+    `judged`: the addresses whose flows are kept (`judged_addresses`); None keeps every flow.
+    `dissect`: scapy's dissection of frames by index (`ScapyWorker.dissect`); None dissects here."""
     from vxcap.adapters.pcapfile import frames_at, read_flows
-    from vxcap.core.decode import decode_frame
     from vxcap.core.fastdecode import VXLAN_PORTS
     from vxcap.core.mtu.wire_sizes import LINK_HEADER
 
@@ -46,8 +48,9 @@ def decode_point(
     # the fast pass recorded: a live check of the fast path whose cost is a few frames per judged
     # flow, wherever they lie in the file (full agreement is the decoder tests' job).
     wanted = {index: key for key, indices in result.sample_frames.items() for index in indices}
-    for index, frame in frames_at(path, {i: result.frame_at[i] for i in wanted}).items():
-        facts = decode_frame(frame.data, frame.linktype, frame.wire_len)
+    if dissect is None:
+        from vxcap.stages.scapy_worker import in_process as dissect
+    for index, facts in dissect(frames_at(path, {i: result.frame_at[i] for i in wanted})).items():
         flow = result.flows[wanted[index]]
         if facts is None or facts.key != wanted[index] or facts.encap not in flow.encaps:
             raise DecoderDisagreement(

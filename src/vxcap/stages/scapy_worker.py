@@ -1,0 +1,119 @@
+"""scapy's side of the spot-check, in a process of its own started before the fast decode, so that
+importing scapy (0.15-0.25 s: its layers, and the host's interfaces and routes it reads at import)
+runs beside the decode instead of after it. The answers are scapy's own (`vxcap.core.decode.
+decode_frame` in the worker, the same function the spot-check called in process); when the worker
+cannot be started or fails, the frames are dissected here, in process, as before.
+
+The protocol is pickles with a length in front over the worker's stdin/stdout; the worker ends when
+its stdin closes, so a parent that dies leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from typing import Any
+
+_LENGTH = struct.Struct("<Q")
+_SERVE = "from vxcap.stages.scapy_worker import serve; serve()"
+
+
+def _send(stream, value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the scapy worker ended")
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the scapy worker ended")
+    return pickle.loads(data)
+
+
+def in_process(frames: dict[int, Any]) -> dict[int, Any]:
+    """The same dissection in this process."""
+    from vxcap.core.decode import decode_frame
+
+    return {index: decode_frame(f.data, f.linktype, f.wire_len) for index, f in frames.items()}
+
+
+class ScapyWorker:
+    """Dissects frames (`pcapfile.RawFrame`s by index) with scapy: `dissect` -> index -> FrameFacts | None."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
+            )
+        except OSError:
+            self._proc = None  # dissected in process
+
+    def dissect(self, frames: dict[int, Any]) -> dict[int, Any]:
+        if not frames:
+            return {}
+        proc = self._proc
+        if proc is not None:
+            try:
+                _send(proc.stdin, [(i, (f.data, f.linktype, f.wire_len)) for i, f in frames.items()])
+                answer = _receive(proc.stdout)
+            except (OSError, EOFError, pickle.UnpicklingError):
+                self.close()
+            else:
+                if isinstance(answer, dict):
+                    return answer
+                # the worker could not dissect (it says why): the same call here raises it where it belongs
+        return in_process(frames)
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        # It holds nothing worth finishing: one still importing scapy (a run with nothing to
+        # check) is not waited for.
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+    def __enter__(self) -> ScapyWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve() -> None:
+    """The worker: frames in, scapy's facts out, until stdin closes."""
+    requests = sys.stdin.buffer
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything printed goes to stderr, not into the replies
+    from scapy.config import conf
+
+    # It only dissects: the host's routing tables, which scapy reads at import for sending, are not needed.
+    conf.route_autoload = False
+    conf.route6_autoload = False
+    from vxcap.core.decode import decode_frame
+
+    while True:
+        try:
+            frames = _receive(requests)
+        except EOFError:
+            return
+        try:
+            answer: Any = {i: decode_frame(data, linktype, wire_len) for i, (data, linktype, wire_len) in frames}
+        except Exception as err:  # noqa: BLE001 - reported to the parent, which dissects in process
+            answer = repr(err)
+        _send(replies, answer)
