@@ -287,10 +287,12 @@ EVIDENCE_AUTO_BYTES = 64 * 2**20
 
 
 def analyze(
-    run_dir: Path, progress: Progress = _quiet, cross_check: bool = False, evidence: bool | None = None
+    run_dir: Path, progress: Progress = _quiet, cross_check: bool = False, evidence: bool | None = None,
+    worker: ScapyWorker | None = None,
 ) -> Outcome:
-    """Decode, judge and report a run directory: what `vxcap analyze` does."""
-    worker = ScapyWorker()  # first: scapy's import runs beside the manifest's reading and the fast decode
+    """Decode, judge and report a run directory: what `vxcap analyze` does. `worker`: the
+    spot-check's scapy process, if the caller started it earlier (it is closed here)."""
+    worker = worker or ScapyWorker()  # first: scapy's import runs beside the manifest's reading and the fast decode
     try:
         manifest = load_manifest(run_dir)
     except BaseException:

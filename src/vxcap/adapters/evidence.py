@@ -172,7 +172,7 @@ def _flows(report: dict[str, Any]) -> list[_FlowOut]:
     return flows
 
 
-_CHUNK = 4 << 20
+_CHUNK = 1 << 20  # as iter_records reads: the blocks of one chunk are built before they are written
 _SCAPY_MTU = 0xFFFF  # iter_records keeps a frame's first 65535 bytes, as scapy's readers do
 
 
