@@ -9,9 +9,7 @@ decode, judge, report.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -89,6 +87,8 @@ class Outcome:
 
 
 def new_run_id() -> str:
+    import secrets  # `run` only: analyze does not pay for it
+
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
@@ -108,6 +108,8 @@ def run(target: Target, options: RunOptions, progress: Progress = _quiet, waitin
 
 
 def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiting = _not_told) -> Outcome:
+    from concurrent.futures import ThreadPoolExecutor  # `run` only: analyze does not pay for it
+
     timer = StageTimer(progress)
     run_id = options.run_id or new_run_id()
     errors: list[str] = []

@@ -51,8 +51,11 @@ class ScapyWorker:
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
         try:
+            # A session of its own: a Ctrl-C at the terminal interrupts vxcap, which ends the worker,
+            # rather than the worker printing a traceback of its own.
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
+                [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+                start_new_session=True,
             )
         except OSError:
             self._proc = None  # dissected in process
