@@ -9,6 +9,7 @@ decode, judge, report.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -288,6 +289,35 @@ def _write_reports(run_dir: Path, report: dict[str, Any], page: str | None = Non
 EVIDENCE_AUTO_BYTES = 64 * 2**20
 
 
+class _EvidenceWriter(threading.Thread):
+    """write_evidence for the plan's flows, in a thread started now; `result` waits for it."""
+
+    def __init__(self, run_dir: Path, manifest: Manifest, expectations) -> None:
+        super().__init__(name="vxcap-evidence")  # not a daemon: a file is never left half written
+        self.args = run_dir, manifest
+        self.flows = [{"src_node": e.src_node, "dst_node": e.dst_node, "src_ip": str(e.src_ip),
+                       "dst_ip": str(e.dst_ip)} for e in expectations]
+        self.outcome: tuple[bool, Any] | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.outcome = True, write_evidence(*self.args, {"flows": self.flows})
+        except BaseException as err:  # noqa: BLE001 - raised again by result(), in the pipeline's thread
+            self.outcome = False, err
+
+    def result(self, report: dict[str, Any]) -> dict[str, Any]:
+        self.join()
+        assert self.outcome is not None
+        done, value = self.outcome
+        if not done:
+            raise value
+        fields = ("src_node", "dst_node", "src_ip", "dst_ip")
+        if [{k: f[k] for k in fields} for f in report["flows"]] != self.flows:  # not the plan's: written again
+            return write_evidence(*self.args, report)
+        return value
+
+
 def analyze(
     run_dir: Path, progress: Progress = _quiet, cross_check: bool = False, evidence: bool | None = None,
     worker: ScapyWorker | None = None,
@@ -316,6 +346,13 @@ def _analyze(
 ) -> Outcome:
     worker = worker or ScapyWorker()
     timer.stage("decode", f"{len(manifest.captures)} capture(s)")
+    expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
+    captured = sum((run_dir / c.file).stat().st_size for c in manifest.captures if (run_dir / c.file).is_file())
+    if evidence is None:
+        evidence = captured <= EVIDENCE_AUTO_BYTES
+    # The evidence files need only the flows' addresses, known from the plan: they are written
+    # beside the decode (mostly while it waits for scapy's import in the worker).
+    early_evidence = _EvidenceWriter(run_dir, manifest, expectations) if evidence else None
     judged = judged_addresses(manifest)
     seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
     link_headers: dict[CapturePoint, int] = {}
@@ -356,7 +393,6 @@ def _analyze(
         point_report.append({"node": node, "iface": None, "file": None, "usable": False, "problem": why})
 
     timer.stage("judge")
-    expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
     macs = underlay_macs(run_dir, manifest)
     verdicts = []
     for e, view in zip(expectations, flow_views(seen, expectations)):
@@ -399,11 +435,8 @@ def _analyze(
         cross_check_decode(run_dir, manifest, report)
 
     timer.stage("evidence", "per-flow pcapng for Wireshark, report.html")
-    captured = sum((run_dir / c.file).stat().st_size for c in manifest.captures if (run_dir / c.file).is_file())
-    if evidence is None:
-        evidence = captured <= EVIDENCE_AUTO_BYTES
-    if evidence:
-        report["evidence"] = write_evidence(run_dir, manifest, report)
+    if early_evidence is not None:
+        report["evidence"] = early_evidence.result(report)
     else:
         report["evidence"] = {
             "skipped": f"captures hold {captured / 2**20:.0f} MiB: per-flow evidence not written "
