@@ -46,7 +46,7 @@ static int reserve(Out *o, size_t more) {
     size_t cap = o->cap ? o->cap : 1 << 16;
     while (cap < o->len + more) cap *= 2;
     unsigned char *p = realloc(o->p, cap);
-    if (p == NULL) { PyErr_NoMemory(); return -1; }
+    if (p == NULL) return -1;  /* the caller says so, holding the GIL */
     o->p = p;
     o->cap = cap;
     return 0;
@@ -187,6 +187,10 @@ static PyObject *blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (n > view.len) n = view.len;
     const unsigned char *buf = view.buf;
     Py_ssize_t frames = 0;
+    int failed = 0;  /* 1: out of memory, 2: the Python function raised */
+    /* The loop touches no Python object but through keyfn: the GIL is let go meanwhile, so the
+     * pipeline's other thread (the decode) runs beside it. */
+    PyThreadState *released = PyEval_SaveThread();
     while (off >= 0 && off + 16 <= n) {
         const unsigned char *h = buf + off;
         uint32_t sec = big ? be32(h) : le32(h), frac = big ? be32(h + 4) : le32(h + 4);
@@ -194,17 +198,28 @@ static PyObject *blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (caplen > SCAPY_MTU || (Py_ssize_t)caplen > n - off - 16) break;
         const unsigned char *p = h + 16;
         uint64_t ticks = ticks_of(sec, frac, nano);
-        if (put_block(&all, ticks, p, caplen, wire_len) < 0) goto done;
+        if (put_block(&all, ticks, p, caplen, wire_len) < 0) { failed = 1; break; }
         frames++;
         if (npairs) {
             uint64_t key = 0;
             int found = (always_keyfn || linktype != 1) ? 2 : fast_key(p, caplen, &key);
-            if (found == 2) found = holds_any(p, caplen, needles, npairs) ? slow_key(keyfn, p, caplen, &key) : 0;
-            if (found < 0) goto done;
+            if (found == 2 && holds_any(p, caplen, needles, npairs)) {
+                PyEval_RestoreThread(released);
+                found = slow_key(keyfn, p, caplen, &key);
+                released = PyEval_SaveThread();
+                if (found < 0) { failed = 2; break; }
+            } else if (found == 2) {
+                found = 0;
+            }
             Py_ssize_t slot = found ? slot_of(pairs, npairs, key) : -1;
-            if (slot >= 0 && put_block(&outs[slot], ticks, p, caplen, wire_len) < 0) goto done;
+            if (slot >= 0 && put_block(&outs[slot], ticks, p, caplen, wire_len) < 0) { failed = 1; break; }
         }
         off += 16 + caplen;
+    }
+    PyEval_RestoreThread(released);
+    if (failed) {
+        if (failed == 1) PyErr_NoMemory();
+        goto done;
     }
     PyObject *filed = PyList_New(0);
     if (filed == NULL) goto done;
