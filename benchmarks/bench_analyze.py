@@ -9,8 +9,8 @@ node's underlay (450 other pods all-to-all, about 200,000 inner flows, with ARP,
 fragments and UDP look-alikes on 8472 and from port 4789; 2% of it the test pods' traffic).
 
 Each measurement is a child process (interpreter start and imports included), timed from the
-parent; peak RSS is the child's own VmHWM (the spot-check's scapy worker, a process of its own
-running beside it, is not counted: about 60 MB, for a fraction of a second). `vxcap analyze` runs the whole command on a run
+parent; peak RSS is the child's own VmHWM plus that of the spot-check's scapy worker (a process
+of its own, read just before the child ends it): an upper bound of what both hold at once. `vxcap analyze` runs the whole command on a run
 directory (manifest with the k01 test pods, one capture, evidence files when the capture is small
 enough to get them by default). The reference is a bare parser in the same script: it walks the
 records and unpacks the Ethernet + IPv4 header of each, reading the file in 8 MiB chunks, and
@@ -37,13 +37,27 @@ import gen_mix  # noqa: E402
 
 ANALYZE = """
 import sys
+import vxcap.stages.scapy_worker as worker
 from vxcap.cli.main import cli
+
+def hwm(pid="self"):
+    return int(next(l for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM")).split()[1]) / 1024
+
+worker_peaks = []
+close = worker.ScapyWorker.close
+def measured_close(self):  # the spot-check's scapy process: its peak, read before it is ended
+    if self._proc is not None:
+        try:
+            worker_peaks.append(hwm(self._proc.pid))
+        except (OSError, StopIteration):
+            pass
+    close(self)
+worker.ScapyWorker.close = measured_close
 try:
     cli(["analyze", sys.argv[1], "--json"], standalone_mode=False)
 except SystemExit:
     pass
-hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
-print(f"BENCH {int(hwm) / 1024}", file=sys.stderr)
+print(f"BENCH {hwm()} {max(worker_peaks, default=0.0)}", file=sys.stderr)
 """
 
 BARE = """
@@ -103,15 +117,16 @@ def manifest() -> dict:
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def child(code: str, *args: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of a child process running `code`."""
+def child(code: str, *args: str) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, peak RSS MB of its scapy worker if any) of a child process running `code`."""
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=CHILD_ENV)
     wall = time.perf_counter() - started
     line = next((l for l in proc.stderr.splitlines() if l.startswith("BENCH")), None)
     if line is None:
         raise SystemExit(f"benchmark child failed:\n{proc.stderr}")
-    return wall, float(line.split()[1])
+    fields = line.split()
+    return wall, float(fields[1]), float(fields[2]) if len(fields) > 2 else 0.0
 
 
 def main() -> None:
@@ -139,8 +154,9 @@ def main() -> None:
                 for _ in range(args.runs):
                     if (run / "evidence").exists():
                         shutil.rmtree(run / "evidence")  # each run writes it afresh, as the first did
-                    bare_wall, bare_rss = child(BARE, str(run / "mix.pcap"))
-                    wall, rss = child(ANALYZE, str(run))
+                    bare_wall, bare_rss, _ = child(BARE, str(run / "mix.pcap"))
+                    wall, main_rss, worker_rss = child(ANALYZE, str(run))
+                    rss = main_rss + worker_rss  # both at their peaks at once: an upper bound
                     report = json.loads((run / "report.json").read_text())
                     for what, seconds, peak in (("bare struct parser", bare_wall, bare_rss),
                                                 ("vxcap analyze", wall, rss)):
@@ -149,8 +165,8 @@ def main() -> None:
                     decode = report["timings"]["decode"]  # read, fast decode and the scapy spot-check
                     print(f"{mix:<6}{count:>12,}  {'  its decode stage':<22}{count / decode:>12,.0f}{decode:>9.2f}")
                     print(f"{'':<6}{'':>12}  analyze / bare: {wall / bare_wall:.2f}x the time, {rss / bare_rss:.2f}x "
-                          f"the memory; {size / 1e6:.0f} MB file, verdict {report['verdict']}, evidence {evidence}",
-                          flush=True)
+                          f"the memory (vxcap {main_rss:.1f} MB + its scapy worker {worker_rss:.1f} MB); "
+                          f"{size / 1e6:.0f} MB file, verdict {report['verdict']}, evidence {evidence}", flush=True)
 
 
 if __name__ == "__main__":
