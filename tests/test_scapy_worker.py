@@ -84,3 +84,11 @@ def test_a_disagreement_found_through_the_worker_is_reported(tmp_path, monkeypat
     with ScapyWorker() as worker:
         with pytest.raises(DecoderDisagreement, match="frame 1: scapy reads .*192.168.1.1"):
             decode_point(tmp_path / "one.pcap", [], 4789, None, worker.dissect)
+
+
+def test_a_worker_that_ends_before_answering_leaves_the_dissection_to_this_process(monkeypatch):
+    monkeypatch.setattr(scapy_worker, "_SERVE", "import sys; sys.exit(0)")  # as serve() does when scapy is missing
+    worker = ScapyWorker()
+    worker._proc.wait()
+    assert worker.dissect(frames()) == in_process(frames())
+    assert worker._proc is None

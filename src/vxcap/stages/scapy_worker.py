@@ -50,12 +50,17 @@ class ScapyWorker:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
+        if getattr(sys, "frozen", False):  # a bundled vxcap: sys.executable is not a Python to run -c with
+            return
+        # The worker imports this very vxcap, wherever it was imported from here.
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
         try:
             # A session of its own: a Ctrl-C at the terminal interrupts vxcap, which ends the worker,
             # rather than the worker printing a traceback of its own.
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-                start_new_session=True,
+                start_new_session=True, env=env,
             )
         except OSError:
             self._proc = None  # dissected in process
@@ -103,12 +108,15 @@ def serve() -> None:
     requests = sys.stdin.buffer
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything printed goes to stderr, not into the replies
-    from scapy.config import conf
+    try:
+        from scapy.config import conf
 
-    # It only dissects: the host's routing tables, which scapy reads at import for sending, are not needed.
-    conf.route_autoload = False
-    conf.route6_autoload = False
-    from vxcap.core.decode import decode_frame
+        # It only dissects: the host's routing tables, which scapy reads at import for sending, are not needed.
+        conf.route_autoload = False
+        conf.route6_autoload = False
+        from vxcap.core.decode import decode_frame
+    except Exception:  # noqa: BLE001 - the parent dissects in process, and meets the same error where it belongs
+        return
 
     while True:
         try:
