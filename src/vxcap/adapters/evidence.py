@@ -172,7 +172,7 @@ def _flows(report: dict[str, Any]) -> list[_FlowOut]:
     return flows
 
 
-_CHUNK = 1 << 20  # as iter_records reads: the blocks of one chunk are built before they are written
+_CHUNK = 1 << 18  # the blocks of one chunk are built, then written: memory stays at a few chunks
 _SCAPY_MTU = 0xFFFF  # iter_records keeps a frame's first 65535 bytes, as scapy's readers do
 
 
