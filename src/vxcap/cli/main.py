@@ -186,14 +186,15 @@ def analyze(run_dir, cross_check, evidence, as_json, quiet) -> None:
     """
     from vxcap.stages.scapy_worker import ScapyWorker
 
-    worker = ScapyWorker()  # before the pipeline's imports: scapy's own import runs beside them
-    from vxcap.cli.live import LiveProgress
-    from vxcap.cli.show import show_outcome
-    from vxcap.pipeline import analyze as analyze_run
+    with ScapyWorker() as worker:  # before the pipeline's imports: scapy's own import runs beside them
+        from vxcap.cli.live import LiveProgress
+        from vxcap.pipeline import analyze as analyze_run
 
-    with LiveProgress(quiet=quiet) as live:
-        outcome = analyze_run(run_dir, progress=live.stage, cross_check=cross_check, evidence=evidence,
-                              worker=worker)
+        with LiveProgress(quiet=quiet) as live:
+            outcome = analyze_run(run_dir, progress=live.stage, cross_check=cross_check, evidence=evidence,
+                                  worker=worker)
+    from vxcap.cli.show import show_outcome
+
     show_outcome(outcome, as_json=as_json, quiet=quiet)
     raise Fail(ExitStatus.SUCCESS if outcome.passed else ExitStatus.VERDICT_FAILED)
 
