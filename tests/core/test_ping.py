@@ -105,3 +105,40 @@ def test_two_local_errors_of_two_packets():
     assert parse_ping(stdout, stderr, 1) == PingResult(
         2, 0, 2, "2 packets transmitted, 0 received, +2 errors, 100% packet loss, time 204ms",
         refused_too_big=True, local_mtu=1000)
+
+
+# Real iputils outputs on the vxlan6 lab (pod MTU 1430; worker's eth1 shrunk to 1400 for the last).
+LOCAL_ERROR6_1383 = """PING fd19:2168::c0a8:d141(fd19:2168::c0a8:d141) 1383 data bytes
+
+--- fd19:2168::c0a8:d141 ping statistics ---
+1 packets transmitted, 0 received, +1 errors, 100% packet loss, time 0ms
+
+ping: local error: message too long, mtu: 1430
+"""
+PACKET_TOO_BIG6_1382 = """PING fd19:2168::c0a8:a481(fd19:2168::c0a8:a481) 1382 data bytes
+From fd19:2168::c0a8:5140 icmp_seq=1 Packet too big: mtu=1400
+
+--- fd19:2168::c0a8:a481 ping statistics ---
+1 packets transmitted, 0 received, +1 errors, 100% packet loss, time 0ms
+
+"""
+
+
+def test_ipv6_local_error_names_the_route_mtu_in_its_own_words():
+    result = parse_ping(*split(LOCAL_ERROR6_1383), 1)
+    assert (result.transmitted, result.received, result.local_errors) == (1, 0, 1)
+    assert (result.refused_too_big, result.local_mtu, result.frag_needed_mtu) == (True, 1430, None)
+
+
+def test_ipv6_packet_too_big_from_a_hop_is_its_fragmentation_needed_not_a_local_error():
+    result = parse_ping(*split(PACKET_TOO_BIG6_1382), 1)
+    assert (result.local_errors, result.refused_too_big, result.frag_needed_mtu) == (0, False, 1400)
+
+
+def test_argv_to_an_ipv6_pod_allows_ipv6_payloads_and_no_more():
+    argv = ping_argv("fd19:2168::c0a8:d141", count=1, interval=1, timeout=2, size=65527, dont_fragment=True)
+    assert argv[-1] == "fd19:2168::c0a8:d141" and dict(zip(argv[1:-1], argv[2:], strict=False))["-s"] == "65527"
+    with pytest.raises(InputError):
+        ping_argv("fd19:2168::c0a8:d141", count=1, interval=1, timeout=2, size=65528)
+    with pytest.raises(InputError):
+        ping_argv("192.168.209.65", count=1, interval=1, timeout=2, size=65508)

@@ -14,6 +14,8 @@ from vxcap.core.errors import InputError
 
 # ICMP echo payload limit: 65535 - 20 (IPv4) - 8 (ICMP).
 MAX_PING_SIZE = 65507
+# ICMPv6: IPv6's payload length (65535) leaves out its 40-byte header: 65535 - 8 (ICMPv6).
+MAX_PING_SIZE6 = 65527
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +27,7 @@ class PingResult:
     # Why echoes did not leave or come back, as the sender's stack told it:
     refused_too_big: bool = False  # a DF echo refused as too long for the route (EMSGSIZE)
     local_mtu: int | None = None  # the MTU that refused it
-    frag_needed_mtu: int | None = None  # a hop's ICMP fragmentation-needed, with its next-hop MTU
+    frag_needed_mtu: int | None = None  # a hop's ICMP fragmentation-needed (IPv6: Packet Too Big), with its MTU
 
     @property
     def lost(self) -> int:
@@ -50,26 +52,31 @@ def ping_argv(
 ) -> list[str]:
     """iputils ping: `count` echoes `interval` s apart, waiting `timeout` s for each reply.
 
-    `size` is the ICMP payload (-s); the IPv4 packet is 28 bytes more.
-    `dont_fragment` sets DF (-M do) so a too-big packet fails instead of fragmenting.
+    `size` is the ICMP payload (-s); the IPv4 packet is 28 bytes more, the IPv6 one 48.
+    `dont_fragment` sets DF (-M do; for IPv6, where no router fragments, it forbids the
+    sender's own fragmenting) so a too-big packet fails instead of fragmenting.
     """
     if count < 1:
         raise InputError(f"ping count {count} must be at least 1")
     if interval <= 0 or timeout <= 0:
         raise InputError(f"ping interval {interval} and timeout {timeout} must be positive")
-    if size is not None and not 0 <= size <= MAX_PING_SIZE:
-        raise InputError(f"ping size {size} is out of range (0..{MAX_PING_SIZE})")
+    destination = ip_address(str(dst_ip))
+    limit = MAX_PING_SIZE6 if destination.version == 6 else MAX_PING_SIZE
+    if size is not None and not 0 <= size <= limit:
+        raise InputError(f"ping size {size} is out of range (0..{limit})")
     argv = ["ping", "-n", "-c", str(count), "-i", _seconds(interval), "-W", _seconds(timeout)]
     if size is not None:
         argv += ["-s", str(size)]
     argv += ["-M", "do" if dont_fragment else "dont"]
-    argv.append(str(ip_address(str(dst_ip))))  # iputils ping takes either family
+    argv.append(str(destination))  # iputils ping takes either family
     return argv
 
 
-_LOCAL_MTU = re.compile(r"message too long, mtu\s*=\s*(\d+)", re.IGNORECASE)
+# iputils: IPv4 "mtu=1450", IPv6 "mtu: 1430".
+_LOCAL_MTU = re.compile(r"message too long, mtu\s*[=:]\s*(\d+)", re.IGNORECASE)
 _TOO_LONG = re.compile(r"message too long", re.IGNORECASE)
-_FRAG_NEEDED = re.compile(r"frag(?:mentation)? needed and DF set \(mtu = (\d+)\)", re.IGNORECASE)
+_FRAG_NEEDED = re.compile(
+    r"frag(?:mentation)? needed and DF set \(mtu = (\d+)\)|packet too big: mtu\s*=\s*(\d+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +88,14 @@ class PingMtuSignals:
 
 def ping_mtu_signals(output: str) -> PingMtuSignals:
     """What ping's stdout+stderr says about MTU: iputils' 'local error: message too long,
-    mtu=1450', busybox's 'sendto: Message too long', 'Frag needed and DF set (mtu = 1450)'."""
+    mtu=1450' (IPv6: 'mtu: 1430'), busybox's 'sendto: Message too long', 'Frag needed and
+    DF set (mtu = 1450)', and for IPv6 a hop's 'Packet too big: mtu=1400'."""
     local = _LOCAL_MTU.search(output)
     frag = _FRAG_NEEDED.search(output)
     return PingMtuSignals(
         refused_locally=bool(_TOO_LONG.search(output)),
         local_mtu=int(local.group(1)) if local else None,
-        frag_needed_mtu=int(frag.group(1)) if frag else None,
+        frag_needed_mtu=int(frag.group(1) or frag.group(2)) if frag else None,
     )
 
 
