@@ -981,3 +981,58 @@ def test_probes_that_fit_and_were_lost_fail_as_loss_not_as_mtu():
     ]}
     assert fail_reasons(section) == ["loss: DF probes that fit the path did not cross",
                                      "MTU: DF probes bigger than the path allows vanished"]
+
+
+def test_tcp_exchange_programs_on_the_ipv6_loopback():
+    listener = subprocess.Popen(listener_argv(sys.executable, 0, 5.0, family=6), stdout=subprocess.PIPE, text=True)
+    try:
+        port = listening_port(listener.stdout.readline())
+        assert port is not None
+        out = subprocess.run(connector_argv(sys.executable, "::1", port, 5.0), capture_output=True, text=True,
+                             timeout=20).stdout
+        assert connected(out)
+        assert listener.wait(timeout=10) == 0 and "accepted ::1" in listener.stdout.read()
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+def test_tcp_exchange_argv_rejects_an_unknown_family_and_a_non_address():
+    with pytest.raises(InputError):
+        listener_argv("python3", 0, family=5)
+    with pytest.raises(InputError):
+        connector_argv("python3", "fd19:2168::zz", 1234)
+
+
+def test_probe_records_of_one_family_and_their_probes_sized_as_that_family():
+    from vxcap.core.mtu.path import _ladder
+
+    entry = {"size": 1383, "transmitted": 1, "received": 0, "refused_too_big": True, "local_mtu": 1430,
+             "frag_needed_mtu": None, "output": ""}
+    v4 = {"src_node": W, "dst_node": W3, "dst_ip": "192.168.209.65", "family": 4, "ladder": [entry]}
+    v6 = {"src_node": W, "dst_node": W3, "dst_ip": "fd19:2168::c0a8:d141", "family": 6, "ladder": [entry]}
+    old = {"src_node": W3, "dst_node": W, "dst_ip": "192.168.81.65", "ladder": [entry]}  # version 2: no family
+    data = {"version": 3, "directions": [v4, v6, old]}
+    assert probe_records(data) == {(W, W3): v4, (W3, W): old}
+    assert probe_records(data, family=6) == {(W, W3): v6}
+    assert [p.packet for p in _ladder(v6)] == [1431] and [p.packet for p in _ladder(v4)] == [1411]
+
+
+def test_the_ipv6_ladder_is_sized_for_icmpv6_and_its_mss_for_tcp_over_ipv6():
+    from vxcap.core.mtu.ladder import MAX_ICMP6_PAYLOAD, expected_mss
+
+    # Calico's IPv6 VXLAN MTU 1430: payload 1430 - 40 - 8, one past it refused, the 1500-byte packet.
+    assert ladder_sizes(1430, family=6) == [56, 1332, 1352, 1382, 1383, 1452]
+    assert ladder_sizes(1450) == ladder_sizes(1450, family=4)  # IPv4's unchanged
+    assert (expected_mss(1430, 6), expected_mss(1450, 4)) == (1370, 1410)
+    assert ProbeResult(1382, True, family=6).packet == 1430 and ProbeResult(1382, True).packet == 1410
+    assert LadderSearch.for_family(6).ceiling == MAX_ICMP6_PAYLOAD == 65527
+    with pytest.raises(InputError):
+        LadderSearch(ceiling=65527)  # beyond IPv4's echo payloads
+    with pytest.raises(InputError):
+        ladder_sizes(1430, family=5)
+
+
+def test_a_packet_too_big_in_pings_words_is_the_probes_fragmentation_needed():
+    probe = probe_from_ping(1382, 0, "From fd19:2168::c0a8:5140 icmp_seq=1 Packet too big: mtu=1400\n", family=6)
+    assert (probe.fate, probe.frag_needed_mtu, probe.packet) == (ProbeFate.FRAG_NEEDED, 1400, 1430)

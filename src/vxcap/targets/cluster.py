@@ -201,7 +201,7 @@ class ClusterTarget:
             try:
                 heard["result"] = self.cluster.exec(
                     self.pods[dst_node].name,
-                    listener_argv(POD_PYTHON, port, DEFAULT_TIMEOUT_S + 2.0),
+                    listener_argv(POD_PYTHON, port, DEFAULT_TIMEOUT_S + 2.0, family=dst_ip.version),
                     timeout=DEFAULT_TIMEOUT_S + _EXEC_MARGIN_S,
                 )
             except Exception as err:  # noqa: BLE001 - reported with the exchange, never raised from a thread

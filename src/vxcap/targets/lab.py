@@ -210,7 +210,8 @@ class LabTarget:
 
     def tcp_exchange(self, src_node: str, dst_node: str, dst_ip: IPv4Address, port: int) -> tuple[bool, str]:
         # The lab's listener takes whatever port the kernel gives: no two directions can collide.
-        return self.lab.tcp_exchange(src_node, dst_node)
+        # An IPv6 destination is dst_node's pod's IPv6 address (the vxlan6 and dual labs).
+        return self.lab.tcp_exchange(src_node, dst_node, ipv6=dst_ip.version == 6)
 
     def node_tables(self, node: str) -> dict[str, str]:
         files = self.lab.node_tables(node)

@@ -1,6 +1,7 @@
 """The DF probe ladder: which ping sizes to send, and a bisection for the exact limit.
 
-Sizes are ICMP echo payloads (`ping -M do -s N`); the IPv4 packet is N + 28.
+Sizes are ICMP echo payloads (`ping -M do -s N`); the IPv4 packet is N + 28, the
+IPv6 one (ICMPv6, `ping -6`) N + 48. A probe knows its family; IPv4 is the default.
 An echo reply is as big as its request, so one ping probes the path both ways.
 """
 
@@ -12,26 +13,45 @@ from enum import StrEnum
 
 from vxcap.core.errors import InputError
 from vxcap.core.model import DEFAULT_MTU
-from vxcap.core.mtu.arithmetic import MAX_IP_PACKET, icmp_packet_len, max_icmp_payload
+from vxcap.core.mtu.arithmetic import MAX_IP_PACKET, icmp_packet_len, max_icmp_payload, tcp_mss
 from vxcap.core.ping import PingMtuSignals, PingResult, ping_mtu_signals
 
 MAX_ICMP_PAYLOAD = MAX_IP_PACKET - 28
+# IPv6's payload length leaves out its own 40-byte header: 65535 - 8.
+MAX_ICMP6_PAYLOAD = MAX_IP_PACKET - 8
+MAX_PAYLOAD = {4: MAX_ICMP_PAYLOAD, 6: MAX_ICMP6_PAYLOAD}
+FAMILIES = (4, 6)
 # ping's default payload (the small ping that works), a 1400-byte packet, the
 # limit and one past it at Calico's 1450, and the classic 1500-byte packet.
 BASE_LADDER = (56, 1372, 1422, 1423, 1472)
+# The same packets for ICMPv6 (20 bytes more of header each), the limit and one past it
+# at Calico's IPv6 VXLAN MTU 1430 (1500 - 70).
+BASE_LADDER6 = (56, 1352, 1382, 1383, 1452)
+_BASE = {4: BASE_LADDER, 6: BASE_LADDER6}
 
 
-def ladder_sizes(pod_mtu: int | None = DEFAULT_MTU) -> list[int]:
+def _family(family: int) -> int:
+    if family not in FAMILIES:
+        raise InputError(f"IP family {family!r} is neither 4 nor 6")
+    return family
+
+
+def ladder_sizes(pod_mtu: int | None = DEFAULT_MTU, family: int = 4) -> list[int]:
     """Payload sizes to probe per direction: the base ladder plus the pod MTU's own edge.
 
     The edge is the largest payload the pod MTU lets out, one more (must be
     refused locally), and 50 less (fits even if the pod MTU ignored VXLAN).
     """
-    sizes = set(BASE_LADDER)
+    sizes = set(_BASE[_family(family)])
     if pod_mtu is not None:
-        edge = max_icmp_payload(pod_mtu)
+        edge = max_icmp_payload(pod_mtu, family)
         sizes |= {edge - 50, edge, edge + 1}
-    return sorted(s for s in sizes if 0 <= s <= MAX_ICMP_PAYLOAD)
+    return sorted(s for s in sizes if 0 <= s <= MAX_PAYLOAD[family])
+
+
+def expected_mss(pod_mtu: int, family: int = 4) -> int:
+    """The MSS a pod's SYN carries for its MTU: MTU - 40 (IPv4), MTU - 60 (IPv6)."""
+    return tcp_mss(pod_mtu, _family(family))
 
 
 class ProbeFate(StrEnum):
@@ -61,10 +81,11 @@ class ProbeResult:
     refused_locally: bool = False
     frag_needed_mtu: int | None = None  # the MTU a fragmentation-needed reported
     reply_on_wire: bool | None = None  # its echo reply seen in the sender's underlay capture; None: not looked at
+    family: int = 4  # ICMP over IPv4, or ICMPv6 over IPv6
 
     @property
     def packet(self) -> int:
-        return icmp_packet_len(self.size)
+        return icmp_packet_len(self.size, self.family)
 
     @property
     def fate(self) -> ProbeFate:
@@ -132,10 +153,12 @@ class LadderSearch:
     floor: int = 0
     ceiling: int = MAX_ICMP_PAYLOAD
     max_probes: int = 32  # distinct sizes, ladder included; bisection over 0..65507 needs 17
+    family: int = 4  # IPv6's ceiling may go up to MAX_ICMP6_PAYLOAD
 
     def __post_init__(self) -> None:
-        if not 0 <= self.floor <= self.ceiling <= MAX_ICMP_PAYLOAD:
-            raise InputError(f"probe range {self.floor}..{self.ceiling} is not within 0..{MAX_ICMP_PAYLOAD}")
+        limit = MAX_PAYLOAD[_family(self.family)]
+        if not 0 <= self.floor <= self.ceiling <= limit:
+            raise InputError(f"probe range {self.floor}..{self.ceiling} is not within 0..{limit}")
         if self.max_probes < 1:
             raise InputError(f"max_probes {self.max_probes} must be at least 1")
 
@@ -158,25 +181,33 @@ class LadderSearch:
             return None
         return (low + high) // 2
 
+    @classmethod
+    def for_family(cls, family: int, max_probes: int = 32) -> LadderSearch:
+        """The whole range of the family's echo payloads: 0..65507 (IPv4), 0..65527 (IPv6)."""
+        return cls(ceiling=MAX_PAYLOAD[_family(family)], max_probes=max_probes, family=family)
 
-def probe_from_ping(size: int, received: int, output: str) -> ProbeResult:
-    """One DF ping of `size` as ping told it: any reply, and what its output says about MTU."""
+
+def probe_from_ping(size: int, received: int, output: str, family: int = 4) -> ProbeResult:
+    """One DF ping of `size` as ping told it: any reply, and what its output says about MTU
+    (a hop's Packet Too Big counts as IPv6's fragmentation-needed)."""
     signals = ping_mtu_signals(output)
     return ProbeResult(
         size=size,
         reply=received > 0,
         refused_locally=signals.refused_locally,
         frag_needed_mtu=signals.frag_needed_mtu,
+        family=_family(family),
     )
 
 
-def probe_from_result(size: int, ping: PingResult) -> ProbeResult:
+def probe_from_result(size: int, ping: PingResult, family: int = 4) -> ProbeResult:
     """One DF echo of `size` payload bytes, as its sender saw it."""
     return ProbeResult(
         size=size,
         reply=ping.received > 0,
         refused_locally=ping.refused_too_big,
         frag_needed_mtu=ping.frag_needed_mtu,
+        family=_family(family),
     )
 
 
@@ -185,8 +216,9 @@ def seen_on_wire(
 ) -> ProbeResult:
     """`probe` with what the sender's capture saw: echo requests of its size leaving, replies of it coming back.
 
-    `requests`/`replies` count ICMP echoes by inner IPv4 total length (payload + 28)
-    in the direction's flow and in the reverse flow; None: no capture on the sender.
+    `requests`/`replies` count ICMP echoes by inner IP packet length (IPv4 total length,
+    payload + 28; IPv6 40 + payload length, payload + 48) in the direction's flow and in the
+    reverse flow; None: no capture on the sender.
     """
     if requests is None or replies is None:
         return probe

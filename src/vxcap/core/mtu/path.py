@@ -62,18 +62,22 @@ class PointTally:
     link_header: int = 14
 
 
-def probe_records(data: Any) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """mtu-probes.json -> record per (src_node, dst_node); whatever is malformed is left out."""
+def probe_records(data: Any, family: int = 4) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """mtu-probes.json -> record per (src_node, dst_node) of one family (records before version 3
+    are IPv4's); whatever is malformed is left out."""
     records = data.get("directions") if isinstance(data, Mapping) else None
     found: dict[tuple[str, str], Mapping[str, Any]] = {}
     for record in records if isinstance(records, list) else ():
         if isinstance(record, Mapping) and isinstance(record.get("src_node"), str) and isinstance(record.get("dst_node"), str):
+            if record.get("family", 4) != family:
+                continue
             found[(record["src_node"], record["dst_node"])] = record
     return found
 
 
 def _ladder(record: Mapping[str, Any] | None) -> list[ProbeResult]:
     probes = []
+    family = 6 if (record or {}).get("family") == 6 else 4  # the echo's headers: 28 bytes (IPv4) or 48 (IPv6)
     for entry in (record or {}).get("ladder") or ():
         if not isinstance(entry, Mapping):
             continue
@@ -90,9 +94,9 @@ def _ladder(record: Mapping[str, Any] | None) -> list[ProbeResult]:
                 refused_too_big=entry["refused_too_big"] is True,
                 local_mtu=local_mtu if _is_int(local_mtu) else None,
                 frag_needed_mtu=frag_mtu if _is_int(frag_mtu) else None,
-            )))
+            ), family))
         else:  # version 1: only ping's own words
-            probes.append(probe_from_ping(size, received, output))
+            probes.append(probe_from_ping(size, received, output, family))
     return probes
 
 

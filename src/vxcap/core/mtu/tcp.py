@@ -4,11 +4,13 @@ A listener in the destination pod accepts one connection; the source pod
 connects, sends a few bytes and closes. Both are small Python programs given
 to the interpreter as argv (`python -c PROGRAM ARGS`): no shell, no file to
 copy into a pod, and the same programs for the lab and for a cluster's pods.
+Over IPv6 the listener listens on "::" (its argv says 6); the SYNs then carry
+the MSS of MTU - 60 instead of MTU - 40.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from vxcap.core.errors import InputError
 
@@ -16,9 +18,10 @@ from vxcap.core.errors import InputError
 # so a caller reading its first line knows it may connect.
 LISTENER = """\
 import socket, sys
-s = socket.socket()
+v6 = sys.argv[3:] == ["6"]
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
+s.bind(("::" if v6 else "0.0.0.0", int(sys.argv[1])))
 s.listen(4)
 s.settimeout(float(sys.argv[2]))
 print(s.getsockname()[1], flush=True)
@@ -65,18 +68,26 @@ def _check(port: int, timeout: float) -> None:
         raise InputError(f"TCP exchange timeout {timeout} must be positive")
 
 
-def listener_argv(python: str, port: int = 0, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
-    """Listen on `port` (0: any), print it, accept one connection within `timeout` s."""
+def listener_argv(python: str, port: int = 0, timeout: float = DEFAULT_TIMEOUT_S, family: int = 4) -> list[str]:
+    """Listen on `port` (0: any) of every address of `family`, print it, accept one connection within `timeout` s."""
     _check(port, timeout)
-    return [python, "-c", LISTENER, str(port), f"{timeout:g}"]
+    if family not in (4, 6):
+        raise InputError(f"TCP exchange: IP family {family!r} is neither 4 nor 6")
+    return [python, "-c", LISTENER, str(port), f"{timeout:g}"] + (["6"] if family == 6 else [])
 
 
-def connector_argv(python: str, dst_ip: IPv4Address | str, port: int, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
-    """Connect to dst_ip:port (retrying until `timeout` s), send a line, close."""
+def connector_argv(
+    python: str, dst_ip: IPv4Address | IPv6Address | str, port: int, timeout: float = DEFAULT_TIMEOUT_S
+) -> list[str]:
+    """Connect to dst_ip:port (either family; retrying until `timeout` s), send a line, close."""
     _check(port, timeout)
     if port == 0:
         raise InputError("TCP exchange: connect needs the listener's port, not 0")
-    return [python, "-c", CONNECTOR, str(IPv4Address(str(dst_ip))), str(port), f"{timeout:g}"]
+    try:
+        address = ip_address(str(dst_ip))
+    except ValueError:
+        raise InputError(f"TCP exchange: {dst_ip!r} is not an IP address") from None
+    return [python, "-c", CONNECTOR, str(address), str(port), f"{timeout:g}"]
 
 
 def listening_port(first_line: str) -> int | None:
