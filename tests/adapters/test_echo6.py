@@ -44,14 +44,31 @@ def test_every_ipv6_direction_is_answered_and_its_echoes_cross_the_wire_as_the_p
         assert all(ping_says(lab, s, pod6(lab, d), 300, dont_fragment=False).all_replied for s, d in directions)
         # Worker's own echo requests on its eth1, by scapy: 300 + 8 bytes of ICMPv6, plain within
         # vlan10's /64, in VXLAN over IPv6 to worker3 in the other subnet.
-        sent = set()
+        sent, checksums = set(), set()
         for pkt in rdpcap(str(pcap)):
             tunnelled = pkt.haslayer(VXLAN)
             inner = pkt[VXLAN].payload.getlayer(IPv6) if tunnelled else pkt.getlayer(IPv6)
             if inner is not None and inner.src == str(pod6(lab, W)) and inner.haslayer(ICMPv6EchoRequest):
                 sent.add((inner.dst, tunnelled, inner.plen))
+                # We send the checksum as 0; the kernel fills it over the pseudo-header, as scapy computes it
+                # (over the whole payload, which the 256-byte snaplen cut: its bytes are known, each its offset).
+                echo = inner[ICMPv6EchoRequest]
+                payload = bytes(i % 256 for i in range(300))
+                assert payload.startswith(echo.data)
+                rebuilt = IPv6(src=inner.src, dst=inner.dst) / ICMPv6EchoRequest(id=echo.id, seq=echo.seq, data=payload)
+                checksums.add(echo.cksum == IPv6(bytes(rebuilt))[ICMPv6EchoRequest].cksum != 0)
         assert sent == {(str(pod6(lab, CP)), False, 308), (str(pod6(lab, W2)), False, 308),
                         (str(pod6(lab, W3)), True, 308)}
+        assert checksums == {True}
+
+
+def test_linux_fills_the_icmpv6_checksum_itself_and_will_not_be_told_where():
+    import socket
+
+    # RFC 3542 3.1: the kernel always computes an ICMPv6 raw socket's checksum; IPV6_CHECKSUM (7) is refused.
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock, \
+            pytest.raises(OSError, match="Invalid argument"):
+        sock.setsockopt(socket.IPPROTO_IPV6, 7, 2)
 
 
 @lab_test
