@@ -180,7 +180,9 @@ def _inner_facts(ip: IP | IPv6) -> dict:
 def _ipip_inner(outer: IP) -> IP | None:
     """The IPv4 packet an unfragmented (offset 0) IP-in-IP packet carries, read from the outer
     payload as the outer total length bounds it; fewer than 20 bytes or another version is none."""
-    payload = bytes(outer.payload)
+    # `original`: the bytes scapy dissected the payload from, cut at the outer total length (bytes()
+    # of the payload would add the padding after it)
+    payload = getattr(outer.payload, "original", None) or b""
     if len(payload) < 20 or payload[0] >> 4 != 4:
         return None
     return IP(payload)
@@ -219,7 +221,7 @@ def decode_frame(
     if proto == 17 and unfragmented and isinstance(outer.payload, UDP):
         udp = outer.payload
         payload = bytes(udp.payload)
-        if udp.dport in reading.wireguard_ports:
+        if udp.dport in reading.wireguard_ports and udp.len is not None:
             wg_type = is_wireguard_message(payload[:4], udp.len - 8)
             if wg_type is not None:
                 # Encrypted: the pods are not on the wire; the frame belongs to the nodes' tunnel.
