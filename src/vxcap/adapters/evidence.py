@@ -15,12 +15,14 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from functools import partial
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from vxcap.adapters.pcapfile import CaptureFileError, iter_records
-from vxcap.core.fastdecode import classify, ethernet_key
+from vxcap.core.encap import reading_for
+from vxcap.core.fastdecode import classify, ethernet_key, pair_key
 from vxcap.core.manifest import Manifest
 from vxcap.core.rundir import ALL_NODES_PCAPNG, FLOW_PCAPNG_DIR, flow_pcapng_name
 from vxcap.core.wireshark import interface_name
@@ -145,7 +147,7 @@ class _Source:
 class _FlowOut:
     src_node: str
     dst_node: str
-    key: tuple[IPv4Address, IPv4Address]
+    key: tuple[IPv4Address | IPv6Address, IPv4Address | IPv6Address]
     file: str
 
 
@@ -156,12 +158,15 @@ def _merge_key(item: tuple) -> tuple[float, int]:
 def _flows(report: dict[str, Any]) -> list[_FlowOut]:
     flows = []
     for flow in report.get("flows", []):
+        key = (ip_address(flow["src_ip"]), ip_address(flow["dst_ip"]))
+        if flow.get("expected") == "wireguard" and flow.get("outer_src") and flow.get("outer_dst"):
+            key = (ip_address(flow["outer_src"]), ip_address(flow["outer_dst"]))  # the pods are encrypted
         flows.append(
             _FlowOut(
                 src_node=flow["src_node"],
                 dst_node=flow["dst_node"],
-                key=(IPv4Address(flow["src_ip"]), IPv4Address(flow["dst_ip"])),
-                file=flow_pcapng_name(flow["src_node"], flow["dst_node"]),
+                key=key,
+                file=flow_pcapng_name(flow["src_node"], flow["dst_node"], flow.get("family", "IPv4")),
             )
         )
     return flows
@@ -187,8 +192,10 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
     # innermost IPv4): the same filing as the verdicts, at a fraction of scapy's cost.
     by_key: dict[int, list[int]] = {}
     for i, flow in enumerate(flows):
-        src, dst = flow.key
-        by_key.setdefault(int(src) << 32 | int(dst), []).append(i)
+        by_key.setdefault(pair_key(*flow.key), []).append(i)
+    # The frames are filed as the verdicts read them: with the run's formats (WireGuard ports, IPv6).
+    reading = reading_for(manifest.topology)
+    eth_key, slow = partial(ethernet_key, reading=reading), partial(classify, reading=reading)
 
     handles: list[BinaryIO] = []
     try:
@@ -216,7 +223,7 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any]) ->
             write_all(block)
             if not by_key:
                 continue
-            facts = ethernet_key(data, 0, len(data)) if linktype == 1 else classify(data, 0, len(data), linktype)
+            facts = eth_key(data, 0, len(data)) if linktype == 1 else slow(data, 0, len(data), linktype)
             if facts is None:
                 continue
             for i in by_key.get(facts[0], ()):

@@ -26,6 +26,7 @@ from vxcap.core.model import (
     VXLAN_V6_DEVICE,
     WG_DEVICE,
     WG_V6_DEVICE,
+    Topology,
     Wire,
 )
 
@@ -170,3 +171,13 @@ class Reading:
     vxlan_ports: frozenset[int] = frozenset({DEFAULT_PORT})
     wireguard_ports: frozenset[int] = frozenset()
     ipv6: bool = False  # judge IPv6 frames (the underlay or the pods), rather than only count them
+
+
+def reading_for(topology: Topology) -> Reading:
+    """What the decoders read for this overlay: VXLAN on its port, WireGuard on Felix's listening
+    ports when it is on, IPv6 when there is an IPv6 pool or IPv6 WireGuard (IP-in-IP always)."""
+    overlay = topology.overlay
+    wireguard = {port for port, on in ((overlay.wireguard_port, overlay.wireguard),
+                                       (overlay.wireguard_port6, overlay.wireguard6)) if on}
+    return Reading(vxlan_ports=frozenset({overlay.port}), wireguard_ports=frozenset(wireguard),
+                   ipv6=overlay.mode6 is not None or overlay.wireguard6)

@@ -171,6 +171,13 @@ _WIRE_VXLAN, _WIRE_IPIP, _WIRE_WG = "vxlan", "ipip", "wireguard"
 _INNER_IPV6 = "ipv6"  # the last field of a plain UDP key: VXLAN to that port, with IPv6 inside
 
 
+def pair_key(src, dst) -> int:
+    """The `pair` field of a fact key (see the key shapes) for two addresses of one family."""
+    if src.version == 6:
+        return _V6 | int(src) << 128 | int(dst)
+    return int(src) << 32 | int(dst)
+
+
 def _unjudged(pair: int, judged) -> bool:
     """Neither address of a key's pair (IPv4 or IPv6, see the key shapes) is judged."""
     if pair < 0x10000000000000000:
