@@ -273,3 +273,20 @@ def test_wireguard_lines_decode_its_port():
     commands = flow_commands(e, "evidence/a-b.pcapng", 4789)
     assert "-d udp.port==51821,wg" in commands.tshark
     assert "ipv6.src==fd00:10::11" in commands.display_filter
+
+
+def test_the_mtu_judge_fails_a_vxlan_v6_device_set_for_ipv4_overhead():
+    from vxcap.core.mtu.judge import judge_mtu
+    from vxcap.core.mtu.links import NodeMtus
+
+    def node(name, vxlan_mtu):
+        return NodeMtus(node=name, pod_mtu=vxlan_mtu, vxlan_mtu=vxlan_mtu, underlay_mtu=1500, vxlan_ifname="vxlan-v6.calico")
+
+    wrong = judge_mtu(Wire.VXLAN, node(A, 1450), node(B, 1450), underlay_ip=6)
+    fails = [f.message for f in wrong if f.level == "fail"]
+    assert any("vxlan-v6.calico MTU 1450 on k01-worker, expected <= 1430 (underlay MTU 1500 - 70 VXLAN overhead)" in m
+               and "vxlanMTUV6: 1430" in m for m in fails), fails
+    right = judge_mtu(Wire.VXLAN, node(A, 1430), node(B, 1430), underlay_ip=6)
+    assert not [f for f in right if f.level == "fail"]
+    ipip = judge_mtu(Wire.IPIP, node(A, 1500), node(B, 1500))
+    assert any("expected <= 1480 (underlay MTU 1500 - 20 IP-in-IP overhead)" in f.message for f in ipip if f.level == "fail")
