@@ -25,7 +25,7 @@ from vxcap.core.delivery import PointState, judge_delivery
 from vxcap.core.errors import VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest, ProbeCount, manifest_dict, parse_manifest
-from vxcap.core.model import Pair, Pod
+from vxcap.core.model import Pair, Pod, Wire
 from vxcap.core.mtu.path import fail_reasons
 from vxcap.core.plan import pair_nodes, plan, resolve_pairs
 from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
@@ -33,7 +33,7 @@ from vxcap.report.html import render_html
 from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
 from vxcap.stages.capture_filters import capture_filters
-from vxcap.stages.decode import decode_point, judged_addresses
+from vxcap.stages.decode import decode_point, judged_addresses, reading_for
 from vxcap.stages.flow_views import flow_views
 from vxcap.stages.mtu_probes import run_mtu_probes
 from vxcap.stages.mtu_verdicts import judge_mtu
@@ -354,6 +354,7 @@ def _analyze(
     # beside the decode (mostly while it waits for scapy's import in the worker).
     early_evidence = _EvidenceWriter(run_dir, manifest, expectations) if evidence else None
     judged = judged_addresses(manifest)
+    reading = reading_for(manifest.topology)  # the formats this overlay can put on the wire (core/encap.py)
     seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
     link_headers: dict[CapturePoint, int] = {}
     warnings: list[str] = []
@@ -374,7 +375,7 @@ def _analyze(
             entry.update(usable=False, problem=unusable[cap.node])
         try:
             seen[point], link_headers[point], damaged = decode_point(
-                run_dir / cap.file, warnings, manifest.topology.overlay.port, judged, worker.dissect
+                run_dir / cap.file, warnings, manifest.topology.overlay.port, judged, worker.dissect, reading
             )
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
@@ -396,6 +397,13 @@ def _analyze(
     macs = underlay_macs(run_dir, manifest)
     verdicts = []
     for e, view in zip(expectations, flow_views(seen, expectations)):
+        if e.expected is Wire.WIREGUARD:
+            # Encrypted: the pods' echoes are not on the underlay; the nodes' tunnel is (core/verdict.py).
+            tunnel = {point: seen[point].get(e.tunnel_key) for point in view}
+            verdict = judge(e, view, unusable, tunnel=tunnel, sent=manifest.sent(e.src_node, e.dst_node))
+            verdicts.append(replace(verdict, not_checked=verdict.not_checked + (
+                "delivery: WireGuard encrypts the echoes, so which were answered is ping's to say, not the capture's",)))
+            continue
         verdict = judge(e, view, unusable)
         delivery = judge_delivery(
             e.src_node,

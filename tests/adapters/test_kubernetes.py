@@ -132,13 +132,14 @@ def test_calico_without_pools_is_no_calico(start_fake_kube):
     assert "no Calico found" in one_line(err)
 
 
-def test_an_ipip_cluster_is_refused_in_one_line(start_fake_kube):
+def test_ip_in_ip_on_an_ipv6_pool_is_refused_in_one_line(start_fake_kube):
+    # IPv4 IP-in-IP is judged now (tests/adapters/test_kubernetes_formats.py); Calico has none over IPv6.
     calico = co.lab_calico(co.V1)
-    calico["ippools"] = [co.ippool(co.V1, vxlan_mode="Never", ipip_mode="Always")]
+    calico["ippools"].append(co.ippool(co.V1, name="v6", cidr="fd00:192:168::/48", vxlan_mode="Never", ipip_mode="Always"))
     fake = start_fake_kube(calico={co.V1: calico})
     with pytest.raises(KubeError) as err:
         cluster(fake).discover()
-    assert "IP-in-IP" in one_line(err)
+    assert "no IP-in-IP over IPv6" in one_line(err)
 
 
 def test_forbidden_is_a_one_line_error_pointing_at_rbac(start_fake_kube):

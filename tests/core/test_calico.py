@@ -15,6 +15,7 @@ from vxcap.core.calico import (
     is_deleted,
     live_blocks,
     overlay_mode,
+    pool_encapsulation,
     pool_mode,
     topology_from_calico,
 )
@@ -230,15 +231,18 @@ def test_pool_mode(vxlan, mode):
     assert pool_mode(co.ippool(co.V1, vxlan_mode=vxlan)) is mode
 
 
-def test_ipip_alone_is_refused_in_one_line():
+# IP-in-IP was refused until vxcap judged it (issue 15); now a pool's ipipMode is its encapsulation.
+@pytest.mark.parametrize("vxlan", ["Never", None])
+@pytest.mark.parametrize(("ipip", "mode"), [("Always", Mode.ALWAYS), ("CrossSubnet", Mode.CROSS_SUBNET)])
+def test_an_ipip_pool_is_ipip_with_its_mode(vxlan, ipip, mode):
+    pool = co.ippool(co.V1, vxlan_mode=vxlan, ipip_mode=ipip)
+    assert (pool_encapsulation(pool), pool_mode(pool)) == (("ipip", mode), mode)
+
+
+def test_ipip_on_an_ipv6_pool_is_refused_in_one_line():
     with pytest.raises(CalicoError) as caught:
-        pool_mode(co.ippool(co.V1, vxlan_mode="Never", ipip_mode="Always"))
-    assert "IP-in-IP" in str(caught.value) and "\n" not in str(caught.value)
-
-
-def test_ipip_with_vxlan_unset_is_ipip():
-    with pytest.raises(CalicoError, match="IP-in-IP"):
-        pool_mode(co.ippool(co.V1, vxlan_mode=None, ipip_mode="CrossSubnet"))
+        pool_encapsulation(co.ippool(co.V3, cidr="fd00:192:168::/48", vxlan_mode="Never", ipip_mode="Always"))
+    assert "no IP-in-IP over IPv6" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_both_encapsulations_on_one_pool_is_refused():

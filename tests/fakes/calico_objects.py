@@ -10,8 +10,9 @@ prints (shared/reference/calico-overlay-lab.txt).
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from typing import Any
 
@@ -28,10 +29,23 @@ class LabNode:
     block: str
     vtep_mac: str
     control_plane: bool = False
+    # A dual-stack node's IPv6 underlay and vxlan-v6.calico MAC (calico-node writes both annotations
+    # when an IPv6 pool has vxlanMode); its WireGuard public keys once Felix has WireGuard on.
+    underlay6: str | None = None
+    vtep_mac6: str | None = None
+    wireguard_key: str | None = None
+    wireguard_key6: str | None = None
 
     @property
     def vtep_ip(self) -> str:
         return str(ip_network(self.block).network_address)
+
+    @property
+    def vtep_ip6(self) -> str | None:
+        """vxlan-v6.calico's address: the first of an IPv6 block derived from the IPv4 one."""
+        if self.underlay6 is None:
+            return None
+        return "fd00:192:168:" + format(int(self.block.split(".")[2]), "x") + "::"
 
 
 K01 = (
@@ -40,6 +54,19 @@ K01 = (
     LabNode("k01-worker2", "10.10.10.12/24", "172.18.0.3", "192.168.164.128/26", "66:c7:4d:6e:6b:f3"),
     LabNode("k01-worker3", "10.10.20.13/24", "172.18.0.4", "192.168.209.64/26", "66:d2:0c:f0:ef:e5"),
 )
+
+def _wg_key(name: str, family: str = "") -> str:
+    """A 32-byte Curve25519 public key in base64, as `wg pubkey` prints it (derived from the name, not a real key)."""
+    return base64.b64encode(hashlib.sha256(f"{name}{family}".encode()).digest()).decode()
+
+
+# The same four nodes dual-stack (an IPv6 underlay on eth1 beside the IPv4 one) and with WireGuard keys.
+K01_DUAL = tuple(
+    replace(n, underlay6=f"fd00:{n.underlay.split('.')[2]}::{n.underlay.split('.')[3].split('/')[0]}/64",
+            vtep_mac6=n.vtep_mac[:-2] + "66")
+    for n in K01
+)
+K01_WIREGUARD = tuple(replace(n, wireguard_key=_wg_key(n.name), wireguard_key6=_wg_key(n.name, "v6")) for n in K01_DUAL)
 
 _CREATED = "2025-03-02T14:21:07Z"
 
@@ -65,6 +92,15 @@ def node(
             annotations["projectcalico.org/IPv4Address"] = lab.underlay
         annotations["projectcalico.org/IPv4VXLANTunnelAddr"] = lab.vtep_ip
         annotations["projectcalico.org/VXLANTunnelMACAddr"] = lab.vtep_mac
+        if lab.underlay6 is not None:
+            annotations["projectcalico.org/IPv6Address"] = lab.underlay6
+            annotations["projectcalico.org/IPv6VXLANTunnelAddr"] = lab.vtep_ip6
+            annotations["projectcalico.org/VXLANTunnelMACAddrV6"] = lab.vtep_mac6
+        if lab.wireguard_key is not None:
+            annotations["projectcalico.org/WireguardPublicKey"] = lab.wireguard_key
+            annotations["projectcalico.org/IPv4WireguardInterfaceAddr"] = lab.vtep_ip
+        if lab.wireguard_key6 is not None:
+            annotations["projectcalico.org/WireguardPublicKeyV6"] = lab.wireguard_key6
     labels = {
         "beta.kubernetes.io/arch": "amd64",
         "beta.kubernetes.io/os": "linux",
@@ -191,10 +227,34 @@ def lab_nodes(nodes: tuple[LabNode, ...] = K01, **options: bool) -> list[dict[st
     return [node(n, **options) for n in nodes]
 
 
-def lab_calico(group: str, nodes: tuple[LabNode, ...] = K01) -> dict[str, list[dict[str, Any]]]:
-    """The lab's Calico resources in one API group, keyed by plural resource name."""
+def lab_calico(
+    group: str,
+    nodes: tuple[LabNode, ...] = K01,
+    *,
+    ipip: str | None = None,
+    ipv6_mode: str | None = None,
+    wireguard: bool = False,
+    wireguard6: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
+    """The lab's Calico resources in one API group, keyed by plural resource name.
+
+    `ipip`: the IPv4 pool's ipipMode (its vxlanMode then Never), as an IP-in-IP install writes it;
+    `ipv6_mode`: add Calico's default IPv6 pool with this vxlanMode (dual-stack); `wireguard[6]`:
+    FelixConfiguration wireguardEnabled[V6], as `kubectl patch felixconfiguration default` sets it."""
+    pools = [ippool(group) if ipip is None else ippool(group, vxlan_mode="Never", ipip_mode=ipip)]
+    if ipv6_mode is not None:
+        pools.append(ippool(group, name="default-ipv6-ippool", cidr="fd00:192:168::/48", vxlan_mode=ipv6_mode,
+                            ipip_mode="Never"))
+    felix: dict[str, Any] = {}
+    if wireguard:
+        felix["wireguardEnabled"] = True
+    if wireguard6:
+        felix["wireguardEnabledV6"] = True
+    affinities = [block_affinity(group, n.name, n.block) for n in nodes]
+    if ipv6_mode is not None:  # Calico's IPv6 blocks are /122 by default; vxcap reads no IPv6 block
+        affinities += [block_affinity(group, n.name, f"{n.vtep_ip6}/122") for n in nodes if n.vtep_ip6]
     return {
-        "ippools": [ippool(group)],
-        "blockaffinities": [block_affinity(group, n.name, n.block) for n in nodes],
-        "felixconfigurations": [felix_configuration(group)],
+        "ippools": pools,
+        "blockaffinities": affinities,
+        "felixconfigurations": [felix_configuration(group, **felix)],
     }

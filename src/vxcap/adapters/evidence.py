@@ -15,12 +15,14 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from functools import partial
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from vxcap.adapters.pcapfile import CaptureFileError, classic_pcap, iter_records
-from vxcap.core.fastdecode import classify, ethernet_key
+from vxcap.core.encap import reading_for
+from vxcap.core.fastdecode import classify, ethernet_key, pair_key
 from vxcap.core.manifest import Manifest
 from vxcap.core.rundir import ALL_NODES_PCAPNG, FLOW_PCAPNG_DIR, flow_pcapng_name
 from vxcap.core.wireshark import interface_name
@@ -150,7 +152,7 @@ class _Source:
 class _FlowOut:
     src_node: str
     dst_node: str
-    key: tuple[IPv4Address, IPv4Address]
+    key: tuple[IPv4Address | IPv6Address, IPv4Address | IPv6Address]
     file: str
 
 
@@ -161,12 +163,15 @@ def _merge_key(item: tuple) -> tuple[float, int]:
 def _flows(report: dict[str, Any]) -> list[_FlowOut]:
     flows = []
     for flow in report.get("flows", []):
+        key = (ip_address(flow["src_ip"]), ip_address(flow["dst_ip"]))
+        if flow.get("expected") == "wireguard" and flow.get("outer_src") and flow.get("outer_dst"):
+            key = (ip_address(flow["outer_src"]), ip_address(flow["outer_dst"]))  # the pods are encrypted
         flows.append(
             _FlowOut(
                 src_node=flow["src_node"],
                 dst_node=flow["dst_node"],
-                key=(IPv4Address(flow["src_ip"]), IPv4Address(flow["dst_ip"])),
-                file=flow_pcapng_name(flow["src_node"], flow["dst_node"]),
+                key=key,
+                file=flow_pcapng_name(flow["src_node"], flow["dst_node"], flow.get("family", "IPv4")),
             )
         )
     return flows
@@ -177,17 +182,17 @@ _SCAPY_MTU = 0xFFFF  # iter_records keeps a frame's first 65535 bytes, as scapy'
 
 
 def _write_one_pcap(source: _Source, shape: tuple[bool, bool, int], everything: PcapngWriter,
-                    writers: list[PcapngWriter], by_key: dict[int, list[int]]) -> int:
+                    writers: list[PcapngWriter], by_key: dict[int, list[int]], eth_key: Any, slow: Any) -> int:
     """The merge loop's work for one classic pcap capture (the frames `iter_records` yields, in its
     order), by the compiled loop: the same blocks in the same files. Returns the frames written."""
     big, nano, linktype = shape
     name, scale = source.name, 1e-9 if nano else 1e-6
     if linktype == 1:
         def key(frame: bytes):
-            return ethernet_key(frame, 0, len(frame))
+            return eth_key(frame, 0, len(frame))
     else:
         def key(frame: bytes):
-            return classify(frame, 0, len(frame), linktype)
+            return slow(frame, 0, len(frame), linktype)
     pairs = sorted(by_key)
     packed = struct.pack(f"={len(pairs)}Q", *pairs)
     record = struct.Struct((">" if big else "<") + "IIII").unpack_from
@@ -258,8 +263,10 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any], co
     # innermost IPv4): the same filing as the verdicts, at a fraction of scapy's cost.
     by_key: dict[int, list[int]] = {}
     for i, flow in enumerate(flows):
-        src, dst = flow.key
-        by_key.setdefault(int(src) << 32 | int(dst), []).append(i)
+        by_key.setdefault(pair_key(*flow.key), []).append(i)
+    # The frames are filed as the verdicts read them: with the run's formats (WireGuard ports, IPv6).
+    reading = reading_for(manifest.topology)
+    eth_key, slow = partial(ethernet_key, reading=reading), partial(classify, reading=reading)
 
     handles: list[BinaryIO] = []
     try:
@@ -270,9 +277,13 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any], co
             handles.append(_open_private(run_dir / flow.file))
             writers.append(PcapngWriter(handles[-1]))
 
-        shape = classic_pcap(sources[0].path) if compiled and _BLOCKS is not None and len(sources) == 1 else None
+        # The compiled loop's own key reading knows IPv4 flows and 64-bit keys only: a run that
+        # judges IPv6 or WireGuard files its frames with the Python functions alone.
+        plain_reading = not reading.ipv6 and not reading.wireguard_ports and all(k < 1 << 64 for k in by_key)
+        usable = compiled and _BLOCKS is not None and len(sources) == 1 and plain_reading
+        shape = classic_pcap(sources[0].path) if usable else None
         if shape is not None:
-            everything.frames = _write_one_pcap(sources[0], shape, everything, writers, by_key)
+            everything.frames = _write_one_pcap(sources[0], shape, everything, writers, by_key, eth_key, slow)
             sources_left: list[_Source] = []
         else:
             sources_left = sources
@@ -293,7 +304,7 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any], co
             write_all(block)
             if not by_key:
                 continue
-            facts = ethernet_key(data, 0, len(data)) if linktype == 1 else classify(data, 0, len(data), linktype)
+            facts = eth_key(data, 0, len(data)) if linktype == 1 else slow(data, 0, len(data), linktype)
             if facts is None:
                 continue
             for i in by_key.get(facts[0], ()):

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from vxcap.core.encap import Reading
 from vxcap.core.fastdecode import SAMPLE_FRAMES_PER_FLOW, VXLAN_PORTS, DecodeError, DecodeResult, FastDecoder
 
 CHUNK_SIZE = 8 << 20
@@ -73,11 +74,13 @@ def read_flows(
     samples_per_flow: int = SAMPLE_FRAMES_PER_FLOW,
     vxlan_ports: frozenset[int] = VXLAN_PORTS,
     judged: frozenset[int] | None = None,
+    reading: Reading | None = None,
 ) -> DecodeResult:
     """Per-flow tallies of the whole capture at `path`, read `chunk_size` bytes at a time; frames to
-    `vxlan_ports` that are not VXLAN are counted in `not_vxlan`. `judged`: see `FastDecoder`."""
+    `vxlan_ports` that are not VXLAN are counted in `not_vxlan`. `judged`: see `FastDecoder`;
+    `reading`: what else to read (core/encap.Reading: WireGuard ports, IPv6)."""
     path = Path(path)
-    decoder = FastDecoder(samples_per_flow, vxlan_ports, judged)
+    decoder = FastDecoder(samples_per_flow, vxlan_ports, judged, reading=reading)
     try:
         stream, raw = _open(path)
         try:

@@ -246,22 +246,32 @@ def summary(report: dict[str, Any], run_dir: Path, artifacts: list[str] | None =
 def topology_tables(data: dict[str, Any]) -> list[Table]:
     overlay = data["overlay"]
     mtu = "auto" if overlay["mtu"] is None else overlay["mtu"]
-    nodes = Table(
-        title=f"nodes · vxlanMode {overlay['mode']}, VNI {overlay['vni']}, UDP {overlay['port']}, MTU {mtu}",
-        title_justify="left",
-    )
-    for column in ("Node", "Underlay", "Pod block", "VTEP IP", "VTEP MAC"):
+    encapsulation = overlay.get("encapsulation", "vxlan")
+    title = f"nodes · {encapsulation}Mode {overlay['mode']}"
+    title += f", VNI {overlay['vni']}, UDP {overlay['port']}" if encapsulation == "vxlan" else ""
+    title += f", MTU {mtu}"
+    if overlay.get("mode6"):
+        title += f" · IPv6 vxlanMode {overlay['mode6']}"
+    wireguard = [f"IPv{f} UDP {overlay[f'wireguard_port{s}']}" for f, s in ((4, ""), (6, "6")) if overlay.get(f"wireguard{s}")]
+    if wireguard:
+        title += f" · WireGuard {', '.join(wireguard)}"
+    nodes = Table(title=title, title_justify="left")
+    dual = any(n.get("underlay6") for n in data["nodes"])
+    for column in ("Node", "Underlay", *(("IPv6 underlay",) if dual else ()), "Pod block", "VTEP IP", "VTEP MAC"):
         nodes.add_column(column, no_wrap=True)
     for n in data["nodes"]:
-        nodes.add_row(n["name"], n["underlay"], n["block"] or "—", n["vtep_ip"] or "—", n["vtep_mac"] or "—")
+        six = (n.get("underlay6") or "—",) if dual else ()
+        nodes.add_row(n["name"], n["underlay"], *six, n["block"] or "—", n["vtep_ip"] or "—", n["vtep_mac"] or "—")
     if not data["paths"]:
         return [nodes]
     paths = Table(title="expected wire format per direction", title_justify="left")
-    for column in ("From", "To", "Expected", "Because"):
+    families = {p.get("family", "IPv4") for p in data["paths"]}
+    for column in ("From", "To", *(("Family",) if len(families) > 1 else ()), "Expected", "Because"):
         paths.add_column(column, no_wrap=column != "Because")
     for p in data["paths"]:
-        style = "bold" if p["expected"] == "vxlan" else ""
-        paths.add_row(p["src"], p["dst"], Text(p["expected"], style=style), p["reason"])
+        style = "" if p["expected"] == "plain" else "bold"
+        family = (p.get("family", "IPv4"),) if len(families) > 1 else ()
+        paths.add_row(p["src"], p["dst"], *family, Text(p["expected"], style=style), p["reason"])
     return [nodes, paths]
 
 

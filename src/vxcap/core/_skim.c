@@ -8,6 +8,7 @@
  * Without a compiler (setup.py builds it as optional) the Python loop does it all.
  *
  * tally(buf, off, n, big_endian, judged, has_judged, ports, agg, raw, nev, idx, base, linktype, ipv6)
+ * (ipv6 None: stop at an IPv6 frame, which the Python loop reads; it also stops at a key of IPv6 addresses)
  *   -> (off, idx, unjudged frames counted)
  *   judged, ports: bytes of sorted big-endian uint32 / uint16 values; agg: the decoder's dict;
  *   raw: the decoder's cache of agg's entries by the frame's facts as bytes (a key hashed once).
@@ -177,6 +178,8 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         if (ethertype != 0x0800) {
             if (ethertype == 0x8100 || ethertype == 0x88A8) goto slow;
             if (ethertype == 0x86DD) {
+                /* None: the decoder reads IPv6 (core/encap.Reading), in the Python loop: stop here */
+                if (ipv6 == Py_None) break;
                 Py_INCREF(ipv6);
                 if (count_key(agg, ipv6, nev, idx, at, linktype) == NULL) goto done;
             }
@@ -190,6 +193,7 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         uint32_t src = be32(p + 26), dst = be32(p + 30);
         uint64_t pair = ((uint64_t)src << 32) | dst;
         uint16_t frag = ff & 0x3FFF;
+        if (proto == 4 && !(ff & 0x1FFF)) goto slow; /* IP-in-IP: keyed by the inner pair, in classify */
         if (proto != 17 || (ff & 0x1FFF)) {
             if (UNJUDGED_PAIR(src, dst)) {
                 unjudged++;
@@ -222,6 +226,7 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         } else {
             uint16_t dport = be16(p + 36);
             if (!(p[42] & 0x08)) {
+                if (p[42] >= 1 && p[42] <= 4) goto slow; /* shaped like WireGuard: the port decides, in classify */
                 if (UNJUDGED_PAIR(src, dst)) {
                     if (in_u16(pset, pcount, dport)) {  /* counted per port, by the decoder's own method */
                         PyObject *key = Py_BuildValue("(NNNNNOOONN)", U(pair), U(frag), U(17), U(total_len),
@@ -298,7 +303,13 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
                 int judge_it = 1;
                 if (has_judged && PyTuple_Check(key) && PyTuple_GET_SIZE(key) != 1) {
                     unsigned long long first = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(key, 0));
-                    if (first == (unsigned long long)-1 && PyErr_Occurred()) { Py_DECREF(key); goto done; }
+                    if (first == (unsigned long long)-1 && PyErr_Occurred()) {
+                        Py_DECREF(key);
+                        /* an IPv6 pair (above 64 bits): the Python loop judges this frame */
+                        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) goto done;
+                        PyErr_Clear();
+                        break;
+                    }
                     if (!JUDGED((uint32_t)(first >> 32)) && !JUDGED((uint32_t)(first & 0xFFFFFFFFULL))) {
                         /* a key above 64 bits is not a pair of addresses: the Python loop would find neither */
                         judge_it = 0;

@@ -10,16 +10,31 @@ bool). Nothing here talks to a cluster, so every rule is tested as data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_interface, ip_network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_interface, ip_network
 from typing import Any
 
 from vxcap.core.errors import InputError
-from vxcap.core.model import DEFAULT_PORT, DEFAULT_VNI, Mode, Node, Overlay, Topology, normalise_mac
+from vxcap.core.model import (
+    DEFAULT_PORT,
+    DEFAULT_VNI,
+    DEFAULT_WG_PORT,
+    DEFAULT_WG_PORT_V6,
+    Mode,
+    Node,
+    Overlay,
+    Topology,
+    normalise_mac,
+)
 
 # calico-node writes these on every Kubernetes Node (libcalico-go k8s/resources/node.go).
 ANNOTATION_IPV4 = "projectcalico.org/IPv4Address"  # CIDR form: "10.10.10.11/24"
 ANNOTATION_VTEP_IP = "projectcalico.org/IPv4VXLANTunnelAddr"
 ANNOTATION_VTEP_MAC = "projectcalico.org/VXLANTunnelMACAddr"
+ANNOTATION_IPV6 = "projectcalico.org/IPv6Address"  # CIDR form: "fd00:10::11/64"
+ANNOTATION_VTEP_IP6 = "projectcalico.org/IPv6VXLANTunnelAddr"
+ANNOTATION_VTEP_MAC6 = "projectcalico.org/VXLANTunnelMACAddrV6"
+ANNOTATION_WG_KEY = "projectcalico.org/WireguardPublicKey"
+ANNOTATION_WG_KEY6 = "projectcalico.org/WireguardPublicKeyV6"
 
 FELIX_DEFAULT = "default"  # the cluster-wide FelixConfiguration; `node.<name>` ones override per node
 
@@ -202,24 +217,32 @@ def felix_settings(
     )
 
 
-def pool_mode(pool: dict[str, Any]) -> Mode:
-    """The overlay mode one IPPool asks for; IP-in-IP is refused, not guessed at."""
+def pool_encapsulation(pool: dict[str, Any]) -> tuple[str, Mode]:
+    """("vxlan" or "ipip", its mode) of one IPPool: a pool with neither is ("vxlan", Never), plain."""
     spec = _spec(pool)
     name = _name(pool)
     # Both default to Never when unset (api/pkg/apis/projectcalico/v3/ippool.go).
     vxlan = str(spec.get("vxlanMode") or Mode.NEVER.value)
     ipip = str(spec.get("ipipMode") or "Never")
-    try:
-        mode = Mode.parse(vxlan)
-    except InputError:
-        raise CalicoError(f"IPPool {name}: vxlanMode {vxlan!r} is not one vxcap handles (Always, CrossSubnet, Never)") from None
-    if ipip.lower() != "never":
-        if mode is Mode.NEVER:
-            raise CalicoError(
-                f"IPPool {name} uses IP-in-IP (ipipMode {ipip}, vxlanMode Never): vxcap judges VXLAN overlays only, not yet IP-in-IP"
-            )
-        raise CalicoError(f"IPPool {name} sets both ipipMode {ipip} and vxlanMode {vxlan}; Calico allows only one")
-    return mode
+    modes = []
+    for field_name, text in (("vxlanMode", vxlan), ("ipipMode", ipip)):
+        try:
+            modes.append(Mode.parse(text))
+        except InputError:
+            raise CalicoError(f"IPPool {name}: {field_name} {text!r} is not one vxcap handles (Always, CrossSubnet, Never)") from None
+    vxlan_mode, ipip_mode = modes
+    if ipip_mode is not Mode.NEVER:
+        if vxlan_mode is not Mode.NEVER:
+            raise CalicoError(f"IPPool {name} sets both ipipMode {ipip} and vxlanMode {vxlan}; Calico allows only one")
+        if _network(spec.get("cidr"), f"IPPool {name}") is None:
+            raise CalicoError(f"IPPool {name} is IPv6 with ipipMode {ipip}: Calico has no IP-in-IP over IPv6")
+        return "ipip", ipip_mode
+    return "vxlan", vxlan_mode
+
+
+def pool_mode(pool: dict[str, Any]) -> Mode:
+    """The overlay mode one IPPool asks for, of whichever encapsulation it turns on."""
+    return pool_encapsulation(pool)[1]
 
 
 def _enabled_v4_pools(pools: tuple[dict[str, Any], ...]) -> list[tuple[dict[str, Any], IPv4Network]]:
@@ -232,6 +255,33 @@ def _enabled_v4_pools(pools: tuple[dict[str, Any], ...]) -> list[tuple[dict[str,
         if cidr is not None:
             result.append((pool, cidr))
     return result
+
+
+def _enabled_v6_pools(pools: tuple[dict[str, Any], ...]) -> list[tuple[dict[str, Any], IPv6Network]]:
+    result = []
+    for pool in pools:
+        spec = _spec(pool)
+        if spec.get("disabled") is True or str(spec.get("disabled", "")).lower() == "true":
+            continue
+        try:
+            cidr = ip_network(str(spec.get("cidr")), strict=False)
+        except ValueError:
+            continue  # _enabled_v4_pools names a bad CIDR
+        if isinstance(cidr, IPv6Network):
+            result.append((pool, cidr))
+    return result
+
+
+def ipv6_overlay(pools: tuple[dict[str, Any], ...]) -> tuple[Mode | None, IPv6Network | None]:
+    """The IPv6 pools' vxlanMode (None: no enabled IPv6 pool, an IPv4-only cluster) and the pool when it is one."""
+    enabled = _enabled_v6_pools(pools)
+    if not enabled:
+        return None, None
+    modes = {_name(pool): pool_encapsulation(pool)[1] for pool, _ in enabled}
+    if len(set(modes.values())) > 1:
+        listing = ", ".join(f"{name} ({mode.value})" for name, mode in sorted(modes.items()))
+        raise CalicoError(f"the IPv6 IPPools disagree on vxlanMode: {listing}; vxcap judges one mode per family")
+    return next(iter(modes.values())), enabled[0][1] if len(enabled) == 1 else None
 
 
 def overlay_mode(
@@ -258,13 +308,73 @@ def overlay_mode(
             notes.append("no node block lies in an enabled pool; the mode comes from every enabled IPv4 pool")
         else:
             notes.append("no block affinities yet; the mode comes from every enabled IPv4 pool")
-    modes = {_name(pool): pool_mode(pool) for pool, _ in relevant}
-    if len(set(modes.values())) > 1:
-        listing = ", ".join(f"{name} ({mode.value})" for name, mode in sorted(modes.items()))
-        raise CalicoError(f"the pods' IPPools disagree on vxlanMode: {listing}; vxcap judges one mode per run")
-    mode = next(iter(modes.values()))
+    encapsulation, mode = _one_encapsulation(relevant)
     pool_cidr = relevant[0][1] if len(relevant) == 1 else None
     return mode, pool_cidr, tuple(notes)
+
+
+def _one_encapsulation(relevant) -> tuple[str, Mode]:
+    found = {_name(pool): pool_encapsulation(pool) for pool, _ in relevant}
+    if len({encap for encap, _ in found.values()}) > 1:
+        listing = ", ".join(f"{name} ({encap} {mode.value})" for name, (encap, mode) in sorted(found.items()))
+        raise CalicoError(f"the pods' IPPools disagree on the encapsulation: {listing}; vxcap judges one per run")
+    encapsulation = next(iter(found.values()))[0]
+    if len({mode for _, mode in found.values()}) > 1:
+        listing = ", ".join(f"{name} ({mode.value})" for name, (_, mode) in sorted(found.items()))
+        field_name = "ipipMode" if encapsulation == "ipip" else "vxlanMode"
+        raise CalicoError(f"the pods' IPPools disagree on {field_name}: {listing}; vxcap judges one mode per run")
+    return next(iter(found.values()))
+
+
+def overlay_encapsulation(pools: tuple[dict[str, Any], ...], blocks: list[IPv4Network]) -> str:
+    """"vxlan" or "ipip": what the pools holding the pods' blocks (else every enabled IPv4 pool) turn on."""
+    enabled = _enabled_v4_pools(pools)
+    relevant = [(pool, cidr) for pool, cidr in enabled if any(block.subnet_of(cidr) for block in blocks)] or enabled
+    return _one_encapsulation(relevant)[0] if relevant else "vxlan"
+
+
+def _flag(spec: dict[str, Any], key: str) -> bool:
+    value = spec.get(key)
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def wireguard_settings(felix_configurations) -> tuple[bool, bool, int, int]:
+    """(wireguardEnabled, wireguardEnabledV6, wireguardListeningPort, ...V6) of the `default`
+    FelixConfiguration, Felix's defaults where unset (false, false, 51820, 51821)."""
+    spec = next((_spec(c) for c in felix_configurations if _name(c) == FELIX_DEFAULT), {})
+    port, port6 = _int_setting(spec, "wireguardListeningPort"), _int_setting(spec, "wireguardListeningPortV6")
+    return (_flag(spec, "wireguardEnabled"), _flag(spec, "wireguardEnabledV6"),
+            port or DEFAULT_WG_PORT, port6 or DEFAULT_WG_PORT_V6)
+
+
+def _node_v6(raw: dict[str, Any]) -> dict[str, Any]:
+    """The node's IPv6 underlay, vxlan-v6.calico address and MAC, and both WireGuard keys ("" when not published)."""
+    name = _name(raw)
+    annotations = (raw.get("metadata") or {}).get("annotations") or {}
+    found: dict[str, Any] = {"wireguard_key": str(annotations.get(ANNOTATION_WG_KEY) or ""),
+                             "wireguard_key6": str(annotations.get(ANNOTATION_WG_KEY6) or "")}
+    text = annotations.get(ANNOTATION_IPV6)
+    if text:
+        try:
+            address = ip_interface(str(text))
+        except ValueError:
+            raise CalicoError(f"node {name}: annotation {ANNOTATION_IPV6}={text!r} is not an address/prefix") from None
+        if isinstance(address, IPv6Interface):
+            found["underlay6"] = address
+    text = annotations.get(ANNOTATION_VTEP_IP6)
+    if text:
+        try:
+            parsed = ip_interface(str(text))
+        except ValueError:
+            raise CalicoError(f"node {name}: annotation {ANNOTATION_VTEP_IP6}={text!r} is not an address") from None
+        found["vtep_ip6"] = parsed.ip if isinstance(parsed.ip, IPv6Address) else None
+    try:
+        found["vtep_mac6"] = normalise_mac(annotations.get(ANNOTATION_VTEP_MAC6))
+    except InputError as err:
+        raise CalicoError(f"node {name}: annotation {ANNOTATION_VTEP_MAC6}: {err}") from None
+    return found
 
 
 def _with_node_overrides(nodes: list[Node], felix_configurations, notes: list[str]) -> list[Node]:
@@ -302,15 +412,31 @@ def topology_from_calico(objects: CalicoObjects, cluster: str = "") -> Discovery
         block, note = _choose_block(name, blocks_by_node.get(name, []), vtep_ip)
         if note:
             notes.append(note)
-        nodes.append(Node(name=name, underlay=underlay, block=block, vtep_ip=vtep_ip, vtep_mac=vtep_mac))
+        nodes.append(Node(name=name, underlay=underlay, block=block, vtep_ip=vtep_ip, vtep_mac=vtep_mac, **_node_v6(raw)))
     nodes = _with_node_overrides(nodes, objects.felix_configurations, notes)
     pod_blocks = [node.block for node in nodes if node.block is not None]
     mode, pool, mode_notes = overlay_mode(objects.ippools, pod_blocks)
     notes.extend(mode_notes)
+    encapsulation = overlay_encapsulation(objects.ippools, pod_blocks)
+    mode6, pool6 = ipv6_overlay(objects.ippools)
+    if mode6 is not None:
+        without = [node.name for node in nodes if node.underlay6 is None]
+        if without:
+            notes.append(f"an IPv6 IPPool, but no {ANNOTATION_IPV6} on {', '.join(without)}: "
+                         "IPv6 directions to and from them are not planned")
     vni, port, mtu = felix_settings(objects.felix_configurations)
+    wireguard, wireguard6, wg_port, wg_port6 = wireguard_settings(objects.felix_configurations)
+    spec = next((_spec(c) for c in objects.felix_configurations if _name(c) == FELIX_DEFAULT), {})
+    mtu6 = _int_setting(spec, "vxlanMTUV6") or None
+    for enabled, key, family in ((wireguard, "wireguard_key", ""), (wireguard6, "wireguard_key6", "V6")):
+        keyless = [node.name for node in nodes if enabled and not getattr(node, key)]
+        if keyless:
+            notes.append(f"wireguardEnabled{family}, but no {ANNOTATION_WG_KEY}{family} on {', '.join(keyless)}: "
+                         "their traffic is expected unencrypted")
     try:
-        overlay = Overlay(mode=mode, vni=vni, port=port, mtu=mtu)
+        overlay = Overlay(mode=mode, vni=vni, port=port, mtu=mtu, encapsulation=encapsulation, mode6=mode6, mtu6=mtu6,
+                          wireguard=wireguard, wireguard6=wireguard6, wireguard_port=wg_port, wireguard_port6=wg_port6)
     except InputError as err:
         raise CalicoError(f"FelixConfiguration {FELIX_DEFAULT}: {err}") from None
-    topology = Topology(overlay=overlay, nodes=tuple(nodes), pool=pool, cluster=cluster)
+    topology = Topology(overlay=overlay, nodes=tuple(nodes), pool=pool, cluster=cluster, pool6=pool6)
     return Discovery(topology=topology, notes=tuple(notes))

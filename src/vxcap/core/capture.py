@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from pathlib import Path
 
 from vxcap.core import rundir
 from vxcap.core.errors import InputError
+from vxcap.core.model import Wire
 from vxcap.core.names import check_iface
 
 # Outer Ethernet 14 + IPv4 20..60 + UDP 8 + VXLAN 8 + inner Ethernet 14 + IPv4 20..60
@@ -125,8 +126,44 @@ _QUOTED_PROTO = 17
 _QUOTED_DPORT = 30
 
 
+# IP-in-IP (Calico's outer header has no options): the inner IPv4 header at ip[20], its source at
+# ip[32] and destination at ip[36]. VXLAN over IPv6 (no extension headers): UDP at ip6[40], the
+# inner ethertype at ip6[68], an inner IPv6 header's source at ip6[78] and destination at ip6[94].
+_IPIP_INNER_SRC, _IPIP_INNER_DST = 32, 36
+_V6_INNER_ETHERTYPE, _V6_INNER_SRC, _V6_INNER_DST = 68, 78, 94
+
+
 def _unique(addresses: Iterable[IPv4Address]) -> list[IPv4Address]:
     return list(dict.fromkeys(addresses))
+
+
+def _v6_at(offset: int, address: IPv6Address) -> str:
+    """An IPv6 address at ip6[offset], in the four 4-byte loads BPF allows."""
+    words = address.packed
+    return "(" + " and ".join(
+        f"ip6[{offset + 4 * i}:4] = 0x{words[4 * i : 4 * i + 4].hex()}" for i in range(4)
+    ) + ")"
+
+
+def encap_terms(
+    wire: Wire, pods: list, nodes: list, wireguard_ports: Iterable[int] = ()
+) -> list[str]:
+    """The precise filter's terms for one format beyond VXLAN over IPv4 (which `precise_filter`
+    always writes): the frames of that format that carry (or, WireGuard, wrap) a test pod's traffic."""
+    v4 = [pod for pod in pods if pod.version == 4]
+    v6 = [pod for pod in pods if pod.version == 6]
+    if wire is Wire.IPIP and v4:
+        inner = " or ".join(f"ip[{o}:4] = 0x{int(pod):08x}" for pod in v4 for o in (_IPIP_INNER_SRC, _IPIP_INNER_DST))
+        return [f"(ip proto 4 and ({inner}))"]
+    if wire is Wire.VXLAN and v6:
+        inner = " or ".join(_v6_at(o, pod) for pod in v6 for o in (_V6_INNER_SRC, _V6_INNER_DST))
+        return [f"(ip6 and udp and ip6[{_V6_INNER_ETHERTYPE}:2] = 0x86dd and ({inner}))"]
+    if wire is Wire.WIREGUARD and nodes:
+        # Encrypted: the nodes' data messages on the listening ports are all there is to take.
+        ports = " or ".join(f"udp port {port}" for port in sorted(set(wireguard_ports)))
+        node_hosts = " or ".join(f"host {node}" for node in nodes)
+        return [f"(({ports}) and ({node_hosts}))"] if ports else []
+    return []
 
 
 def bpf_filter(
@@ -141,7 +178,13 @@ def bpf_filter(
     return " or ".join(terms)
 
 
-def precise_filter(pods: Iterable[IPv4Address], nodes: Iterable[IPv4Address], vxlan_port: int) -> str:
+def precise_filter(
+    pods: Iterable[IPv4Address],
+    nodes: Iterable[IPv4Address],
+    vxlan_port: int,
+    wires: Iterable[Wire] = (),
+    wireguard_ports: Iterable[int] = (),
+) -> str:
     """The test pods' traffic and what is about it, and little else of a busy node's:
 
     * plain frames from or to a test pod (same-subnet pod traffic, ICMP errors sent to a pod);
@@ -152,7 +195,9 @@ def precise_filter(pods: Iterable[IPv4Address], nodes: Iterable[IPv4Address], vx
     * the trailing fragments of IPv4 packets between two involved nodes (an outer fragment of a
       VXLAN packet carries no inner header to match);
     * ICMP errors sent to an involved node about a UDP packet to the VXLAN port (a hop refusing
-      an encapsulated packet answers its sender, the node).
+      an encapsulated packet answers its sender, the node);
+    * the terms of each other format the run expects (`wires`: IP-in-IP, VXLAN over IPv6,
+      WireGuard; see `encap_terms`). Pods and nodes may be IPv6 addresses.
 
     Empty when there is no test pod: everything.
     """
@@ -160,10 +205,16 @@ def precise_filter(pods: Iterable[IPv4Address], nodes: Iterable[IPv4Address], vx
     if not pods:
         return ""
     hosts = " or ".join(f"host {pod}" for pod in pods)
-    inner = " or ".join(
-        f"udp[{offset}:4] = 0x{int(pod):08x}" for pod in pods for offset in (_INNER_SRC, _INNER_DST)
-    )
-    terms = [hosts, f"(udp and udp[{_INNER_ETHERTYPE}:2] = 0x0800 and ({inner}))"]
+    pods4 = [pod for pod in pods if pod.version == 4]
+    terms = [hosts]
+    if pods4:
+        inner = " or ".join(
+            f"udp[{offset}:4] = 0x{int(pod):08x}" for pod in pods4 for offset in (_INNER_SRC, _INNER_DST)
+        )
+        terms.append(f"(udp and udp[{_INNER_ETHERTYPE}:2] = 0x0800 and ({inner}))")
+    for wire in dict.fromkeys(wires):
+        terms += encap_terms(wire, pods, nodes, wireguard_ports)
+    nodes = [node for node in nodes if node.version == 4]
     if nodes:
         node_hosts = " or ".join(f"host {node}" for node in nodes)
         if len(nodes) > 1:
@@ -182,11 +233,13 @@ def capture_filter(
     nodes: Iterable[IPv4Address],
     vxlan_port: int,
     pool: IPv4Network | None = None,
+    wires: Iterable[Wire] = (),
+    wireguard_ports: Iterable[int] = (),
 ) -> dict[str, str]:
     """The filter a run's captures use, as the manifest and report.json record it:
     `{"mode": "precise" | "wide", "bpf": ...}`."""
     if mode == FILTER_PRECISE:
-        return {"mode": mode, "bpf": precise_filter(pods, nodes, vxlan_port)}
+        return {"mode": mode, "bpf": precise_filter(pods, nodes, vxlan_port, wires, wireguard_ports)}
     if mode == FILTER_WIDE:
         return {"mode": mode, "bpf": bpf_filter(pool, nodes, pods)}
     raise InputError(f"capture filter {mode!r}: one of {', '.join(FILTER_MODES)}")

@@ -27,6 +27,11 @@ Where this decoder deliberately differs from decode.py (see `classify`):
   * SLL/SLL2 protocol 1 is ETH_P_802_3 (Novell raw 802.3, no Ethernet header);
     scapy dissects an Ethernet header there, here it is not IPv4.
 
+The formats beyond IPv4 VXLAN (core/encap.py) are read by `classify` alone, the copies handing
+it such frames: IP-in-IP (outer protocol 4), WireGuard (UDP to a port the `Reading` names whose
+first byte is 1..4) and, when the `Reading` asks for IPv6, IPv6 frames (the compiled loop stops
+at them and the Python loop reads them). Their keys are the "general" shape below.
+
 Three kinds of frame are counted without being judged, so a flow that is missing
 can be explained: IPv6 frames (by ethertype, or version 6 on a raw link); VXLAN
 to the caller's VXLAN ports that carries IPv6; and frames to those ports that
@@ -36,8 +41,11 @@ are not VXLAN as this decoder (and decode.py) reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+from functools import partial
 from struct import Struct
+
+from vxcap.core.encap import PROTO_IPIP, Reading, is_wireguard_message
 
 from vxcap.core.frames import (
     LINKTYPE_ETHERNET,
@@ -136,7 +144,8 @@ class DecodeResult:
     unjudged_frames: int = 0
 
 
-# A frame's facts are reduced to a key of ints (bytes for the MACs), counted per key:
+# A frame's facts are reduced to a key of ints (bytes for the MACs), counted per key. A "pair" is
+# src<<32|dst for IPv4, and _V6 | src<<128 | dst for IPv6 (above 64 bits, so never taken for IPv4):
 #   plain: (src<<32|dst, MF+offset bits, proto, total length, wire length, MSS, frag-needed MTU, echo,
 #           outer dst MAC)
 #   plain UDP that is not VXLAN: the plain key + (UDP destination port,)
@@ -149,10 +158,31 @@ class DecodeResult:
 # echo: ICMP type (8 or 0) << 56 | identifier << 16 | sequence, one int so an echo costs no tuple;
 # else None. Outer dst MAC: the link header's destination (6 bytes), None on a link without one
 # (SLL, raw IP): a frame flooded to a port is not a frame sent to that node.)
+#   general (IP-in-IP; WireGuard; VXLAN where an IPv6 header is involved): the VXLAN key's 13 fields
+#           (dport, VNI word and inner MAC None where the format has none) + (Wire value, WireGuard
+#           message type or None); WireGuard's inner pair is the outer pair (the pods are encrypted).
 # and each key holds [frames, [(index, file offset, link type) of its first frames]].
 
 IPV6 = ("ipv6",)
+_V6 = 1 << 256
+_M128 = (1 << 128) - 1
+_DEFAULT_READING = Reading()
+_WIRE_VXLAN, _WIRE_IPIP, _WIRE_WG = "vxlan", "ipip", "wireguard"
 _INNER_IPV6 = "ipv6"  # the last field of a plain UDP key: VXLAN to that port, with IPv6 inside
+
+
+def pair_key(src, dst) -> int:
+    """The `pair` field of a fact key (see the key shapes) for two addresses of one family."""
+    if src.version == 6:
+        return _V6 | int(src) << 128 | int(dst)
+    return int(src) << 32 | int(dst)
+
+
+def _unjudged(pair: int, judged) -> bool:
+    """Neither address of a key's pair (IPv4 or IPv6, see the key shapes) is judged."""
+    if pair < 0x10000000000000000:
+        return pair >> 32 not in judged and pair & _LOW32 not in judged
+    return pair >> 128 & _M128 not in judged and pair & _M128 not in judged
 
 
 def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
@@ -194,9 +224,9 @@ def l4_facts(buf, q: int, end: int, ihl: int, total_len: int, proto: int):
     return None, None, None
 
 
-def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
+def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0, reading: Reading = _DEFAULT_READING):
     """The fact key of the frame in buf[p:end] (original length `wire_len`): IPV6 for an IPv6
-    frame, None when it carries no IP the verdicts look at.
+    frame (unless `reading.ipv6`: then its key), None when it carries no IP the verdicts look at.
 
     Reads only inside [p, end), whatever the bytes say.
     """
@@ -219,7 +249,7 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         q = p + 20
     elif linktype == LINKTYPE_RAW or linktype == LINKTYPE_IPV4:
         if linktype == LINKTYPE_RAW and end > p and buf[p] >> 4 == 6:
-            return IPV6
+            return _ipv6_key(buf, p, end, wire_len, None, False, reading) if reading.ipv6 else IPV6
         ethertype = _ETH_IPV4
         q = p
     else:
@@ -231,7 +261,11 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         ethertype = _U16(buf, q + 2)[0]
         q += 4
     if ethertype != _ETH_IPV4:
-        return IPV6 if ethertype == _ETH_IPV6 else None
+        if ethertype != _ETH_IPV6:
+            return None
+        if reading.ipv6:
+            return _ipv6_key(buf, q, end, wire_len - (q - tagged_at), mac, wire_len > end - p, reading)
+        return IPV6
     # 802.1Q / 802.1ad tags are the switch's business, not the node's MTU: sizes count without them.
     # Whether the frame was cut (snap length) is the captured bytes against the original length, tags and all.
     partly_captured = wire_len > end - p
@@ -245,6 +279,13 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
     ihl = (version_ihl & 15) * 4
     if flags_frag & _OFFSET_BITS or ihl < 20:
         return (pair, frag, proto, total_len, wire_len, None, None, None, mac)
+    if proto == PROTO_IPIP:
+        # The inner IPv4 packet within the outer total length (all captured bytes when that is
+        # shorter than the header, as TSO captures show it): fewer than 20 bytes is plain.
+        stop = end if total_len < ihl else min(end, q + total_len)
+        i = q + ihl
+        if stop - i >= 20 and buf[i] >> 4 == 4:
+            return _inner_key(buf, i, stop, pair, None, None, None, frag, wire_len, mac, _WIRE_IPIP, None)
     if proto != 17:
         return (pair, frag, proto, total_len, wire_len, *l4_facts(buf, q, end, ihl, total_len, proto), mac)
     plain = (pair, frag, proto, total_len, wire_len, None, None, None, mac)
@@ -262,6 +303,11 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
     # is only partly here (cut by the snaplen, or a first fragment): that is plain, uncounted.
     dport = _U16(buf, udp + 2)[0]
     v = udp + 8
+    if dport in reading.wireguard_ports:
+        wg_type = is_wireguard_message(bytes(buf[v : min(end, v + 4)]), _U16(buf, udp + 4)[0] - 8)
+        if wg_type is not None:
+            return (pair, pair, dport, None, None, frag, 17, total_len, wire_len, None, None, None, mac, _WIRE_WG,
+                    wg_type)
     if end - v < _VXLAN_MIN:
         return plain if partly_captured or flags_frag & _MF else (*plain, dport)
     if not buf[v] & _VXLAN_I:
@@ -274,6 +320,11 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
         inner_type = _U16(buf, i + 2)[0]
         i += 4
     if inner_type != _ETH_IPV4:
+        if inner_type == _ETH_IPV6 and reading.ipv6:
+            if end - i >= 40 and buf[i] >> 4 == 6:
+                return _inner_key(buf, i, end, pair, dport, _U32(buf, v + 4)[0], bytes(buf[v + 8 : v + 14]), frag,
+                                  wire_len, mac, _WIRE_VXLAN, None)
+            return plain if partly_captured or flags_frag & _MF else (*plain, dport)
         # VXLAN it is, carrying IPv6 pods: counted as such, not as a malformed header.
         return (*plain, dport, _INNER_IPV6) if inner_type == _ETH_IPV6 else (*plain, dport)
     if end - i < 20:
@@ -281,6 +332,88 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0):
     if buf[i] >> 4 != 4:
         return (*plain, dport)
     return _vxlan_key(buf, v, i, end, pair, dport, frag, wire_len, mac)
+
+
+def _v6_echo(buf, l4: int, stop: int):
+    """An ICMPv6 echo (128 request, 129 reply) as the echo field of an IPv4 one (types 8 / 0)."""
+    if stop - l4 >= 8:
+        kind = buf[l4]
+        if kind == 128 or kind == 129:
+            return (8 if kind == 128 else 0) << 56 | _U32(buf, l4 + 4)[0]
+    return None
+
+
+def _inner_key(buf, i: int, end: int, outer_pair: int, dport, vni, inner_mac, frag: int, wire_len: int, mac,
+               wire: str, wg_type):
+    """The general key of an encapsulated packet whose innermost IP header (either family, whole) is at i."""
+    mss = next_hop_mtu = echo = None
+    if buf[i] >> 4 == 6:
+        plen, nh = _U16(buf, i + 4)[0], buf[i + 6]
+        inner_pair = _V6 | int.from_bytes(buf[i + 8 : i + 24], "big") << 128 | int.from_bytes(buf[i + 24 : i + 40], "big")
+        inner_len, inner_proto = plen + 40, nh
+        stop = min(end, i + inner_len)
+        if nh == 6:
+            mss = l4_facts(buf, i, end, 40, inner_len, 6)[0]
+        elif nh == 58:
+            echo = _v6_echo(buf, i + 40, stop)
+    else:
+        inner_version_ihl, inner_len, inner_flags_frag, inner_proto, inner_pair = _IPV4(buf, i)
+        inner_ihl = (inner_version_ihl & 15) * 4
+        if (inner_proto == 6 or inner_proto == 1) and inner_ihl >= 20 and not inner_flags_frag & _OFFSET_BITS:
+            mss, next_hop_mtu, echo = l4_facts(buf, i, end, inner_ihl, inner_len, inner_proto)
+    return (inner_pair, outer_pair, dport, vni, inner_mac, frag, inner_proto, inner_len, wire_len, mss, next_hop_mtu,
+            echo, mac, wire, wg_type)
+
+
+def _ipv6_key(buf, q: int, end: int, wire_len: int, mac, partly_captured: bool, reading: Reading):
+    """The key of an IPv6 frame whose header starts at q (`reading.ipv6`). Extension headers are
+    not followed: the first next header is the protocol, a fragment header (44) marks a fragment."""
+    if end - q < 40 or buf[q] >> 4 != 6:
+        return IPV6  # not a whole IPv6 header: counted, as before
+    plen, nh = _U16(buf, q + 4)[0], buf[q + 6]
+    pair = _V6 | int.from_bytes(buf[q + 8 : q + 24], "big") << 128 | int.from_bytes(buf[q + 24 : q + 40], "big")
+    frag = 1 if nh == 44 else 0
+    total_len = plen + 40
+    stop = min(end, q + total_len)
+    mss = echo = None
+    if nh == 6:
+        mss = l4_facts(buf, q, end, 40, total_len, 6)[0]
+    elif nh == 58:
+        echo = _v6_echo(buf, q + 40, stop)
+    plain = (pair, frag, nh, total_len, wire_len, mss, None, echo, mac)
+    if nh != 17:
+        return plain
+    udp = q + 40
+    if plen < 8 or end - udp < 8:
+        return plain
+    dport = _U16(buf, udp + 2)[0]
+    v = udp + 8
+    if dport in reading.wireguard_ports:
+        wg_type = is_wireguard_message(bytes(buf[v : min(end, v + 4)]), _U16(buf, udp + 4)[0] - 8)
+        if wg_type is not None:
+            return (pair, pair, dport, None, None, frag, 17, total_len, wire_len, None, None, None, mac, _WIRE_WG,
+                    wg_type)
+    if end - v < _VXLAN_MIN:
+        return plain if partly_captured else (*plain, dport)
+    if not buf[v] & _VXLAN_I:
+        return (*plain, dport)
+    inner_type = _U16(buf, v + 20)[0]
+    i = v + 22
+    while inner_type == _ETH_8021Q or inner_type == _ETH_8021AD:
+        if end - i < 4:
+            return plain if partly_captured else (*plain, dport)
+        inner_type = _U16(buf, i + 2)[0]
+        i += 4
+    if inner_type == _ETH_IPV6:
+        whole = end - i >= 40 and buf[i] >> 4 == 6
+    elif inner_type == _ETH_IPV4:
+        whole = end - i >= 20 and buf[i] >> 4 == 4
+    else:
+        return (*plain, dport)
+    if not whole:
+        return plain if partly_captured and end - i < (40 if inner_type == _ETH_IPV6 else 20) else (*plain, dport)
+    return _inner_key(buf, i, end, pair, dport, _U32(buf, v + 4)[0], bytes(buf[v + 8 : v + 14]), frag, wire_len,
+                      mac, _WIRE_VXLAN, None)
 
 
 def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag: int, wire_len: int, mac):
@@ -306,7 +439,7 @@ def _vxlan_key(buf, v: int, i: int, end: int, outer_pair: int, dport: int, frag:
     )
 
 
-def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
+def ethernet_key(buf, p: int, end: int, wire_len: int = 0, reading: Reading = _DEFAULT_READING):
     """`classify` for an Ethernet frame, in a few unpacks for the common shapes (untagged IPv4, ICMP/TCP/VXLAN).
     A copy for speed, held to `classify` by tests/core/test_classify_copies.py.
 
@@ -316,16 +449,20 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
     """
     caplen = end - p
     if caplen < 34:  # Ethernet + IPv4 header
-        return classify(buf, p, end, 1, wire_len)
+        return classify(buf, p, end, 1, wire_len, reading)
     dst_mac, ethertype, version_ihl, total_len, flags_frag, proto, pair = _ETH_IPV4_HDR(buf, p)
     if ethertype != 0x0800:
         if ethertype == 0x8100 or ethertype == 0x88A8:
-            return classify(buf, p, end, 1, wire_len)
-        return IPV6 if ethertype == 0x86DD else None  # ARP, LLDP, ...
+            return classify(buf, p, end, 1, wire_len, reading)
+        if ethertype == 0x86DD:
+            return classify(buf, p, end, 1, wire_len, reading) if reading.ipv6 else IPV6
+        return None  # ARP, LLDP, ...
     if version_ihl != 0x45:
-        return classify(buf, p, end, 1, wire_len)
+        return classify(buf, p, end, 1, wire_len, reading)
     if flags_frag & 0x1FFF:
         return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
+    if proto == 4:  # IP-in-IP
+        return classify(buf, p, end, 1, wire_len, reading)
     if proto != 17:
         if proto == 1 and caplen >= 42 and (total_len >= 28 or total_len < 20):  # a whole ICMP header
             icmp_type = buf[p + 34]
@@ -333,30 +470,32 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0):
                 return (pair, flags_frag & 0x3FFF, 1, total_len, wire_len, None, None,
                         _ECHO(buf, p + 34)[0] & 0xFF000000FFFFFFFF, dst_mac)
             if icmp_type == 3:
-                return classify(buf, p, end, 1, wire_len)
+                return classify(buf, p, end, 1, wire_len, reading)
         elif proto == 6 and caplen >= 48 and buf[p + 47] & 2:
-            return classify(buf, p, end, 1, wire_len)
+            return classify(buf, p, end, 1, wire_len, reading)
         return (pair, flags_frag & 0x3FFF, proto, total_len, wire_len, None, None, None, dst_mac)
     if caplen < 84 or 20 <= total_len < 28:  # 84: up to the inner IPv4 header's end
-        return classify(buf, p, end, 1, wire_len)
+        return classify(buf, p, end, 1, wire_len, reading)
     dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto, inner_pair = _UDP_VXLAN(buf, p + 34)
     if not vflags & 0x08:
+        if 0 < vflags < 5:  # shaped like a WireGuard message: the port decides, in classify
+            return classify(buf, p, end, 1, wire_len, reading)
         return (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dst_mac, dport)
     if inner_type == 0x0800 and inner_vihl >> 4 == 4:
         if (inner_proto == 6 or inner_proto == 1) and (
             inner_vihl != 0x45 or inner_ff & 0x1FFF or (inner_proto == 6 and caplen >= 98 and buf[p + 97] & 2)
         ):
-            return classify(buf, p, end, 1, wire_len)
+            return classify(buf, p, end, 1, wire_len, reading)
         if inner_proto == 1 and caplen >= 92 and (inner_len >= 28 or inner_len < 20):
             icmp_type = buf[p + 84]
             if icmp_type == 8 or icmp_type == 0:
                 return (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, 1, inner_len, wire_len, None, None,
                         _ECHO(buf, p + 84)[0] & 0xFF000000FFFFFFFF, dst_mac)
             if icmp_type == 3:
-                return classify(buf, p, end, 1, wire_len)
+                return classify(buf, p, end, 1, wire_len, reading)
         return (inner_pair, pair, dport, vni, mac, flags_frag & 0x3FFF, inner_proto, inner_len, wire_len, None, None,
                 None, dst_mac)
-    return classify(buf, p, end, 1, wire_len)
+    return classify(buf, p, end, 1, wire_len, reading)
 
 
 class _Pcapng:
@@ -391,6 +530,7 @@ class FastDecoder:
         vxlan_ports: frozenset[int] = VXLAN_PORTS,
         judged: frozenset[int] | None = None,
         compiled: bool = True,
+        reading: Reading | None = None,
     ) -> None:
         """`judged`: the IPv4 addresses (as ints) whose flows are kept in detail, the rest only
         counted (`DecodeResult.unjudged_frames`, and the per-port and IPv6 counts); None keeps
@@ -398,11 +538,20 @@ class FastDecoder:
         a busy node's thousands of other flows cost neither memory nor a dictionary entry."""
         self._samples_per_flow = samples_per_flow
         self._judged = judged
+        # What to read beyond IPv4 VXLAN (core/encap.Reading): classify, and the copies that hand it
+        # frames, are bound to it; the default reads as vxcap always did.
+        reading = Reading(vxlan_ports=vxlan_ports) if reading is None else reading
+        vxlan_ports = reading.vxlan_ports
+        self._reading = reading
+        plain_reading = not reading.wireguard_ports and not reading.ipv6
+        self._classify = classify if plain_reading else partial(classify, reading=reading)
+        self._eth_key = ethernet_key if plain_reading else partial(ethernet_key, reading=reading)
         # The compiled pcap loop (`_skim.tally`), when built and asked for: it counts the frames of
         # the common shapes as `_pcap_records` does and stops where that loop must read (`classify`).
         # False: Python alone, the reference the tests hold the compiled loop to.
-        self._tally = _TALLY if compiled and all(0 <= a < 2**32 for a in judged or ()) else None
-        self._judged_bytes = b"".join(a.to_bytes(4, "big") for a in sorted(judged or ()))
+        # IPv6 addresses are for the Python loop: the compiled one hands it every IPv6 frame.
+        self._tally = _TALLY if compiled else None
+        self._judged_bytes = b"".join(a.to_bytes(4, "big") for a in sorted(judged or ()) if 0 <= a < 2**32)
         self._raw: dict[bytes, list] = {}  # the compiled loop's: a frame's facts as bytes -> its entry in _agg
         self._unjudged = 0
         self._last_linktype = LINKTYPE_ETHERNET  # of the pcapng packet `_count` is handed
@@ -516,7 +665,7 @@ class FastDecoder:
         if key is None:
             return
         judged = self._judged
-        if judged is not None and len(key) != 1 and key[0] >> 32 not in judged and key[0] & _LOW32 not in judged:
+        if judged is not None and len(key) != 1 and _unjudged(key[0], judged):
             self._count_unjudged(key)
             return
         tally = self._agg.get(key)
@@ -546,8 +695,9 @@ class FastDecoder:
         eth_ipv4 = _ETH_IPV4_HDR
         udp_vxlan = _UDP_VXLAN
         echo = _ECHO
-        slow = classify
+        slow = self._classify
         ipv6 = IPV6
+        read_v6 = self._reading.ipv6
         agg = self._agg
         get = agg.get
         nev = self._samples_per_flow
@@ -565,7 +715,8 @@ class FastDecoder:
             if compiled is not None:
                 # Everything of the common shapes, counted in C; the record it stops at is read below.
                 off, idx, unjudged_there = compiled(buf, off, n, big_endian, judged_bytes, has_judged, ports_bytes,
-                                                    agg, self._raw, nev, idx, base, linktype, ipv6, slow, unjudged)
+                                                    agg, self._raw, nev, idx, base, linktype,
+                                                    None if read_v6 else ipv6, slow, unjudged)
                 skipped += unjudged_there
                 if off + 16 > n:
                     break
@@ -589,11 +740,11 @@ class FastDecoder:
                     if ethertype == 0x8100 or ethertype == 0x88A8:
                         key = slow(buf, p, end, 1, wire_len)
                     elif ethertype == 0x86DD:
-                        key = ipv6
+                        key = slow(buf, p, end, 1, wire_len) if read_v6 else ipv6
                     else:
                         idx += 1
                         continue
-                elif version_ihl != 0x45:
+                elif version_ihl != 0x45 or (proto == 4 and not flags_frag & 0x1FFF):  # options; IP-in-IP
                     key = slow(buf, p, end, 1, wire_len)
                 elif proto != 17 or flags_frag & 0x1FFF:
                     # Plain, keyed by this pair whatever the transport says: an unjudged one costs no key.
@@ -627,7 +778,11 @@ class FastDecoder:
                     (dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto,
                      inner_pair) = udp_vxlan(buf, p + 34)
                     if not vflags & 0x08:
-                        key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dst_mac, dport)
+                        if 0 < vflags < 5:  # shaped like a WireGuard message: the port decides, in classify
+                            key = slow(buf, p, end, 1, wire_len)
+                        else:
+                            key = (pair, flags_frag & 0x3FFF, 17, total_len, wire_len, None, None, None, dst_mac,
+                                   dport)
                     elif inner_type == 0x0800 and inner_vihl >> 4 == 4:
                         # VXLAN keyed by the inner pair, on every path below: an unjudged one costs no key.
                         if (judged is not None and inner_pair >> 32 not in judged
@@ -657,7 +812,8 @@ class FastDecoder:
             if key is not None:
                 if judged is not None and len(key) != 1:
                     pair = key[0]
-                    if pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged:
+                    if (pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged if pair < 0x10000000000000000
+                            else _unjudged(pair, judged)):
                         unjudged(key)
                         idx += 1
                         continue
@@ -687,8 +843,8 @@ class FastDecoder:
         get = agg.get
         nev = self._samples_per_flow
         idx = self._frames
-        eth_key = ethernet_key
-        slow = classify
+        eth_key = self._eth_key
+        slow = self._classify
         known = self._linktypes  # link types already checked as supported
         judged = self._judged
         unjudged = self._count_unjudged
@@ -730,7 +886,8 @@ class FastDecoder:
             if key is not None:
                 if judged is not None and len(key) != 1:
                     pair = key[0]
-                    if pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged:
+                    if (pair >> 32 not in judged and pair & 0xFFFFFFFF not in judged if pair < 0x10000000000000000
+                            else _unjudged(pair, judged)):
                         unjudged(key)
                         idx += 1
                         continue
@@ -812,9 +969,9 @@ class FastDecoder:
         end = p + caplen
         self._last_linktype = linktype
         if linktype == LINKTYPE_ETHERNET:
-            self._count(ethernet_key(buf, p, end, wire_len), at)
+            self._count(self._eth_key(buf, p, end, wire_len), at)
         else:
-            self._count(classify(buf, p, end, linktype, wire_len), at)
+            self._count(self._classify(buf, p, end, linktype, wire_len), at)
 
     # -- output --------------------------------------------------------------
 
@@ -847,6 +1004,12 @@ class FastDecoder:
                 found = addresses[value] = IPv4Address(value)
             return found
 
+        def address6(value: int) -> IPv6Address:
+            found = addresses.get(value | _V6)
+            if found is None:
+                found = addresses[value | _V6] = IPv6Address(value)
+            return found
+
         macs: dict[bytes, str] = {}
 
         def mac_text(value: bytes) -> str:
@@ -856,6 +1019,8 @@ class FastDecoder:
             return found
 
         def pair(value: int) -> FlowKey:
+            if value >= _V6:
+                return (address6(value >> 128 & _M128), address6(value & _M128))
             return (address(value >> 32), address(value & _LOW32))
 
         tallied = 0
@@ -870,7 +1035,20 @@ class FastDecoder:
                 positions[flow_key] = []
             flow.packets += count
             tallied += count
-            if len(key) != 13:
+            if len(key) == 15:  # the general shape: IP-in-IP, WireGuard, VXLAN with IPv6 in it
+                _, outer, dport, vni, mac, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo, dst_mac, wire, \
+                    wg_type = key
+                flow.encaps[Wire(wire)] += count
+                if vni is not None:
+                    flow.vnis[vni >> 8] += count
+                if dport is not None:
+                    flow.udp_dports[dport] += count
+                flow.outer_pairs[pair(outer)] += count
+                if mac is not None:
+                    flow.inner_dst_macs[mac.hex(":")] += count
+                if wg_type is not None:
+                    flow.wg_types[wg_type] += count
+            elif len(key) != 13:
                 _, frag, proto, ip_len, wire_len, mss, next_hop_mtu, echo, dst_mac = key[:9]
                 flow.encaps[Wire.PLAIN] += count
                 if len(key) > 9 and key[9] in ports:

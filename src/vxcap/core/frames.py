@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from vxcap.core.model import Wire
+from vxcap.core.model import IPAddress, Wire
 
 
 # pcap link types (LINKTYPE_*), as tcpdump writes them.
@@ -25,20 +25,21 @@ LINKTYPE_LINUX_SLL2 = 276
 class FrameFacts:
     """The fields of one underlay frame that a verdict can turn on.
 
-    `src`/`dst` are the innermost IPv4 addresses (the pods', for pod traffic);
-    `outer_*` are the underlay IPv4 header's (equal to `src`/`dst` when plain).
+    `src`/`dst` are the innermost IP addresses (the pods', for pod traffic; the nodes' for
+    WireGuard, whose inner packet is encrypted); `outer_*` are the underlay IP header's (equal to
+    `src`/`dst` when plain or WireGuard). IPv6 addresses only when the decoder was asked to read IPv6.
     `wire_len` is the frame's original length, never the captured length, less the outer
     link header's VLAN tags: a tag is added by the switch port, it does not count against the
     node's MTU, so an 802.1Q-tagged full-size frame must not read oversize.
     """
 
     encap: Wire
-    src: IPv4Address
-    dst: IPv4Address
-    outer_src: IPv4Address
-    outer_dst: IPv4Address
+    src: IPAddress
+    dst: IPAddress
+    outer_src: IPAddress
+    outer_dst: IPAddress
     wire_len: int  # without any 802.1Q / 802.1ad tags of the outer link header (see vlan_bytes)
-    ip_proto: int  # innermost IPv4 protocol (1 ICMP, 6 TCP, 17 UDP)
+    ip_proto: int  # innermost IP protocol (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6; IPv6: the first header's next header)
     outer_fragment: bool = False  # MF set or a fragment offset on the underlay header
     outer_df: bool = False
     udp_sport: int | None = None
@@ -56,9 +57,10 @@ class FrameFacts:
     # The link header's destination (None on a link without one: SLL, raw IP). On the receiver's
     # capture it says whether a frame was sent to that node or only flooded past it.
     outer_dst_mac: str | None = None
+    wg_type: int | None = None  # WireGuard message type (4: transport data)
 
     @property
-    def key(self) -> tuple[IPv4Address, IPv4Address]:
+    def key(self) -> tuple[IPAddress, IPAddress]:
         return (self.src, self.dst)
 
 
@@ -70,7 +72,7 @@ class FlowTally:
     encaps: Counter = field(default_factory=Counter)
     vnis: Counter = field(default_factory=Counter)
     udp_dports: Counter = field(default_factory=Counter)
-    outer_pairs: Counter = field(default_factory=Counter)  # (outer_src, outer_dst) of VXLAN frames
+    outer_pairs: Counter = field(default_factory=Counter)  # (outer_src, outer_dst) of encapsulated frames
     inner_dst_macs: Counter = field(default_factory=Counter)
     outer_fragments: int = 0
     max_wire_len: int = 0
@@ -85,16 +87,35 @@ class FlowTally:
     # (ICMP echo type, identifier, sequence, outer destination MAC) -> frames: what delivery matches
     # across capture points. One entry per echo, so as many as the flow had echoes.
     echo_ids: Counter = field(default_factory=Counter)
+    wg_types: Counter = field(default_factory=Counter)  # WireGuard message type -> frames
+
+    @property
+    def outer_srcs(self) -> Counter:
+        found: Counter = Counter()
+        for (src, _), n in self.outer_pairs.items():
+            found[src] += n
+        return found
+
+    @property
+    def outer_dsts(self) -> Counter:
+        found: Counter = Counter()
+        for (_, dst), n in self.outer_pairs.items():
+            found[dst] += n
+        return found
 
     def add(self, facts: FrameFacts) -> None:
         self.packets += 1
         self.encaps[facts.encap] += 1
-        if facts.encap is Wire.VXLAN:
-            self.vnis[facts.vni] += 1
-            self.udp_dports[facts.udp_dport] += 1
+        if facts.encap is not Wire.PLAIN:
+            if facts.vni is not None:
+                self.vnis[facts.vni] += 1
+            if facts.udp_dport is not None:
+                self.udp_dports[facts.udp_dport] += 1
             self.outer_pairs[(facts.outer_src, facts.outer_dst)] += 1
             if facts.inner_dst_mac is not None:
                 self.inner_dst_macs[facts.inner_dst_mac] += 1
+            if facts.wg_type is not None:
+                self.wg_types[facts.wg_type] += 1
         if facts.outer_fragment:
             self.outer_fragments += 1
         if facts.wire_len > self.max_wire_len:
@@ -124,9 +145,10 @@ class FlowTally:
         self.echoes.update(other.echoes)
         self.outer_dst_macs.update(other.outer_dst_macs)
         self.echo_ids.update(other.echo_ids)
+        self.wg_types.update(other.wg_types)
 
 
-FlowKey = tuple[IPv4Address, IPv4Address]
+FlowKey = tuple[IPAddress, IPAddress]
 
 
 def tally(frames) -> dict[FlowKey, FlowTally]:

@@ -8,7 +8,7 @@ every error names the field, so a hand-written manifest is easy to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address, ip_interface
 from typing import Any
 
 from vxcap.core.errors import InputError
@@ -16,6 +16,8 @@ from vxcap.core.names import check_iface, check_node_name, check_relative_file
 from vxcap.core.model import (
     DEFAULT_PORT,
     DEFAULT_VNI,
+    DEFAULT_WG_PORT,
+    DEFAULT_WG_PORT_V6,
     Mode,
     Node,
     Overlay,
@@ -111,6 +113,30 @@ def _address(value: Any, where: str) -> IPv4Address:
     return addr
 
 
+def _address6(value: Any, where: str) -> IPv6Address | None:
+    if value is None:
+        return None
+    try:
+        addr = ip_address(_str(value, where))
+    except ValueError:
+        addr = None
+    if not isinstance(addr, IPv6Address):
+        raise InputError(f"manifest: {where} {value!r} is not an IPv6 address")
+    return addr
+
+
+def _interface6(value: Any, where: str) -> IPv6Interface | None:
+    if value is None:
+        return None
+    try:
+        iface = ip_interface(_str(value, where))
+    except ValueError:
+        iface = None
+    if not isinstance(iface, IPv6Interface):
+        raise InputError(f"manifest: {where} {value!r} is not an IPv6 address with prefix")
+    return iface
+
+
 def _interface(value: Any, where: str) -> IPv4Interface:
     text = _str(value, where)
     if "/" not in text:
@@ -163,6 +189,12 @@ def parse_manifest(data: Any) -> Manifest:
             vni=_int(ov.get("vni", DEFAULT_VNI), "overlay.vni"),
             port=_int(ov.get("port", DEFAULT_PORT), "overlay.port"),
             mtu=None if ov.get("mtu") is None else _int(ov["mtu"], "overlay.mtu"),
+            mode6=None if ov.get("mode6") is None else Mode.parse(_str(ov["mode6"], "overlay.mode6")),
+            mtu6=None if ov.get("mtu6") is None else _int(ov["mtu6"], "overlay.mtu6"),
+            wireguard=ov.get("wireguard") is True,
+            wireguard6=ov.get("wireguard6") is True,
+            wireguard_port=_int(ov.get("wireguard_port", DEFAULT_WG_PORT), "overlay.wireguard_port"),
+            wireguard_port6=_int(ov.get("wireguard_port6", DEFAULT_WG_PORT_V6), "overlay.wireguard_port6"),
         )
     except InputError as err:
         message = str(err)
@@ -180,6 +212,10 @@ def parse_manifest(data: Any) -> Manifest:
                 vtep_mac=_mac(raw.get("vtep_mac"), f"{where}.vtep_mac"),
                 vni=None if raw.get("vni") is None else _int(raw["vni"], f"{where}.vni"),
                 port=None if raw.get("port") is None else _int(raw["port"], f"{where}.port"),
+                underlay6=_interface6(raw.get("underlay6"), f"{where}.underlay6"),
+                vtep_mac6=_mac(raw.get("vtep_mac6"), f"{where}.vtep_mac6"),
+                wireguard_key=None if raw.get("wireguard_key") is None else _str(raw["wireguard_key"], f"{where}.wireguard_key"),
+                wireguard_key6=None if raw.get("wireguard_key6") is None else _str(raw["wireguard_key6"], f"{where}.wireguard_key6"),
             )
         )
         for j, cap in enumerate(_list(raw, "captures", where, required=False)):
@@ -216,6 +252,7 @@ def parse_manifest(data: Any) -> Manifest:
                 name=_str(raw.get("name", f"pod-on-{node}"), f"{where}.name"),
                 node=node,
                 ip=_address(_need(raw, "ip", where), f"{where}.ip"),
+                ip6=_address6(raw.get("ip6"), f"{where}.ip6"),
             )
         )
     pod_nodes = [p.node for p in pods]
@@ -298,9 +335,16 @@ def manifest_dict(
             "vni": overlay.vni,
             "port": overlay.port,
             "mtu": overlay.mtu,
+            # IPv6 and WireGuard only when the cluster has them: an IPv4 VXLAN run's manifest is as before
+            **({"mode6": overlay.mode6.value, "mtu6": overlay.mtu6} if overlay.mode6 is not None else {}),
+            **({"wireguard": overlay.wireguard, "wireguard6": overlay.wireguard6,
+                "wireguard_port": overlay.wireguard_port, "wireguard_port6": overlay.wireguard_port6}
+               if overlay.wireguard or overlay.wireguard6 else {}),
         },
         "nodes": [],
-        "pods": [{"name": pods[n.name].name, "node": n.name, "ip": str(pods[n.name].ip)} for n in involved if n.name in pods],
+        "pods": [{"name": pods[n.name].name, "node": n.name, "ip": str(pods[n.name].ip),
+                  **({"ip6": str(pods[n.name].ip6)} if pods[n.name].ip6 is not None else {})}
+                 for n in involved if n.name in pods],
         "pairs": [{"src": p.a, "dst": p.b} for p in pairs],
     }
     if run_id is not None:
@@ -319,6 +363,13 @@ def manifest_dict(
             entry["vni"] = node.vni
         if node.port is not None:
             entry["port"] = node.port
+        if node.underlay6 is not None:
+            entry["underlay6"] = str(node.underlay6)
+        if node.vtep_mac6:
+            entry["vtep_mac6"] = node.vtep_mac6
+        for key in ("wireguard_key", "wireguard_key6"):
+            if getattr(node, key) is not None:
+                entry[key] = getattr(node, key)
         entry["captures"] = [
             {"iface": iface, "file": file,
              **{k: v for k, v in capture_facts.get((node.name, iface), {}).items() if v is not None},

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 from vxcap.core.errors import InputError
 
@@ -35,6 +35,13 @@ class Wire(StrEnum):
 
     PLAIN = "plain"
     VXLAN = "vxlan"
+    IPIP = "ipip"
+    WIREGUARD = "wireguard"
+
+
+# An address of either family: IPv4 underlays and pods, and IPv6 ones on IPv6 and dual-stack clusters.
+IPAddress = IPv4Address | IPv6Address
+FAMILIES = (4, 6)
 
 
 # Calico's defaults (FelixConfiguration vxlanVNI / vxlanPort) and the IANA VXLAN port.
@@ -44,6 +51,13 @@ DEFAULT_MTU = 1450
 # The VTEPs Calico creates on every node (IPv4 and IPv6 pools): the one place their names are written.
 VXLAN_DEVICE = "vxlan.calico"
 VXLAN_V6_DEVICE = "vxlan-v6.calico"
+IPIP_DEVICE = "tunl0"
+WG_DEVICE = "wireguard.cali"
+WG_V6_DEVICE = "wg-v6.cali"
+# FelixConfiguration wireguardListeningPort / wireguardListeningPortV6 defaults (felix/config/config_params.go).
+DEFAULT_WG_PORT = 51820
+DEFAULT_WG_PORT_V6 = 51821
+ENCAPSULATIONS = ("vxlan", "ipip")  # what an IPv4 IPPool's vxlanMode / ipipMode turns on
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -63,7 +77,15 @@ class Overlay:
     vni: int = DEFAULT_VNI
     port: int = DEFAULT_PORT
     mtu: int | None = DEFAULT_MTU  # None: Calico's "auto"
-    encapsulation: str = "vxlan"
+    encapsulation: str = "vxlan"  # the IPv4 pool's: "vxlan" (vxlanMode) or "ipip" (ipipMode); `mode` is its mode
+    # The IPv6 pool's vxlanMode (None: no IPv6 pool). Calico has no IP-in-IP over IPv6.
+    mode6: Mode | None = None
+    mtu6: int | None = None  # vxlanMTUV6 (None: auto)
+    # FelixConfiguration wireguardEnabled / wireguardEnabledV6 and their listening ports.
+    wireguard: bool = False
+    wireguard6: bool = False
+    wireguard_port: int = DEFAULT_WG_PORT
+    wireguard_port6: int = DEFAULT_WG_PORT_V6
 
     def __post_init__(self) -> None:
         if not 0 <= self.vni < 2**24:
@@ -72,8 +94,21 @@ class Overlay:
             raise InputError(f"UDP port {self.port} is out of range (1..65535)")
         if self.mtu is not None and not 68 <= self.mtu <= 65535:
             raise InputError(f"MTU {self.mtu} is out of range (68..65535)")
-        if self.encapsulation != "vxlan":
-            raise InputError(f"encapsulation {self.encapsulation!r} is not handled (only vxlan)")
+        if self.encapsulation not in ENCAPSULATIONS:
+            raise InputError(f"encapsulation {self.encapsulation!r} is not handled ({', '.join(ENCAPSULATIONS)})")
+        for port in (self.wireguard_port, self.wireguard_port6):
+            if not 1 <= port <= 65535:
+                raise InputError(f"WireGuard port {port} is out of range (1..65535)")
+
+    def wireguard_on(self, family: int) -> bool:
+        return self.wireguard if family == 4 else self.wireguard6
+
+    def wireguard_port_for(self, family: int) -> int:
+        return self.wireguard_port if family == 4 else self.wireguard_port6
+
+    def families(self) -> tuple[int, ...]:
+        """The pod families the overlay has pools for (IPv4 always: vxcap's model has an IPv4 pool)."""
+        return (4, 6) if self.mode6 is not None else (4,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +128,33 @@ class Node:
     # goes out with it (None: the overlay's).
     vni: int | None = None
     port: int | None = None
+    # The IPv6 underlay (projectcalico.org/IPv6Address), its pod block and vxlan-v6.calico's
+    # address and MAC (IPv6VXLANTunnelAddr, VXLANTunnelMACAddrV6): None on an IPv4-only node.
+    underlay6: IPv6Interface | None = None
+    block6: IPv6Network | None = None
+    vtep_ip6: IPv6Address | None = None
+    vtep_mac6: str | None = None
+    # projectcalico.org/WireguardPublicKey[V6]: Felix peers only with nodes that published one.
+    # None: not known (a lab, a topology file), taken as published when WireGuard is on.
+    wireguard_key: str | None = None
+    wireguard_key6: str | None = None
 
     @property
     def address(self) -> IPv4Address:
         return self.underlay.ip
+
+    def address_of(self, family: int) -> IPAddress | None:
+        if family == 4:
+            return self.underlay.ip
+        return None if self.underlay6 is None else self.underlay6.ip
+
+    def subnet_of(self, family: int) -> IPv4Network | IPv6Network | None:
+        if family == 4:
+            return self.underlay.network
+        return None if self.underlay6 is None else self.underlay6.network
+
+    def vtep_mac_of(self, family: int) -> str | None:
+        return self.vtep_mac if family == 4 else self.vtep_mac6
 
     @property
     def subnet(self) -> IPv4Network:
@@ -108,6 +166,10 @@ class Pod:
     name: str
     node: str
     ip: IPv4Address
+    ip6: IPv6Address | None = None  # the pod's IPv6 address on a dual-stack cluster
+
+    def ip_of(self, family: int) -> IPAddress | None:
+        return self.ip if family == 4 else self.ip6
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +190,7 @@ class Topology:
     pool: IPv4Network | None = None
     cluster: str = ""
     subnets: tuple[Subnet, ...] = field(default=())
+    pool6: IPv6Network | None = None
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

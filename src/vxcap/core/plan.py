@@ -8,11 +8,10 @@ is seen, so the verdict can never be bent by what was observed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from itertools import permutations
 
 from vxcap.core.errors import InputError
-from vxcap.core.model import Mode, Node, Overlay, Pair, Pod, Topology, Wire
+from vxcap.core.model import IPAddress, Mode, Node, Overlay, Pair, Pod, Topology, Wire
 from vxcap.core.names import check_node_name
 
 
@@ -24,6 +23,7 @@ class NodePath:
     dst: str
     expected: Wire
     reason: str
+    family: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,42 +32,79 @@ class Expectation:
 
     src_node: str
     dst_node: str
-    src_ip: IPv4Address
-    dst_ip: IPv4Address
+    src_ip: IPAddress
+    dst_ip: IPAddress
     expected: Wire
     reason: str
     vni: int
-    port: int
-    outer_src: IPv4Address
-    outer_dst: IPv4Address
+    port: int  # the UDP port of the expected format (VXLAN's, or WireGuard's listening port)
+    outer_src: IPAddress
+    outer_dst: IPAddress
     inner_dst_mac: str | None  # the receiving node's VTEP MAC, when known
+    family: int = 4  # the pods' and the underlay's IP version: each family is judged on its own
 
     @property
-    def key(self) -> tuple[IPv4Address, IPv4Address]:
+    def key(self) -> tuple[IPAddress, IPAddress]:
         return (self.src_ip, self.dst_ip)
 
+    @property
+    def tunnel_key(self) -> tuple[IPAddress, IPAddress]:
+        """Where a format that hides the pods (WireGuard) is tallied: the nodes' outer pair."""
+        return (self.outer_src, self.outer_dst)
 
-def expected_wire(overlay: Overlay, src: Node, dst: Node) -> tuple[Wire, str]:
-    """Calico's choice for traffic leaving `src` towards `dst`.
 
-    CrossSubnet asks whether the *sending* node's underlay prefix contains the
-    receiver's address, so with mismatched prefixes the answer can differ by
-    direction (felix: `calc.vxlan_resolver` compares against the local CIDR).
+def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tuple[Wire, str]:
+    """Calico's choice for `family` traffic leaving `src` towards `dst`.
+
+    WireGuard first: Felix routes pod traffic to a peer that published a public key through
+    wireguard.cali (wg-v6.cali), ahead of the pool's encapsulation (its routing rule,
+    wireguardRoutingRulePriority 99), so the underlay carries WireGuard and neither VXLAN nor
+    IP-in-IP. Then the pool's mode. CrossSubnet asks whether the *sending* node's underlay
+    prefix contains the receiver's address, so with mismatched prefixes the answer can differ by
+    direction (felix: `calc.vxlan_resolver` compares against the local CIDR; IP-in-IP the same).
     """
-    if overlay.mode is Mode.ALWAYS:
-        return Wire.VXLAN, "vxlanMode Always"
-    if overlay.mode is Mode.NEVER:
-        return Wire.PLAIN, "vxlanMode Never"
-    if dst.address in src.subnet:
-        return Wire.PLAIN, f"same subnet: {dst.address} is in {src.subnet}"
-    return Wire.VXLAN, f"other subnet: {dst.address} is not in {src.subnet}"
+    v6 = "V6" if family == 6 else ""
+    if overlay.wireguard_on(family):
+        keys = (src.wireguard_key, dst.wireguard_key) if family == 4 else (src.wireguard_key6, dst.wireguard_key6)
+        if all(key != "" for key in keys):  # None: not known, taken as published
+            return Wire.WIREGUARD, f"wireguardEnabled{v6}: both nodes are WireGuard peers"
+        missing = src.name if keys[0] == "" else dst.name
+        why = f"wireguardEnabled{v6}, but {missing} has no WireGuard public key: "
+    else:
+        why = ""
+    if family == 4:
+        mode, wire, field = overlay.mode, Wire(overlay.encapsulation), f"{overlay.encapsulation}Mode"
+    else:
+        if overlay.mode6 is None:
+            raise InputError("no IPv6 pool: there is no IPv6 pod traffic to expect")
+        mode, wire, field = overlay.mode6, Wire.VXLAN, "vxlanMode (IPv6 pool)"
+    if mode is Mode.ALWAYS:
+        return wire, f"{why}{field} Always"
+    if mode is Mode.NEVER:
+        return Wire.PLAIN, f"{why}{field} Never"
+    address, subnet = dst.address_of(family), src.subnet_of(family)
+    if address is None or subnet is None:
+        raise InputError(f"no IPv{family} underlay address on {dst.name if address is None else src.name}")
+    if address in subnet:
+        return Wire.PLAIN, f"{why}same subnet: {address} is in {subnet}"
+    return wire, f"{why}other subnet: {address} is not in {subnet}"
+
+
+def path_families(topology: Topology, src: Node, dst: Node) -> tuple[int, ...]:
+    """The families a pair of nodes carries pod traffic in: IPv4, and IPv6 where there is an
+    IPv6 pool and both nodes have an IPv6 underlay address."""
+    families = [4]
+    if topology.overlay.mode6 is not None and src.underlay6 is not None and dst.underlay6 is not None:
+        families.append(6)
+    return tuple(families)
 
 
 def all_paths(topology: Topology) -> tuple[NodePath, ...]:
-    """Every ordered node pair: what `vxcap topology` shows and `run` plans from."""
+    """Every ordered node pair and family: what `vxcap topology` shows and `run` plans from."""
     return tuple(
-        NodePath(src.name, dst.name, *expected_wire(topology.overlay, src, dst))
+        NodePath(src.name, dst.name, *expected_wire(topology.overlay, src, dst, family), family=family)
         for src, dst in permutations(topology.nodes, 2)
+        for family in path_families(topology, src, dst)
     )
 
 
@@ -143,22 +180,30 @@ def plan(topology: Topology, pairs: tuple[Pair, ...], pods: dict[str, Pod]) -> t
             for node in (src, dst):
                 if node.name not in pods:
                     raise InputError(f"no test pod on node {node.name}")
-            wire, reason = expected_wire(topology.overlay, src, dst)
-            expectations.append(
-                Expectation(
-                    src_node=src.name,
-                    dst_node=dst.name,
-                    src_ip=pods[src.name].ip,
-                    dst_ip=pods[dst.name].ip,
-                    expected=wire,
-                    reason=reason,
-                    # The sender's Felix decides what its VXLAN carries; whether the receiver
-                    # takes it is for delivery to show.
-                    vni=topology.overlay.vni if src.vni is None else src.vni,
-                    port=topology.overlay.port if src.port is None else src.port,
-                    outer_src=src.address,
-                    outer_dst=dst.address,
-                    inner_dst_mac=dst.vtep_mac,
+            for family in path_families(topology, src, dst):
+                src_ip, dst_ip = pods[src.name].ip_of(family), pods[dst.name].ip_of(family)
+                if src_ip is None or dst_ip is None:
+                    continue  # a pod without an address of this family: nothing of it to expect
+                wire, reason = expected_wire(topology.overlay, src, dst, family)
+                port = topology.overlay.port if src.port is None else src.port
+                if wire is Wire.WIREGUARD:
+                    port = topology.overlay.wireguard_port_for(family)
+                expectations.append(
+                    Expectation(
+                        src_node=src.name,
+                        dst_node=dst.name,
+                        src_ip=src_ip,
+                        dst_ip=dst_ip,
+                        expected=wire,
+                        reason=reason,
+                        # The sender's Felix decides what its VXLAN carries; whether the receiver
+                        # takes it is for delivery to show.
+                        vni=topology.overlay.vni if src.vni is None else src.vni,
+                        port=port,
+                        outer_src=src.address_of(family),
+                        outer_dst=dst.address_of(family),
+                        inner_dst_mac=dst.vtep_mac_of(family),
+                        family=family,
+                    )
                 )
-            )
     return tuple(expectations)

@@ -64,6 +64,8 @@ def _safe(name: str) -> str:
     return cleaned or "_"
 
 
-def flow_pcapng_name(src_node: str, dst_node: str) -> str:
-    """The run-relative pcapng holding one direction's frames from every node."""
-    return f"{FLOW_PCAPNG_DIR}/{_safe(src_node)}-{_safe(dst_node)}.pcapng"
+def flow_pcapng_name(src_node: str, dst_node: str, family: str = "IPv4") -> str:
+    """The run-relative pcapng holding one direction's frames from every node (an IPv6 direction
+    of a dual-stack run has its own, `-ipv6`)."""
+    suffix = "-ipv6" if family == "IPv6" else ""
+    return f"{FLOW_PCAPNG_DIR}/{_safe(src_node)}-{_safe(dst_node)}{suffix}.pcapng"

@@ -5,6 +5,11 @@ its flow, and it must show the flow's packets at all, on the sender's and on the
 receiver's capture, so an empty or mis-filtered capture can never pass. A direction
 whose sender or receiver has no usable capture cannot pass either: a check that
 needs it was not made, and is named as such.
+
+Which header fields are checked, and against what, is the expected format's (core/encap.py's
+`Encap.checks`). A format that hides the pods (WireGuard) is proven negatively and positively at
+once: no packet of the pod flow on the underlay in any form, and the format's frames between the
+two nodes (`tunnel`, tallied under the nodes' pair) on both captures, in step with the probes.
 """
 
 from __future__ import annotations
@@ -13,12 +18,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from ipaddress import IPv4Address
-
 from vxcap.core.delivery import Delivery
+from vxcap.core.encap import ENCAPS, WG_TRANSPORT_DATA, Encap
 from vxcap.core.frames import FlowTally
 from vxcap.core.plan import Expectation
-from vxcap.core.model import Wire
+from vxcap.core.model import IPAddress, Wire
 
 
 class Observed(StrEnum):
@@ -26,6 +30,8 @@ class Observed(StrEnum):
 
     PLAIN = Wire.PLAIN.value
     VXLAN = Wire.VXLAN.value
+    IPIP = Wire.IPIP.value
+    WIREGUARD = Wire.WIREGUARD.value
     MIXED = "mixed"
     NONE = "none"
 
@@ -49,14 +55,15 @@ class FlowVerdict:
     seen_on: tuple[tuple[str, int], ...]
     vni: int | None
     udp_dport: int | None
-    outer_src: IPv4Address | None
-    outer_dst: IPv4Address | None
+    outer_src: IPAddress | None
+    outer_dst: IPAddress | None
     inner_dst_mac: str | None
     max_wire_len: int
     outer_fragments: int
     reasons: tuple[str, ...] = field(default=())
     not_checked: tuple[str, ...] = field(default=())  # checks that could not be made, and why
     delivery: Delivery | None = None
+    wg_data: int = 0  # WireGuard transport-data messages between the two nodes (a WireGuard direction)
 
     @property
     def passed(self) -> bool:
@@ -87,14 +94,49 @@ def observed_wire(flow: FlowTally) -> Observed:
     return Observed(next(iter(kinds)).value)
 
 
+def _name(wire: Wire, family: int) -> str:
+    return f"plain IPv{family}" if wire is Wire.PLAIN else ENCAPS[wire].title
+
+
+def _detail(wire: Wire, flow: FlowTally) -> str:
+    """What identifies an unexpected format's frames, for a reason."""
+    if wire is Wire.VXLAN:
+        ports = ", ".join(str(p) for p, _ in flow.udp_dports.most_common())
+        vnis = ", ".join(str(v) for v, _ in flow.vnis.most_common())
+        return f" (VNI {vnis}, UDP port {ports})"
+    if wire is Wire.IPIP or wire is Wire.WIREGUARD:
+        pairs = ", ".join(f"{a} -> {b}" for (a, b), _ in flow.outer_pairs.most_common(3))
+        return f" (outer {pairs})" if pairs else ""
+    return ""
+
+
+def _header_checks(encap: Encap, expectation: Expectation, total: FlowTally) -> tuple[list[str], list[str]]:
+    reasons: list[str] = []
+    not_checked: list[str] = []
+    for check in encap.checks:
+        wanted = getattr(expectation, check.expected)
+        if wanted is None and check.needs_known:
+            not_checked.append(f"{check.label}: the VTEP MAC of {expectation.dst_node} is unknown")
+            continue
+        reasons += _mismatches(check.label, getattr(total, check.seen), wanted)
+    return reasons, not_checked
+
+
 def judge(
     expectation: Expectation,
     seen: Mapping[CapturePoint, FlowTally | None],
     unusable: Mapping[str, str] | None = None,
+    tunnel: Mapping[CapturePoint, FlowTally | None] | None = None,
+    sent: int | None = None,
 ) -> FlowVerdict:
     """Judge one direction. `seen` has an entry for every usable capture point the run had,
     with None (or an empty tally) where that point saw nothing of this flow; `unusable` says,
-    per node, why its capture is not there (never started, unreadable, its backend failed)."""
+    per node, why its capture is not there (never started, unreadable, its backend failed).
+    A WireGuard direction also needs `tunnel`: the same points' tallies of the nodes' pair
+    (`Expectation.tunnel_key`), and `sent`, the probes sent, when known."""
+    encap = ENCAPS[expectation.expected]
+    if not encap.inner_flow:
+        return _judge_hidden(expectation, encap, seen, unusable or {}, tunnel or {}, sent)
     total = FlowTally()
     for flow in seen.values():
         if flow is not None:
@@ -122,36 +164,17 @@ def judge(
                     f"{flow_name} not seen on {', '.join(str(p) for p in points)} ({role})"
                 )
 
-    plain = total.encaps.get(Wire.PLAIN, 0)
-    vxlan = total.encaps.get(Wire.VXLAN, 0)
-    if expectation.expected is Wire.VXLAN:
-        if plain:
-            reasons.append(
-                f"{plain} plain IPv4 packets, expected VXLAN ({expectation.reason})"
-            )
-        if vxlan:
-            reasons += _mismatches("UDP port", total.udp_dports, expectation.port)
-            reasons += _mismatches("VNI", total.vnis, expectation.vni)
-            outer_srcs = Counter()
-            outer_dsts = Counter()
-            for (src, dst), n in total.outer_pairs.items():
-                outer_srcs[src] += n
-                outer_dsts[dst] += n
-            reasons += _mismatches("outer source", outer_srcs, expectation.outer_src)
-            reasons += _mismatches("outer destination", outer_dsts, expectation.outer_dst)
-            if expectation.inner_dst_mac is not None:
-                reasons += _mismatches(
-                    "inner destination MAC", total.inner_dst_macs, expectation.inner_dst_mac
-                )
-            else:
-                not_checked.append(f"inner destination MAC: the VTEP MAC of {expectation.dst_node} is unknown")
-    elif vxlan:
-        ports = ", ".join(str(p) for p, _ in total.udp_dports.most_common())
-        vnis = ", ".join(str(v) for v, _ in total.vnis.most_common())
-        reasons.append(
-            f"{vxlan} VXLAN packets (VNI {vnis}, UDP port {ports}), expected plain IPv4 ({expectation.reason})"
-        )
+    expected_name = _name(expectation.expected, expectation.family)
+    for wire, n in total.encaps.most_common():
+        if n and wire is not expectation.expected:
+            reasons.append(f"{n} {_name(wire, expectation.family)} packets{_detail(wire, total)}, "
+                           f"expected {expected_name} ({expectation.reason})")
+    if total.encaps.get(expectation.expected, 0):
+        more, unchecked = _header_checks(encap, expectation, total)
+        reasons += more
+        not_checked += unchecked
 
+    plain = total.encaps.get(Wire.PLAIN, 0)
     top_pair = _top(total.outer_pairs)
     if top_pair is None and plain:
         top_pair = (expectation.src_ip, expectation.dst_ip)
@@ -172,7 +195,90 @@ def judge(
     )
 
 
+def _judge_hidden(
+    expectation: Expectation,
+    encap: Encap,
+    seen: Mapping[CapturePoint, FlowTally | None],
+    unusable: Mapping[str, str],
+    tunnel: Mapping[CapturePoint, FlowTally | None],
+    sent: int | None,
+) -> FlowVerdict:
+    """A format whose frames hide the pods (WireGuard): the pod flow must not be on the
+    underlay at all, and the format's data messages between the two nodes must be, on both ends."""
+    flow_name = f"{expectation.src_ip} -> {expectation.dst_ip}"
+    tunnel_name = f"{expectation.outer_src} -> {expectation.outer_dst}"
+    leaked = FlowTally()
+    for flow in seen.values():
+        if flow is not None:
+            leaked.merge(flow)
+    wrapped = FlowTally()
+    for flow in tunnel.values():
+        if flow is not None:
+            wrapped.merge(flow)
+    reasons: list[str] = []
+    points = tuple(seen) or tuple(tunnel)
+    for role, node in (("sender", expectation.src_node), ("receiver", expectation.dst_node)):
+        if node in unusable:
+            reasons.append(f"no usable capture of {node} ({role}): {unusable[node]}")
+        elif not any(p.node == node for p in points):
+            reasons.append(f"no usable capture of {node} ({role}): none in manifest.json")
+    # The negative proof: the pod flow never crosses the underlay in the clear or in another tunnel.
+    for wire, n in leaked.encaps.most_common():
+        if n:
+            what = "plaintext" if wire is Wire.PLAIN else ENCAPS[wire].title
+            reasons.append(f"{n} {what} packets of {flow_name} on the underlay{_detail(wire, leaked)}, expected only "
+                           f"{encap.title} between the nodes ({expectation.reason})")
+    # The positive proof: transport data between exactly these two nodes, seen leaving and arriving.
+    data_by_point = {p: (t.wg_types.get(WG_TRANSPORT_DATA, 0) if t else 0) for p, t in tunnel.items()}
+    data = sum(data_by_point.values())
+    if data == 0:
+        where = ", ".join(str(p) for p in tunnel) or "no capture"
+        reasons.append(f"no {encap.title} transport data (type 4) from {tunnel_name} seen ({where})")
+    else:
+        for role, node in (("sender", expectation.src_node), ("receiver", expectation.dst_node)):
+            at = [p for p in tunnel if p.node == node]
+            if at and not any(data_by_point[p] for p in at):
+                reasons.append(f"{encap.title} transport data {tunnel_name} not seen on "
+                               f"{', '.join(str(p) for p in at)} ({role})")
+        more, _ = _header_checks(encap, expectation, wrapped)
+        reasons += more
+        if sent:
+            sender = max((data_by_point[p] for p in tunnel if p.node == expectation.src_node), default=0)
+            if sender < sent:
+                reasons.append(f"{sender} {encap.title} transport-data messages {tunnel_name} on the sender for "
+                               f"{sent} probes sent: not in step with the probes")
+    observed = Observed.NONE
+    if data and leaked.packets:
+        observed = Observed.MIXED
+    elif data:
+        observed = Observed(encap.wire.value)
+    elif leaked.packets:
+        observed = observed_wire(leaked)
+    pair = _top(wrapped.outer_pairs)
+    return FlowVerdict(
+        expectation=expectation,
+        observed=observed,
+        packets=leaked.packets + data,
+        seen_on=tuple((str(p), data_by_point.get(p, 0) + (seen[p].packets if seen.get(p) else 0)) for p in points),
+        vni=None,
+        udp_dport=_top(wrapped.udp_dports),
+        outer_src=pair[0] if pair else None,
+        outer_dst=pair[1] if pair else None,
+        inner_dst_mac=None,
+        max_wire_len=max(leaked.max_wire_len, wrapped.max_wire_len),
+        outer_fragments=leaked.outer_fragments + wrapped.outer_fragments,
+        reasons=tuple(reasons),
+        wg_data=data,
+    )
+
+
 def wireshark_filter(expectation: Expectation) -> str:
     """A display filter for the flow, plain or encapsulated: Wireshark matches
-    `ip.src`/`ip.dst` against the inner header of a VXLAN frame too."""
-    return f"ip.src=={expectation.src_ip} && ip.dst=={expectation.dst_ip}"
+    `ip.src`/`ip.dst` (`ipv6.*`) against the inner header of a VXLAN or IP-in-IP frame too.
+    WireGuard hides the pods: its filter is the nodes' data messages."""
+    ip = "ipv6" if expectation.family == 6 else "ip"
+    encap = ENCAPS[expectation.expected]
+    if not encap.inner_flow:
+        return (f"{ip}.src=={expectation.outer_src} && {ip}.dst=={expectation.outer_dst} && "
+                f"{encap.wireshark_filter}.type == 4")
+    return f"{ip}.src=={expectation.src_ip} && {ip}.dst=={expectation.dst_ip}"

@@ -14,23 +14,41 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vxcap.core.encap import ENCAPS, VXLAN, Encap
+from vxcap.core.model import Wire
 from vxcap.core.plan import Expectation
 from vxcap.core.verdict import wireshark_filter
 
 WIRESHARK_VXLAN_PORT = 4789
 
 
-def decode_as_args(ports: Iterable[int | None]) -> list[str]:
-    """`-d udp.port==P,vxlan` for every distinct port Wireshark would not dissect as VXLAN."""
+def _decode_as(ports: Iterable[int | None], encap: Encap) -> list[str]:
+    """The ports of a UDP format Wireshark would not dissect as it without being told (none for IP-in-IP)."""
+    if encap.wireshark_dissector is None:
+        return []
+    return [f"udp.port=={p},{encap.wireshark_dissector}"
+            for p in sorted({p for p in ports if p is not None and p not in encap.wireshark_ports})]
+
+
+def decode_as_args(ports: Iterable[int | None], encap: Encap = VXLAN) -> list[str]:
+    """`-d udp.port==P,vxlan` (`,wg` for WireGuard) for every distinct port Wireshark would not dissect as it."""
     args: list[str] = []
-    for port in sorted({p for p in ports if p is not None and p != WIRESHARK_VXLAN_PORT}):
-        args += ["-d", f"udp.port=={port},vxlan"]
+    for rule in _decode_as(ports, encap):
+        args += ["-d", rule]
     return args
 
 
-def decode_as_map(ports: Iterable[int | None]) -> dict[str, str]:
+def decode_as_map(ports: Iterable[int | None], encap: Encap = VXLAN) -> dict[str, str]:
     """The same decode-as rules in the form pyshark's `decode_as` takes."""
-    return {f"udp.port=={p}": "vxlan" for p in sorted({p for p in ports if p is not None and p != WIRESHARK_VXLAN_PORT})}
+    return dict(rule.split(",", 1) for rule in _decode_as(ports, encap))
+
+
+def flow_encap(flow: Expectation | Mapping[str, Any]) -> Encap:
+    """The format whose decode-as rules a flow's lines need: its expected one when that is a UDP
+    format, else VXLAN (a plain path's wrong-format frames are most likely VXLAN)."""
+    wire = flow.expected if isinstance(flow, Expectation) else Wire(str(flow.get("expected", "vxlan")))
+    encap = ENCAPS[wire]
+    return encap if encap.wireshark_dissector else VXLAN
 
 
 def flow_filter(flow: Expectation | Mapping[str, Any]) -> str:
@@ -42,19 +60,20 @@ def flow_filter(flow: Expectation | Mapping[str, Any]) -> str:
 
 def flow_ports(flow: Expectation | Mapping[str, Any], overlay_port: int) -> tuple[int, ...]:
     """The overlay's port, and the port the flow's VXLAN was actually seen on when it
-    differs: a person looking into a wrong-port failure needs to see those frames too."""
+    differs: a person looking into a wrong-port failure needs to see those frames too.
+    A WireGuard flow's port is its expectation's (the listening port), not VXLAN's."""
     if isinstance(flow, Expectation):
-        return (overlay_port,)
+        return (flow.port,) if flow.expected is Wire.WIREGUARD else (overlay_port,)
     seen = flow.get("udp_dport")
     return (overlay_port,) if seen in (None, overlay_port) else (overlay_port, int(seen))
 
 
-def wireshark_argv(capture: str, display_filter: str, ports: Iterable[int | None] = ()) -> list[str]:
-    return ["wireshark", "-r", capture, *decode_as_args(ports), "-Y", display_filter]
+def wireshark_argv(capture: str, display_filter: str, ports: Iterable[int | None] = (), encap: Encap = VXLAN) -> list[str]:
+    return ["wireshark", "-r", capture, *decode_as_args(ports, encap), "-Y", display_filter]
 
 
-def tshark_argv(capture: str, display_filter: str, ports: Iterable[int | None] = ()) -> list[str]:
-    return ["tshark", "-r", capture, *decode_as_args(ports), "-Y", display_filter]
+def tshark_argv(capture: str, display_filter: str, ports: Iterable[int | None] = (), encap: Encap = VXLAN) -> list[str]:
+    return ["tshark", "-r", capture, *decode_as_args(ports, encap), "-Y", display_filter]
 
 
 def command_line(argv: list[str]) -> str:
@@ -73,10 +92,11 @@ def flow_commands(flow: Expectation | Mapping[str, Any], capture: str, overlay_p
     """What to type to look at one flow in `capture` (a path as the person will use it)."""
     display = flow_filter(flow)
     ports = flow_ports(flow, overlay_port)
+    encap = flow_encap(flow)
     return FlowCommands(
         display_filter=display,
-        wireshark=command_line(wireshark_argv(capture, display, ports)),
-        tshark=command_line(tshark_argv(capture, display, ports)),
+        wireshark=command_line(wireshark_argv(capture, display, ports, encap)),
+        tshark=command_line(tshark_argv(capture, display, ports, encap)),
     )
 
 

@@ -280,7 +280,7 @@ def _direction(report: Mapping[str, Any], flow: Mapping[str, Any], manifest: Man
         "path": path, "expected_wire": wire, "seen": _seen(flow),
         "packet": packet_view(flow), "timeline": timeline_view(flow),
         "reasons": list(flow.get("reasons", [])), "mtu": _mtu(_flow_mtu(report, flow)),
-        "evidence": place.link(flow_pcapng_name(flow["src_node"], flow["dst_node"])),
+        "evidence": place.link(flow_pcapng_name(flow["src_node"], flow["dst_node"], flow.get("family", "IPv4"))),
         "wireshark": commands.wireshark, "tshark": commands.tshark,
     }
 

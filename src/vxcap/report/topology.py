@@ -11,7 +11,11 @@ from vxcap.core.plan import NodePath
 def topology_dict(topology: Topology, paths: tuple[NodePath, ...]) -> dict[str, Any]:
     overlay = topology.overlay
     return {
-        "overlay": {"mode": overlay.mode.value, "vni": overlay.vni, "port": overlay.port, "mtu": overlay.mtu},
+        "overlay": {"mode": overlay.mode.value, "vni": overlay.vni, "port": overlay.port, "mtu": overlay.mtu,
+                    "encapsulation": overlay.encapsulation,
+                    "mode6": None if overlay.mode6 is None else overlay.mode6.value, "mtu6": overlay.mtu6,
+                    "wireguard": overlay.wireguard, "wireguard6": overlay.wireguard6,
+                    "wireguard_port": overlay.wireguard_port, "wireguard_port6": overlay.wireguard_port6},
         "nodes": [
             {
                 "name": n.name,
@@ -19,8 +23,11 @@ def topology_dict(topology: Topology, paths: tuple[NodePath, ...]) -> dict[str, 
                 "block": None if n.block is None else str(n.block),
                 "vtep_ip": None if n.vtep_ip is None else str(n.vtep_ip),
                 "vtep_mac": n.vtep_mac,
+                "underlay6": None if n.underlay6 is None else str(n.underlay6),
+                "vtep_mac6": n.vtep_mac6,
             }
             for n in topology.nodes
         ],
-        "paths": [{"src": p.src, "dst": p.dst, "expected": p.expected.value, "reason": p.reason} for p in paths],
+        "paths": [{"src": p.src, "dst": p.dst, "family": f"IPv{p.family}", "expected": p.expected.value, "reason": p.reason}
+                  for p in paths],
     }

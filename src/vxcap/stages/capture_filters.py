@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from vxcap.core.model import Pair, Pod, Topology
+from vxcap.core.model import Pair, Pod, Topology, Wire
 
 
 def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, Pod], mode: str) -> dict[str, str]:
     """The filter every capture of the run uses (see `vxcap.core.capture.capture_filter`)."""
     from vxcap.core.capture import capture_filter as build
+    from itertools import permutations
 
+    from vxcap.core.plan import expected_wire, path_families
+
+    # Every format a direction between these nodes uses, in either family (core/encap.py).
+    members = [topology.node(n) for n in nodes]
+    wires = sorted({expected_wire(topology.overlay, a, b, family)[0]
+                    for a, b in permutations(members, 2) for family in path_families(topology, a, b)})
+    overlay = topology.overlay
     return build(
         mode,
-        [pod.ip for pod in pods.values()],
-        [topology.node(n).address for n in nodes],
-        topology.overlay.port,
+        [ip for pod in pods.values() for ip in (pod.ip, pod.ip6) if ip is not None],
+        [a for n in nodes for a in (topology.node(n).address, topology.node(n).address_of(6)) if a is not None],
+        overlay.port,
         topology.pool,
+        wires=[Wire(w) for w in wires],
+        wireguard_ports=[p for p, on in ((overlay.wireguard_port, overlay.wireguard),
+                                         (overlay.wireguard_port6, overlay.wireguard6)) if on],
     )
 
 

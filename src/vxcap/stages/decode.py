@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from vxcap.core.encap import Reading, reading_for  # noqa: F401 (reading_for: the pipeline's, from here)
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest
 
@@ -16,9 +17,11 @@ def judged_addresses(manifest: Manifest) -> frozenset[int]:
     """The addresses whose flows a verdict can read: the test pods' (each direction's flow, and the
     ICMP errors sent back to a pod) and the nodes' (ICMP errors about an encapsulated packet go back
     to the sending node). Every other flow of a busy node's capture is only counted."""
-    addresses = {pod.ip for pod in manifest.pods}
+    addresses = {pod.ip for pod in manifest.pods} | {pod.ip6 for pod in manifest.pods if pod.ip6 is not None}
     for node in manifest.topology.nodes:
         addresses.add(node.address)
+        if node.underlay6 is not None:  # IPv6 underlay: VXLAN over IPv6's ICMPv6 errors, WireGuard over IPv6
+            addresses.add(node.underlay6.ip)
         if node.vtep_ip is not None:
             addresses.add(node.vtep_ip)
     return frozenset(int(address) for address in addresses)
@@ -26,7 +29,7 @@ def judged_addresses(manifest: Manifest) -> frozenset[int]:
 
 def decode_point(
     path: Path, warnings: list[str], vxlan_port: int | None = None, judged: frozenset[int] | None = None,
-    dissect: Callable[[dict], dict] | None = None,
+    dissect: Callable[..., dict] | None = None, reading: Reading | None = None,
 ) -> tuple[dict[FlowKey, FlowTally], int, str | None]:
     """One capture through the fast streaming decoder, scapy re-reading each kept flow's first
     frames (the spot-check); returns its flows, the bytes before the IP header in its frames (for frame sizes vs MTU), and
@@ -37,9 +40,9 @@ def decode_point(
     from vxcap.core.fastdecode import VXLAN_PORTS
     from vxcap.core.mtu.wire_sizes import LINK_HEADER
 
-    result = read_flows(
-        path, vxlan_ports=VXLAN_PORTS if vxlan_port is None else frozenset({vxlan_port}), judged=judged
-    )
+    if reading is None:
+        reading = Reading(vxlan_ports=VXLAN_PORTS if vxlan_port is None else frozenset({vxlan_port}))
+    result = read_flows(path, vxlan_ports=reading.vxlan_ports, judged=judged, reading=reading)
     if result.truncated:
         warnings.append(f"{path.name}: the last record is cut short (capture killed?); every frame before it counts")
     if result.problem:
@@ -50,7 +53,7 @@ def decode_point(
     wanted = {index: key for key, indices in result.sample_frames.items() for index in indices}
     if dissect is None:
         from vxcap.stages.scapy_worker import in_process as dissect
-    for index, facts in dissect(frames_at(path, {i: result.frame_at[i] for i in wanted})).items():
+    for index, facts in dissect(frames_at(path, {i: result.frame_at[i] for i in wanted}), reading).items():
         flow = result.flows[wanted[index]]
         if facts is None or facts.key != wanted[index] or facts.encap not in flow.encaps:
             raise DecoderDisagreement(

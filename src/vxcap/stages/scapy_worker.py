@@ -38,11 +38,18 @@ def _receive(stream) -> Any:
     return pickle.loads(data)
 
 
-def in_process(frames: dict[int, Any]) -> dict[int, Any]:
+def in_process(frames: dict[int, Any], reading: Any = None) -> dict[int, Any]:
     """The same dissection in this process."""
     from vxcap.core.decode import decode_frame
 
-    return {index: decode_frame(f.data, f.linktype, f.wire_len) for index, f in frames.items()}
+    return {index: _decode(decode_frame, f.data, f.linktype, f.wire_len, reading) for index, f in frames.items()}
+
+
+def _decode(decode_frame: Any, data: bytes, linktype: int, wire_len: int, reading: Any) -> Any:
+    # None: the decoder's own default reading (IPv4 VXLAN on 4789), as a caller without a run's overlay gets
+    if reading is None:
+        return decode_frame(data, linktype, wire_len)
+    return decode_frame(data, linktype, wire_len, reading)
 
 
 class ScapyWorker:
@@ -65,13 +72,13 @@ class ScapyWorker:
         except OSError:
             self._proc = None  # dissected in process
 
-    def dissect(self, frames: dict[int, Any]) -> dict[int, Any]:
+    def dissect(self, frames: dict[int, Any], reading: Any = None) -> dict[int, Any]:
         if not frames:
             return {}
         proc = self._proc
         if proc is not None:
             try:
-                _send(proc.stdin, [(i, (f.data, f.linktype, f.wire_len)) for i, f in frames.items()])
+                _send(proc.stdin, (reading, [(i, (f.data, f.linktype, f.wire_len)) for i, f in frames.items()]))
                 answer = _receive(proc.stdout)
             except (OSError, EOFError, pickle.UnpicklingError):
                 self.close()
@@ -79,7 +86,7 @@ class ScapyWorker:
                 if isinstance(answer, dict):
                     return answer
                 # the worker could not dissect (it says why): the same call here raises it where it belongs
-        return in_process(frames)
+        return in_process(frames, reading)
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -120,11 +127,13 @@ def serve() -> None:
 
     while True:
         try:
-            frames = _receive(requests)
+            reading, frames = _receive(requests)
         except EOFError:
             return
         try:
-            answer: Any = {i: decode_frame(data, linktype, wire_len) for i, (data, linktype, wire_len) in frames}
+            answer: Any = {
+                i: _decode(decode_frame, data, linktype, wire_len, reading) for i, (data, linktype, wire_len) in frames
+            }
         except Exception as err:  # noqa: BLE001 - reported to the parent, which dissects in process
             answer = repr(err)
         _send(replies, answer)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vxcap.core.encap import ENCAPS
 from vxcap.core.errors import InputError
 from vxcap.core.model import VXLAN_DEVICE, Wire
 
@@ -68,14 +69,14 @@ def check_mtu(mtu: int, what: str, version: int = 4) -> int:
     return mtu
 
 
-def overhead_parts(underlay_ip: int = 4) -> dict[str, int]:
-    """What VXLAN adds to an inner IP packet, every byte of it counted by the underlay MTU."""
-    return {
-        "inner_ethernet": ETHERNET_HEADER,
-        "vxlan": VXLAN_HEADER,
-        "udp": UDP_HEADER,
-        f"outer_ipv{underlay_ip}": ip_header_len(underlay_ip),
-    }
+def overhead_parts(underlay_ip: int = 4, wire: Wire = Wire.VXLAN) -> dict[str, int]:
+    """What a format (VXLAN unless told) adds to an inner IP packet, every byte of it counted by
+    the underlay MTU: core/encap.py's parts."""
+    ip_header_len(underlay_ip)
+    encap = ENCAPS[wire]
+    if underlay_ip not in encap.families and wire is not Wire.PLAIN:
+        raise InputError(f"{encap.title} does not run over an IPv{underlay_ip} underlay")
+    return dict(encap.parts.get(underlay_ip, {}))
 
 
 def vxlan_overhead(underlay_ip: int = 4) -> int:
@@ -84,7 +85,8 @@ def vxlan_overhead(underlay_ip: int = 4) -> int:
 
 
 def wire_overhead(wire: Wire, underlay_ip: int = 4) -> int:
-    return vxlan_overhead(underlay_ip) if wire is Wire.VXLAN else 0
+    """VXLAN 50 / 70, IP-in-IP 20, WireGuard 60 / 80 (IPv4 / IPv6 underlay), plain 0: Felix's numbers."""
+    return sum(overhead_parts(underlay_ip, wire).values())
 
 
 def max_inner_mtu(underlay_mtu: int, wire: Wire = Wire.VXLAN, underlay_ip: int = 4) -> int:

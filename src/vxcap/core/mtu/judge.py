@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from vxcap.core.encap import ENCAPS
 from vxcap.core.model import Mode, Wire
 from vxcap.core.mtu.arithmetic import (
     INSTALLATION_MTU_FIELD,
@@ -28,6 +29,7 @@ from vxcap.core.mtu.arithmetic import (
     plain_path_cost,
     tcp_mss,
     vxlan_overhead,
+    wire_overhead,
 )
 from vxcap.core.mtu.links import NodeMtus
 from vxcap.core.mtu.ladder import FATE_TEXT, LadderSearch, ProbeFate, ProbeResult
@@ -110,7 +112,7 @@ class _Judge:
 
     @property
     def overhead(self) -> int:
-        return vxlan_overhead(self.underlay_ip) if self.wire is Wire.VXLAN else 0
+        return wire_overhead(self.wire, self.underlay_ip)  # core/encap.py's, per format and underlay family
 
     @property
     def underlay(self) -> int | None:
@@ -130,7 +132,7 @@ class _Judge:
 
     def limit_text(self) -> str:
         if self.overhead:
-            return f"underlay MTU {self.underlay} - {self.overhead} VXLAN overhead"
+            return f"underlay MTU {self.underlay} - {self.overhead} {ENCAPS[self.wire].title} overhead"
         return f"underlay MTU {self.underlay}, plain"
 
     def run(self) -> list[MtuFinding]:

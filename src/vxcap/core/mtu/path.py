@@ -175,7 +175,7 @@ def direction_mtu(
 ) -> dict[str, Any]:
     """The `mtu` section of one flow in report.json (see docs/manifest.md)."""
     measured = measure(expectation, src, dst, record, captures)
-    return mtu_report(expectation.expected, src, dst, measured, mode=mode)
+    return mtu_report(expectation.expected, src, dst, measured, mode=mode, underlay_ip=expectation.family)
 
 
 def fail_reasons(section: Mapping[str, Any]) -> list[str]:
