@@ -208,10 +208,14 @@ class NetnsLab:
             extra["fdb6"] = [e for e in fdb if e.get("ifname") == VXLAN_V6_DEVICE]
         if wg_views is not None:
             extra["wg"], extra["wg_keys"] = wg_views[0].get(node_ns), wg_views[1]
+        vtep = VXLAN_DEVICE
+        if self.spec.flannel is not None:
+            vtep = self.spec.flannel.device
+            (extra["neighbours"],) = netns.query("ip", node_ns, ["neigh show"])
         return NodeDump(
             links=links,
             routes=routes,
-            fdb=[e for e in fdb if e.get("ifname") == VXLAN_DEVICE],
+            fdb=[e for e in fdb if e.get("ifname") == vtep],
             pod_links=pod_links,
             pod_routes=pod_routes,
             **extra,

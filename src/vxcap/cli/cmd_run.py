@@ -16,20 +16,21 @@ vxcap run --lab --pair worker,worker3 --pair worker,worker2   # the embedded lab
 vxcap run --pair worker,worker3                               # the cluster of your kubeconfig
 vxcap run --all-pairs --capture pod --context prod            # any cluster, every node pair
 vxcap run --lab --nodes 64 --subnets 8 --coverage             # O(N) pairs that still reach every node
+vxcap run --lab --cni flannel --all-pairs                      # Flannel's vxlan (lab up --cni flannel first for DirectRouting)
 vxcap doctor --lab                                            # can a run start here?
 """
 
 SECTIONS = (
-    ("What to test", ("pairs", "all_pairs", "coverage", "seed", "peers", "count")),
+    ("What to test", ("pairs", "all_pairs", "coverage", "seed", "peers", "count", "cni")),
     ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "prefix")),
-    ("Where: a cluster (the default)", ("kubeconfig", "context", "cni", "namespace", "image", "ready_timeout",
+    ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout",
                                         "max_parallel", "api_qps")),
     ("How to capture", ("capture_filter",)),
     ("How to capture on a cluster's nodes", ("capture", "capture_image", "capture_namespace", "iface")),
     ("Output", ("out_parent", "as_json", "quiet", "keep", "cross_check")),
 )
 LAB_ONLY = ("lab_file", "nodes", "subnets", "prefix")
-CLUSTER_ONLY = ("kubeconfig", "context", "cni", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
+CLUSTER_ONLY = ("kubeconfig", "context", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
                 "capture_namespace", "max_parallel", "api_qps")
 
 
@@ -59,8 +60,9 @@ def _check_pairs(ctx, param, value):
               help="Echo requests per direction.")
 @lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
 @cluster_options
-@cni_option("calico", "The cluster's CNI (auto: find it). Runs judge Calico only for now; "
-                      "`vxcap topology --cni ...` states what Flannel, Cilium and Antrea promise.")
+@cni_option("calico", "Whose promises to judge. A cluster: Calico (auto finds the CNI; `vxcap topology --cni ...` "
+                      "states what Flannel, Cilium and Antrea promise). With --lab: calico, or flannel (the lab "
+                      "built as Flannel's vxlan backend: VXLAN on UDP 8472, VNI 1); auto takes the lab as built.")
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
 @click.option("--capture-namespace", default=None,
               help="Namespace for capture pods only (Pod Security `privileged`), so --namespace can stay restricted.")
@@ -123,7 +125,7 @@ def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, su
         require_root("vxcap run --lab")
         from vxcap.targets.lab import LabTarget, choose_lab
 
-        target = LabTarget(choose_lab(prefix, lab_file, nodes, subnets), prefix=prefix, keep=keep)
+        target = LabTarget(choose_lab(prefix, lab_file, nodes, subnets, cni=cni), prefix=prefix, keep=keep, cni=cni)
     else:
         from vxcap.targets.cluster import ClusterTarget
 

@@ -217,8 +217,14 @@ def lab() -> None:
 @click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "ipip"]), default=None,
               help="Calico's data plane to build: vxlan (IPv4, the default), vxlan6 (IPv6 only), dual (both), "
                    "wireguard (wireguard-go), ipip (where the kernel has the module).")
+@click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,
+              help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
+                   "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node.")
+@click.option("--direct-routing/--no-direct-routing", "direct_routing", default=None,
+              help="With --cni flannel, net-conf.json's DirectRouting: on sends plain to peers reached without a "
+                   "gateway (the same subnet) and VXLAN to the rest; off (Flannel's default) always VXLAN.")
 @guarded(nothing_made=False)
-def lab_up(lab_file, nodes, subnets, prefix, overlay) -> None:
+def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> None:
     """Build the lab (idempotent; repairs or replaces a broken one).
 
     \b
@@ -226,18 +232,24 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay) -> None:
       vxcap lab up                           # the reference k01 lab
       vxcap lab up --nodes 16 --subnets 4    # a larger lab on the same pattern
       vxcap lab up --overlay dual            # IPv4 over vxlan.calico, IPv6 over vxlan-v6.calico
+      vxcap lab up --cni flannel --direct-routing   # Flannel: plain in a subnet, VXLAN on 8472 across
     """
     require_root("vxcap lab up")
     from vxcap.cli.console import console
     from vxcap.targets.lab import choose_lab, lab_up as build
 
     try:
-        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay), prefix)
+        if cni == "flannel" and direct_routing is None:
+            direct_routing = False  # `lab up` says what it builds: Flannel's default
+        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni == "flannel" else None,
+                                  direct_routing=direct_routing), prefix)
     except KeyboardInterrupt:
         raise Interrupted("the lab may be half built: `vxcap lab up` repairs it, `vxcap lab down` removes it") from None
     _print_status(status)
     if status.dataplane == "vxlan":
         console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
+    elif status.dataplane == "flannel":
+        console.print("[pass]lab is up[/] (flannel)  try: vxcap run --lab --cni flannel --all-pairs")
     else:
         console.print(f"[pass]lab is up[/] ({status.dataplane})")
 

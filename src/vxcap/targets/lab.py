@@ -84,13 +84,24 @@ class LabMemory:
 
 def choose_lab(
     prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None,
-    overlay: str | None = None,
+    overlay: str | None = None, cni: str | None = None, direct_routing: bool | None = None,
 ) -> LabSource:
     """What the user named, else the lab that exists, else the reference lab.
 
     `overlay` (vxlan | vxlan6 | dual | wireguard | ipip) rebuilds that description for one of
     Calico's data planes; the text the lab remembers then holds every IPv6 address in full.
+    `cni` "flannel" rebuilds it as Flannel's vxlan backend (`direct_routing`: DirectRouting on;
+    None keeps a Flannel lab that exists as it is, else off, Flannel's default).
     """
+    if cni not in (None, "calico", "flannel", "auto"):
+        raise InputError(f"the embedded lab builds Calico's and Flannel's data planes, not {cni}'s "
+                         f"(`vxcap topology --cni {cni}` states what it promises)")
+    if direct_routing is not None and cni != "flannel":
+        raise InputError("--direct-routing/--no-direct-routing is Flannel's: add --cni flannel")
+    if cni == "flannel":
+        if overlay not in (None, "vxlan"):
+            raise InputError(f"--overlay {overlay} is one of Calico's data planes; --cni flannel builds Flannel's vxlan")
+        return _flannel_lab(prefix, lab_file, nodes, subnets, direct_routing)
     if overlay is not None and overlay != "vxlan":
         base = choose_lab(prefix, lab_file, nodes, subnets) if (lab_file or nodes) else reference_lab()
         data = with_overlay(yaml.safe_load(base.text), overlay)
@@ -108,6 +119,24 @@ def choose_lab(
     if subnets is not None:
         raise InputError("--subnets goes with --nodes")
     return LabMemory(prefix).recall() or reference_lab()
+
+
+def _flannel_lab(prefix: str, lab_file: Path | None, nodes: int | None, subnets: int | None,
+                 direct_routing: bool | None) -> LabSource:
+    from vxcap.core.lab.flannel import flannel_description
+
+    if lab_file is None and nodes is None:
+        existing = LabMemory(prefix).recall()
+        if existing is not None and existing.spec.flannel is not None and (
+                direct_routing is None or existing.spec.flannel.direct_routing == direct_routing):
+            return existing
+        base = reference_lab()
+    else:
+        base = choose_lab(prefix, lab_file, nodes, subnets)
+    on = bool(direct_routing)
+    text = yaml.safe_dump(flannel_description(yaml.safe_load(base.text), on), sort_keys=False)
+    return LabSource(_parse(text, "the lab description"), text,
+                     f"{base.origin}, Flannel vxlan (DirectRouting {'on' if on else 'off'})")
 
 
 def lab_up(source: LabSource, prefix: str):
@@ -144,13 +173,15 @@ def lab_status(source: LabSource, prefix: str):
 
 
 class LabTarget:
-    def __init__(self, source: LabSource, prefix: str = DEFAULT_PREFIX, keep: bool = False) -> None:
+    def __init__(self, source: LabSource, prefix: str = DEFAULT_PREFIX, keep: bool = False,
+                 cni: str | None = None) -> None:
         from vxcap.adapters.lab import NetnsLab
 
-        if source.spec.dataplane != "vxlan":
+        _check_cni(source, prefix, cni)
+        if source.spec.dataplane not in ("vxlan", "flannel"):
             # Its plan, decoder and verdicts for these wire formats are not connected to runs yet:
             # judged as IPv4 VXLAN, every direction would fail for the wrong reason.
-            raise InputError(f"vxcap run judges the vxlan lab only; the lab {prefix}-* is built as "
+            raise InputError(f"vxcap run judges the vxlan and flannel labs only; the lab {prefix}-* is built as "
                              f"{source.spec.dataplane} (`vxcap lab up --overlay vxlan` rebuilds the reference one)")
         self.source = source
         self.spec = source.spec
@@ -161,6 +192,8 @@ class LabTarget:
         self.description = f"embedded lab {self.spec.cluster}: {source.origin}, namespaces {prefix}-*"
 
     def discover(self) -> Topology:
+        """The lab's topology: a Flannel lab's overlay carries VNI 1, port 8472 and its mode (CrossSubnet
+        for DirectRouting, Always without), so captures, decode, verdicts and evidence use those."""
         # A complete lab is used as it is, even when its configuration drifted:
         # judging a broken data plane is the point. Only a missing lab is built
         # (and removed after), and a half-built one (a crashed build) repaired.
@@ -221,3 +254,21 @@ class LabTarget:
     def release(self) -> None:
         if self.built_here and not self.keep:
             lab_down(self.source, self.prefix)
+
+
+def _check_cni(source: LabSource, prefix: str, cni: str | None) -> None:
+    """A run judges the promises of the CNI it was told: never a Calico lab as Flannel's or the reverse.
+    The namespaces of both are named alike, so the lab that exists (remembered) is asked too."""
+    if cni in (None, "auto"):
+        return
+    built = LabMemory(prefix).recall()
+    for lab in (source, built):
+        if lab is None:
+            continue
+        is_flannel = lab.spec.flannel is not None
+        if cni == "calico" and is_flannel:
+            raise InputError(f"the lab {prefix}-* is built as Flannel's vxlan: add --cni flannel (or --cni auto), "
+                             "or `vxcap lab up` rebuilds Calico's")
+        if cni == "flannel" and not is_flannel:
+            raise InputError(f"the lab {prefix}-* is built as Calico's {lab.spec.dataplane}: "
+                             "`vxcap lab up --cni flannel` rebuilds it as Flannel's (or `vxcap lab down` first)")

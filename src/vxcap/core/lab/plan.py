@@ -226,7 +226,23 @@ def fdb_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     ]
 
 
+def _flannel_node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    """A Flannel node: the underlay as for Calico, then flannel.1 and its peers, then cni0 and the pod's veth."""
+    from vxcap.core.lab import flannel
+
+    ns, eth = names.node(node.name), spec.underlay_iface
+    subnet = spec.subnet_of(node)
+    steps = [ip(ns, "link", "set", "lo", "up"), ip(ns, "addr", "add", node.underlay, "dev", eth),
+             ip(ns, "link", "set", eth, "up")]
+    steps += _underlay_neighbours(spec, names, node)
+    steps += [ip(ns, "route", "add", other.network, "via", subnet.gateway, "dev", eth)
+              for other in spec.topology.subnets if other.network != subnet.network]
+    return steps + flannel.encap_steps(spec, names, node) + flannel.pod_attach_steps(spec, names, node)
+
+
 def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    if spec.ipv4_encap == "flannel":
+        return _flannel_node_steps(spec, names, node)
     ns, eth = names.node(node.name), spec.underlay_iface
     subnet = spec.subnet_of(node)
     cali, pod = names.cali(node.name), spec.pod_on(node.name)
@@ -298,6 +314,10 @@ def _cali_sysctls(names: LabNames, node: Node) -> Step:
 
 
 def _pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    if spec.ipv4_encap == "flannel":
+        from vxcap.core.lab import flannel
+
+        return flannel.pod_steps(spec, names, node)
     ns, pod = names.pod(node.name), spec.pod_on(node.name)
     steps = [
         ip(ns, "link", "set", "lo", "up"),
@@ -343,7 +363,8 @@ def lab_steps(spec: LabSpec, names: LabNames) -> list[Step]:
         steps += dataplanes.switch6_steps(spec, names)
     for node in nodes:
         steps += _node_steps(spec, names, node)
-        steps.append(_cali_sysctls(names, node))
+        if spec.ipv4_encap != "flannel":  # Flannel's pods reach their gateway on cni0, no proxy ARP
+            steps.append(_cali_sysctls(names, node))
         if spec.ipv4_encap == "vxlan":
             steps += fdb_steps(spec, names, node)
         if spec.has_ipv6:
@@ -364,9 +385,13 @@ def adopted_teardown_steps(spec: LabSpec, names: LabNames) -> list[Step]:
     devices go with them; the blackhole route is on no device. ip_forward stays
     1: a Kubernetes node has it so anyway.
     """
+    from vxcap.core.lab import flannel
+
     steps = []
     for index, node in enumerate(spec.topology.nodes):
-        if names.is_adopted(node.name):
+        if names.is_adopted(node.name) and spec.ipv4_encap == "flannel":
+            steps += [ip(names.switch, "link", "del", names.switch_port(index)), *flannel.teardown_steps(spec, names, node)]
+        elif names.is_adopted(node.name):
             ns = names.node(node.name)
             steps += [
                 ip(names.switch, "link", "del", names.switch_port(index)),
@@ -422,6 +447,7 @@ class NodeDump:
     fdb6: list[dict[str, Any]] = field(default_factory=list)
     wg: dict[str, Any] | None = None
     wg_keys: dict[str, str] = field(default_factory=dict)  # node -> its device's public key, for peer checks
+    neighbours: list[dict[str, Any]] = field(default_factory=list)  # ip -j neigh show (the Flannel lab's checks)
 
 
 def _link(links: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -524,6 +550,13 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
         checks += dataplanes.wireguard_checks(spec, node.name, links, dump.routes, dump.wg, dump.wg_keys)
     elif spec.ipv4_encap == "ipip":
         checks += dataplanes.ipip_checks(spec, node.name, links, dump.routes)
+    elif spec.ipv4_encap == "flannel":
+        from vxcap.core.lab import flannel
+
+        checks.append(flannel.device_check(spec, node, links))
+        checks += flannel.peer_checks(spec, node, dump.routes, dump.neighbours, dump.fdb)
+        checks += flannel.pod_checks(spec, node, links, dump.pod_links, dump.pod_routes)
+        return tuple(checks)
     if spec.has_ipv4:
         checks.append(_route_check(f"blackhole {node.block}", _route(routes, node.block), {"type": "blackhole"}))
 

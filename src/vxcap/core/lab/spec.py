@@ -40,7 +40,7 @@ from vxcap.core.model import (
 
 
 # The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
-DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "ipip")
+DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "ipip", "flannel")
 # Felix's defaults (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go): the same
 # VNI and port for both families; per-family overheads 50 (VXLAN/IPv4), 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
 VXLAN_V6_OVERHEAD = 70
@@ -108,6 +108,20 @@ class Ipip:
 
 
 @dataclass(frozen=True, slots=True)
+class Flannel:
+    """net-conf.json's Backend for `"Type": "vxlan"`: VNI, Port and MTU live in the topology's
+    overlay (so runs judge them); DirectRouting is the overlay's mode (CrossSubnet on, Always off)."""
+
+    direct_routing: bool = False
+    vni: int = 1
+
+    @property
+    def device(self) -> str:
+        # flanneld names its VTEP after the VNI (pkg/backend/vxlan/vxlan.go: fmt.Sprintf("flannel.%d", cfg.VNI)).
+        return f"flannel.{self.vni}"
+
+
+@dataclass(frozen=True, slots=True)
 class LabSpec:
     topology: Topology
     underlay_iface: str
@@ -128,6 +142,7 @@ class LabSpec:
     vxlan6: Vxlan6 | None = None
     wireguard: Wireguard | None = None
     ipip: Ipip | None = None
+    flannel: Flannel | None = None
 
     @property
     def cluster(self) -> str:
@@ -143,16 +158,16 @@ class LabSpec:
 
     @property
     def ipv4_encap(self) -> str | None:
-        """What carries IPv4 pod traffic between nodes: vxlan | wireguard | ipip, None without IPv4."""
+        """What carries IPv4 pod traffic between nodes: vxlan | wireguard | ipip | flannel, None without IPv4."""
         if not self.has_ipv4:
             return None
-        return self.dataplane if self.dataplane in ("wireguard", "ipip") else "vxlan"
+        return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel") else "vxlan"
 
     @property
     def pod_mtu(self) -> int:
         """The pods' (and their cali veths') MTU: Felix gives the CNI the smallest MTU of the enabled encapsulations."""
         mtus = []
-        if self.ipv4_encap == "vxlan":
+        if self.ipv4_encap in ("vxlan", "flannel"):
             mtus.append(self.topology.overlay.mtu)
         if self.ipv4_encap == "wireguard" and self.wireguard is not None:
             mtus.append(self.wireguard.mtu)
@@ -199,6 +214,10 @@ class LabSpec:
             out["wireguard"] = {"device": "wireguard.cali", "port": self.wireguard.port, "mtu": self.wireguard.mtu}
         if self.ipv4_encap == "ipip" and self.ipip is not None:
             out["ipip"] = {"device": "tunl0", "mode": self.ipip.mode, "mtu": self.ipip.mtu}
+        if self.flannel is not None:
+            ov = self.topology.overlay
+            out["flannel"] = {"device": self.flannel.device, "vni": ov.vni, "port": ov.port, "mtu": ov.mtu,
+                              "direct_routing": self.flannel.direct_routing, "mode": ov.mode.value}
         return out
 
     def pod_on(self, node: str) -> Pod:
@@ -334,6 +353,8 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
         wg = dp.get("wireguard") or {}
         changes["wireguard"] = Wireguard(port=int(wg.get("port", WIREGUARD_PORT)),
                                          mtu=int(wg.get("mtu", spec.underlay_mtu - WIREGUARD_OVERHEAD)))
+    if kind == "flannel":
+        changes.update(_flannel(spec, dp.get("flannel") or {}))
     if kind == "ipip":
         ii = dp.get("ipip") or {}
         changes["ipip"] = Ipip(mode=str(ii.get("mode", "CrossSubnet")), mtu=int(ii.get("mtu", spec.underlay_mtu - IPIP_OVERHEAD)))
@@ -341,3 +362,19 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
     for node6 in out.nodes6:
         out.subnet6_of(node6)
     return out
+
+
+def _flannel(spec: LabSpec, fl: dict[str, Any]) -> dict[str, Any]:
+    """A Flannel lab: the overlay section holds VNI, Port and MTU; DirectRouting must agree with its mode,
+    and the test pod is the node's second address (the cni0 bridge takes the first, as the bridge plugin does)."""
+    ov = spec.topology.overlay
+    direct = fl.get("direct_routing", False)
+    if not isinstance(direct, bool):
+        raise InputError(f"lab file: dataplane.flannel.direct_routing {direct!r} must be true or false")
+    want = Mode.CROSS_SUBNET if direct else Mode.ALWAYS
+    if ov.mode is not want:
+        raise InputError(f"lab file: Flannel with DirectRouting {'on' if direct else 'off'} is overlay.mode "
+                         f"{want.value}, not {ov.mode.value}")
+    pods = tuple(Pod(name=f"vxcap-{n.name}", node=n.name, ip=n.block.network_address + 2)
+                 for n in spec.topology.nodes if n.block is not None)
+    return {"flannel": Flannel(direct_routing=direct, vni=ov.vni), "pods": pods}

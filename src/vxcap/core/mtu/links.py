@@ -122,6 +122,12 @@ def node_mtus(
     node_links = node_links or {}
     vxlan_ifname = CALICO_VXLAN_IFNAME[underlay_ip]
     vxlan = node_links.get(vxlan_ifname)
+    if vxlan is None:
+        # Another CNI's VTEP (Flannel's flannel.<VNI>): the node's one VXLAN device of this family.
+        others = [link for link in node_links.values()
+                  if link.kind == "vxlan" and link.local_ip_version in (underlay_ip, None)]
+        if len(others) == 1:
+            vxlan, vxlan_ifname = others[0], others[0].ifname
     if underlay_ifname is None:
         underlay_ifname = (vxlan.parent if vxlan else None) or DEFAULT_UNDERLAY_IFNAME
     underlay = node_links.get(underlay_ifname)
