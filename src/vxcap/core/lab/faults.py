@@ -32,6 +32,15 @@ For the other data planes (lab.dataplanes), each the twin of its healthy lab:
   longer fits in one outer IPv6 packet.
 - Vxlan6SameSubnet: src encapsulates IPv6 towards a node of its own IPv6 subnet
   (vxlanMode Always where the pool says CrossSubnet).
+
+For the Flannel lab (lab.flannel), VniMismatch re-makes the node's VTEP as flanneld would with
+that VNI (`flannel.<VNI>`, its peers' entries on it), and:
+
+- PortMismatch: one node's VTEP sends to (and listens on) another UDP port, as a flanneld whose
+  net-conf.json sets `Port` while the others leave the kernel's 8472 (Calico lab: vxlanPort).
+- FlannelDirectRoute: src routes dst's subnet straight to dst's underlay address, as flanneld
+  does with DirectRouting on, where the lab promises VXLAN (DirectRouting off): the pods still
+  reach each other, in plain on the wire.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from vxcap.core.lab.plan import (
     ip,
     vxlan_steps,
 )
-from vxcap.core.lab import dataplanes
+from vxcap.core.lab import dataplanes, flannel
 from vxcap.core.lab.spec import LabSpec
 from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
 from vxcap.core.plan import expected_wire
@@ -59,6 +68,18 @@ from vxcap.core.plan import expected_wire
 class VniMismatch:
     node: str
     vni: int
+
+
+@dataclass(frozen=True, slots=True)
+class PortMismatch:
+    node: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlannelDirectRoute:
+    src: str
+    dst: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +157,8 @@ class Vxlan6SameSubnet:
 
 
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
-         | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet)
+         | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
+         | PortMismatch | FlannelDirectRoute)
 
 
 def _needs(spec: LabSpec, what: str, ok: bool) -> None:
@@ -216,11 +238,43 @@ def _vni_mismatch(spec: LabSpec, names: LabNames, fault: VniMismatch) -> list[St
         raise InputError(f"fault: VNI {fault.vni} is the lab's own; a mismatch needs another")
     # The kernel will not change a VXLAN id in place: delete and re-create, and
     # deleting the device takes its routes, neighbours and FDB entries with it.
+    if spec.flannel is not None:
+        return [ip(names.node(node.name), "link", "del", spec.flannel.device),
+                *flannel.device_steps(spec, names, node, vni=fault.vni),
+                *flannel.peer_steps(spec, names, node, dev=f"flannel.{fault.vni}")]
     return [
         ip(names.node(node.name), "link", "del", VXLAN_DEVICE),
         *vxlan_steps(spec, names, node, vni=fault.vni),
         *fdb_steps(spec, names, node),
     ]
+
+
+def _port_mismatch(spec: LabSpec, names: LabNames, fault: PortMismatch) -> list[Step]:
+    node = spec.topology.node(fault.node)
+    if not 1 <= fault.port <= 65535:
+        raise InputError(f"fault: UDP port {fault.port} is out of range (1..65535)")
+    if fault.port == spec.topology.overlay.port:
+        raise InputError(f"fault: UDP port {fault.port} is the lab's own; a mismatch needs another")
+    _needs(spec, "a VXLAN data plane (vxlan or --cni flannel)", spec.ipv4_encap in ("vxlan", "flannel"))
+    ns = names.node(node.name)
+    if spec.flannel is not None:
+        return [ip(ns, "link", "del", spec.flannel.device), *flannel.device_steps(spec, names, node, port=fault.port),
+                *flannel.peer_steps(spec, names, node)]
+    return [ip(ns, "link", "del", VXLAN_DEVICE), *vxlan_steps(spec, names, node, port=fault.port),
+            *fdb_steps(spec, names, node)]
+
+
+def _flannel_direct_route(spec: LabSpec, names: LabNames, fault: FlannelDirectRoute) -> list[Step]:
+    _needs(spec, "Flannel (--cni flannel)", spec.flannel is not None)
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    if flannel.direct(spec, src, dst):
+        raise InputError(f"fault: {src.name} already routes {dst.name}'s pods plain (DirectRouting); "
+                         "pick a pair the lab sends VXLAN between")
+    if dst.address not in src.subnet:
+        raise InputError(f"fault: {src.name} reaches {dst.name} through a gateway, where flanneld never routes "
+                         "directly; pick nodes on one subnet")
+    return [ip(names.node(src.name), "route", "replace", dst.block, "via", dst.address)]
 
 
 def _same_subnet_via_vxlan(spec: LabSpec, names: LabNames, fault: SameSubnetViaVxlan) -> list[Step]:
@@ -325,4 +379,8 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _vxlan6_ipv4_mtu(spec, names, fault)
     if isinstance(fault, Vxlan6SameSubnet):
         return _vxlan6_same_subnet(spec, names, fault)
+    if isinstance(fault, PortMismatch):
+        return _port_mismatch(spec, names, fault)
+    if isinstance(fault, FlannelDirectRoute):
+        return _flannel_direct_route(spec, names, fault)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")

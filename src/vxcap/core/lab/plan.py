@@ -195,13 +195,14 @@ def _underlay_neighbours(spec: LabSpec, names: LabNames, node: Node) -> list[Ste
     return steps
 
 
-def vxlan_steps(spec: LabSpec, names: LabNames, node: Node, vni: int | None = None) -> list[Step]:
+def vxlan_steps(spec: LabSpec, names: LabNames, node: Node, vni: int | None = None,
+                port: int | None = None) -> list[Step]:
     """vxlan.calico and everything that hangs off it: its address, and per VXLAN peer
     the route, the VTEP's host route and PERMANENT neighbour (ip) — the FDB is `fdb_steps`."""
     ov, ns, dev = spec.topology.overlay, names.node(node.name), VXLAN_DEVICE
     steps = [
         ip(ns, "link", "add", dev, "address", node.vtep_mac, "mtu", ov.mtu, "type", "vxlan",
-           "id", ov.vni if vni is None else vni, "dstport", ov.port, "local", node.address,
+           "id", ov.vni if vni is None else vni, "dstport", ov.port if port is None else port, "local", node.address,
            "dev", spec.underlay_iface, "nolearning"),
         ip(ns, "addr", "add", f"{node.vtep_ip}/32", "dev", dev),
         ip(ns, "link", "set", dev, "up"),
