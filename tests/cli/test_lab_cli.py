@@ -74,3 +74,28 @@ def test_unknown_node_is_a_usage_error_and_leaves_nothing(tmp_path):
 def test_run_without_a_pair_is_a_usage_error():
     result = CliRunner().invoke(cli, ["run", "--lab"])
     assert result.exit_code == ExitStatus.USAGE and "--pair" in result.output
+
+
+@lab_test
+def test_direct_routing_is_flannels_and_says_so():
+    result = CliRunner().invoke(cli, ["lab", "up", "--direct-routing", "--prefix", SESSION_PREFIX])
+    assert result.exit_code == ExitStatus.USAGE
+    assert "--direct-routing/--no-direct-routing is Flannel's: add --cni flannel" in result.output
+    assert not session_namespaces()
+
+
+@lab_test
+def test_a_cni_the_lab_does_not_build_is_one_line_before_anything_is_made(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--lab", "--cni", "cilium", "--prefix", SESSION_PREFIX,
+                                      "--out", str(tmp_path), "--pair", "worker,worker3"])
+    assert result.exit_code == ExitStatus.USAGE
+    assert "the embedded lab builds Calico's and Flannel's data planes, not cilium's" in result.output
+    assert not session_namespaces() and not any(tmp_path.iterdir())
+
+
+def test_lab_up_help_teaches_flannels_options():
+    result = CliRunner().invoke(cli, ["lab", "up", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--direct-routing / --no-direct-routing" in text
+    assert "UDP 8472 (the kernel's default port)" in text and "off (Flannel's default) always VXLAN" in text

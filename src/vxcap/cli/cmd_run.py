@@ -16,7 +16,7 @@ vxcap run --lab --pair worker,worker3 --pair worker,worker2   # the embedded lab
 vxcap run --pair worker,worker3                               # the cluster of your kubeconfig
 vxcap run --all-pairs --capture pod --context prod            # any cluster, every node pair
 vxcap run --lab --nodes 64 --subnets 8 --coverage             # O(N) pairs that still reach every node
-vxcap run --lab --cni flannel --all-pairs                      # Flannel's vxlan (lab up --cni flannel first for DirectRouting)
+vxcap run --lab --cni flannel --all-pairs                     # Flannel's vxlan: UDP 8472, VNI 1
 vxcap doctor --lab                                            # can a run start here?
 """
 
