@@ -16,7 +16,14 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from tests.lab_support import SESSION_PREFIX, flows, lab_session_guard, lab_test, vxcap_run  # noqa: F401
+from tests.lab_support import (  # noqa: F401
+    SESSION_PREFIX,
+    flows,
+    lab_session_guard,
+    lab_test,
+    session_namespaces,
+    vxcap_run,
+)
 from vxcap.adapters.lab import NetnsLab
 from vxcap.cli.main import cli
 from vxcap.core.lab.faults import FlannelDirectRoute, PortMismatch, VniMismatch
@@ -65,6 +72,17 @@ def flannel_lab():
         yield
     finally:
         vxcap("lab", "down", "--prefix", SESSION_PREFIX)
+
+
+@lab_test
+def test_a_run_builds_the_flannel_lab_it_needs_and_removes_it(tmp_path):
+    assert not session_namespaces()
+    result, _, report = vxcap_run(tmp_path, "worker,worker2", "worker,worker3",
+                                  options=[*FLANNEL, "--direct-routing"])
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    observed = {d: f["observed"] for d, f in flows(report).items()}
+    assert observed == {(W, W2): "plain", (W2, W): "plain", (W, W3): "vxlan", (W3, W): "vxlan"}
+    assert not session_namespaces()
 
 
 @lab_test
@@ -169,3 +187,6 @@ def test_a_flannel_lab_is_not_judged_as_calicos(tmp_path):
     result, _, _ = vxcap_run(tmp_path, "worker,worker3")  # --cni calico, the default
     assert result.exit_code == ExitStatus.USAGE
     assert "built as Flannel's vxlan: add --cni flannel" in result.output
+    result, _, _ = vxcap_run(tmp_path, "worker,worker3", options=[*FLANNEL, "--no-direct-routing"])
+    assert result.exit_code == ExitStatus.USAGE
+    assert "built with DirectRouting on: `vxcap lab up --cni flannel --no-direct-routing` rebuilds it" in result.output

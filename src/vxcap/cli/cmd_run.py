@@ -8,7 +8,15 @@ import click
 
 from vxcap.cli.guard import Fail, Interrupted, add_no_cluster_hints, guarded, require_root
 from vxcap.cli.help import GroupedCommand
-from vxcap.cli.options import cluster_options, cni_option, coverage_options, coverage_settings, lab_options, output_options
+from vxcap.cli.options import (
+    cluster_options,
+    cni_option,
+    coverage_options,
+    coverage_settings,
+    direct_routing_option,
+    lab_options,
+    output_options,
+)
 from vxcap.exit_status import ExitStatus
 
 EXAMPLES = """
@@ -22,14 +30,15 @@ vxcap doctor --lab                                            # can a run start 
 
 SECTIONS = (
     ("What to test", ("pairs", "all_pairs", "coverage", "seed", "peers", "count", "cni")),
-    ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "prefix")),
+    ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "prefix",
+                                                            "direct_routing")),
     ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout",
                                         "max_parallel", "api_qps")),
     ("How to capture", ("capture_filter",)),
     ("How to capture on a cluster's nodes", ("capture", "capture_image", "capture_namespace", "iface")),
     ("Output", ("out_parent", "as_json", "quiet", "keep", "cross_check")),
 )
-LAB_ONLY = ("lab_file", "nodes", "subnets", "prefix")
+LAB_ONLY = ("lab_file", "nodes", "subnets", "prefix", "direct_routing")
 CLUSTER_ONLY = ("kubeconfig", "context", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
                 "capture_namespace", "max_parallel", "api_qps")
 
@@ -59,6 +68,7 @@ def _check_pairs(ctx, param, value):
 @click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100),
               help="Echo requests per direction.")
 @lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
+@direct_routing_option
 @cluster_options
 @cni_option("calico", "Whose promises to judge. A cluster: Calico (auto finds the CNI; `vxcap topology --cni ...` "
                       "states what Flannel, Cilium and Antrea promise). With --lab: calico, or flannel (the lab "
@@ -94,7 +104,8 @@ def _check_pairs(ctx, param, value):
                                             "`vxcap lab down` removes it later.")
 @click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @guarded(nothing_made=False)
-def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, prefix, kubeconfig, context,
+def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, prefix, direct_routing,
+        kubeconfig, context,
         cni, namespace, capture_namespace, image, ready_timeout, max_parallel, api_qps, capture, capture_image, iface,
         capture_filter, out_parent, as_json, quiet, keep, cross_check) -> None:
     """Send pod-to-pod traffic, capture it on the underlay, and judge each direction."""
@@ -125,7 +136,8 @@ def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, su
         require_root("vxcap run --lab")
         from vxcap.targets.lab import LabTarget, choose_lab
 
-        target = LabTarget(choose_lab(prefix, lab_file, nodes, subnets, cni=cni), prefix=prefix, keep=keep, cni=cni)
+        source = choose_lab(prefix, lab_file, nodes, subnets, cni=cni, direct_routing=direct_routing)
+        target = LabTarget(source, prefix=prefix, keep=keep, cni=cni)
     else:
         from vxcap.targets.cluster import ClusterTarget
 

@@ -15,6 +15,7 @@ from vxcap.cli.options import (
     cni_option,
     coverage_options,
     coverage_settings,
+    direct_routing_option,
     lab_file_option,
     lab_options,
     nodes_option,
@@ -220,9 +221,7 @@ def lab() -> None:
 @click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,
               help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
                    "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node.")
-@click.option("--direct-routing/--no-direct-routing", "direct_routing", default=None,
-              help="With --cni flannel, net-conf.json's DirectRouting: on sends plain to peers reached without a "
-                   "gateway (the same subnet) and VXLAN to the rest; off (Flannel's default) always VXLAN.")
+@direct_routing_option
 @guarded(nothing_made=False)
 def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> None:
     """Build the lab (idempotent; repairs or replaces a broken one).

@@ -30,6 +30,13 @@ prefix_option = click.option(
 )
 
 
+direct_routing_option = click.option(
+    "--direct-routing/--no-direct-routing", "direct_routing", default=None,
+    help="With --cni flannel, net-conf.json's DirectRouting: on sends plain to peers reached without a gateway "
+         "(the same subnet) and VXLAN to the rest; off (Flannel's default) always VXLAN.",
+)
+
+
 def lab_options(lab_help: str):
     """--lab (saying `lab_help`) and what describes the embedded lab."""
     def decorate(fn):

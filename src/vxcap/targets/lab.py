@@ -272,3 +272,9 @@ def _check_cni(source: LabSource, prefix: str, cni: str | None) -> None:
         if cni == "flannel" and not is_flannel:
             raise InputError(f"the lab {prefix}-* is built as Calico's {lab.spec.dataplane}: "
                              "`vxcap lab up --cni flannel` rebuilds it as Flannel's (or `vxcap lab down` first)")
+    if (built is not None and built.spec.flannel is not None and source.spec.flannel is not None
+            and built.spec.flannel.direct_routing != source.spec.flannel.direct_routing):
+        was = "on" if built.spec.flannel.direct_routing else "off"
+        flag = "--direct-routing" if source.spec.flannel.direct_routing else "--no-direct-routing"
+        raise InputError(f"the lab {prefix}-* is built with DirectRouting {was}: "
+                         f"`vxcap lab up --cni flannel {flag}` rebuilds it, or leave {flag} out")
