@@ -48,6 +48,8 @@ def test_flannel_direct_routing_capture_passes_with_port_8472_and_vni_1(tmp_path
     # The tunnel's MTU is read from flannel.1 in the hand-taken `ip -d -j link`.
     src = flows[(W, W3)]["mtu"]["mtus"]["src"]
     assert (src["vxlan_ifname"], src["vxlan_mtu"], src["pod_mtu"]) == ("flannel.1", 1450, 1450)
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "flannel.1</b><span>encapsulates" in html and "vxlan.calico" not in html
 
 
 def test_the_same_capture_judged_as_calicos_port_names_the_port(tmp_path):

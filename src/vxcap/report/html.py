@@ -139,6 +139,12 @@ def _node_facts(manifest: Manifest | None, name: str) -> tuple[str, str, str | N
     return "", iface, None
 
 
+def _vtep(flow: Mapping[str, Any], end: str) -> str:
+    """The tunnel device the node's saved links name (Flannel's flannel.1), else Calico's."""
+    mtus = ((flow.get("mtu") or {}).get("mtus") or {}).get(end) or {}
+    return mtus.get("vxlan_ifname") or VXLAN_DEVICE
+
+
 def _path(flow: Mapping[str, Any], manifest: Manifest | None) -> tuple[list[dict[str, Any]], str]:
     """The path the direction should take (through the VTEPs when it must be VXLAN), and its wire format."""
     src, dst = flow["src_node"], flow["dst_node"]
@@ -152,10 +158,10 @@ def _path(flow: Mapping[str, Any], manifest: Manifest | None) -> tuple[list[dict
     if vxlan:
         vni = overlay.vni if overlay else flow.get("vni")
         port = overlay.port if overlay else flow.get("udp_dport")
-        parts += [_arrow(), _hop("vtep", VXLAN_DEVICE, "encapsulates", f"VNI {vni}"), _arrow(),
+        parts += [_arrow(), _hop("vtep", _vtep(flow, "src"), "encapsulates", f"VNI {vni}"), _arrow(),
                   _hop("nic", src_iface, src_addr), _arrow(f"UDP {port}", tunnel=True), middle,
                   _arrow(f"VNI {vni}", tunnel=True), _hop("nic", dst_iface, dst_addr), _arrow(),
-                  _hop("vtep", VXLAN_DEVICE, "decapsulates")]
+                  _hop("vtep", _vtep(flow, "dst"), "decapsulates")]
     else:
         parts += [_arrow(), _hop("nic", src_iface, src_addr), _arrow("plain IPv4"), middle, _arrow("plain IPv4"),
                   _hop("nic", dst_iface, dst_addr)]
