@@ -65,3 +65,24 @@ def test_missing_links_in_the_chain_are_said():
 def test_no_tables_no_words():
     assert explain("n", node_tables({}), "192.168.209.65") == []
     assert explain("n", node_tables({"route.json": "not json"}), "192.168.209.65") == []
+
+
+def test_flannels_vtep_is_followed_like_calicos():
+    """A Flannel node's tables (flannel.2 after a wrong-VNI fault, as `vxcap run --lab --cni flannel` saved them)."""
+    flannel = tables(**{
+        "route.json": [{"dst": "10.244.1.0/24", "gateway": "10.244.1.0", "dev": "flannel.2", "flags": ["onlink"]},
+                       {"dst": "10.244.2.0/24", "gateway": "10.10.10.12", "dev": "eth1", "flags": []}],
+        "neigh.json": [{"dst": "10.244.1.0", "dev": "flannel.2", "lladdr": "66:fb:ad:98:aa:13", "state": ["PERMANENT"]}],
+        "fdb.json": [{"mac": "66:fb:ad:98:aa:13", "ifname": "flannel.2", "dst": "10.10.10.11", "flags": ["self"],
+                      "state": "permanent"}],
+        "link.json": [{"ifname": "eth1", "mtu": 1500, "linkinfo": {"info_kind": "veth"}},
+                      {"ifname": "flannel.2", "mtu": 1450, "linkinfo": {"info_kind": "vxlan",
+                                                                        "info_data": {"id": 2, "port": 8472}}}],
+    })
+    assert explain("k01-worker3", flannel, "10.244.1.2") == [
+        "k01-worker3 routes 10.244.1.2 by `10.244.1.0/24 via 10.244.1.0 dev flannel.2 onlink`",
+        "k01-worker3: neighbour 10.244.1.0 is 66:fb:ad:98:aa:13; its FDB entry sends 66:fb:ad:98:aa:13 to 10.10.10.11",
+        "k01-worker3: flannel.2 encapsulates with VNI 2, UDP port 8472, MTU 1450",
+    ]
+    # A plain route out of a device that is no VXLAN stops at the route.
+    assert len(explain("k01-worker3", flannel, "10.244.2.2")) == 1

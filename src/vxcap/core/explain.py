@@ -77,11 +77,19 @@ def describe_route(route: dict[str, Any]) -> str:
     return " ".join(words)
 
 
-def _vxlan_device(links: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _vxlan_device(links: list[dict[str, Any]], name: str = VXLAN_DEVICE) -> dict[str, Any] | None:
     for link in links:
-        if link.get("ifname") == VXLAN_DEVICE:
+        if link.get("ifname") == name:
             return link
     return None
+
+
+def _tunnel(links: list[dict[str, Any]], dev: object) -> bool:
+    """vxlan.calico, or another CNI's VXLAN device (Flannel's flannel.1) as the saved links show it."""
+    if dev == VXLAN_DEVICE:
+        return True
+    link = _vxlan_device(links, str(dev)) if dev else None
+    return ((link or {}).get("linkinfo") or {}).get("info_kind") == "vxlan"
 
 
 def explain(sender_name: str, sender: NodeTables, dst_ip: str) -> list[str]:
@@ -94,22 +102,23 @@ def explain(sender_name: str, sender: NodeTables, dst_ip: str) -> list[str]:
     if route is None:
         return [f"{sender_name} has no route to {dst_ip}"] if sender.routes else []
     lines = [f"{sender_name} routes {dst_ip} by `{describe_route(route)}`"]
-    if route.get("dev") != VXLAN_DEVICE:
+    dev = route.get("dev")
+    if not _tunnel(sender.links, dev):
         return lines
     gateway = route.get("gateway") or dst_ip
     mac = next((n.get("lladdr") for n in sender.neigh
-                if n.get("dst") == gateway and n.get("dev") == VXLAN_DEVICE), None)
+                if n.get("dst") == gateway and n.get("dev") == dev), None)
     if mac is None:
-        lines.append(f"{sender_name} has no neighbour entry for {gateway} on {VXLAN_DEVICE}")
+        lines.append(f"{sender_name} has no neighbour entry for {gateway} on {dev}")
         return lines
     remote = next((f.get("dst") for f in sender.fdb
-                   if f.get("mac") == mac and f.get("ifname") == VXLAN_DEVICE), None)
+                   if f.get("mac") == mac and f.get("ifname") == dev), None)
     hop = f"neighbour {gateway} is {mac}; "
     hop += f"its FDB entry sends {mac} to {remote}" if remote else f"no FDB entry for {mac}"
     lines.append(f"{sender_name}: {hop}")
-    device = _vxlan_device(sender.links)
+    device = _vxlan_device(sender.links, str(dev))
     data = ((device or {}).get("linkinfo") or {}).get("info_data") or {}
     if data:
-        lines.append(f"{sender_name}: {VXLAN_DEVICE} encapsulates with VNI {data.get('id')}, "
+        lines.append(f"{sender_name}: {dev} encapsulates with VNI {data.get('id')}, "
                      f"UDP port {data.get('port')}, MTU {device.get('mtu')}")
     return lines
