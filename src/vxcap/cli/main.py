@@ -205,8 +205,9 @@ def lab() -> None:
     """The embedded lab: the reference topology in network namespaces (root).
 
     A switch namespace with one gateway per subnet, one namespace per node with
-    eth1 and vxlan.calico shaped like Calico's data plane, and one test pod per
-    node. Sealed: nothing touches the host's interfaces.
+    eth1 and vxlan.calico shaped like Calico's data plane (or flannel.1 like
+    Flannel's, with --cni flannel), and one test pod per node. Sealed: nothing
+    touches the host's interfaces.
     """
 
 
