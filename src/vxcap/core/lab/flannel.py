@@ -140,13 +140,6 @@ def pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     ]
 
 
-def teardown_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
-    """In an adopted namespace: what the Flannel lab added there (routes over them go with the devices)."""
-    ns = names.node(node.name)
-    return [ip(ns, "link", "del", _config(spec).device), ip(ns, "link", "del", BRIDGE),
-            ip(ns, "link", "del", host_veth(node.name))]
-
-
 # --- checks -----------------------------------------------------------------------------------
 
 

@@ -386,13 +386,9 @@ def adopted_teardown_steps(spec: LabSpec, names: LabNames) -> list[Step]:
     devices go with them; the blackhole route is on no device. ip_forward stays
     1: a Kubernetes node has it so anyway.
     """
-    from vxcap.core.lab import flannel
-
     steps = []
     for index, node in enumerate(spec.topology.nodes):
-        if names.is_adopted(node.name) and spec.ipv4_encap == "flannel":
-            steps += [ip(names.switch, "link", "del", names.switch_port(index)), *flannel.teardown_steps(spec, names, node)]
-        elif names.is_adopted(node.name):
+        if names.is_adopted(node.name):
             ns = names.node(node.name)
             steps += [
                 ip(names.switch, "link", "del", names.switch_port(index)),
