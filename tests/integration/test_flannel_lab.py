@@ -184,9 +184,15 @@ def test_direct_routing_is_plain_within_a_subnet_and_vxlan_across(tmp_path):
 @lab_test
 def test_a_flannel_lab_is_not_judged_as_calicos(tmp_path):
     lab_up("--direct-routing")
-    result, _, _ = vxcap_run(tmp_path, "worker,worker3")  # --cni calico, the default
+    for name in ("calico", "other"):  # nothing is made in them: the refusals come first
+        (tmp_path / name).mkdir()
+    result, _, _ = vxcap_run(tmp_path / "calico", "worker,worker3")  # --cni calico, the default
     assert result.exit_code == ExitStatus.USAGE
     assert "built as Flannel's vxlan: add --cni flannel" in result.output
-    result, _, _ = vxcap_run(tmp_path, "worker,worker3", options=[*FLANNEL, "--no-direct-routing"])
+    result, _, report = vxcap_run(tmp_path / "auto", "worker,worker3", options=["--cni", "auto"])
+    assert result.exit_code == ExitStatus.SUCCESS, result.output  # auto: the lab as built
+    assert flows(report)[(W, W3)]["udp_dport"] == 8472
+    result, _, _ = vxcap_run(tmp_path / "other", "worker,worker3", options=[*FLANNEL, "--no-direct-routing"])
     assert result.exit_code == ExitStatus.USAGE
     assert "built with DirectRouting on: `vxcap lab up --cni flannel --no-direct-routing` rebuilds it" in result.output
+    assert not any((tmp_path / "calico").iterdir()) and not any((tmp_path / "other").iterdir())
