@@ -45,6 +45,7 @@ def test_flannel_direct_routing_capture_passes_with_port_8472_and_vni_1(tmp_path
         assert flow["packets"] > 0 and flow["reasons"] == []
         assert "-d udp.port==8472,vxlan" in flow["wireshark"]  # Wireshark dissects VXLAN on 4789 only
     assert flows[(W, W2)]["observed"] == "plain" and flows[(W2, W)]["observed"] == "plain"
+    assert flows[(W, W2)]["expected_because"] == "DirectRouting on, same subnet: 10.10.10.12 is in 10.10.10.0/24"
     # The tunnel's MTU is read from flannel.1 in the hand-taken `ip -d -j link`.
     src = flows[(W, W3)]["mtu"]["mtus"]["src"]
     assert (src["vxlan_ifname"], src["vxlan_mtu"], src["pod_mtu"]) == ("flannel.1", 1450, 1450)
@@ -68,5 +69,5 @@ def test_the_same_capture_judged_against_another_vni_names_the_vni(tmp_path):
 def test_direct_routing_off_makes_the_same_subnet_plain_frames_the_fault(tmp_path):
     result, flows = analyze(hand_run(tmp_path, mode="Always"))  # DirectRouting off: always VXLAN
     assert result.exit_code == ExitStatus.VERDICT_FAILED
-    assert any("plain IPv4 packets, expected VXLAN" in r for r in flows[(W, W2)]["reasons"])
+    assert flows[(W, W2)]["reasons"][0].endswith("plain IPv4 packets, expected VXLAN (Flannel vxlan, DirectRouting off)")
     assert flows[(W, W3)]["reasons"] == []

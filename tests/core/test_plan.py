@@ -133,3 +133,17 @@ def test_lab_file_errors_name_the_field(mutate, message):
     mutate(data)
     with pytest.raises(InputError, match=re.escape(message)):
         lab_from_dict(data)
+
+
+def test_flannels_overlay_words_its_reasons_by_direct_routing():
+    a, b, c = (Node(n, IPv4Interface(addr)) for n, addr in (("a", "10.10.10.11/24"), ("b", "10.10.10.12/24"),
+                                                           ("c", "10.10.20.13/24")))
+    off = Overlay(mode=Mode.ALWAYS, vni=1, port=8472, cni="flannel")
+    on = Overlay(mode=Mode.CROSS_SUBNET, vni=1, port=8472, cni="flannel")
+    assert expected_wire(off, a, b) == (Wire.VXLAN, "Flannel vxlan, DirectRouting off")
+    assert expected_wire(on, a, b) == (Wire.PLAIN, "DirectRouting on, same subnet: 10.10.10.12 is in 10.10.10.0/24")
+    assert expected_wire(on, a, c)[0] is Wire.VXLAN
+    with pytest.raises(InputError, match="overlay cni 'flannel' with vxlanMode Never is not handled"):
+        Overlay(mode=Mode.NEVER, cni="flannel")
+    with pytest.raises(InputError, match="overlay cni 'cilium'"):
+        Overlay(cni="cilium")

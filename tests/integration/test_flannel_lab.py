@@ -161,7 +161,8 @@ def test_plain_where_vxlan_was_promised_is_named(tmp_path):
     assert result.exit_code == ExitStatus.VERDICT_FAILED
     flow = flows(report)[(W, W2)]
     assert flow["observed"] == "plain" and flow["delivery"]["answered"] > 0  # it works, and breaks the promise
-    assert any("plain IPv4 packets, expected VXLAN" in r for r in flow["reasons"]), flow["reasons"]
+    assert any(r.endswith("plain IPv4 packets, expected VXLAN (Flannel vxlan, DirectRouting off)")
+               for r in flow["reasons"]), flow["reasons"]
 
 
 @lab_test

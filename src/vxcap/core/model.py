@@ -58,6 +58,7 @@ WG_V6_DEVICE = "wg-v6.cali"
 DEFAULT_WG_PORT = 51820
 DEFAULT_WG_PORT_V6 = 51821
 ENCAPSULATIONS = ("vxlan", "ipip")  # what an IPv4 IPPool's vxlanMode / ipipMode turns on
+CNIS = ("calico", "flannel")  # whose promise the overlay's mode words (Overlay.cni)
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -86,6 +87,9 @@ class Overlay:
     wireguard6: bool = False
     wireguard_port: int = DEFAULT_WG_PORT
     wireguard_port6: int = DEFAULT_WG_PORT_V6
+    # Whose promise `mode` words: Calico's pool mode, or Flannel's vxlan backend (the lab's
+    # `--cni flannel`), where CrossSubnet is DirectRouting on and Always is DirectRouting off.
+    cni: str = "calico"
 
     def __post_init__(self) -> None:
         if not 0 <= self.vni < 2**24:
@@ -96,6 +100,9 @@ class Overlay:
             raise InputError(f"MTU {self.mtu} is out of range (68..65535)")
         if self.encapsulation not in ENCAPSULATIONS:
             raise InputError(f"encapsulation {self.encapsulation!r} is not handled ({', '.join(ENCAPSULATIONS)})")
+        if self.cni not in CNIS or (self.cni == "flannel" and (self.encapsulation != "vxlan" or self.mode is Mode.NEVER)):
+            raise InputError(f"overlay cni {self.cni!r} with {self.encapsulation}Mode {self.mode.value} is not handled "
+                             "(calico; flannel with vxlan, CrossSubnet or Always)")
         for port in (self.wireguard_port, self.wireguard_port6):
             if not 1 <= port <= 65535:
                 raise InputError(f"WireGuard port {port} is out of range (1..65535)")

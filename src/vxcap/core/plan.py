@@ -54,7 +54,8 @@ class Expectation:
 
 
 def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tuple[Wire, str]:
-    """Calico's choice for `family` traffic leaving `src` towards `dst`.
+    """Calico's choice for `family` traffic leaving `src` towards `dst` (or Flannel's vxlan backend's,
+    when `overlay.cni` says so: DirectRouting on is CrossSubnet, off is Always).
 
     WireGuard first: Felix routes pod traffic to a peer that published a public key through
     wireguard.cali (wg-v6.cali), ahead of the pool's encapsulation (its routing rule,
@@ -72,7 +73,13 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
         why = f"wireguardEnabled{v6}, but {missing} has no WireGuard public key: "
     else:
         why = ""
-    if family == 4:
+    if family == 4 and overlay.cni == "flannel":
+        # Flannel's DirectRouting: plain only where the route to the peer has no gateway (in vxcap's
+        # model, the peer is in the sender's subnet); off, always VXLAN.
+        if overlay.mode is Mode.ALWAYS:
+            return Wire.VXLAN, "Flannel vxlan, DirectRouting off"
+        mode, wire, field, why = overlay.mode, Wire.VXLAN, "DirectRouting", "DirectRouting on, "
+    elif family == 4:
         mode, wire, field = overlay.mode, Wire(overlay.encapsulation), f"{overlay.encapsulation}Mode"
     else:
         if overlay.mode6 is None:

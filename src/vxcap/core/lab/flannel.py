@@ -46,7 +46,7 @@ def flannel_description(data: dict[str, Any], direct_routing: bool) -> dict[str,
     mtu = int((data.get("underlay") or {}).get("mtu", 1500)) - OVERHEAD
     return {
         **{k: v for k, v in data.items() if k not in ("expected_wire", "dataplane")},
-        "overlay": {"encapsulation": "vxlan", "mode": "CrossSubnet" if direct_routing else "Always",
+        "overlay": {"encapsulation": "vxlan", "cni": "flannel", "mode": "CrossSubnet" if direct_routing else "Always",
                     "vni": DEFAULT_VNI, "port": KERNEL_VXLAN_PORT, "mtu": mtu},
         "pool": {"cidr": NETWORK},
         "nodes": [{**n, "block": f"10.244.{i}.0/24"} for i, n in enumerate(nodes)],

@@ -267,6 +267,7 @@ def lab_from_dict(data: Any) -> LabSpec:
         port=int(ov.get("port", DEFAULT_PORT)),
         mtu=int(ov.get("mtu", DEFAULT_MTU)),
         encapsulation=str(ov.get("encapsulation", "vxlan")),
+        cni=str(ov.get("cni", "calico")),
     )
     pool_cidr = (data.get("pool") or {}).get("cidr")
     pool = _parse("a network", ip_network, pool_cidr, "pool.cidr") if pool_cidr else None
