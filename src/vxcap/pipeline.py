@@ -40,6 +40,7 @@ from vxcap.stages.mtu_verdicts import judge_mtu
 from vxcap.stages.node_tables import explain_failures, underlay_macs
 from vxcap.stages.packet_watch import PacketWatch
 from vxcap.stages.scapy_worker import ScapyWorker
+from vxcap.stages.spot_check import SpotCheck
 from vxcap.stages.timer import Progress, StageTimer
 from vxcap.stages.wireshark import add_wireshark_commands, cross_check_decode
 from vxcap.targets import Target
@@ -363,6 +364,7 @@ def _analyze(
     unusable: dict[str, str] = dict(manifest.capture_errors)
     states: dict[str, PointState] = {}
     point_report: list[dict[str, Any]] = []
+    spot_check = SpotCheck()  # scapy's re-reading, budgeted across the run's captures
     for cap in manifest.captures:
         point = CapturePoint(cap.node, cap.iface)
         entry: dict[str, Any] = {"node": cap.node, "iface": cap.iface, "file": cap.file,
@@ -375,7 +377,8 @@ def _analyze(
             entry.update(usable=False, problem=unusable[cap.node])
         try:
             seen[point], link_headers[point], damaged = decode_point(
-                run_dir / cap.file, warnings, manifest.topology.overlay.port, judged, worker.dissect, reading
+                run_dir / cap.file, warnings, manifest.topology.overlay.port, judged, worker.dissect, reading,
+                spot_check=spot_check,
             )
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
@@ -385,6 +388,7 @@ def _analyze(
             entry.update(usable=False, problem=message)
             continue
         entry["damaged"] = damaged
+        entry["spot_checked"] = spot_check.per_capture.get(cap.file, 0)
         states[str(point)] = PointState(str(point), cap.kernel_dropped, damaged)
         if cap.kernel_dropped:
             warnings.append(f"{cap.file}: tcpdump says {cap.kernel_dropped} packets were dropped by the kernel: "
@@ -435,6 +439,7 @@ def _analyze(
         flow["mtu"] = section
     if manifest.plan is not None:
         report["plan"] = manifest.plan
+    report["spot_check"] = spot_check.summary()
     found = blame_flows(report["flows"])
     report["blame"] = None if found is None else found.to_dict()
     explain_failures(run_dir, manifest, report)

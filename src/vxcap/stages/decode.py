@@ -11,6 +11,7 @@ from pathlib import Path
 from vxcap.core.encap import Reading, reading_for  # noqa: F401 (reading_for: the pipeline's, from here)
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest
+from vxcap.stages.spot_check import SpotCheck
 
 
 def judged_addresses(manifest: Manifest) -> frozenset[int]:
@@ -29,13 +30,14 @@ def judged_addresses(manifest: Manifest) -> frozenset[int]:
 
 def decode_point(
     path: Path, warnings: list[str], vxlan_port: int | None = None, judged: frozenset[int] | None = None,
-    dissect: Callable[..., dict] | None = None, reading: Reading | None = None,
+    dissect: Callable[..., dict] | None = None, reading: Reading | None = None, spot_check: SpotCheck | None = None,
 ) -> tuple[dict[FlowKey, FlowTally], int, str | None]:
     """One capture through the fast streaming decoder, scapy re-reading each kept flow's first
     frames (the spot-check); returns its flows, the bytes before the IP header in its frames (for frame sizes vs MTU), and
     what is damaged in the file (a cut or damaged record: the frames after it are missing), if anything.
     `judged`: the addresses whose flows are kept (`judged_addresses`); None keeps every flow.
-    `dissect`: scapy's dissection of frames by index (`ScapyWorker.dissect`); None dissects here."""
+    `dissect`: scapy's dissection of frames by index (`ScapyWorker.dissect`); None dissects here.
+    `spot_check`: the run's budget across its captures (stages.spot_check); None re-reads every sample frame."""
     from vxcap.adapters.pcapfile import frames_at, read_flows
     from vxcap.core.fastdecode import VXLAN_PORTS
     from vxcap.core.mtu.wire_sizes import LINK_HEADER
@@ -50,7 +52,10 @@ def decode_point(
     # scapy dissects the sample frames (the first few) of every kept flow, read back at the offsets
     # the fast pass recorded: a live check of the fast path whose cost is a few frames per judged
     # flow, wherever they lie in the file (full agreement is the decoder tests' job).
-    wanted = {index: key for key, indices in result.sample_frames.items() for index in indices}
+    if spot_check is None:
+        wanted = {index: key for key, indices in result.sample_frames.items() for index in indices}
+    else:
+        wanted = spot_check.choose(path.name, result.flows, result.sample_frames)
     if dissect is None:
         from vxcap.stages.scapy_worker import in_process as dissect
     for index, facts in dissect(frames_at(path, {i: result.frame_at[i] for i in wanted}), reading).items():
