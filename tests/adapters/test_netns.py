@@ -115,3 +115,24 @@ def test_a_name_that_is_a_path_is_refused(name):
     with pytest.raises(NetnsError, match="is not a network namespace name"):
         with netns.entered(name):
             pytest.fail("the block must not run")
+
+
+# -- netns.run: output through memfds, the wait on a pidfd ---------------------------------
+
+
+def test_run_returns_the_output_status_and_reads_its_input():
+    proc = netns.run(["sh", "-c", "cat; printf out; echo err >&2; exit 3"], input="in:", check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "in:out", "err\n")
+
+
+def test_run_output_larger_than_a_pipe_holds_arrives_whole():
+    proc = netns.run(["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x"])
+    assert proc.stdout == "x" * 300000
+
+
+def test_a_command_that_outlives_its_timeout_is_killed_and_named():
+    with pytest.raises(NetnsError, match=r"^sleep 30 did not finish within 0\.3 s$"):
+        netns.run(["sleep", "30"], timeout=0.3)
+    # killed and reaped, not left behind: no sleep 30 of ours is still a child of this process
+    children = subprocess.run(["ps", "-o", "args=", "--ppid", str(os.getpid())], capture_output=True, text=True)
+    assert "sleep 30" not in children.stdout

@@ -13,7 +13,7 @@ import ctypes
 import json
 import os
 import subprocess
-import tempfile
+import select
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -54,17 +54,47 @@ def run(
 def _run_through_files(argv: Sequence[str], input: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
     """subprocess.run with the output in files, not pipes: `ip` writes a large table a few KiB
     at a time, and reading a pipe woke this process (and took the GIL) about 90 times per
-    command. A file is read once, when the command is done."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as stdin:
+    command. A file is read once, when the command is done.
+
+    The files are memfds (no directory entry, no journal: a file in /tmp cost about 0.3 ms to
+    make, three per command), and the wait blocks on a pidfd until the command ends or its time is
+    up: subprocess's wait with a timeout polls with sleeps that double from 0.5 ms, which made a
+    6 ms command take up to 11 ms. A 256-node lab's tables are 768 commands.
+    """
+    with _memfile("stdout") as out, _memfile("stderr") as err, _memfile("stdin") as stdin:
         if input is not None:
             stdin.write(input.encode())
             stdin.seek(0)
-        proc = subprocess.run(list(argv), stdin=stdin if input is not None else None, stdout=out, stderr=err,
-                              timeout=timeout)
+        proc = subprocess.Popen(list(argv), stdin=stdin if input is not None else None, stdout=out, stderr=err)
+        try:
+            returncode = _wait(proc, timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         out.seek(0)
         err.seek(0)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(errors="replace"),
+        return subprocess.CompletedProcess(proc.args, returncode, out.read().decode(errors="replace"),
                                            err.read().decode(errors="replace"))
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> int:
+    """The exit status, waiting in poll(2) on a pidfd: woken when the command ends, not on a timer."""
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(timeout * 1000):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(pidfd)
+    return proc.wait()
+
+
+@contextmanager
+def _memfile(name: str) -> Iterator[Any]:
+    with open(os.memfd_create(name, os.MFD_CLOEXEC), "w+b") as handle:
+        yield handle
 
 
 def exec_prefix(netns: str | None) -> list[str]:
