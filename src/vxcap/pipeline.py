@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vxcap.adapters.evidence import write_evidence
-from vxcap.adapters.rundir import load_manifest, make_private, make_run_dir, save_node_tables, write_json, write_private
+from vxcap.adapters.rundir import load_manifest, make_private, make_run_dir, write_json, write_private
 from vxcap.core import rundir as names
 from vxcap.core.blame import blame_flows
 from vxcap.core.delivery import PointState, judge_delivery
@@ -37,7 +37,7 @@ from vxcap.stages.decode import decode_point, judged_addresses, reading_for
 from vxcap.stages.flow_views import flow_views
 from vxcap.stages.mtu_probes import run_mtu_probes
 from vxcap.stages.mtu_verdicts import judge_mtu
-from vxcap.stages.node_tables import explain_failures, underlay_macs
+from vxcap.stages.node_tables import NodeTables, explain_failures, underlay_macs
 from vxcap.stages.packet_watch import PacketWatch
 from vxcap.stages.scapy_worker import ScapyWorker
 from vxcap.stages.spot_check import SpotCheck
@@ -45,7 +45,7 @@ from vxcap.stages.timer import Progress, StageTimer
 from vxcap.stages.wireshark import add_wireshark_commands, cross_check_decode
 from vxcap.targets import Target
 
-STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "tables", "decode", "judge",
+STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "decode", "tables", "judge",
           "report", "cross-check", "evidence")
 
 # What the current stage is waiting for, each time it changes: "captures listening 2/3",
@@ -208,26 +208,26 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             }
             if result is not None and getattr(result, "captured", None) == 0:
                 errors.append(f"capture on {node}/{iface} recorded no packets")
-        timer.stage("tables", f"links, routes, neighbours and FDB of {len(nodes)} node(s)")
-        # A few nodes at a time: each is a handful of commands (or execs) that mostly wait.
-        with ThreadPoolExecutor(max_workers=NODE_TABLE_WORKERS) as pool:
-            failures = list(pool.map(lambda node: _collect_node_tables(target, run_dir, node), nodes))
-        errors.extend(failure for failure in failures if failure)
+        # The tables are read beside the decode (stages.node_tables): `_analyze` waits for them
+        # before judging, and the target is released only once they are read.
+        tables = NodeTables(target, run_dir, nodes, deferred=options.coverage)
+        cleanup.callback(tables.close)
 
-    if not pods:
-        report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
-        return Outcome(run_dir=run_dir, report=report, timings=timer.done(), interrupted=interrupted)
-    probe_counts = [
-        ProbeCount(p["src_node"], p["dst_node"], p["transmitted"], p["received"]) for p in probes if "transmitted" in p
-    ]
-    manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
-                             capture_errors=capture_errors, probes=probe_counts,
-                             notes=tuple(getattr(target, "notes", ())), capture_filters=filters,
-                             plan=plan_info)
-    write_json(run_dir / names.MANIFEST, manifest)
-    outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check)
-    outcome.interrupted = interrupted
-    return outcome
+        if not pods:
+            errors.extend(tables.wait())
+            report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
+            return Outcome(run_dir=run_dir, report=report, timings=timer.done(), interrupted=interrupted)
+        probe_counts = [
+            ProbeCount(p["src_node"], p["dst_node"], p["transmitted"], p["received"]) for p in probes if "transmitted" in p
+        ]
+        manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
+                                 capture_errors=capture_errors, probes=probe_counts,
+                                 notes=tuple(getattr(target, "notes", ())), capture_filters=filters,
+                                 plan=plan_info)
+        write_json(run_dir / names.MANIFEST, manifest)
+        outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check, tables=tables)
+        outcome.interrupted = interrupted
+        return outcome
 
 
 def _stop_capture(handle: Any) -> tuple[Any, Exception | None]:
@@ -258,17 +258,6 @@ def _probe(
             entry.update(transmitted=result.transmitted, received=result.received)
         entries.append(entry)
     return entries
-
-
-NODE_TABLE_WORKERS = 8
-
-
-def _collect_node_tables(target: Target, run_dir: Path, node: str) -> str | None:
-    try:
-        save_node_tables(run_dir, node, target.underlay_iface(node), target.node_tables(node))
-    except Exception as err:  # noqa: BLE001 - the node tables are a bonus; their absence is reported
-        return f"node tables of {node} not saved: {err}"
-    return None
 
 
 def _write_setup_failure(run_dir: Path, run_id: str, errors: list[str], timer: StageTimer) -> dict[str, Any]:
@@ -344,6 +333,7 @@ def _analyze(
     cross_check: bool = False,
     evidence: bool | None = None,
     worker: ScapyWorker | None = None,
+    tables: NodeTables | None = None,
 ) -> Outcome:
     worker = worker or ScapyWorker()
     timer.stage("decode", f"{len(manifest.captures)} capture(s)")
@@ -397,6 +387,10 @@ def _analyze(
     for node, why in manifest.capture_errors:
         point_report.append({"node": node, "iface": None, "file": None, "usable": False, "problem": why})
 
+    if tables is not None:
+        # what is left of reading them once the decode is done
+        timer.stage("tables", f"links, routes, neighbours and FDB of {len(tables.nodes)} node(s), read beside the decode")
+        errors.extend(tables.wait())
     timer.stage("judge")
     macs = underlay_macs(run_dir, manifest)
     verdicts = []
@@ -442,6 +436,11 @@ def _analyze(
     report["spot_check"] = spot_check.summary()
     found = blame_flows(report["flows"])
     report["blame"] = None if found is None else found.to_dict()
+    if tables is not None and tables.deferred:
+        timer.stage("tables", "routes, neighbours and FDB of the senders of failing directions")
+        report["errors"] += tables.complete([f["src_node"] for f in report["flows"] if f["verdict"] != "pass"])
+        report["node_tables"] = tables.summary()
+        timer.stage("report")
     explain_failures(run_dir, manifest, report)
     if cross_check:
         timer.stage("cross-check", "tshark's dissectors on the same captures")

@@ -374,6 +374,12 @@ class NetnsLab:
         docs = {rundir.NODE_LINKS: link, rundir.ROUTES: route, rundir.NEIGHBOURS: neigh, rundir.FDB: fdb}
         return {name: text + "\n" for name, (_doc, text) in docs.items()}
 
+    def node_links(self, node: str) -> str:
+        """`ip -d -j link` in the node, as JSON text: without the routes, neighbours and FDB of `node_tables`
+        (a neighbour dump walks every namespace's entries: at 256 nodes most of a table read)."""
+        ((_links, text),) = netns.query_texts("ip", self.node_netns(node), ["link show"], details=True)
+        return text + "\n"
+
     def pod_links(self, node: str) -> str:
         """`ip -d -j link` in the node's test pod, as JSON text: its eth0 MTU is part of every path's limit."""
         ((_links, text),) = netns.query_texts("ip", self.pod_netns(node), ["link show"], details=True)

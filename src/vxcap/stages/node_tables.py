@@ -38,3 +38,74 @@ def underlay_macs(run_dir: Path, manifest: Manifest) -> dict[str, str]:
         if link is not None and link.address:
             macs[cap.node] = link.address.lower()
     return macs
+
+
+class NodeTables:
+    """Every node's tables, read beside the decode: started when the captures are stopped, waited
+    for before the judge stage (which reads the links) and before the target is released. They are
+    `ip` and `bridge` processes, three per node, that mostly wait on the kernel, not on this process.
+
+    `deferred` (coverage runs, on a target that can read the links alone): every node's links now,
+    which the verdicts read, and its routes, neighbours and FDB, which only explain a failure, later
+    and only for the senders of failing directions (`complete`). On the 256-node lab a neighbour dump
+    walks the entries of every namespace on the machine, so the full tables of all nodes took as long
+    as the rest of the run's judging."""
+
+    WORKERS = 8  # a few nodes at a time: each is a handful of commands (or execs) that mostly wait
+
+    def __init__(self, target: Any, run_dir: Path, nodes: tuple[str, ...], deferred: bool = False) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.target, self.run_dir, self.nodes = target, run_dir, nodes
+        links = getattr(target, "node_links", None) if deferred else None
+        self.deferred = links is not None
+        self.full: list[str] = []  # nodes whose routes, neighbours and FDB were read when deferred
+        self._pool = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="node-tables")
+        read = links or target.node_tables
+        self._futures = [self._pool.submit(_collect, read, target, run_dir, node) for node in nodes]
+        self._failures: list[str] | None = None
+
+    def wait(self) -> list[str]:
+        """Why some nodes' tables were not saved (one line each); waits for the rest."""
+        if self._failures is None:
+            try:
+                self._failures = [failure for failure in (f.result() for f in self._futures) if failure]
+            finally:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+        return self._failures
+
+    def complete(self, senders: list[str]) -> list[str]:
+        """When deferred: the full tables of these nodes (the senders of failing directions), so each
+        failure is explained as in any run; why some were not saved."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        wanted = [node for node in dict.fromkeys(senders) if node in self.nodes and node not in self.full]
+        if not self.deferred or not wanted:
+            return []
+        self.full += wanted
+        with ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="node-tables") as pool:
+            failures = list(pool.map(lambda node: _collect(self.target.node_tables, self.target, self.run_dir, node),
+                                     wanted))
+        return [failure for failure in failures if failure]
+
+    def summary(self) -> dict[str, Any] | None:
+        """What report.json says of the tables when not every node's were read in full."""
+        if not self.deferred:
+            return None
+        return {"links": len(self.nodes), "full": list(self.full),
+                "why": "a coverage run reads every node's links (the verdicts read them) and the routes, "
+                       "neighbours and FDB of the senders of failing directions only (they explain a failure)"}
+
+    def close(self) -> None:
+        """On the way out (an interrupt, a failure): nothing new starts; what runs finishes."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect(read: Any, target: Any, run_dir: Path, node: str) -> str | None:
+    from vxcap.adapters.rundir import save_node_tables
+
+    try:
+        save_node_tables(run_dir, node, target.underlay_iface(node), read(node))
+    except Exception as err:  # noqa: BLE001 - the node tables are a bonus; their absence is reported
+        return f"node tables of {node} not saved: {err}"
+    return None

@@ -251,6 +251,11 @@ class LabTarget:
         files[rundir.POD_LINKS] = self.lab.pod_links(node)
         return files
 
+    def node_links(self, node: str) -> dict[str, str]:
+        """The tables every verdict reads (the node's and its test pod's links), without those only an
+        explanation of a failure reads (`node_tables` has them all)."""
+        return {rundir.NODE_LINKS: self.lab.node_links(node), rundir.POD_LINKS: self.lab.pod_links(node)}
+
     def release(self) -> None:
         if self.built_here and not self.keep:
             lab_down(self.source, self.prefix)
