@@ -82,6 +82,8 @@ class Outcome:
     verdicts: list[FlowVerdict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    # report.json as written: `--json` prints it rather than encoding a large report twice
+    report_text: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -266,12 +268,14 @@ def _write_setup_failure(run_dir: Path, run_id: str, errors: list[str], timer: S
     return report
 
 
-def _write_reports(run_dir: Path, report: dict[str, Any], page: str | None = None) -> None:
-    write_json(run_dir / names.REPORT_JSON, report)
+def _write_reports(run_dir: Path, report: dict[str, Any], page: str | None = None) -> str:
+    """Writes report.json, junit.xml and report.html; returns report.json's text (for `--json`)."""
+    text = write_json(run_dir / names.REPORT_JSON, report)
     write_junit(report, run_dir / names.JUNIT_XML)
     make_private(run_dir / names.JUNIT_XML)
     if page is not None:
         write_private(run_dir / names.REPORT_HTML, page)
+    return text
 
 
 # Evidence pcapng copies every frame of every capture: automatic for run-sized
@@ -457,5 +461,5 @@ def _analyze(
         warnings.append(report["evidence"]["skipped"])
     add_wireshark_commands(run_dir, manifest, report)
     report["timings"] = {k: round(v, 4) for k, v in timer.done().items()}
-    _write_reports(run_dir, report, render_html(report, manifest, run_dir))
-    return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"])
+    text = _write_reports(run_dir, report, render_html(report, manifest, run_dir))
+    return Outcome(run_dir=run_dir, report=report, verdicts=verdicts, timings=report["timings"], report_text=text)

@@ -36,8 +36,11 @@ def make_private(path: Path) -> None:
     os.chmod(path, names.FILE_MODE)
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_private(path, json.dumps(data, indent=2) + "\n")
+def write_json(path: Path, data: Any) -> str:
+    """Writes `data` as JSON; returns the text written, without its last newline."""
+    text = json.dumps(data, indent=2)
+    write_private(path, text + "\n")
+    return text
 
 
 def read_json(path: Path) -> Any:

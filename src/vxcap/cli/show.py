@@ -8,14 +8,15 @@ from typing import Any
 
 
 def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False, quiet: bool = False,
-                follow: bool = True) -> None:
+                follow: bool = True, text: str | None = None) -> None:
+    """`text`: report.json as the run wrote it, printed as it is for --json (a 256-node run's is 8 MB)."""
     from vxcap.adapters.rundir import artifacts
     from vxcap.cli.console import console, raw
     from vxcap.cli.render import follow_up, packets_legend, reasons, summary, table_flows, verdict_table
 
     if as_json:
         # Plain text, not rich's print_json: rendering a 240-flow report took seconds.
-        raw(json.dumps(report, indent=2))
+        raw(text if text is not None else json.dumps(report, indent=2))
         return
     if not quiet:
         if table_flows(report):
@@ -30,4 +31,5 @@ def show_report(report: dict[str, Any], run_dir: Path, *, as_json: bool = False,
 
 
 def show_outcome(outcome, *, as_json: bool = False, quiet: bool = False) -> None:
-    show_report(outcome.report, outcome.run_dir, as_json=as_json, quiet=quiet)
+    show_report(outcome.report, outcome.run_dir, as_json=as_json, quiet=quiet,
+                text=getattr(outcome, "report_text", None))
