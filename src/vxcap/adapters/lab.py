@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -346,10 +347,13 @@ class NetnsLab:
     def start_captures(
         self, requests: list[tuple[str, Path, str]], snaplen: int = DEFAULT_SNAPLEN, max_packets: int = DEFAULT_MAX_PACKETS
     ) -> list[RunningCapture | tcpdump.TcpdumpError]:
-        """`start_capture` for (node, path, bpf) each, their start-ups overlapping."""
-        specs = [(netns.exec_prefix(self.node_netns(node)),
-                  tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets,
-                               ring_kib=lab_buffer_kib(snaplen)), Path(path))
+        """`start_capture` for (node, path, bpf) each, their start-ups overlapping.
+
+        Each tcpdump is started from this thread inside the node's namespace, not behind `ip netns
+        exec`: that costs an exec, a mount namespace and a /sys remount per node (about 3 ms, 256
+        times), and tcpdump on a named interface needs none of /sys."""
+        specs = [([], tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets,
+                                   ring_kib=lab_buffer_kib(snaplen)), Path(path), partial(netns.entered, self.node_netns(node)))
                  for node, path, bpf in requests]
         # A few dozen at a time: hundreds of tcpdumps starting together would only queue for two cores
         # and could miss the ready timeout.

@@ -21,9 +21,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vxcap.core.pcap_records import RecordCount
 from vxcap.core.capture import is_listening, parse_tcpdump_stats
@@ -230,14 +233,22 @@ def _stop_all() -> None:
             pass  # nobody is left to tell
 
 
-def _spawn(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path) -> RunningCapture:
+def _spawn(
+    prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, where: Callable[[], ContextManager] | None = None
+) -> RunningCapture:
+    """`where`: a context the process is started in (a network namespace the thread enters), when the
+    caller says where it runs that way rather than with an argv prefix."""
     argv = [*prefix, *_stopped_when_vxcap_dies(), *tcpdump_argv]
     try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        with where() if where is not None else nullcontext():
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
     except FileNotFoundError:
         raise TcpdumpError(f"{argv[0]} not found") from None
+    except VxcapError as err:  # `where` could not be entered (a namespace gone): this capture fails, not the batch
+        raise TcpdumpError(f"tcpdump could not be started there: {err}") from None
     capture = RunningCapture(proc, Path(path), argv)
     with _running_lock:
         _running.add(capture)
@@ -245,16 +256,18 @@ def _spawn(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path) -> Ru
 
 
 def start_many(
-    specs: Sequence[tuple[Sequence[str], Sequence[str], Path]], ready_timeout: float = READY_TIMEOUT
+    specs: Sequence[tuple[Sequence[str], Sequence[str], Path] | tuple[Sequence[str], Sequence[str], Path, Any]],
+    ready_timeout: float = READY_TIMEOUT,
 ) -> list[RunningCapture | TcpdumpError]:
     """`start` for many captures at once: all spawned, then each awaited, so their start-ups
     overlap (hundreds of nodes would otherwise start one after the other). From the thread
-    that lives as long as the captures, like `start`. Per spec, its capture or why it failed."""
+    that lives as long as the captures, like `start`. Per spec, its capture or why it failed.
+    A spec is (prefix, tcpdump argv, path), or with a fourth item, `_spawn`'s `where`."""
     spawned: list[RunningCapture | TcpdumpError] = []
     try:
-        for prefix, argv, path in specs:
+        for prefix, argv, path, *where in specs:
             try:
-                spawned.append(_spawn(prefix, argv, path))
+                spawned.append(_spawn(prefix, argv, path, *where))
             except TcpdumpError as err:
                 spawned.append(err)
         results: list[RunningCapture | TcpdumpError] = []
