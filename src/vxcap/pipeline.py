@@ -45,7 +45,7 @@ from vxcap.stages.timer import Progress, StageTimer
 from vxcap.stages.wireshark import add_wireshark_commands, cross_check_decode
 from vxcap.targets import Target
 
-STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "decode", "tables", "judge",
+STAGES = ("discover", "plan", "provision", "capture", "probe", "mtu-probe", "stop", "tables", "decode", "judge",
           "report", "cross-check", "evidence")
 
 # What the current stage is waiting for, each time it changes: "captures listening 2/3",
@@ -210,13 +210,19 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             }
             if result is not None and getattr(result, "captured", None) == 0:
                 errors.append(f"capture on {node}/{iface} recorded no packets")
-        # The tables are read beside the decode (stages.node_tables): `_analyze` waits for them
-        # before judging, and the target is released only once they are read.
-        tables = NodeTables(target, run_dir, nodes, deferred=options.coverage)
+        if options.coverage:
+            # Read beside the decode, the full tables only where a failure needs them (stages.node_tables):
+            # `_analyze` waits for them before judging; the target is released once they are read.
+            tables = NodeTables(target, run_dir, nodes, deferred=True)
+        else:
+            timer.stage("tables", f"links, routes, neighbours and FDB of {len(nodes)} node(s)")
+            tables = NodeTables(target, run_dir, nodes)
+            errors.extend(tables.wait())
         cleanup.callback(tables.close)
 
         if not pods:
-            errors.extend(tables.wait())
+            if tables.pending:
+                errors.extend(tables.wait())
             report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
             return Outcome(run_dir=run_dir, report=report, timings=timer.done(), interrupted=interrupted)
         probe_counts = [
@@ -391,9 +397,9 @@ def _analyze(
     for node, why in manifest.capture_errors:
         point_report.append({"node": node, "iface": None, "file": None, "usable": False, "problem": why})
 
-    if tables is not None:
+    if tables is not None and tables.pending:
         # what is left of reading them once the decode is done
-        timer.stage("tables", f"links, routes, neighbours and FDB of {len(tables.nodes)} node(s), read beside the decode")
+        timer.stage("tables", f"links of {len(tables.nodes)} node(s), read beside the decode")
         errors.extend(tables.wait())
     timer.stage("judge")
     macs = underlay_macs(run_dir, manifest)

@@ -41,9 +41,10 @@ def underlay_macs(run_dir: Path, manifest: Manifest) -> dict[str, str]:
 
 
 class NodeTables:
-    """Every node's tables, read beside the decode: started when the captures are stopped, waited
-    for before the judge stage (which reads the links) and before the target is released. They are
-    `ip` and `bridge` processes, three per node, that mostly wait on the kernel, not on this process.
+    """Every node's tables, read a few nodes at a time from when the captures are stopped. A run
+    waits for them at once; a coverage run decodes meanwhile and waits before the judge stage (which
+    reads the links), and before the target is released. They are `ip` and `bridge` processes,
+    three per node, that mostly wait on the kernel, not on this process.
 
     `deferred` (coverage runs, on a target that can read the links alone): every node's links now,
     which the verdicts read, and its routes, neighbours and FDB, which only explain a failure, later
@@ -64,6 +65,11 @@ class NodeTables:
         read = links or target.node_tables
         self._futures = [self._pool.submit(_collect, read, target, run_dir, node) for node in nodes]
         self._failures: list[str] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Not waited for yet."""
+        return self._failures is None
 
     def wait(self) -> list[str]:
         """Why some nodes' tables were not saved (one line each); waits for the rest."""
