@@ -4,7 +4,7 @@ provisioning on a 1,000-node cluster served by the HTTP fake API, against the 4-
 
 For each lab size: the lab is built once (its build time is reported as set-up), then one
 `python -m vxcap run --lab --json` process for one pair across subnets and one for
-`--coverage`. Reported: directions planned, captures, wall time and the split from
+`--coverage` (`--repeat N`: N of each, alternated, the medians compared). Reported: directions planned, captures, wall time and the split from
 report.json's own stage timings, and the ratio coverage / one pair. The lab part needs
 root; `--cluster-only` runs the fake-cluster part alone.
 """
@@ -27,7 +27,16 @@ PREFIX = "vxbcov"
 SUBNETS = {16: 4, 64: 8, 256: 16}
 
 
-def bench_size(nodes: int, seed: int) -> dict:
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time, with the range of all of them: one run on a shared 2-core
+    machine says little."""
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    middle = dict(ordered[len(ordered) // 2])
+    middle["walls"] = [r["wall"] for r in runs]
+    return middle
+
+
+def bench_size(nodes: int, seed: int, repeat: int = 1) -> dict:
     subnets = SUBNETS.get(nodes, max(1, nodes // 16))
     started = time.perf_counter()
     up = vxcap("lab", "up", "--prefix", PREFIX, "--nodes", str(nodes), "--subnets", str(subnets))
@@ -37,8 +46,11 @@ def bench_size(nodes: int, seed: int) -> dict:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             # worker and the last node: on the first and the last subnet, so the pair is VXLAN both ways.
-            one = timed_run(PREFIX, Path(tmp), "--pair", f"worker,worker{nodes - 1}")
-            cover = timed_run(PREFIX, Path(tmp), "--coverage", "--seed", str(seed))
+            ones, covers = [], []
+            for _ in range(repeat):  # alternated, so both see the same load
+                ones.append(timed_run(PREFIX, Path(tmp), "--pair", f"worker,worker{nodes - 1}"))
+                covers.append(timed_run(PREFIX, Path(tmp), "--coverage", "--seed", str(seed)))
+            one, cover = median_run(ones), median_run(covers)
     finally:
         vxcap("lab", "down", "--prefix", PREFIX)
     return {"nodes": nodes, "subnets": subnets, "setup": setup, "one": one, "coverage": cover}
@@ -97,6 +109,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="16,64,256", help="lab sizes (nodes), comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cluster-only", action="store_true", help="only the 1,000-node fake cluster")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each kind per lab size, alternated; the median is shown, with the range")
     args = parser.parse_args()
     report_cluster(args.seed)
     print()
@@ -104,7 +118,7 @@ def main() -> None:
         return
     if os.geteuid() != 0:
         raise SystemExit("the lab part of bench_coverage needs root (it builds the namespace lab)")
-    results = [bench_size(int(n), args.seed) for n in args.sizes.split(",")]
+    results = [bench_size(int(n), args.seed, args.repeat) for n in args.sizes.split(",")]
 
     print(f"{'lab':<16}{'run':<10}{'dirs':>6}{'pcaps':>7}{'wall s':>8}" + "".join(f"{k:>12}" for k in SPLIT)
           + "  verdict")
@@ -116,9 +130,14 @@ def main() -> None:
     print()
     for r in results:
         all_pairs = r["nodes"] * (r["nodes"] - 1)
-        print(f"{r['nodes']} nodes (built in {r['setup']:.1f} s): coverage {r['coverage']['directions']} directions "
-              f"of {all_pairs} ({100 * r['coverage']['directions'] / all_pairs:.1f}%), "
-              f"{r['coverage']['wall'] / r['one']['wall']:.2f}x the one-pair run")
+        one, cover = r["one"], r["coverage"]
+        spread = (f" (runs {len(cover['walls'])} each: one pair {min(one['walls']):.2f}-{max(one['walls']):.2f} s, "
+                  f"coverage {min(cover['walls']):.2f}-{max(cover['walls']):.2f} s; pairwise "
+                  + ", ".join(f"{c / o:.2f}x" for o, c in zip(one["walls"], cover["walls"])) + ")"
+                  if len(cover["walls"]) > 1 else "")
+        print(f"{r['nodes']} nodes (built in {r['setup']:.1f} s): coverage {cover['directions']} directions "
+              f"of {all_pairs} ({100 * cover['directions'] / all_pairs:.1f}%), "
+              f"{cover['wall'] / one['wall']:.2f}x the one-pair run (medians){spread}")
 
 
 if __name__ == "__main__":
