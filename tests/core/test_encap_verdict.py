@@ -290,3 +290,22 @@ def test_the_mtu_judge_fails_a_vxlan_v6_device_set_for_ipv4_overhead():
     assert not [f for f in right if f.level == "fail"]
     ipip = judge_mtu(Wire.IPIP, node(A, 1500), node(B, 1500))
     assert any("expected <= 1480 (underlay MTU 1500 - 20 IP-in-IP overhead)" in f.message for f in ipip if f.level == "fail")
+
+
+def test_the_manifest_carries_ipv6_and_wireguard_and_reads_them_back():
+    from vxcap.core.manifest import manifest_dict, parse_manifest
+
+    nodes = (replace(NODES[0], wireguard_key="k1="), replace(NODES[1], wireguard_key=""), NODES[2])
+    topology = Topology(overlay=Overlay(mode=Mode.ALWAYS, mode6=Mode.CROSS_SUBNET, mtu6=1430, wireguard=True,
+                                        wireguard_port=51999), nodes=nodes)
+    data = manifest_dict(topology, PODS, (Pair(A, B),), {A: [("eth1", "a.pcap")]})
+    back = parse_manifest(data)
+    assert back.topology.overlay == topology.overlay
+    assert [n.wireguard_key for n in back.topology.nodes] == ["k1=", "", None]
+    assert back.topology.node(B).underlay6 == NODES[1].underlay6 and back.pods[0].ip6 == PODS[A].ip6
+    assert [e.expected for e in plan(back.topology, back.pairs, back.pods_by_node())] == [
+        Wire.VXLAN, Wire.VXLAN, Wire.VXLAN, Wire.VXLAN]  # B published no key: no WireGuard peer
+    # an IPv4 VXLAN run's manifest has none of it
+    plain_data = manifest_dict(Topology(overlay=Overlay(), nodes=NODES), PODS, (Pair(A, B),), {})
+    assert set(plain_data["overlay"]) == {"encapsulation", "mode", "vni", "port", "mtu"}
+    assert "wireguard_key" not in str(plain_data) and "ip6" in str(plain_data["pods"])
