@@ -141,6 +141,10 @@ def test_dual_stack_judges_each_family_and_says_which(tmp_path):
     assert (found[(W, W2, "IPv4")]["observed"], found[(W, W2, "IPv6")]["observed"]) == ("plain", "vxlan")
     assert found[(W, W3, "IPv6")]["outer_dst"] == UNDERLAY6[W3]
     assert found[(W, W3, "IPv6")]["wireshark_filter"] == f"ipv6.src=={POD6[W]} && ipv6.dst=={POD6[W3]}"
+    from junitparser import JUnitXml
+
+    names = [c.name for c in list(JUnitXml.fromfile(str(tmp_path / "run" / "junit.xml")))[0]]
+    assert f"{W} -> {W3} (vxlan, IPv6)" in names and f"{W} -> {W3} (vxlan)" in names and len(set(names)) == 8
     evidence = {f["file"]: f["frames"] for f in report["evidence"]["flows"]}
     assert evidence[f"evidence/{W}-{W3}-ipv6.pcapng"] == 12 and evidence[f"evidence/{W}-{W3}.pcapng"] == 12
 
