@@ -35,22 +35,24 @@ def judge_mtu(
         except json.JSONDecodeError:
             warnings.append(f"{names.MTU_PROBES} is not JSON: the MTU probes are not judged")
     nodes = {}
-    for node in {n for e in expectations for n in (e.src_node, e.dst_node)}:
+    # Per family: an IPv6 direction's VXLAN device is vxlan-v6.calico, with its own MTU.
+    for node, family in {(n, e.family) for e in expectations for n in (e.src_node, e.dst_node)}:
         iface = ifaces.get(node, "eth1")
         tables = read_node_tables(run_dir, node, iface, (names.NODE_LINKS, names.POD_LINKS))
-        nodes[node] = read_node_mtus(
+        nodes[node, family] = read_node_mtus(
             node,
             tables[names.NODE_LINKS],
             tables[names.POD_LINKS],
             pod=pods[node].name if node in pods else None,
             underlay_ifname=iface,
+            underlay_ip=family,
         )
     captures = [PointTally(point.node, flows, link_headers.get(point, 14)) for point, flows in seen.items()]
     return [
         direction_mtu(
             e,
-            nodes[e.src_node],
-            nodes[e.dst_node],
+            nodes[e.src_node, e.family],
+            nodes[e.dst_node, e.family],
             records.get((e.src_node, e.dst_node)),
             captures,
             mode=manifest.topology.overlay.mode,
