@@ -309,3 +309,16 @@ def test_the_manifest_carries_ipv6_and_wireguard_and_reads_them_back():
     plain_data = manifest_dict(Topology(overlay=Overlay(), nodes=NODES), PODS, (Pair(A, B),), {})
     assert set(plain_data["overlay"]) == {"encapsulation", "mode", "vni", "port", "mtu"}
     assert "wireguard_key" not in str(plain_data) and "ip6" in str(plain_data["pods"])
+
+
+def test_an_ipv6_only_cluster_plans_ipv6_directions_only_and_the_manifest_says_so():
+    from vxcap.core.manifest import manifest_dict, parse_manifest
+
+    topology = topo(mode6=Mode.ALWAYS, ipv4=False)
+    es = plan(topology, (Pair(A, B),), PODS)
+    assert [(e.src_node, e.family, e.expected) for e in es] == [(A, 6, Wire.VXLAN), (B, 6, Wire.VXLAN)]
+    assert {p.family for p in all_paths(topology)} == {6}
+    data = manifest_dict(topology, PODS, (Pair(A, B),), {})
+    assert data["overlay"]["ipv4"] is False and parse_manifest(data).topology.overlay.ipv4 is False
+    with pytest.raises(InputError, match="needs an IPv6 one"):
+        Overlay(ipv4=False)

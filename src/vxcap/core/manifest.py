@@ -199,6 +199,7 @@ def parse_manifest(data: Any) -> Manifest:
             mode6=None if ov.get("mode6") is None else Mode.parse(_str(ov["mode6"], "overlay.mode6")),
             mtu6=None if ov.get("mtu6") is None else _int(ov["mtu6"], "overlay.mtu6"),
             wireguard=ov.get("wireguard") is True,
+            ipv4=ov.get("ipv4") is not False,
             wireguard6=ov.get("wireguard6") is True,
             wireguard_port=_int(ov.get("wireguard_port", DEFAULT_WG_PORT), "overlay.wireguard_port"),
             wireguard_port6=_int(ov.get("wireguard_port6", DEFAULT_WG_PORT_V6), "overlay.wireguard_port6"),
@@ -345,6 +346,7 @@ def manifest_dict(
             "mtu": overlay.mtu,
             # IPv6 and WireGuard only when the cluster has them: an IPv4 VXLAN run's manifest is as before
             **({"mode6": overlay.mode6.value, "mtu6": overlay.mtu6} if overlay.mode6 is not None else {}),
+            **({"ipv4": False} if not overlay.ipv4 else {}),
             **({"wireguard": overlay.wireguard, "wireguard6": overlay.wireguard6,
                 "wireguard_port": overlay.wireguard_port, "wireguard_port6": overlay.wireguard_port6}
                if overlay.wireguard or overlay.wireguard6 else {}),
