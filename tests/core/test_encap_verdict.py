@@ -322,3 +322,21 @@ def test_an_ipv6_only_cluster_plans_ipv6_directions_only_and_the_manifest_says_s
     assert data["overlay"]["ipv4"] is False and parse_manifest(data).topology.overlay.ipv4 is False
     with pytest.raises(InputError, match="needs an IPv6 one"):
         Overlay(ipv4=False)
+
+
+@pytest.mark.parametrize("wire, family, device, limit, field_name", [
+    (Wire.IPIP, 4, "tunl0", 1480, "ipipMTU"),
+    (Wire.WIREGUARD, 4, "wireguard.cali", 1440, "wireguardMTU"),
+    (Wire.WIREGUARD, 6, "wg-v6.cali", 1420, "wireguardMTUV6"),
+])
+def test_a_tunnel_device_left_at_the_underlay_mtu_fails_naming_its_felix_field(wire, family, device, limit, field_name):
+    from vxcap.core.mtu.judge import judge_mtu
+    from vxcap.core.mtu.links import NodeMtus
+
+    def node(name, mtu):
+        return NodeMtus(node=name, pod_mtu=mtu, vxlan_mtu=mtu, underlay_mtu=1500, vxlan_ifname=device)
+
+    fails = [f.message for f in judge_mtu(wire, node(A, 1500), node(B, 1500), underlay_ip=family) if f.level == "fail"]
+    assert any(f"{device} MTU 1500 on k01-worker, expected <= {limit}" in m and f"{field_name}: {limit}" in m
+               for m in fails), fails
+    assert not [f for f in judge_mtu(wire, node(A, limit), node(B, limit), underlay_ip=family) if f.level == "fail"]
