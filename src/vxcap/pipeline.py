@@ -295,8 +295,11 @@ class _EvidenceWriter(threading.Thread):
     def __init__(self, run_dir: Path, manifest: Manifest, expectations) -> None:
         super().__init__(name="vxcap-evidence")  # not a daemon: a file is never left half written
         self.args = run_dir, manifest
+        # family: a dual-stack run's IPv6 direction has its own file; a WireGuard one is filed by
+        # the nodes' tunnel (the expected outer addresses), its pods being encrypted.
         self.flows = [{"src_node": e.src_node, "dst_node": e.dst_node, "src_ip": str(e.src_ip),
-                       "dst_ip": str(e.dst_ip)} for e in expectations]
+                       "dst_ip": str(e.dst_ip), "family": f"IPv{e.family}", "expected": e.expected.value,
+                       "outer_src": str(e.outer_src), "outer_dst": str(e.outer_dst)} for e in expectations]
         self.outcome: tuple[bool, Any] | None = None
         self.start()
 
@@ -312,8 +315,9 @@ class _EvidenceWriter(threading.Thread):
         done, value = self.outcome
         if not done:
             raise value
-        fields = ("src_node", "dst_node", "src_ip", "dst_ip")
-        if [{k: f[k] for k in fields} for f in report["flows"]] != self.flows:  # not the plan's: written again
+        fields = ("src_node", "dst_node", "src_ip", "dst_ip", "family")
+        if [{k: f[k] for k in fields} for f in report["flows"]] != [{k: f[k] for k in fields} for f in self.flows]:
+            # not the plan's: written again
             return write_evidence(*self.args, report)
         return value
 

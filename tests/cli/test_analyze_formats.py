@@ -141,6 +141,10 @@ def test_dual_stack_judges_each_family_and_says_which(tmp_path):
     assert (found[(W, W2, "IPv4")]["observed"], found[(W, W2, "IPv6")]["observed"]) == ("plain", "vxlan")
     assert found[(W, W3, "IPv6")]["outer_dst"] == UNDERLAY6[W3]
     assert found[(W, W3, "IPv6")]["wireshark_filter"] == f"ipv6.src=={POD6[W]} && ipv6.dst=={POD6[W3]}"
+    from junitparser import JUnitXml
+
+    names = [c.name for c in list(JUnitXml.fromfile(str(tmp_path / "run" / "junit.xml")))[0]]
+    assert f"{W} -> {W3} (vxlan, IPv6)" in names and f"{W} -> {W3} (vxlan)" in names and len(set(names)) == 8
     evidence = {f["file"]: f["frames"] for f in report["evidence"]["flows"]}
     assert evidence[f"evidence/{W}-{W3}-ipv6.pcapng"] == 12 and evidence[f"evidence/{W}-{W3}.pcapng"] == 12
 
@@ -188,3 +192,29 @@ def test_vxlan_between_two_wireguard_nodes_fails(tmp_path):
     reasons = flows(report)[(W, W3, "IPv4")]["reasons"]
     assert any(r.startswith(f"12 VXLAN packets of {POD[W]} -> {POD[W3]} on the underlay") for r in reasons)
     assert any(r.startswith(f"no WireGuard transport data (type 4) from {UNDERLAY[W]} -> {UNDERLAY[W3]}") for r in reasons)
+
+
+def _links(run, vxlan_v6_mtu):
+    for node in (W, W2, W3):
+        # every frame here is addressed to ETH's destination: each node's eth1 has it, so each is delivered
+        links = [{"ifname": "eth1", "mtu": 1500, "address": ETH["dst"], "link_type": "ether"},
+                 {"ifname": "vxlan.calico", "mtu": 1450, "link_type": "ether", "link": "eth1"},
+                 {"ifname": "vxlan-v6.calico", "mtu": vxlan_v6_mtu, "link_type": "ether", "link": "eth1"}]
+        (run / f"{node}-eth1.link.json").write_text(json.dumps(links))
+
+
+def test_an_ipv6_vxlan_device_set_for_ipv4_overhead_fails_the_ipv6_directions_only(tmp_path):
+    # vxlanMTUV6 1450 is IPv4's 1500 - 50; over IPv6 VXLAN costs 70: at most 1430 fits.
+    run = write(tmp_path, dual_frames(), DUAL)
+    _links(run, 1450)
+    result, report = analyze(run)
+    assert result.exit_code == ExitStatus.VERDICT_FAILED
+    found = flows(report)
+    reasons = " ".join(found[(W, W3, "IPv6")]["reasons"])
+    assert "vxlan-v6.calico MTU 1450 on k01-worker, expected <= 1430 (underlay MTU 1500 - 70 VXLAN overhead)" in reasons
+    assert found[(W, W3, "IPv4")]["verdict"] == "pass", found[(W, W3, "IPv4")]["reasons"]
+    (tmp_path / "twin").mkdir()
+    run = write(tmp_path / "twin", dual_frames(), DUAL)
+    _links(run, 1430)
+    result, report = analyze(run)
+    assert result.exit_code == ExitStatus.SUCCESS, [f["reasons"] for f in report["flows"] if f["reasons"]]

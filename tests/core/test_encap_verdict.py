@@ -290,3 +290,53 @@ def test_the_mtu_judge_fails_a_vxlan_v6_device_set_for_ipv4_overhead():
     assert not [f for f in right if f.level == "fail"]
     ipip = judge_mtu(Wire.IPIP, node(A, 1500), node(B, 1500))
     assert any("expected <= 1480 (underlay MTU 1500 - 20 IP-in-IP overhead)" in f.message for f in ipip if f.level == "fail")
+
+
+def test_the_manifest_carries_ipv6_and_wireguard_and_reads_them_back():
+    from vxcap.core.manifest import manifest_dict, parse_manifest
+
+    nodes = (replace(NODES[0], wireguard_key="k1="), replace(NODES[1], wireguard_key=""), NODES[2])
+    topology = Topology(overlay=Overlay(mode=Mode.ALWAYS, mode6=Mode.CROSS_SUBNET, mtu6=1430, wireguard=True,
+                                        wireguard_port=51999), nodes=nodes)
+    data = manifest_dict(topology, PODS, (Pair(A, B),), {A: [("eth1", "a.pcap")]})
+    back = parse_manifest(data)
+    assert back.topology.overlay == topology.overlay
+    assert [n.wireguard_key for n in back.topology.nodes] == ["k1=", "", None]
+    assert back.topology.node(B).underlay6 == NODES[1].underlay6 and back.pods[0].ip6 == PODS[A].ip6
+    assert [e.expected for e in plan(back.topology, back.pairs, back.pods_by_node())] == [
+        Wire.VXLAN, Wire.VXLAN, Wire.VXLAN, Wire.VXLAN]  # B published no key: no WireGuard peer
+    # an IPv4 VXLAN run's manifest has none of it
+    plain_data = manifest_dict(Topology(overlay=Overlay(), nodes=NODES), PODS, (Pair(A, B),), {})
+    assert set(plain_data["overlay"]) == {"encapsulation", "mode", "vni", "port", "mtu"}
+    assert "wireguard_key" not in str(plain_data) and "ip6" in str(plain_data["pods"])
+
+
+def test_an_ipv6_only_cluster_plans_ipv6_directions_only_and_the_manifest_says_so():
+    from vxcap.core.manifest import manifest_dict, parse_manifest
+
+    topology = topo(mode6=Mode.ALWAYS, ipv4=False)
+    es = plan(topology, (Pair(A, B),), PODS)
+    assert [(e.src_node, e.family, e.expected) for e in es] == [(A, 6, Wire.VXLAN), (B, 6, Wire.VXLAN)]
+    assert {p.family for p in all_paths(topology)} == {6}
+    data = manifest_dict(topology, PODS, (Pair(A, B),), {})
+    assert data["overlay"]["ipv4"] is False and parse_manifest(data).topology.overlay.ipv4 is False
+    with pytest.raises(InputError, match="needs an IPv6 one"):
+        Overlay(ipv4=False)
+
+
+@pytest.mark.parametrize("wire, family, device, limit, field_name", [
+    (Wire.IPIP, 4, "tunl0", 1480, "ipipMTU"),
+    (Wire.WIREGUARD, 4, "wireguard.cali", 1440, "wireguardMTU"),
+    (Wire.WIREGUARD, 6, "wg-v6.cali", 1420, "wireguardMTUV6"),
+])
+def test_a_tunnel_device_left_at_the_underlay_mtu_fails_naming_its_felix_field(wire, family, device, limit, field_name):
+    from vxcap.core.mtu.judge import judge_mtu
+    from vxcap.core.mtu.links import NodeMtus
+
+    def node(name, mtu):
+        return NodeMtus(node=name, pod_mtu=mtu, vxlan_mtu=mtu, underlay_mtu=1500, vxlan_ifname=device)
+
+    fails = [f.message for f in judge_mtu(wire, node(A, 1500), node(B, 1500), underlay_ip=family) if f.level == "fail"]
+    assert any(f"{device} MTU 1500 on k01-worker, expected <= {limit}" in m and f"{field_name}: {limit}" in m
+               for m in fails), fails
+    assert not [f for f in judge_mtu(wire, node(A, limit), node(B, limit), underlay_ip=family) if f.level == "fail"]

@@ -73,7 +73,7 @@ def verdict_table(report: dict[str, Any]) -> Table:
         if previous_pair is not None and pair != previous_pair:
             table.add_section()
         outer = "—"
-        if flow["observed"] in ("vxlan", "mixed") and flow["outer_src"]:
+        if flow["observed"] not in ("plain", "none") and flow["outer_src"]:
             outer = f"{flow['outer_src']} → {flow['outer_dst']}"
             if flow["udp_dport"] is not None:
                 outer += f"\nUDP {flow['udp_dport']}"
@@ -83,7 +83,7 @@ def verdict_table(report: dict[str, Any]) -> Table:
         table.add_row(
             pair if pair != previous_pair else "",
             direction,
-            flow["expected"],
+            flow["expected"] + ("\nIPv6" if flow.get("family") == "IPv6" else ""),
             flow["observed"],
             "—" if flow["vni"] is None else str(flow["vni"]),
             outer,

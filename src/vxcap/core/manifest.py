@@ -137,6 +137,13 @@ def _interface6(value: Any, where: str) -> IPv6Interface | None:
     return iface
 
 
+def _key(value: Any, where: str) -> str | None:
+    """A WireGuard public key: "" says the node published none (it is no peer), absent is unknown."""
+    if value is None or value == "":
+        return value
+    return _str(value, where)
+
+
 def _interface(value: Any, where: str) -> IPv4Interface:
     text = _str(value, where)
     if "/" not in text:
@@ -192,6 +199,7 @@ def parse_manifest(data: Any) -> Manifest:
             mode6=None if ov.get("mode6") is None else Mode.parse(_str(ov["mode6"], "overlay.mode6")),
             mtu6=None if ov.get("mtu6") is None else _int(ov["mtu6"], "overlay.mtu6"),
             wireguard=ov.get("wireguard") is True,
+            ipv4=ov.get("ipv4") is not False,
             wireguard6=ov.get("wireguard6") is True,
             wireguard_port=_int(ov.get("wireguard_port", DEFAULT_WG_PORT), "overlay.wireguard_port"),
             wireguard_port6=_int(ov.get("wireguard_port6", DEFAULT_WG_PORT_V6), "overlay.wireguard_port6"),
@@ -215,8 +223,8 @@ def parse_manifest(data: Any) -> Manifest:
                 port=None if raw.get("port") is None else _int(raw["port"], f"{where}.port"),
                 underlay6=_interface6(raw.get("underlay6"), f"{where}.underlay6"),
                 vtep_mac6=_mac(raw.get("vtep_mac6"), f"{where}.vtep_mac6"),
-                wireguard_key=None if raw.get("wireguard_key") is None else _str(raw["wireguard_key"], f"{where}.wireguard_key"),
-                wireguard_key6=None if raw.get("wireguard_key6") is None else _str(raw["wireguard_key6"], f"{where}.wireguard_key6"),
+                wireguard_key=_key(raw.get("wireguard_key"), f"{where}.wireguard_key"),
+                wireguard_key6=_key(raw.get("wireguard_key6"), f"{where}.wireguard_key6"),
             )
         )
         for j, cap in enumerate(_list(raw, "captures", where, required=False)):
@@ -338,6 +346,7 @@ def manifest_dict(
             "mtu": overlay.mtu,
             # IPv6 and WireGuard only when the cluster has them: an IPv4 VXLAN run's manifest is as before
             **({"mode6": overlay.mode6.value, "mtu6": overlay.mtu6} if overlay.mode6 is not None else {}),
+            **({"ipv4": False} if not overlay.ipv4 else {}),
             **({"wireguard": overlay.wireguard, "wireguard6": overlay.wireguard6,
                 "wireguard_port": overlay.wireguard_port, "wireguard_port6": overlay.wireguard_port6}
                if overlay.wireguard or overlay.wireguard6 else {}),
@@ -369,8 +378,9 @@ def manifest_dict(
             entry["underlay6"] = str(node.underlay6)
         if node.vtep_mac6:
             entry["vtep_mac6"] = node.vtep_mac6
-        for key in ("wireguard_key", "wireguard_key6"):
-            if getattr(node, key) is not None:
+        # Whether a node is a WireGuard peer matters only when WireGuard is on in that family.
+        for key, on in (("wireguard_key", overlay.wireguard), ("wireguard_key6", overlay.wireguard6)):
+            if on and getattr(node, key) is not None:
                 entry[key] = getattr(node, key)
         entry["captures"] = [
             {"iface": iface, "file": file,

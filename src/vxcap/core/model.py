@@ -90,6 +90,9 @@ class Overlay:
     # Whose promise `mode` words: Calico's pool mode, or Flannel's vxlan backend (the lab's
     # `--cni flannel`), where CrossSubnet is DirectRouting on and Always is DirectRouting off.
     cni: str = "calico"
+    # False: an IPv6-only cluster (no IPv4 pool): no IPv4 direction is planned, and the nodes'
+    # and pods' IPv4 addresses are names only.
+    ipv4: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.vni < 2**24:
@@ -103,6 +106,8 @@ class Overlay:
         if self.cni not in CNIS or (self.cni == "flannel" and (self.encapsulation != "vxlan" or self.mode is Mode.NEVER)):
             raise InputError(f"overlay cni {self.cni!r} with {self.encapsulation}Mode {self.mode.value} is not handled "
                              "(calico; flannel with vxlan, CrossSubnet or Always)")
+        if not self.ipv4 and self.mode6 is None:
+            raise InputError("an overlay without an IPv4 pool needs an IPv6 one (mode6)")
         for port in (self.wireguard_port, self.wireguard_port6):
             if not 1 <= port <= 65535:
                 raise InputError(f"WireGuard port {port} is out of range (1..65535)")
@@ -114,8 +119,8 @@ class Overlay:
         return self.wireguard_port if family == 4 else self.wireguard_port6
 
     def families(self) -> tuple[int, ...]:
-        """The pod families the overlay has pools for (IPv4 always: vxcap's model has an IPv4 pool)."""
-        return (4, 6) if self.mode6 is not None else (4,)
+        """The pod families the overlay has pools for."""
+        return tuple(f for f, on in ((4, self.ipv4), (6, self.mode6 is not None)) if on)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,9 +98,9 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
 
 
 def path_families(topology: Topology, src: Node, dst: Node) -> tuple[int, ...]:
-    """The families a pair of nodes carries pod traffic in: IPv4, and IPv6 where there is an
-    IPv6 pool and both nodes have an IPv6 underlay address."""
-    families = [4]
+    """The families a pair of nodes carries pod traffic in: IPv4 (unless the cluster is IPv6 only),
+    and IPv6 where there is an IPv6 pool and both nodes have an IPv6 underlay address."""
+    families = [4] if topology.overlay.ipv4 else []
     if topology.overlay.mode6 is not None and src.underlay6 is not None and dst.underlay6 is not None:
         families.append(6)
     return tuple(families)

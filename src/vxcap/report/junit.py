@@ -54,7 +54,9 @@ def junit_document(report: dict[str, Any]) -> Document:
         errors += 1
         cases.append(case)
     for flow in report.get("flows", []):
-        name = f"{flow['src_node']} -> {flow['dst_node']} ({flow['expected']})"
+        # A dual-stack run judges each family: the IPv6 case says so, so the two never share a name.
+        family = ", IPv6" if flow.get("family") == "IPv6" else ""
+        name = f"{flow['src_node']} -> {flow['dst_node']} ({flow['expected']}{family})"
         case = _case(doc, name, f"{SUITE}.{flow['src_node']}~{flow['dst_node']}")
         if flow["verdict"] != "pass":
             _result(doc, case, "failure", "; ".join(flow["reasons"]), "verdict")

@@ -12,7 +12,7 @@ def topology_dict(topology: Topology, paths: tuple[NodePath, ...]) -> dict[str, 
     overlay = topology.overlay
     return {
         "overlay": {"mode": overlay.mode.value, "vni": overlay.vni, "port": overlay.port, "mtu": overlay.mtu,
-                    "encapsulation": overlay.encapsulation,
+                    "encapsulation": overlay.encapsulation, "ipv4": overlay.ipv4,
                     "mode6": None if overlay.mode6 is None else overlay.mode6.value, "mtu6": overlay.mtu6,
                     "wireguard": overlay.wireguard, "wireguard6": overlay.wireguard6,
                     "wireguard_port": overlay.wireguard_port, "wireguard_port6": overlay.wireguard_port6},

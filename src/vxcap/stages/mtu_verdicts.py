@@ -9,6 +9,7 @@ from typing import Any
 
 from vxcap.adapters.rundir import read_node_tables, read_optional
 from vxcap.core import rundir as names
+from vxcap.core.encap import ENCAPS
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest
 from vxcap.core.mtu.path import PointTally, direction_mtu, probe_records, read_node_mtus
@@ -35,22 +36,29 @@ def judge_mtu(
         except json.JSONDecodeError:
             warnings.append(f"{names.MTU_PROBES} is not JSON: the MTU probes are not judged")
     nodes = {}
-    for node in {n for e in expectations for n in (e.src_node, e.dst_node)}:
+    # Per family and format: an IPv6 direction's VXLAN device is vxlan-v6.calico, an IP-in-IP one's
+    # tunl0, a WireGuard one's wireguard.cali (wg-v6.cali), each with its own MTU (core/encap.py).
+    def device(e: Expectation) -> str | None:
+        return ENCAPS[e.expected].device(e.family)
+
+    for node, family, tunnel in {(n, e.family, device(e)) for e in expectations for n in (e.src_node, e.dst_node)}:
         iface = ifaces.get(node, "eth1")
         tables = read_node_tables(run_dir, node, iface, (names.NODE_LINKS, names.POD_LINKS))
-        nodes[node] = read_node_mtus(
+        nodes[node, family, tunnel] = read_node_mtus(
             node,
             tables[names.NODE_LINKS],
             tables[names.POD_LINKS],
             pod=pods[node].name if node in pods else None,
             underlay_ifname=iface,
+            underlay_ip=family,
+            tunnel_ifname=tunnel,
         )
     captures = [PointTally(point.node, flows, link_headers.get(point, 14)) for point, flows in seen.items()]
     return [
         direction_mtu(
             e,
-            nodes[e.src_node],
-            nodes[e.dst_node],
+            nodes[e.src_node, e.family, device(e)],
+            nodes[e.dst_node, e.family, device(e)],
             records.get((e.src_node, e.dst_node)),
             captures,
             mode=manifest.topology.overlay.mode,

@@ -274,11 +274,13 @@ class Headroom:
         return self.allowed_pod_mtu - self.pod_mtu
 
 
-def calico_mtu_setting(mtu: int | None = None, underlay_ip: int = 4) -> str:
-    """Where to set the overlay MTU: FelixConfiguration for the tunnel device, the Installation for pods too."""
+def calico_mtu_setting(mtu: int | None = None, underlay_ip: int = 4, wire: Wire = Wire.VXLAN) -> str:
+    """Where to set the overlay MTU: FelixConfiguration for the tunnel device (the format's own
+    field: vxlanMTU[V6], ipipMTU, wireguardMTU[V6]), the Installation for pods too."""
     value = "" if mtu is None else f": {mtu}"
+    field_name = ENCAPS[wire].mtu_fields.get(underlay_ip, VXLAN_MTU_FIELD[underlay_ip])
     return (
-        f"{VXLAN_MTU_FIELD[underlay_ip]}{value} in FelixConfiguration "
+        f"{field_name}{value} in FelixConfiguration "
         f"or {INSTALLATION_MTU_FIELD}{value} in the operator Installation"
     )
 
@@ -288,4 +290,4 @@ def headroom(pod_mtu: int, underlay_mtu: int, wire: Wire = Wire.VXLAN, underlay_
     allowed = max_inner_mtu(underlay_mtu, wire, underlay_ip)
     if pod_mtu >= allowed:
         return None
-    return Headroom(pod_mtu, underlay_mtu, allowed, calico_mtu_setting(allowed, underlay_ip))
+    return Headroom(pod_mtu, underlay_mtu, allowed, calico_mtu_setting(allowed, underlay_ip, wire))

@@ -115,6 +115,12 @@ class _Judge:
         return wire_overhead(self.wire, self.underlay_ip)  # core/encap.py's, per format and underlay family
 
     @property
+    def tunneled(self) -> bool:
+        """Whether the path goes through a tunnel device (vxlan.calico, vxlan-v6.calico, tunl0,
+        wireguard.cali: `NodeMtus.vxlan_*` hold that device's name and MTU), whose MTU limits it too."""
+        return self.wire is not Wire.PLAIN
+
+    @property
     def underlay(self) -> int | None:
         """The smallest underlay MTU known on the path: both nodes' interfaces and any hop between."""
         return smallest_known(self.src.underlay_mtu, self.dst.underlay_mtu, self.hop_mtu)
@@ -127,7 +133,7 @@ class _Judge:
     @property
     def expected_max(self) -> int | None:
         """The largest DF packet that should cross: every MTU it meets, both ways."""
-        vxlan = (self.src.vxlan_mtu, self.dst.vxlan_mtu) if self.wire is Wire.VXLAN else ()
+        vxlan = (self.src.vxlan_mtu, self.dst.vxlan_mtu) if self.tunneled else ()
         return smallest_known(self.src.pod_mtu, self.dst.pod_mtu, self.pod_limit, *vxlan)
 
     def limit_text(self) -> str:
@@ -148,7 +154,7 @@ class _Judge:
     def unknowns(self) -> None:
         for node in self.nodes:
             wanted = [(node.pod_label, node.pod_mtu), (node.underlay_ifname, node.underlay_mtu)]
-            if self.wire is Wire.VXLAN:
+            if self.tunneled:
                 wanted.append((node.vxlan_ifname, node.vxlan_mtu))
             missing = [f"{name} MTU" for name, mtu in wanted if mtu is None]
             if missing:
@@ -170,14 +176,14 @@ class _Judge:
                     f"{node.pod_label} MTU {node.pod_mtu} on {node.node}, expected <= {limit} ({self.limit_text()}): "
                     f"{POD_MTU_SETTING}",
                 )
-            if self.wire is not Wire.VXLAN or node.vxlan_mtu is None:
+            if not self.tunneled or node.vxlan_mtu is None:
                 continue
             if node.vxlan_mtu > limit:
                 self.add(
                     FAIL,
                     "vxlan-mtu-too-big",
                     f"{node.vxlan_ifname} MTU {node.vxlan_mtu} on {node.node}, expected <= {limit} ({self.limit_text()}): "
-                    f"set {calico_mtu_setting(limit, self.underlay_ip)}",
+                    f"set {calico_mtu_setting(limit, self.underlay_ip, self.wire)}",
                 )
             elif node.pod_mtu is not None and node.vxlan_mtu < node.pod_mtu <= limit:
                 self.add(
@@ -185,7 +191,7 @@ class _Judge:
                     "pod-mtu-above-vxlan-mtu",
                     f"{node.pod_label} MTU {node.pod_mtu} on {node.node} is above {node.vxlan_ifname} MTU {node.vxlan_mtu}: "
                     "bigger DF packets are refused by the node with ICMP fragmentation-needed (PMTUD) and "
-                    f"black-hole where that ICMP is filtered; set {VXLAN_MTU_FIELD[self.underlay_ip]} and the pod MTU alike",
+                    f"black-hole where that ICMP is filtered; set {ENCAPS[self.wire].mtu_fields.get(self.underlay_ip, VXLAN_MTU_FIELD[self.underlay_ip])} and the pod MTU alike",
                 )
 
     def receiver(self) -> None:
@@ -194,7 +200,7 @@ class _Judge:
         if limit is None or node.node == self.src.node:
             return
         too_big = [(node.pod_label, node.pod_mtu)]
-        if self.wire is Wire.VXLAN:
+        if self.tunneled:
             too_big.append((node.vxlan_ifname, node.vxlan_mtu))
         for name, mtu in too_big:
             if mtu is not None and mtu > limit:
@@ -329,7 +335,7 @@ class _Judge:
         receiver_limit = smallest_known(
             self.dst.pod_mtu,
             self.pod_limit,
-            *((self.src.vxlan_mtu, self.dst.vxlan_mtu) if self.wire is Wire.VXLAN else ()),
+            *((self.src.vxlan_mtu, self.dst.vxlan_mtu) if self.tunneled else ()),
         )
         expected = None if receiver_limit is None else tcp_mss(receiver_limit)
         if m.tcp_mss_seen:

@@ -113,6 +113,7 @@ def node_mtus(
     underlay_ip: int = 4,
     underlay_ifname: str | None = None,
     pod_ifname: str = POD_IFNAME,
+    tunnel_ifname: str | None = None,
 ) -> NodeMtus:
     """Pick pod eth0, vxlan.calico and the underlay interface out of a node's and its pod's links.
 
@@ -120,7 +121,8 @@ def node_mtus(
     vxlan.calico sends through (Calico binds it to the node-IP interface), else eth1.
     """
     node_links = node_links or {}
-    vxlan_ifname = CALICO_VXLAN_IFNAME[underlay_ip]
+    # the path's tunnel device: the family's VXLAN one unless told (tunl0, wireguard.cali, ...)
+    vxlan_ifname = tunnel_ifname or CALICO_VXLAN_IFNAME[underlay_ip]
     vxlan = node_links.get(vxlan_ifname)
     if vxlan is None:
         # Another CNI's VTEP (Flannel's flannel.<VNI>): the node's one VXLAN device of this family.

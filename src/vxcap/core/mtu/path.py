@@ -42,14 +42,20 @@ def links_or_none(text: str | None) -> dict[str, LinkFacts] | None:
 
 
 def read_node_mtus(
-    node: str, node_link_text: str | None, pod_link_text: str | None, *, pod: str | None, underlay_ifname: str
+    node: str, node_link_text: str | None, pod_link_text: str | None, *, pod: str | None, underlay_ifname: str,
+    underlay_ip: int = 4,
+    tunnel_ifname: str | None = None,
 ) -> NodeMtus:
+    """`underlay_ip` 6: the IPv6 family's VXLAN device (vxlan-v6.calico) is the one whose MTU counts;
+    `tunnel_ifname`: another format's device (core/encap.Encap.device: tunl0, wireguard.cali)."""
     return node_mtus(
         node,
         links_or_none(node_link_text),
         links_or_none(pod_link_text),
         pod=pod,
         underlay_ifname=underlay_ifname,
+        underlay_ip=underlay_ip,
+        tunnel_ifname=tunnel_ifname,
     )
 
 

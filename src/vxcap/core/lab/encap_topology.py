@@ -1,0 +1,45 @@
+"""A lab data plane (LabSpec.dataplane: vxlan, vxlan6, dual, wireguard, ipip) as the encapsulation
+model sees a cluster: the Topology and pods that core/plan.py plans and core/verdict.py judges.
+
+The lab keeps its IPv6 side and its data plane settings beside the IPv4 topology (LabSpec.nodes6,
+vxlan6, wireguard, ipip); discovery of a real cluster puts them in the Topology itself
+(core/calico.py). This is the one mapping from the first to the second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from vxcap.core.lab.spec import LabSpec
+from vxcap.core.model import Mode, Pod, Topology
+
+
+def lab_topology(spec: LabSpec) -> Topology:
+    """The spec's topology with its data plane: IPv6 addresses and pool mode, WireGuard, IP-in-IP."""
+    topology = spec.topology
+    overlay = topology.overlay
+    if spec.dataplane in ("vxlan6", "dual") and spec.vxlan6 is not None:
+        overlay = replace(overlay, mode6=Mode.parse(spec.vxlan6.mode), mtu6=spec.vxlan6.mtu,
+                          ipv4=spec.dataplane == "dual")
+        six = {node.name: node for node in spec.nodes6}
+        nodes = tuple(
+            replace(node, underlay6=six[node.name].underlay, block6=six[node.name].block,
+                    vtep_ip6=six[node.name].vtep_ip, vtep_mac6=six[node.name].vtep_mac or None)
+            if node.name in six else node
+            for node in topology.nodes
+        )
+        topology = replace(topology, nodes=nodes)
+    if spec.dataplane == "wireguard" and spec.wireguard is not None:
+        # every lab node is a peer (its key is the lab's): None, "taken as published"
+        overlay = replace(overlay, wireguard=True, wireguard_port=spec.wireguard.port)
+    if spec.dataplane == "ipip" and spec.ipip is not None:
+        overlay = replace(overlay, encapsulation="ipip", mode=Mode.parse(spec.ipip.mode))
+    return replace(topology, overlay=overlay)
+
+
+def lab_pods(spec: LabSpec) -> tuple[Pod, ...]:
+    """The spec's test pods, with their IPv6 address where the lab gives them one."""
+    if spec.dataplane not in ("vxlan6", "dual"):
+        return spec.pods
+    six = {node.name: node for node in spec.nodes6}
+    return tuple(replace(pod, ip6=six[pod.node].pod_ip) if pod.node in six else pod for pod in spec.pods)
