@@ -25,9 +25,9 @@ from vxcap.core.delivery import PointState, judge_delivery
 from vxcap.core.errors import VxcapError
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest, ProbeCount, manifest_dict, parse_manifest
-from vxcap.core.model import Pair, Pod, Wire
+from vxcap.core.model import Pair, Pod, Topology, Wire
 from vxcap.core.mtu.path import fail_reasons
-from vxcap.core.plan import pair_nodes, plan, resolve_pairs
+from vxcap.core.plan import pair_nodes, path_families, plan, resolve_pairs
 from vxcap.core.verdict import CapturePoint, FlowVerdict, judge
 from vxcap.report.html import render_html
 from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
@@ -177,11 +177,17 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             watch = PacketWatch([(node, handle) for node, *_, handle in running], waiting)
             cleanup.callback(watch.stop)
             timer.stage("probe", f"{2 * len(pairs)} direction(s)")
-            probes = _probe(target, pairs, pods, options.ping_count, errors)
+            probes = _probe(target, topology, pairs, pods, options.ping_count, errors)
 
             timer.stage("mtu-probe", f"DF ping ladder and a TCP exchange, {2 * len(pairs)} direction(s)")
             directions = [d for pair in pairs for d in pair.directions()]
-            write_json(run_dir / names.MTU_PROBES, run_mtu_probes(target, directions, pods, topology.overlay.mtu))
+            # A target that knows its pods' MTU says so (a WireGuard lab's pods have wireguardMTU, not vxlanMTU).
+            pod_mtu = getattr(target, "pod_mtu", None) or topology.overlay.mtu
+            # Each family the pods have an address in (a cluster's pods may not say their IPv6 one).
+            families = tuple(f for f in topology.overlay.families()
+                             if all(pods[n].ip_of(f) is not None for n in nodes)) or (4,)
+            write_json(run_dir / names.MTU_PROBES, run_mtu_probes(target, directions, pods, pod_mtu,
+                                                                  families=families))
         except KeyboardInterrupt:
             interrupted = True
             errors.append(f"interrupted during {timer.current}: the verdicts cover what was captured until then")
@@ -226,7 +232,8 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             report = _write_setup_failure(run_dir, run_id, errors or ["no test pods"], timer)
             return Outcome(run_dir=run_dir, report=report, timings=timer.done(), interrupted=interrupted)
         probe_counts = [
-            ProbeCount(p["src_node"], p["dst_node"], p["transmitted"], p["received"]) for p in probes if "transmitted" in p
+            ProbeCount(p["src_node"], p["dst_node"], p["transmitted"], p["received"], p.get("family", 4))
+            for p in probes if "transmitted" in p
         ]
         manifest = manifest_dict(topology, pods, pairs, captures, run_id=run_id, capture_facts=capture_facts,
                                  capture_errors=capture_errors, probes=probe_counts,
@@ -253,15 +260,20 @@ def _stop_quietly(handle: Any) -> None:
 
 
 def _probe(
-    target: Target, pairs: tuple[Pair, ...], pods: dict[str, Pod], count: int, errors: list[str]
+    target: Target, topology: Topology, pairs: tuple[Pair, ...], pods: dict[str, Pod], count: int, errors: list[str]
 ) -> list[dict[str, Any]]:
-    directions = [(src, dst) for pair in pairs for src, dst in pair.directions()]
-    results = target.ping_all([(src, pods[dst].ip) for src, dst in directions], count)
+    # Each direction in each family it carries (a dual-stack run pings both, all at once).
+    directions = [(src, dst, family) for pair in pairs for src, dst in pair.directions()
+                  for family in path_families(topology, topology.node(src), topology.node(dst))
+                  if pods[src].ip_of(family) is not None and pods[dst].ip_of(family) is not None]
+    results = target.ping_all([(src, pods[dst].ip_of(family)) for src, dst, family in directions], count)
     entries = []
-    for (src, dst), result in zip(directions, results):
-        entry: dict[str, Any] = {"src_node": src, "dst_node": dst, "dst_ip": str(pods[dst].ip)}
+    for (src, dst, family), result in zip(directions, results):
+        entry: dict[str, Any] = {"src_node": src, "dst_node": dst, "dst_ip": str(pods[dst].ip_of(family))}
+        if family != 4:
+            entry["family"] = family
         if isinstance(result, VxcapError):
-            errors.append(f"probe {src} -> {dst} failed: {result}")
+            errors.append(f"probe {src} -> {dst}{'' if family == 4 else ' (IPv6)'} failed: {result}")
         else:
             entry.update(transmitted=result.transmitted, received=result.received)
         entries.append(entry)
@@ -412,8 +424,13 @@ def _analyze(
         if e.expected is Wire.WIREGUARD:
             # Encrypted: the pods' echoes are not on the underlay; the nodes' tunnel is (core/verdict.py).
             tunnel = {point: seen[point].get(e.tunnel_key) for point in view}
-            verdict = judge(e, view, unusable, tunnel=tunnel, sent=manifest.sent(e.src_node, e.dst_node))
-            verdicts.append(replace(verdict, not_checked=verdict.not_checked + (
+            verdict = judge(e, view, unusable, tunnel=tunnel, sent=manifest.sent(e.src_node, e.dst_node, e.family))
+            # The capture cannot tell answered echoes from lost ones here; the prober's own count can.
+            answered = manifest.received(e.src_node, e.dst_node, e.family)
+            sent = manifest.sent(e.src_node, e.dst_node, e.family)
+            lost = (f"delivery: {answered} of {sent} echo requests answered (the prober's count: the capture "
+                    "cannot read encrypted echoes)",) if sent and answered is not None and answered < sent else ()
+            verdicts.append(replace(verdict, reasons=verdict.reasons + lost, not_checked=verdict.not_checked + (
                 "delivery: WireGuard encrypts the echoes, so which were answered is ping's to say, not the capture's",)))
             continue
         verdict = judge(e, view, unusable)
@@ -425,7 +442,7 @@ def _analyze(
             {str(point): point.node for point in view},
             sender_mac=macs.get(e.src_node),
             receiver_mac=macs.get(e.dst_node),
-            sent=manifest.sent(e.src_node, e.dst_node),
+            sent=manifest.sent(e.src_node, e.dst_node, e.family),
             states=states,
         )
         # A flow not seen at all already fails as such: "no echo request seen" would only repeat it.

@@ -1036,3 +1036,17 @@ def test_the_ipv6_ladder_is_sized_for_icmpv6_and_its_mss_for_tcp_over_ipv6():
 def test_a_packet_too_big_in_pings_words_is_the_probes_fragmentation_needed():
     probe = probe_from_ping(1382, 0, "From fd19:2168::c0a8:5140 icmp_seq=1 Packet too big: mtu=1400\n", family=6)
     assert (probe.fate, probe.frag_needed_mtu, probe.packet) == (ProbeFate.FRAG_NEEDED, 1400, 1430)
+
+
+def test_report_of_ipv6_pods_counts_their_40_byte_header():
+    a = NodeMtus("a", 1430, 1430, 1500, vxlan_ifname="vxlan-v6.calico")
+    report = mtu_report(Wire.VXLAN, a, a.__class__("b", 1430, 1430, 1500), underlay_ip=6, inner_ip=6)
+    assert (report["max_icmp_payload"], report["tcp_mss"]) == (1430 - 48, 1430 - 60)  # ping -6 -s 1382, MSS 1370
+
+
+def test_a_wireguard_direction_is_held_to_wireguards_overhead_not_vxlans():
+    at_1440 = judge_mtu(Wire.WIREGUARD, NodeMtus("a", 1440, None, 1500), NodeMtus("b", 1440, None, 1500), MtuMeasurement())
+    assert "unused-headroom" not in codes(at_1440, "warn")  # 1500 - 60 is all WireGuard allows
+    at_1400 = judge_mtu(Wire.WIREGUARD, NodeMtus("a", 1400, None, 1500), NodeMtus("b", 1400, None, 1500), MtuMeasurement())
+    (warning,) = [f for f in at_1400 if f.code == "unused-headroom"]
+    assert "allows pod MTU 1440 (1500 - 60 WireGuard overhead); set wireguardMTU: 1440" in warning.message

@@ -25,12 +25,13 @@ vxcap run --pair worker,worker3                               # the cluster of y
 vxcap run --all-pairs --capture pod --context prod            # any cluster, every node pair
 vxcap run --lab --nodes 64 --subnets 8 --coverage             # O(N) pairs that still reach every node
 vxcap run --lab --cni flannel --all-pairs                     # Flannel's vxlan: UDP 8472, VNI 1
+vxcap run --lab --overlay dual --all-pairs                    # dual-stack: each direction in IPv4 and IPv6
 vxcap doctor --lab                                            # can a run start here?
 """
 
 SECTIONS = (
     ("What to test", ("pairs", "all_pairs", "coverage", "seed", "peers", "count", "cni")),
-    ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "prefix",
+    ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "overlay", "prefix",
                                                             "direct_routing")),
     ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout",
                                         "max_parallel", "api_qps")),
@@ -38,7 +39,7 @@ SECTIONS = (
     ("How to capture on a cluster's nodes", ("capture", "capture_image", "capture_namespace", "iface")),
     ("Output", ("out_parent", "as_json", "quiet", "keep", "cross_check")),
 )
-LAB_ONLY = ("lab_file", "nodes", "subnets", "prefix", "direct_routing")
+LAB_ONLY = ("lab_file", "nodes", "subnets", "overlay", "prefix", "direct_routing")
 CLUSTER_ONLY = ("kubeconfig", "context", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
                 "capture_namespace", "max_parallel", "api_qps")
 
@@ -69,6 +70,9 @@ def _check_pairs(ctx, param, value):
               help="Echo requests per direction.")
 @lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
 @direct_routing_option
+@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "ipip"]), default=None,
+              metavar="PLANE", help="The lab's data plane (as `vxcap lab up --overlay`): vxlan (the reference), vxlan6, dual, "
+                   "wireguard, ipip (where the kernel has the module). Default: the lab that exists, else vxlan.")
 @cluster_options
 @cni_option("calico", "Whose promises to judge. A cluster: Calico (auto finds the CNI; `vxcap topology --cni ...` "
                       "states what Flannel, Cilium and Antrea promise). With --lab: calico, or flannel (the lab "
@@ -104,7 +108,7 @@ def _check_pairs(ctx, param, value):
                                             "`vxcap lab down` removes it later.")
 @click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @guarded(nothing_made=False)
-def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, prefix, direct_routing,
+def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, overlay, prefix, direct_routing,
         kubeconfig, context,
         cni, namespace, capture_namespace, image, ready_timeout, max_parallel, api_qps, capture, capture_image, iface,
         capture_filter, out_parent, as_json, quiet, keep, cross_check) -> None:
@@ -136,7 +140,7 @@ def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, su
         require_root("vxcap run --lab")
         from vxcap.targets.lab import LabTarget, choose_lab
 
-        source = choose_lab(prefix, lab_file, nodes, subnets, cni=cni, direct_routing=direct_routing)
+        source = choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni, direct_routing=direct_routing)
         target = LabTarget(source, prefix=prefix, keep=keep, cni=cni)
     else:
         from vxcap.targets.cluster import ClusterTarget

@@ -115,7 +115,7 @@ def mtu_line(flow: dict[str, Any]) -> str | None:
     seen = ", ".join(str(v) for v in measured.get("tcp_mss_seen") or []) or "—"
     overhead = (mtu.get("overhead") or {}).get("bytes")
     return (
-        f"{_arrow(flow)} {mtu.get('wire')}: {' / '.join(links)} · overhead {_known(overhead)} · "
+        f"{_arrow(flow)}{' IPv6' if flow.get('family') == 'IPv6' else ''} {mtu.get('wire')}: {' / '.join(links)} · overhead {_known(overhead)} · "
         f"largest DF payload {_known(mtu.get('max_icmp_payload'))} (measured {_known(largest)}) · "
         f"MSS {_known(mtu.get('tcp_mss'))} (seen {seen})"
     )

@@ -50,6 +50,7 @@ class ProbeCount:
     dst_node: str
     sent: int
     received: int
+    family: int = 4  # a dual-stack run pings each direction in both families
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,16 @@ class Manifest:
     def pods_by_node(self) -> dict[str, Pod]:
         return {pod.node: pod for pod in self.pods}
 
-    def sent(self, src_node: str, dst_node: str) -> int | None:
+    def sent(self, src_node: str, dst_node: str, family: int = 4) -> int | None:
         for probe in self.probes:
-            if (probe.src_node, probe.dst_node) == (src_node, dst_node):
+            if (probe.src_node, probe.dst_node, probe.family) == (src_node, dst_node, family):
                 return probe.sent
+        return None
+
+    def received(self, src_node: str, dst_node: str, family: int = 4) -> int | None:
+        for probe in self.probes:
+            if (probe.src_node, probe.dst_node, probe.family) == (src_node, dst_node, family):
+                return probe.received
         return None
 
 
@@ -293,6 +300,7 @@ def parse_manifest(data: Any) -> Manifest:
                 dst_node=_str(_need(raw, "dst", where), f"{where}.dst"),
                 sent=_int(_need(raw, "sent", where), f"{where}.sent"),
                 received=_int(_need(raw, "received", where), f"{where}.received"),
+                family=6 if raw.get("family") == 6 else 4,
             )
         )
 
@@ -363,7 +371,8 @@ def manifest_dict(
     if notes:
         data["notes"] = list(notes)
     if probes:
-        data["probes"] = [{"src": p.src_node, "dst": p.dst_node, "sent": p.sent, "received": p.received} for p in probes]
+        data["probes"] = [{"src": p.src_node, "dst": p.dst_node, "sent": p.sent, "received": p.received,
+                           **({"family": 6} if p.family == 6 else {})} for p in probes]
     if plan is not None:
         data["plan"] = plan
     for node in involved:

@@ -80,6 +80,8 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
             return Wire.VXLAN, "Flannel vxlan, DirectRouting off"
         mode, wire, field, why = overlay.mode, Wire.VXLAN, "DirectRouting", "DirectRouting on, "
     elif family == 4:
+        if not overlay.ipv4:
+            raise InputError("no IPv4 pool: there is no IPv4 pod traffic to expect")
         mode, wire, field = overlay.mode, Wire(overlay.encapsulation), f"{overlay.encapsulation}Mode"
     else:
         if overlay.mode6 is None:

@@ -28,11 +28,13 @@ def judge_mtu(
     """Each direction's `mtu` section, from the links saved beside the pcaps, mtu-probes.json and the captures."""
     ifaces = {cap.node: cap.iface for cap in manifest.captures}
     pods = manifest.pods_by_node()
-    records: dict = {}
+    families = sorted({e.family for e in expectations})
+    records: dict[int, dict] = {family: {} for family in families}  # each family's probes judge its own directions
     probes_text = read_optional(run_dir / names.MTU_PROBES)
     if probes_text is not None:
         try:
-            records = probe_records(json.loads(probes_text))
+            data = json.loads(probes_text)
+            records = {family: probe_records(data, family=family) for family in families}
         except json.JSONDecodeError:
             warnings.append(f"{names.MTU_PROBES} is not JSON: the MTU probes are not judged")
     nodes = {}
@@ -59,7 +61,7 @@ def judge_mtu(
             e,
             nodes[e.src_node, e.family, device(e)],
             nodes[e.dst_node, e.family, device(e)],
-            records.get((e.src_node, e.dst_node)),
+            records[e.family].get((e.src_node, e.dst_node)),
             captures,
             mode=manifest.topology.overlay.mode,
         )

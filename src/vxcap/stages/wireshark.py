@@ -15,10 +15,13 @@ def add_wireshark_commands(run_dir: Path, manifest: Manifest, report: dict[str, 
     with the decode-as Wireshark needs for VXLAN off port 4789."""
     from vxcap.core.wireshark import flow_commands
 
-    files = {(f["src_node"], f["dst_node"]): f["file"] for f in report.get("evidence", {}).get("flows", [])}
+    from vxcap.core.rundir import flow_pcapng_name
+
+    # By the file's name, which says the family: a dual-stack direction has one file per family.
+    files = {f["file"] for f in report.get("evidence", {}).get("flows", [])}
     for flow in report["flows"]:
-        file = files.get((flow["src_node"], flow["dst_node"]))
-        if file is None:
+        file = flow_pcapng_name(flow["src_node"], flow["dst_node"], flow.get("family", "IPv4"))
+        if file not in files:
             continue
         commands = flow_commands(flow, str(run_dir / file), manifest.topology.overlay.port)
         flow["wireshark"] = commands.wireshark

@@ -22,6 +22,7 @@ import yaml
 
 from vxcap.core import rundir
 from vxcap.core.errors import InputError, VxcapError
+from vxcap.core.lab.encap_topology import lab_pods, lab_topology
 from vxcap.core.lab.gen import generate_lab, with_overlay
 from vxcap.core.lab.spec import LabSpec, lab_from_dict
 from vxcap.core.model import Pod, Topology
@@ -178,11 +179,6 @@ class LabTarget:
         from vxcap.adapters.lab import NetnsLab
 
         _check_cni(source, prefix, cni)
-        if source.spec.dataplane not in ("vxlan", "flannel"):
-            # Its plan, decoder and verdicts for these wire formats are not connected to runs yet:
-            # judged as IPv4 VXLAN, every direction would fail for the wrong reason.
-            raise InputError(f"vxcap run judges the vxlan and flannel labs only; the lab {prefix}-* is built as "
-                             f"{source.spec.dataplane} (`vxcap lab up --overlay vxlan` rebuilds the reference one)")
         self.source = source
         self.spec = source.spec
         self.prefix = prefix
@@ -190,6 +186,8 @@ class LabTarget:
         self.keep = keep
         self.built_here = False
         self.description = f"embedded lab {self.spec.cluster}: {source.origin}, namespaces {prefix}-*"
+        # The pods' MTU, the smallest of the data plane's encapsulations' (the MTU probes' ladder starts there).
+        self.pod_mtu = self.spec.pod_mtu
 
     def discover(self) -> Topology:
         """The lab's topology: a Flannel lab's overlay carries VNI 1, port 8472 and its mode (CrossSubnet
@@ -200,15 +198,39 @@ class LabTarget:
         # Only the namespaces are looked at: reading every node's tables is `lab status`'s job,
         # and at 256 nodes it takes seconds.
         namespaces = self.lab.namespaces_present()
+        built = LabMemory(self.prefix).recall()
+        if (any(ns.exists for ns in namespaces) and built is not None and built.spec.flannel is None
+                and self.spec.flannel is None and built.spec.dataplane != self.spec.dataplane):
+            # Judged as another data plane, every direction would fail for the wrong reason.
+            raise InputError(f"the lab {self.prefix}-* is built as {built.spec.dataplane}, not {self.spec.dataplane}: "
+                             f"`vxcap lab up --overlay {self.spec.dataplane}` rebuilds it (or `vxcap lab down` first)")
         if not any(ns.exists and not ns.adopted for ns in namespaces):
             self.built_here = True  # before building: an interrupted build is still ours to remove
             lab_up(self.source, self.prefix)
         elif not all(ns.exists for ns in namespaces):
             lab_up(self.source, self.prefix)
-        return self.spec.topology
+        # The data plane's families and formats (IPv6 underlay and pods, WireGuard, IP-in-IP) in the model's terms.
+        return lab_topology(self.spec)
 
     def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:
-        return {node: self.spec.pod_on(node) for node in nodes}
+        with_ip6 = {pod.node: pod for pod in lab_pods(self.spec)}
+        pods = {node: with_ip6[node] for node in nodes}
+        if self.spec.ipv4_encap == "wireguard":
+            self._handshake(nodes, pods)
+        return pods
+
+    def _handshake(self, nodes: tuple[str, ...], pods: dict[str, Pod]) -> None:
+        """One echo each way round every pair, only from the first-named node, before the captures.
+
+        The run's echoes go out in both directions at once, so both wireguard-go peers would start a
+        handshake at the same moment; seen on this lab, such a pair can then stay on crossed sessions,
+        each side dropping what the other sends, for as long as the run lasts (the kernel's WireGuard,
+        which Calico uses, settles it). Handshakes started from one side only are what a real cluster's
+        first packet does; the run then judges an established tunnel."""
+        from vxcap.adapters.echo import EchoPlan, echo_all
+
+        echo_all([EchoPlan(self.lab.pod_netns(a), pods[b].ip, count=1, timeout=2.0)
+                  for i, a in enumerate(nodes) for b in nodes[i + 1:]])
 
     def underlay_iface(self, node: str) -> str:
         return self.spec.underlay_iface

@@ -363,7 +363,8 @@ class _Judge:
             return
         # The pod MTU is one per node for every path, so under an overlay mode it must fit VXLAN even here.
         tunnel = Wire.PLAIN if self.mode is Mode.NEVER else Wire.VXLAN
-        allowed_by = self.wire if self.wire is Wire.VXLAN else tunnel
+        # A direction in a tunnel of its own (WireGuard, IP-in-IP) is held to that tunnel's overhead.
+        allowed_by = self.wire if self.wire in (Wire.VXLAN, Wire.WIREGUARD, Wire.IPIP) else tunnel
         for node in (self.src,):
             if node.pod_mtu is None:
                 continue
@@ -372,6 +373,10 @@ class _Judge:
                 continue
             if allowed_by is Wire.VXLAN:
                 how, setting = f"{underlay} - {vxlan_overhead(self.underlay_ip)} VXLAN overhead", f"set {room.setting}"
+            elif allowed_by in (Wire.WIREGUARD, Wire.IPIP):
+                fmt = ENCAPS[allowed_by]
+                how = f"{underlay} - {fmt.overhead(self.underlay_ip)} {fmt.title} overhead"
+                setting = f"set {fmt.mtu_fields.get(self.underlay_ip, 'the MTU')}: {room.allowed_pod_mtu} in FelixConfiguration"
             else:
                 how, setting = "no encapsulation", POD_MTU_SETTING
             self.add(

@@ -15,7 +15,7 @@ from typing import Any
 
 from vxcap.core.errors import InputError
 from vxcap.core.frames import FlowKey, FlowTally
-from vxcap.core.model import Mode
+from vxcap.core.model import Mode, Wire
 from vxcap.core.mtu.judge import FAIL, MtuMeasurement
 from vxcap.core.mtu.links import LinkFacts, NodeMtus, interface_mtus, node_mtus
 from vxcap.core.mtu.ladder import ProbeResult, probe_from_ping, probe_from_result, seen_on_wire
@@ -132,7 +132,8 @@ def measure(
     captures: Sequence[PointTally],
 ) -> MtuMeasurement:
     """The direction's measurement, from the sender's capture (the receiver's when the sender has none)."""
-    point = _sender_point(expectation, captures)
+    # WireGuard encrypts the pods' echoes: no capture can say which sizes left, only the prober can.
+    point = None if expectation.expected is Wire.WIREGUARD else _sender_point(expectation, captures)
     probes = _ladder(record)
     if point is None:
         tcp = (record or {}).get("tcp")
@@ -181,7 +182,9 @@ def direction_mtu(
 ) -> dict[str, Any]:
     """The `mtu` section of one flow in report.json (see docs/manifest.md)."""
     measured = measure(expectation, src, dst, record, captures)
-    return mtu_report(expectation.expected, src, dst, measured, mode=mode, underlay_ip=expectation.family)
+    # Calico carries each family's pods over the same family's underlay.
+    return mtu_report(expectation.expected, src, dst, measured, mode=mode, underlay_ip=expectation.family,
+                      inner_ip=expectation.family)
 
 
 def fail_reasons(section: Mapping[str, Any]) -> list[str]:

@@ -78,6 +78,7 @@ def mtu_report(
     mode: Mode = Mode.CROSS_SUBNET,
     hop_mtu: int | None = None,
     findings: list[MtuFinding] | None = None,
+    inner_ip: int = 4,
 ) -> dict:
     """Arithmetic for this path's MTUs, what was measured, and the findings (judged here unless given).
 
@@ -126,8 +127,9 @@ def mtu_report(
         "underlay_mtu_assumed": known_underlay is None,
         "max_inner_packet": allowed,
         "path_limit": path,  # the largest DF pod packet that should cross
-        "max_icmp_payload": max_icmp_payload(path),
-        "tcp_mss": tcp_mss(path),
+        # The pods' own family (IPv6 echoes and SYNs have 20 bytes more of header).
+        "max_icmp_payload": max_icmp_payload(path, inner_ip),
+        "tcp_mss": tcp_mss(path, inner_ip),
         "max_frame": frame_len(path, wire, underlay_ip),
         "header_shares": _shares(underlay_ip),
         "df_1500": {
