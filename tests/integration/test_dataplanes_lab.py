@@ -366,9 +366,13 @@ def test_cli_lab_up_overlay_dual_status_and_down(tmp_path):
         assert w3["ipv6"]["underlay"] == "fd00:10:10:20::13/64" and w3["ipv4"]["encapsulation"] == "vxlan"
         assert described["lab"]["vxlan6"] == {"device": "vxlan-v6.calico", "mode": "CrossSubnet", "vni": 4096,
                                               "port": 4789, "mtu": 1430}
-        # Until runs judge these formats, a run on this lab says so instead of judging it as IPv4 VXLAN.
+        # A run without --overlay judges the lab that exists (remembered as dual): each direction in both families.
         run = runner.invoke(cli, ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--pair", "worker,worker3"])
-        assert run.exit_code == ExitStatus.USAGE and "built as dual" in run.output, run.output
+        assert run.exit_code == ExitStatus.SUCCESS, run.output
+        (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+        report = json.loads((run_dir / "report.json").read_text())
+        assert sorted((f["src_node"], f["family"]) for f in report["flows"]) == [
+            ("k01-worker", "IPv4"), ("k01-worker", "IPv6"), ("k01-worker3", "IPv4"), ("k01-worker3", "IPv6")]
     finally:
         down = runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
     assert down.exit_code == 0, down.output
