@@ -680,6 +680,22 @@ def test_unused_jumbo_headroom_warns_with_the_allowed_mtu_and_setting():
     assert "allows pod MTU 9450" in [f for f in clab if f.code == "unused-headroom"][0].message
 
 
+def test_a_dual_stack_pod_sized_for_its_ipv6_path_is_not_told_to_grow():
+    # Calico gives a dual-stack pod the smaller MTU (1430, IPv6 VXLAN's 70 bytes): the IPv4 path's
+    # 20 unused bytes are by design, and "set vxlanMTU: 1450" would be wrong advice there.
+    pods_1430 = {"pod": 1430}
+    dual = judge_mtu(Wire.VXLAN, node("a", **pods_1430), node("b", **pods_1430), other_family=(Wire.VXLAN, 6))
+    assert "unused-headroom" not in codes(dual, "warn")
+    note = one(dual, "dual-stack-pod-mtu")
+    assert note.level == "info" and "is what its IPv6 path allows (1500 - 70 vxlan overhead)" in note.message
+    # Its twin: single-stack, the same pod MTU is headroom to take back.
+    single = judge_mtu(Wire.VXLAN, node("a", **pods_1430), node("b", **pods_1430))
+    assert "leaves 20 bytes of underlay MTU 1500 unused" in one(single, "unused-headroom").message
+    # And a dual-stack pod below both families' limits is still told.
+    low = judge_mtu(Wire.VXLAN, node("a", pod=1400), node("b", pod=1400), other_family=(Wire.VXLAN, 6))
+    assert "allows pod MTU 1450" in one(low, "unused-headroom").message
+
+
 def test_a_smaller_hop_between_the_nodes_sets_the_limit():
     jumbo = {"underlay": 9000, "pod": 8950, "vxlan": 8950}
     findings = judge_mtu(Wire.VXLAN, node("a", **jumbo), node("b", **jumbo), hop_mtu=1500)

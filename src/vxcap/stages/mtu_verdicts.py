@@ -12,6 +12,7 @@ from vxcap.core import rundir as names
 from vxcap.core.encap import ENCAPS
 from vxcap.core.frames import FlowKey, FlowTally
 from vxcap.core.manifest import Manifest
+from vxcap.core.model import Wire
 from vxcap.core.mtu.path import PointTally, direction_mtu, probe_records, read_node_mtus
 from vxcap.core.plan import Expectation
 from vxcap.core.verdict import CapturePoint
@@ -56,6 +57,17 @@ def judge_mtu(
             tunnel_ifname=tunnel,
         )
     captures = [PointTally(point.node, flows, link_headers.get(point, 14)) for point, flows in seen.items()]
+    # A dual-stack pod's one MTU is bounded by both families: each family's tunnel, as this run's
+    # directions of that family show it (plain where none of them tunnels).
+    tunnels = {
+        family: next((e.expected for e in expectations if e.family == family and e.expected is not Wire.PLAIN), Wire.PLAIN)
+        for family in families
+    }
+
+    def other_family(e: Expectation) -> tuple[Wire, int] | None:
+        other = 10 - e.family  # 4 <-> 6
+        return (tunnels[other], other) if other in tunnels else None
+
     return [
         direction_mtu(
             e,
@@ -64,6 +76,7 @@ def judge_mtu(
             records[e.family].get((e.src_node, e.dst_node)),
             captures,
             mode=manifest.topology.overlay.mode,
+            other_family=other_family(e),
         )
         for e in expectations
     ]

@@ -26,6 +26,7 @@ from vxcap.core.mtu.arithmetic import (
     calico_mtu_setting,
     headroom,
     max_icmp_payload,
+    max_inner_mtu,
     plain_path_cost,
     tcp_mss,
     vxlan_overhead,
@@ -97,6 +98,8 @@ class _Judge:
     underlay_ip: int
     mode: Mode
     hop_mtu: int | None
+    # A dual-stack pod has one MTU for both families: (the other family's wire, that family).
+    other_family: tuple[Wire, int] | None = None
     findings: list[MtuFinding] = field(default_factory=list)
 
     def add(self, level: str, code: str, message: str) -> None:
@@ -371,6 +374,19 @@ class _Judge:
             room = headroom(node.pod_mtu, underlay, allowed_by, self.underlay_ip)
             if room is None:
                 continue
+            if self.other_family is not None:
+                other_wire, other_ip = self.other_family
+                other_allowed = max_inner_mtu(underlay, other_wire, other_ip)
+                if node.pod_mtu >= other_allowed:
+                    # Calico gives a dual-stack pod the smaller of the two families' MTUs: not a setting to raise.
+                    self.add(
+                        INFO,
+                        "dual-stack-pod-mtu",
+                        f"{node.pod_label} MTU {node.pod_mtu} on {node.node} is what its IPv{other_ip} path allows "
+                        f"({underlay} - {underlay - other_allowed} {other_wire.value} overhead): one pod MTU serves "
+                        f"both families, so {room.unused} bytes of this IPv{self.underlay_ip} path stay unused by design",
+                    )
+                    continue
             if allowed_by is Wire.VXLAN:
                 how, setting = f"{underlay} - {vxlan_overhead(self.underlay_ip)} VXLAN overhead", f"set {room.setting}"
             elif allowed_by in (Wire.WIREGUARD, Wire.IPIP):
@@ -407,6 +423,8 @@ def judge_mtu(
     underlay_ip: int = 4,
     mode: Mode = Mode.CROSS_SUBNET,
     hop_mtu: int | None = None,
+    other_family: tuple[Wire, int] | None = None,
 ) -> list[MtuFinding]:
-    """Findings for the path src -> dst, fails first. `hop_mtu`: a hop between the nodes (the switch), if known."""
-    return _Judge(wire, src, dst, measured or MtuMeasurement(), underlay_ip, mode, hop_mtu).run()
+    """Findings for the path src -> dst, fails first. `hop_mtu`: a hop between the nodes (the switch), if known.
+    `other_family`: on a dual-stack run, the wire and family of the pods' other family (its MTU bounds the pod's)."""
+    return _Judge(wire, src, dst, measured or MtuMeasurement(), underlay_ip, mode, hop_mtu, other_family).run()

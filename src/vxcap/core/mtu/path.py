@@ -179,12 +179,13 @@ def direction_mtu(
     captures: Sequence[PointTally],
     *,
     mode: Mode = Mode.CROSS_SUBNET,
+    other_family: tuple[Wire, int] | None = None,
 ) -> dict[str, Any]:
-    """The `mtu` section of one flow in report.json (see docs/manifest.md)."""
+    """The `mtu` section of one flow in report.json (see docs/manifest.md). `other_family`: see `judge_mtu`."""
     measured = measure(expectation, src, dst, record, captures)
     # Calico carries each family's pods over the same family's underlay.
     return mtu_report(expectation.expected, src, dst, measured, mode=mode, underlay_ip=expectation.family,
-                      inner_ip=expectation.family)
+                      inner_ip=expectation.family, other_family=other_family)
 
 
 def fail_reasons(section: Mapping[str, Any]) -> list[str]:

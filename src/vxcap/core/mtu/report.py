@@ -79,6 +79,7 @@ def mtu_report(
     hop_mtu: int | None = None,
     findings: list[MtuFinding] | None = None,
     inner_ip: int = 4,
+    other_family: tuple[Wire, int] | None = None,
 ) -> dict:
     """Arithmetic for this path's MTUs, what was measured, and the findings (judged here unless given).
 
@@ -87,7 +88,8 @@ def mtu_report(
     """
     measured = measured or MtuMeasurement()
     if findings is None:
-        findings = judge_mtu(wire, src, dst, measured, underlay_ip=underlay_ip, mode=mode, hop_mtu=hop_mtu)
+        findings = judge_mtu(wire, src, dst, measured, underlay_ip=underlay_ip, mode=mode, hop_mtu=hop_mtu,
+                             other_family=other_family)
     known_underlay = smallest_known(src.underlay_mtu, dst.underlay_mtu, hop_mtu)
     underlay = known_underlay or ETHERNET_DEFAULT_MTU
     allowed = max_inner_mtu(underlay, wire, underlay_ip)
