@@ -229,3 +229,25 @@ def test_analyze_puts_an_mtu_section_on_every_flow_and_the_page_shows_it(tmp_pat
     assert {f["code"] for f in first["findings"]} >= {"mtu-unknown"}
     text = " ".join(" ".join(parse(render_html(report, load_manifest(run), run)).text).split())
     assert "underlay MTU 1500 (assumed: not read from the nodes)" in text and "unknown (no ip link evidence)" in text
+
+
+def test_past_the_paths_limit_the_page_draws_the_failing_paths_and_keeps_every_verdict(tmp_path, monkeypatch):
+    # A coverage run has a thousand directions: their rows stay, only the failing paths are drawn.
+    import vxcap.report.html as html
+
+    monkeypatch.setattr(html, "PATHS_LIMIT", 2)
+    run = write_run(tmp_path, one_failure())
+    report, page = page_for(run)
+    doc = parse(page)
+    text = " ".join(" ".join(doc.text).split())
+    sections = re.findall(r'<section class="direction" id="([^"]+)"', page)
+    failing = [f for f in report["flows"] if f["verdict"] != "pass"]
+    assert len(failing) == 1 and len(sections) == 1
+    assert f"{failing[0]['src_node']} → {failing[0]['dst_node']}" in text and "VNI 4097, expected 4096" in text
+    # Every direction keeps its row and verdict in the table.
+    rows = re.findall(r'<tr class="[^"]*">', page.split('id="verdicts"')[1].split("</table>")[0])
+    assert len(rows) == len(report["flows"]) == 4 and text.count("PASS") >= 3
+    assert "3 passing directions of 4 are in the table above only" in text
+    assert "report.json" in [unquote(h) for h in doc.hrefs]
+    anchors = {h[1:] for h in doc.hrefs if h.startswith("#")}
+    assert anchors == set(sections)

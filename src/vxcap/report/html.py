@@ -100,6 +100,7 @@ def _outer(flow: Mapping[str, Any]) -> str:
 
 
 def _rows(flows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    drawn = {id(flow) for flow in paths_shown(flows)}
     rows = []
     for i, flow in enumerate(flows):
         a, b = _pair_key(flow)
@@ -111,7 +112,7 @@ def _rows(flows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 span += 1
         requests, replies = packets.cell(flow)
         rows.append({
-            "pair": f"{a} ↔ {b}", "pair_span": span, "anchor": _anchor(flow),
+            "pair": f"{a} ↔ {b}", "pair_span": span, "anchor": _anchor(flow) if id(flow) in drawn else None,
             "src": flow["src_node"], "dst": flow["dst_node"], "reasons": list(flow.get("reasons", [])),
             "expected": flow["expected"], "observed": flow["observed"],
             "vni": "—" if flow.get("vni") is None else flow["vni"], "outer": _outer(flow),
@@ -291,9 +292,23 @@ def _direction(report: Mapping[str, Any], flow: Mapping[str, Any], manifest: Man
     }
 
 
+# Beyond this many directions (a coverage or all-pairs run on a large cluster) the Paths
+# section draws the failing directions only: drawing a thousand passing paths made the page
+# megabytes long and took most of a coverage run's report writing. Every direction keeps its
+# row, verdict and reasons in the verdict table, and all of its figures in report.json.
+PATHS_LIMIT = 64
+
+
+def paths_shown(flows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The directions whose path, packet and MTU figures the page draws."""
+    if len(flows) <= PATHS_LIMIT:
+        return flows
+    return [flow for flow in flows if flow["verdict"] != "pass"]
+
+
 def _pairs(report: Mapping[str, Any], manifest: Manifest | None, place: _Place) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for flow in report.get("flows", []):
+    for flow in paths_shown(list(report.get("flows", []))):
         groups.setdefault(_pair_key(flow), []).append(flow)
     return [{"title": f"{a} ↔ {b}", "directions": [_direction(report, f, manifest, place) for f in flows]}
             for (a, b), flows in groups.items()]
@@ -328,5 +343,6 @@ def render_html(
         title=f"{str(verdict).upper()} · {heading}", heading=heading, verdict=verdict, intent=intent,
         passed=summary.get("passed", 0), judged=summary.get("flows", 0), errors=list(report.get("errors", [])),
         rows=_rows(flows), count_header=packets.header(report), count_legend=packets.legend(report),
-        pairs=_pairs(report, manifest, place), files=_files(manifest, place), version=__version__,
+        pairs=_pairs(report, manifest, place), paths_left_out=len(flows) - len(paths_shown(flows)),
+        report_json=quote(place.href(REPORT_JSON)), files=_files(manifest, place), version=__version__,
     )
