@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from vxcap.adapters.evidence import write_evidence
-from vxcap.adapters.rundir import load_manifest, make_private, make_run_dir, write_json, write_private
+from vxcap.adapters.rundir import (
+    load_manifest,
+    make_private,
+    make_run_dir,
+    write_json,
+    write_private,
+    write_report_json,
+)
 from vxcap.core import rundir as names
 from vxcap.core.blame import blame_flows
 from vxcap.core.delivery import PointState, judge_delivery
@@ -288,7 +295,7 @@ def _write_setup_failure(run_dir: Path, run_id: str, errors: list[str], timer: S
 
 def _write_reports(run_dir: Path, report: dict[str, Any], page: str | None = None) -> str:
     """Writes report.json, junit.xml and report.html; returns report.json's text (for `--json`)."""
-    text = write_json(run_dir / names.REPORT_JSON, report)
+    text = write_report_json(run_dir / names.REPORT_JSON, report)
     write_junit(report, run_dir / names.JUNIT_XML)
     make_private(run_dir / names.JUNIT_XML)
     if page is not None:
