@@ -157,3 +157,10 @@ def test_wireguard_capture_judged_as_if_wireguard_were_off_fails_every_direction
     assert (flow["expected"], flow["observed"]) == ("plain", "none")
     assert flow["reasons"][0].startswith("no packets of 192.168.81.65 -> 192.168.164.129 seen")
     assert flows[(W, W3, "IPv4")]["expected"] == "vxlan"
+
+
+def test_wireguard_capture_gets_wireshark_lines_without_vxlans_port_decoded_as_wireguard(tmp_path):
+    _, flows = analyze(hand_run(tmp_path, "wireguard"))
+    line = flows[(W, W3, "IPv4")]["wireshark"]
+    assert "4789" not in line and "-d " not in line  # Wireshark dissects WireGuard on 51820 by itself
+    assert line.endswith("-Y 'ip.src==10.10.10.11 && ip.dst==10.10.20.13 && wg.type == 4'")

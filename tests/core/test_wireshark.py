@@ -89,6 +89,14 @@ def test_a_flow_seen_on_a_wrong_port_gets_that_port_decoded_too():
     assert "-d udp.port==4790,vxlan" in flow_commands(expectation(4790), "a.pcap", 4790).wireshark
 
 
+def test_a_wireguard_report_flow_decodes_its_seen_port_as_wireguard_never_vxlans():
+    flow = {**report_flow(51830), "expected": "wireguard"}
+    assert "-d udp.port==51830,wg" in flow_commands(flow, "a.pcapng", 4789).tshark
+    assert "4789" not in flow_commands(flow, "a.pcapng", 4789).tshark
+    assert "-d" not in flow_commands({**flow, "udp_dport": 51820}, "a.pcapng", 4789).tshark  # Wireshark's own port
+    assert "-d" not in flow_commands({**flow, "udp_dport": None}, "a.pcapng", 4789).tshark
+
+
 @given(st.lists(st.text(min_size=1).filter(lambda s: "\0" not in s), min_size=1, max_size=6))
 def test_command_line_reads_back_as_the_same_argv(argv):
     assert shlex.split(command_line(argv)) == argv

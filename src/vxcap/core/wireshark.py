@@ -65,6 +65,10 @@ def flow_ports(flow: Expectation | Mapping[str, Any], overlay_port: int) -> tupl
     if isinstance(flow, Expectation):
         return (flow.port,) if flow.expected is Wire.WIREGUARD else (overlay_port,)
     seen = flow.get("udp_dport")
+    if flow.get("expected") == Wire.WIREGUARD.value:
+        # report.json holds no listening port but the one the data messages were seen on; the overlay's
+        # port is VXLAN's, and decoding it as WireGuard (`-d udp.port==4789,wg`) would mislead
+        return () if seen is None else (int(seen),)
     return (overlay_port,) if seen in (None, overlay_port) else (overlay_port, int(seen))
 
 
