@@ -164,3 +164,17 @@ def test_wireguard_capture_gets_wireshark_lines_without_vxlans_port_decoded_as_w
     line = flows[(W, W3, "IPv4")]["wireshark"]
     assert "4789" not in line and "-d " not in line  # Wireshark dissects WireGuard on 51820 by itself
     assert line.endswith("-Y 'ip.src==10.10.10.11 && ip.dst==10.10.20.13 && wg.type == 4'")
+
+
+def test_vxlan6_manifests_ipv4_placeholders_judge_nothing(tmp_path):
+    # An IPv6-only cluster has no IPv4 address, yet the manifest requires nodes[].underlay and pods[].ip:
+    # any values must do. All three nodes in one IPv4 subnet would make worker3 plain if they counted.
+    run = hand_run(tmp_path, "vxlan6", nodes={W: {"underlay": "10.99.0.1/16"}, W2: {"underlay": "10.99.0.2/16"},
+                                               W3: {"underlay": "10.99.0.3/16"}})
+    manifest = json.loads((run / "manifest.json").read_text())
+    for i, pod in enumerate(manifest["pods"]):
+        pod["ip"] = f"10.77.0.{i + 1}"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result, flows = analyze(run)
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    assert flows[(W, W3, "IPv6")]["observed"] == flows[(W, W3, "IPv6")]["expected"] == "vxlan"
