@@ -39,6 +39,7 @@ from vxcap.core.lab.plan import (
 )
 from vxcap.core.lab.spec import LabSpec
 from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE, Pod
+from vxcap.core.lab.dataplanes import WIREGUARD_DEVICE
 from vxcap.core.mtu.tcp import DEFAULT_TIMEOUT_S
 from vxcap.core.ping import PingResult, parse_ping, ping_argv
 
@@ -118,6 +119,8 @@ class NetnsLab:
             netns.run_steps(lab_steps(self.spec, self.names))
             if self.spec.ipv4_encap == "wireguard":
                 self._start_wireguard()
+            if self.spec.ipv6_encap == "wireguard":
+                self._start_wireguard6()
         except NetnsError:  # the wireguard-go processes started so far go too (`down` kills them)
             self.down()
             raise
@@ -145,6 +148,16 @@ class NetnsLab:
             pid = wireguard.start(self.names.node(node.name))
             wireguard.configure(pid, dataplanes.wg_set_argv(self.spec, node, "/dev/stdin", public), keys[node.name][0])
             netns.run_steps(dataplanes.wireguard_link_steps(self.spec, self.names, node))
+
+    def _start_wireguard6(self) -> None:
+        """As `_start_wireguard`, for wg-v6.cali: its own wireguard-go, keys and IPv6 peers on port 51821."""
+        nodes = self.spec.topology.nodes
+        keys = {node.name: wireguard.genkey() for node in nodes}
+        public = {name: pair[1] for name, pair in keys.items()}
+        for node in nodes:
+            pid = wireguard.start(self.names.node(node.name), dataplanes.WIREGUARD_V6_DEVICE)
+            wireguard.configure(pid, dataplanes.wg6_set_argv(self.spec, node, "/dev/stdin", public), keys[node.name][0])
+            netns.run_steps(dataplanes.wireguard6_link_steps(self.spec, self.names, node))
 
     def down(self, detach_adopted: bool = False) -> LabDown:
         """Remove everything the lab made and nothing else."""
@@ -183,7 +196,7 @@ class NetnsLab:
             for name, role, adopted in namespace_roles(self.spec, self.names)
         )
         nodes = []
-        wg_views = self._wg_views(present) if self.spec.ipv4_encap == "wireguard" else None
+        wg_views = self._wg_views(present) if "wireguard" in (self.spec.ipv4_encap, self.spec.ipv6_encap) else None
         for node in self.spec.topology.nodes:
             node_ns, pod_ns = self.names.node(node.name), self.names.pod(node.name)
             missing = [ns for ns in (node_ns, pod_ns) if ns not in present]
@@ -226,11 +239,13 @@ class NetnsLab:
         """Every node's `wg show dump` (by namespace), and every node's public key (to check peers'
         keys against): read once per status, not once per node."""
         views: dict[str, dict | None] = {}
+        # The lab's one WireGuard device: wireguard.cali, or wg-v6.cali in the wireguard6 lab.
+        device = dataplanes.WIREGUARD_V6_DEVICE if self.spec.ipv6_encap == "wireguard" else WIREGUARD_DEVICE
         for node in self.spec.topology.nodes:
             ns = self.names.node(node.name)
             pid = wireguard.find(ns) if ns in present else None
             try:
-                views[ns] = dataplanes.parse_wg_dump(wireguard.dump(pid)) if pid else None
+                views[ns] = dataplanes.parse_wg_dump(wireguard.dump(pid, device)) if pid else None
             except NetnsError:
                 views[ns] = None
         keys = {node.name: view["public_key"] for node in self.spec.topology.nodes

@@ -25,24 +25,27 @@ from vxcap.core.lab.dataplanes import WIREGUARD_DEVICE
 
 PROGRAM = "wireguard-go"
 READY_TIMEOUT_S = 10.0
-# ip netns exec unshares the mount namespace and makes / a slave: this mount stays in it.
-_START = f"mount -t tmpfs -o size=1m,mode=0755 vxcap-wg /run && exec {PROGRAM} -f {WIREGUARD_DEVICE}"
 
 
-def _socket(pid: int) -> Path:
-    return Path(f"/proc/{pid}/root/run/wireguard/{WIREGUARD_DEVICE}.sock")
+def _start(device: str) -> str:
+    # ip netns exec unshares the mount namespace and makes / a slave: this mount stays in it.
+    return f"mount -t tmpfs -o size=1m,mode=0755 vxcap-wg /run && exec {PROGRAM} -f {device}"
 
 
-def start(netns_name: str) -> int:
-    """Start wireguard-go for wireguard.cali in `netns_name`; its pid once `wg` can talk to it."""
+def _socket(pid: int, device: str = WIREGUARD_DEVICE) -> Path:
+    return Path(f"/proc/{pid}/root/run/wireguard/{device}.sock")
+
+
+def start(netns_name: str, device: str = WIREGUARD_DEVICE) -> int:
+    """Start wireguard-go for `device` (wireguard.cali, wg-v6.cali) in `netns_name`; its pid once `wg` can talk to it."""
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen([*netns.exec_prefix(netns_name), "sh", "-c", _START], stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen([*netns.exec_prefix(netns_name), "sh", "-c", _start(device)], stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         except FileNotFoundError:
             raise NetnsError("ip not found: install iproute2") from None
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _socket(proc.pid).exists():
+        while not _socket(proc.pid, device).exists():
             if proc.poll() is not None or time.monotonic() > deadline:
                 if proc.poll() is None:
                     proc.kill()
@@ -102,6 +105,6 @@ def configure(pid: int, wg_set_argv: tuple[str, ...], private_key: str) -> None:
     _wg(pid, list(wg_set_argv[1:]), input=private_key + "\n")
 
 
-def dump(pid: int) -> str:
-    """`wg show wireguard.cali dump` of the wireguard-go at `pid`."""
-    return _wg(pid, ["show", WIREGUARD_DEVICE, "dump"])
+def dump(pid: int, device: str = WIREGUARD_DEVICE) -> str:
+    """`wg show <device> dump` of the wireguard-go at `pid`."""
+    return _wg(pid, ["show", device, "dump"])

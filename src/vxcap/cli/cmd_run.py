@@ -70,7 +70,7 @@ def _check_pairs(ctx, param, value):
               help="Echo requests per direction.")
 @lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
 @direct_routing_option
-@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "ipip"]), default=None,
+@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "ipip"]), default=None,
               metavar="PLANE", help="The lab's data plane (as `vxcap lab up --overlay`): vxlan (the reference), vxlan6, dual, "
                    "wireguard, ipip (where the kernel has the module). Default: the lab that exists, else vxlan.")
 @cluster_options

@@ -216,7 +216,7 @@ def lab() -> None:
 @nodes_option
 @subnets_option
 @prefix_option
-@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "ipip"]), default=None,
+@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "ipip"]), default=None,
               help="Calico's data plane to build: vxlan (IPv4, the default), vxlan6 (IPv6 only), dual (both), "
                    "wireguard (wireguard-go), ipip (where the kernel has the module).")
 @click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,

@@ -89,7 +89,7 @@ def choose_lab(
 ) -> LabSource:
     """What the user named, else the lab that exists, else the reference lab.
 
-    `overlay` (vxlan | vxlan6 | dual | wireguard | ipip) rebuilds that description for one of
+    `overlay` (vxlan | vxlan6 | dual | wireguard | wireguard6 | ipip) rebuilds that description for one of
     Calico's data planes; the text the lab remembers then holds every IPv6 address in full.
     `cni` "flannel" rebuilds it as Flannel's vxlan backend (`direct_routing`: DirectRouting on;
     None keeps a Flannel lab that exists as it is, else off, Flannel's default).
@@ -216,10 +216,12 @@ class LabTarget:
         with_ip6 = {pod.node: pod for pod in lab_pods(self.spec)}
         pods = {node: with_ip6[node] for node in nodes}
         if self.spec.ipv4_encap == "wireguard":
-            self._handshake(nodes, pods)
+            self._handshake(nodes, {node: pod.ip for node, pod in pods.items()})
+        if self.spec.ipv6_encap == "wireguard":
+            self._handshake(nodes, {node: pod.ip6 for node, pod in pods.items()})
         return pods
 
-    def _handshake(self, nodes: tuple[str, ...], pods: dict[str, Pod]) -> None:
+    def _handshake(self, nodes: tuple[str, ...], addresses: dict) -> None:
         """One echo each way round every pair, only from the first-named node, before the captures.
 
         The run's echoes go out in both directions at once, so both wireguard-go peers would start a
@@ -229,7 +231,7 @@ class LabTarget:
         first packet does; the run then judges an established tunnel."""
         from vxcap.adapters.echo import EchoPlan, echo_all
 
-        echo_all([EchoPlan(self.lab.pod_netns(a), pods[b].ip, count=1, timeout=2.0)
+        echo_all([EchoPlan(self.lab.pod_netns(a), addresses[b], count=1, timeout=2.0)
                   for i, a in enumerate(nodes) for b in nodes[i + 1:]])
 
     def underlay_iface(self, node: str) -> str:

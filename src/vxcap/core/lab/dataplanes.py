@@ -25,6 +25,8 @@ from vxcap.core.lab.spec import LabSpec, Node6
 from vxcap.core.model import VXLAN_V6_DEVICE, Node
 
 WIREGUARD_DEVICE = "wireguard.cali"
+# Felix's wireguardInterfaceNameV6 (felix/config/config_params.go); wireguardListeningPortV6 51821.
+WIREGUARD_V6_DEVICE = "wg-v6.cali"
 IPIP_DEVICE = "tunl0"
 # The link-local address the kernel derives (EUI-64) from the cali veths' MAC ee:ee:ee:ee:ee:ee: what
 # Calico's IPv6 pods route their default through, the same on every node.
@@ -112,14 +114,16 @@ def node6_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     steps = [ip(ns, "addr", "add", n6.underlay, "dev", eth, "nodad")]
     steps += [ip(ns, "route", "add", other.network, "via", subnet6.gateway, "dev", eth)
               for other in spec.subnets6 if other.network != subnet6.network]
-    steps += vxlan6_device_steps(spec, names, n6)
-    steps += [ip(ns, "route", "add", other.block, "via", other.address, "dev", eth, "onlink", "proto", FELIX_PROTO)
-              for other in _others6(spec, n6) if not vxlan6_peer(spec, n6, other)]
+    vxlan = spec.ipv6_encap == "vxlan"
+    if vxlan:  # WireGuard's device and routes come after wireguard-go has made wg-v6.cali
+        steps += vxlan6_device_steps(spec, names, n6)
+        steps += [ip(ns, "route", "add", other.block, "via", other.address, "dev", eth, "onlink", "proto", FELIX_PROTO)
+                  for other in _others6(spec, n6) if not vxlan6_peer(spec, n6, other)]
     steps += [
         ip(ns, "route", "add", "blackhole", n6.block, "proto", FELIX_PROTO),
         ip(ns, "route", "add", f"{n6.pod_ip}/128", "dev", cali),
     ]
-    return steps + fdb6_steps(spec, names, n6)
+    return steps + (fdb6_steps(spec, names, n6) if vxlan else [])
 
 
 def pod6_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
@@ -172,6 +176,36 @@ def wg_set_argv(spec: LabSpec, node: Node, private_key_path: str, public_keys: d
             continue
         argv += ["peer", public_keys[other.name], "endpoint", f"{other.address}:{spec.wireguard.port}",
                  "allowed-ips", f"{other.block},{wireguard_ip(other)}/32"]
+    return tuple(argv)
+
+
+def wireguard6_ip(node: Node6) -> str:
+    """The IPv6 twin of IPv4WireguardInterfaceAddr: the first address of the node's IPv6 block."""
+    return str(node.block.network_address)
+
+
+def wireguard6_link_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    """wg-v6.cali once wireguard-go has made it: MTU 1420, its /128, every other node's IPv6 block through it."""
+    assert spec.wireguard6 is not None
+    n6, ns, dev = spec.node6(node.name), names.node(node.name), WIREGUARD_V6_DEVICE
+    steps = [
+        ip(ns, "link", "set", dev, "mtu", spec.wireguard6.mtu),
+        ip(ns, "addr", "add", f"{wireguard6_ip(n6)}/128", "dev", dev, "nodad"),
+        ip(ns, "link", "set", dev, "up"),
+    ]
+    steps += [ip(ns, "route", "add", other.block, "dev", dev, "proto", FELIX_PROTO) for other in _others6(spec, n6)]
+    return steps
+
+
+def wg6_set_argv(spec: LabSpec, node: Node, private_key_path: str, public_keys: dict[str, str]) -> tuple[str, ...]:
+    """`wg set wg-v6.cali ...`: port 51821, each other node a peer at [its IPv6 underlay address]:51821
+    allowed its IPv6 block and its wg-v6.cali address."""
+    assert spec.wireguard6 is not None
+    port = spec.wireguard6.port
+    argv = ["wg", "set", WIREGUARD_V6_DEVICE, "listen-port", str(port), "private-key", private_key_path]
+    for other in _others6(spec, spec.node6(node.name)):
+        argv += ["peer", public_keys[other.name], "endpoint", f"[{other.address}]:{port}",
+                 "allowed-ips", f"{other.block},{wireguard6_ip(other)}/128"]
     return tuple(argv)
 
 
@@ -247,17 +281,20 @@ def _route_check(name: str, route: dict[str, Any] | None, want: dict[str, Any]) 
 def ipv6_checks(spec: LabSpec, names: LabNames, node_name: str, links: list[dict[str, Any]],
                 routes6: list[dict[str, Any]], fdb6: list[dict[str, Any]], pod_links: list[dict[str, Any]],
                 pod_routes6: list[dict[str, Any]]) -> list[Check]:
-    """A node's IPv6 data plane (vxlan6 / dual), part by part."""
-    assert spec.vxlan6 is not None
+    """A node's IPv6 data plane (vxlan6 / dual / wireguard6), part by part; wireguard6's device and
+    peers are `wireguard6_checks`'."""
     n6 = spec.node6(node_name)
     eth = _link(links, spec.underlay_iface)
     checks = [Check(f"{spec.underlay_iface} IPv6", eth is not None and _addr(eth, "inet6", n6.address, n6.underlay.network.prefixlen),
                     "" if eth is not None and _addr(eth, "inet6", n6.address, n6.underlay.network.prefixlen)
                     else f"no address {n6.underlay}")]
     vx = _link(links, VXLAN_V6_DEVICE)
-    if vx is None:
+    if spec.ipv6_encap != "vxlan":
+        pass
+    elif vx is None:
         checks.append(Check(VXLAN_V6_DEVICE, False, "missing"))
     else:
+        assert spec.vxlan6 is not None
         want = {"up": True, "id": spec.vxlan6.vni, "port": spec.vxlan6.port, "local": str(n6.address),
                 "mtu": spec.vxlan6.mtu, "address": n6.vtep_mac}
         got = {"up": _up(vx), "id": _info(vx, "id"), "port": _info(vx, "port"), "local": _info(vx, "local6"),
@@ -272,7 +309,7 @@ def ipv6_checks(spec: LabSpec, names: LabNames, node_name: str, links: list[dict
             checks.append(_route_check(f"route {other.network}", _route6(routes6, other.network),
                                        {"gateway": str(subnet6.gateway), "dev": spec.underlay_iface}))
     fdb = {(e.get("mac"), e.get("dst")) for e in fdb6}
-    for other in _others6(spec, n6):
+    for other in _others6(spec, n6) if spec.ipv6_encap == "vxlan" else ():
         if vxlan6_peer(spec, n6, other):
             checks.append(_route_check(f"route {other.block}", _route6(routes6, other.block),
                                        {"gateway": str(other.vtep_ip), "dev": VXLAN_V6_DEVICE}))
@@ -356,4 +393,44 @@ def ipip_checks(spec: LabSpec, node_name: str, links: list[dict[str, Any]], rout
         dev_name = IPIP_DEVICE if ipip_peer(spec, node, other) else spec.underlay_iface
         checks.append(_route_check(f"route {other.block}", by_dst.get(str(other.block)),
                                    {"gateway": str(other.address), "dev": dev_name}))
+    return checks
+
+
+def wireguard6_checks(spec: LabSpec, node_name: str, links: list[dict[str, Any]], routes6: list[dict[str, Any]],
+                      wg: dict[str, Any] | None, public_keys: dict[str, str] | None = None) -> list[Check]:
+    """wg-v6.cali as `wireguard_checks` checks wireguard.cali: up, MTU, its /128, a route per other
+    node's IPv6 block through it, and wireguard-go's port and peers (endpoint, allowed IPs, key)."""
+    assert spec.wireguard6 is not None
+    n6 = spec.node6(node_name)
+    dev = _link(links, WIREGUARD_V6_DEVICE)
+    if dev is None:
+        return [Check(WIREGUARD_V6_DEVICE, False, "missing (is wireguard-go running in the node?)")]
+    wrong = [] if _up(dev) else ["down"]
+    if dev.get("mtu") != spec.wireguard6.mtu:
+        wrong.append(f"mtu={dev.get('mtu')!r} (want {spec.wireguard6.mtu})")
+    if not _addr(dev, "inet6", wireguard6_ip(n6), 128):
+        wrong.append(f"no address {wireguard6_ip(n6)}/128")
+    checks = [Check(WIREGUARD_V6_DEVICE, not wrong, "; ".join(wrong))]
+    others = _others6(spec, n6)
+    for other in others:
+        checks.append(_route_check(f"route {other.block}", _route6(routes6, other.block), {"dev": WIREGUARD_V6_DEVICE}))
+    if not wg:
+        return checks + [Check("wg6", False, "wireguard-go does not answer (no `wg show` output)")]
+    port = spec.wireguard6.port
+    checks.append(Check("wg6 listen-port", wg.get("listen_port") == port,
+                        "" if wg.get("listen_port") == port else f"{wg.get('listen_port')!r} (want {port})"))
+    peers = {p["endpoint"]: p for p in wg.get("peers", [])}
+    for other in others:
+        endpoint = f"[{other.address}]:{port}"
+        peer = peers.get(endpoint)
+        if peer is None:
+            checks.append(Check(f"wg6 peer {other.name}", False, f"no peer at {endpoint}"))
+            continue
+        want_ips = sorted([str(other.block), f"{wireguard6_ip(other)}/128"])
+        problems = []
+        if peer["allowed_ips"] != want_ips:
+            problems.append(f"allowed-ips {','.join(peer['allowed_ips'])} (want {','.join(want_ips)})")
+        if public_keys and public_keys.get(other.name) and peer["public_key"] != public_keys[other.name]:
+            problems.append(f"key {peer['public_key']} is not {other.name}'s")
+        checks.append(Check(f"wg6 peer {other.name}", not problems, "; ".join(problems)))
     return checks

@@ -1,4 +1,4 @@
-"""A lab data plane (LabSpec.dataplane: vxlan, vxlan6, dual, wireguard, ipip) as the encapsulation
+"""A lab data plane (LabSpec.dataplane: vxlan, vxlan6, dual, wireguard, wireguard6, ipip) as the encapsulation
 model sees a cluster: the Topology and pods that core/plan.py plans and core/verdict.py judges.
 
 The lab keeps its IPv6 side and its data plane settings beside the IPv4 topology (LabSpec.nodes6,
@@ -18,9 +18,14 @@ def lab_topology(spec: LabSpec) -> Topology:
     """The spec's topology with its data plane: IPv6 addresses and pool mode, WireGuard, IP-in-IP."""
     topology = spec.topology
     overlay = topology.overlay
-    if spec.dataplane in ("vxlan6", "dual") and spec.vxlan6 is not None:
-        overlay = replace(overlay, mode6=Mode.parse(spec.vxlan6.mode), mtu6=spec.vxlan6.mtu,
-                          ipv4=spec.dataplane == "dual")
+    if spec.has_ipv6:
+        if spec.vxlan6 is not None:
+            overlay = replace(overlay, mode6=Mode.parse(spec.vxlan6.mode), mtu6=spec.vxlan6.mtu,
+                              ipv4=spec.dataplane == "dual")
+        if spec.wireguard6 is not None:
+            # An IPv6 pool without encapsulation (vxlanMode Never): wg-v6.cali carries it between every pair.
+            overlay = replace(overlay, mode6=Mode.NEVER, mtu6=spec.wireguard6.mtu, ipv4=False, wireguard6=True,
+                              wireguard_port6=spec.wireguard6.port)
         six = {node.name: node for node in spec.nodes6}
         nodes = tuple(
             replace(node, underlay6=six[node.name].underlay, block6=six[node.name].block,
@@ -39,7 +44,7 @@ def lab_topology(spec: LabSpec) -> Topology:
 
 def lab_pods(spec: LabSpec) -> tuple[Pod, ...]:
     """The spec's test pods, with their IPv6 address where the lab gives them one."""
-    if spec.dataplane not in ("vxlan6", "dual"):
+    if not spec.has_ipv6:
         return spec.pods
     six = {node.name: node for node in spec.nodes6}
     return tuple(replace(pod, ip6=six[pod.node].pod_ip) if pod.node in six else pod for pod in spec.pods)

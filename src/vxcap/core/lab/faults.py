@@ -25,6 +25,8 @@ For the other data planes (lab.dataplanes), each the twin of its healthy lab:
 
 - WireguardPlaintext: in the WireGuard lab, src routes dst's pod block around
   wireguard.cali, straight out of eth1: the pod flow crosses the underlay in clear.
+- Wireguard6Plaintext: the same in the wireguard6 lab: src routes dst's IPv6 pod block around
+  wg-v6.cali, out of eth1 in clear IPv6.
 - Fdb6WrongNode: src's vxlan-v6.calico FDB entry for dst's VTEP holds a third
   node's underlay IPv6 address (outer IPv6 destination of the wrong node).
 - Vxlan6Ipv4Mtu: node's vxlan-v6.calico, cali veth and pod eth0 at the IPv4
@@ -139,6 +141,12 @@ class WireguardPlaintext:
 
 
 @dataclass(frozen=True, slots=True)
+class Wireguard6Plaintext:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
 class Fdb6WrongNode:
     src: str
     dst: str
@@ -157,7 +165,7 @@ class Vxlan6SameSubnet:
 
 
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
-         | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
+         | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Wireguard6Plaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
          | PortMismatch | FlannelDirectRoute)
 
 
@@ -172,6 +180,15 @@ def _wireguard_plaintext(spec: LabSpec, names: LabNames, fault: WireguardPlainte
     _distinct(src, dst)
     # Same subnet: straight to dst's eth1; otherwise through src's gateway, as a plain CrossSubnet route would.
     hop = dst.address if dst.address in src.subnet else spec.subnet_of(src).gateway
+    return [ip(names.node(src.name), "route", "replace", dst.block, "via", hop, "dev", spec.underlay_iface,
+               "onlink", "proto", FELIX_PROTO)]
+
+
+def _wireguard6_plaintext(spec: LabSpec, names: LabNames, fault: Wireguard6Plaintext) -> list[Step]:
+    _needs(spec, "IPv6 WireGuard (--overlay wireguard6)", spec.ipv6_encap == "wireguard")
+    _distinct(spec.topology.node(fault.src), spec.topology.node(fault.dst))
+    src, dst = spec.node6(fault.src), spec.node6(fault.dst)
+    hop = dst.address if dst.address in src.underlay.network else spec.subnet6_of(src).gateway
     return [ip(names.node(src.name), "route", "replace", dst.block, "via", hop, "dev", spec.underlay_iface,
                "onlink", "proto", FELIX_PROTO)]
 
@@ -373,6 +390,8 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _neighbour_wrong_mac(spec, names, fault)
     if isinstance(fault, WireguardPlaintext):
         return _wireguard_plaintext(spec, names, fault)
+    if isinstance(fault, Wireguard6Plaintext):
+        return _wireguard6_plaintext(spec, names, fault)
     if isinstance(fault, Fdb6WrongNode):
         return _fdb6_wrong_node(spec, names, fault)
     if isinstance(fault, Vxlan6Ipv4Mtu):

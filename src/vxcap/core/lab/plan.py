@@ -573,6 +573,8 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
     if spec.has_ipv6:
         checks += dataplanes.ipv6_checks(spec, names, node.name, links, dump.routes6, dump.fdb6, dump.pod_links,
                                          dump.pod_routes6)
+    if spec.ipv6_encap == "wireguard":  # the lab's only WireGuard device: dump.wg is wg-v6.cali's view
+        checks += dataplanes.wireguard6_checks(spec, node.name, links, dump.routes6, dump.wg, dump.wg_keys)
     return tuple(checks)
 
 

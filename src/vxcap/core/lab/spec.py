@@ -40,12 +40,15 @@ from vxcap.core.model import (
 
 
 # The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
-DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "ipip", "flannel")
+DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "ipip", "flannel")
 # Felix's defaults (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go): the same
 # VNI and port for both families; per-family overheads 50 (VXLAN/IPv4), 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
 VXLAN_V6_OVERHEAD = 70
 WIREGUARD_PORT = 51820
 WIREGUARD_OVERHEAD = 60
+# wireguardListeningPortV6 and the IPv6 overhead (40 IPv6 + 8 UDP + 32 WireGuard): wg-v6.cali's MTU 1420 on 1500.
+WIREGUARD_PORT_V6 = 51821
+WIREGUARD_V6_OVERHEAD = 80
 IPIP_OVERHEAD = 20
 
 
@@ -100,6 +103,14 @@ class Wireguard:
 
 
 @dataclass(frozen=True, slots=True)
+class Wireguard6:
+    """FelixConfiguration wireguardEnabledV6, wireguardListeningPortV6, wireguardMTUV6."""
+
+    port: int = WIREGUARD_PORT_V6
+    mtu: int = 1420
+
+
+@dataclass(frozen=True, slots=True)
 class Ipip:
     """The IPPool's ipipMode and Felix's ipipMTU."""
 
@@ -135,12 +146,14 @@ class LabSpec:
     # Which of Calico's data planes the lab builds (DATAPLANES). "vxlan" is the reference lab:
     # `topology` (IPv4, VXLAN CrossSubnet) says all of it. The others add or replace:
     # vxlan6 is IPv6 only (no IPv4 on eth1 or the pods); dual is vxlan plus vxlan6;
-    # wireguard and ipip replace vxlan.calico for IPv4.
+    # wireguard and ipip replace vxlan.calico for IPv4; wireguard6 is vxlan6's addressing with
+    # wg-v6.cali instead of vxlan-v6.calico.
     dataplane: str = "vxlan"
     subnets6: tuple[Subnet6, ...] = field(default=())
     nodes6: tuple[Node6, ...] = field(default=())
     vxlan6: Vxlan6 | None = None
     wireguard: Wireguard | None = None
+    wireguard6: Wireguard6 | None = None
     ipip: Ipip | None = None
     flannel: Flannel | None = None
 
@@ -150,11 +163,18 @@ class LabSpec:
 
     @property
     def has_ipv4(self) -> bool:
-        return self.dataplane != "vxlan6"
+        return self.dataplane not in ("vxlan6", "wireguard6")
 
     @property
     def has_ipv6(self) -> bool:
-        return self.dataplane in ("vxlan6", "dual")
+        return self.dataplane in ("vxlan6", "dual", "wireguard6")
+
+    @property
+    def ipv6_encap(self) -> str | None:
+        """What carries IPv6 pod traffic between nodes: vxlan | wireguard, None without IPv6."""
+        if not self.has_ipv6:
+            return None
+        return "wireguard" if self.dataplane == "wireguard6" else "vxlan"
 
     @property
     def ipv4_encap(self) -> str | None:
@@ -173,8 +193,10 @@ class LabSpec:
             mtus.append(self.wireguard.mtu)
         if self.ipv4_encap == "ipip" and self.ipip is not None:
             mtus.append(self.ipip.mtu)
-        if self.has_ipv6 and self.vxlan6 is not None:
+        if self.ipv6_encap == "vxlan" and self.vxlan6 is not None:
             mtus.append(self.vxlan6.mtu)
+        if self.ipv6_encap == "wireguard" and self.wireguard6 is not None:
+            mtus.append(self.wireguard6.mtu)
         return min(m for m in mtus if m is not None)
 
     def node6(self, name: str) -> Node6:
@@ -200,18 +222,20 @@ class LabSpec:
             if self.has_ipv6:
                 n6 = self.node6(node.name)
                 entry["ipv6"] = {"underlay": str(n6.underlay), "block": str(n6.block), "pod": str(n6.pod_ip),
-                                 "vtep": str(n6.vtep_ip), "vtep_mac": n6.vtep_mac, "encapsulation": "vxlan"}
+                                 "vtep": str(n6.vtep_ip), "vtep_mac": n6.vtep_mac, "encapsulation": self.ipv6_encap}
             nodes.append(entry)
         out: dict[str, Any] = {"cluster": self.cluster, "dataplane": self.dataplane, "underlay_iface": self.underlay_iface,
                                "underlay_mtu": self.underlay_mtu, "pod_mtu": self.pod_mtu, "nodes": nodes}
         if self.has_ipv4 and self.ipv4_encap == "vxlan":
             ov = self.topology.overlay
             out["vxlan"] = {"device": VXLAN_DEVICE, "mode": ov.mode.value, "vni": ov.vni, "port": ov.port, "mtu": ov.mtu}
-        if self.has_ipv6 and self.vxlan6 is not None:
+        if self.ipv6_encap == "vxlan" and self.vxlan6 is not None:
             out["vxlan6"] = {"device": VXLAN_V6_DEVICE, "mode": self.vxlan6.mode, "vni": self.vxlan6.vni,
                              "port": self.vxlan6.port, "mtu": self.vxlan6.mtu}
         if self.ipv4_encap == "wireguard" and self.wireguard is not None:
             out["wireguard"] = {"device": "wireguard.cali", "port": self.wireguard.port, "mtu": self.wireguard.mtu}
+        if self.ipv6_encap == "wireguard" and self.wireguard6 is not None:
+            out["wireguard6"] = {"device": "wg-v6.cali", "port": self.wireguard6.port, "mtu": self.wireguard6.mtu}
         if self.ipv4_encap == "ipip" and self.ipip is not None:
             out["ipip"] = {"device": "tunl0", "mode": self.ipip.mode, "mtu": self.ipip.mtu}
         if self.flannel is not None:
@@ -330,11 +354,16 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
     if kind == "vxlan":
         return spec
     changes: dict[str, Any] = {"dataplane": kind}
-    if kind in ("vxlan6", "dual"):
-        v6 = dp.get("vxlan6") or {}
-        changes["vxlan6"] = Vxlan6(mode=str(v6.get("mode", "CrossSubnet")), vni=int(v6.get("vni", 4096)),
-                                   port=int(v6.get("port", 4789)),
-                                   mtu=int(v6.get("mtu", spec.underlay_mtu - VXLAN_V6_OVERHEAD)))
+    if kind in ("vxlan6", "dual", "wireguard6"):
+        if kind != "wireguard6":
+            v6 = dp.get("vxlan6") or {}
+            changes["vxlan6"] = Vxlan6(mode=str(v6.get("mode", "CrossSubnet")), vni=int(v6.get("vni", 4096)),
+                                       port=int(v6.get("port", 4789)),
+                                       mtu=int(v6.get("mtu", spec.underlay_mtu - VXLAN_V6_OVERHEAD)))
+        else:
+            wg6 = dp.get("wireguard6") or {}
+            changes["wireguard6"] = Wireguard6(port=int(wg6.get("port", WIREGUARD_PORT_V6)),
+                                               mtu=int(wg6.get("mtu", spec.underlay_mtu - WIREGUARD_V6_OVERHEAD)))
         changes["subnets6"] = tuple(
             Subnet6(name=str(s["name"]),
                     network=_parse("an IPv6 network", IPv6Network, _field(s, "cidr6", f"subnets[{i}]"), f"subnets[{i}].cidr6"),
