@@ -31,9 +31,10 @@ from tests.lab_support import (  # noqa: F401 (fixture)
     running_lab,
     session_namespaces,
 )
-from vxcap.adapters import netns
+from vxcap.adapters import netns, wireguard
 from vxcap.cli.main import cli
-from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, WireguardPlaintext
+from vxcap.core.lab.dataplanes import parse_wg_dump
+from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, Wireguard6Plaintext, WireguardPlaintext
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")
@@ -264,6 +265,93 @@ def test_wireguard_plaintext_fault_puts_the_pod_flow_on_the_wire_in_the_clear(tm
         assert not [p for p in clear if p[IP].src == pod4(spec, W2)]
         problems = {c.name for n in lab.status().nodes for c in n.problems()}
         assert problems == {f"route {spec.topology.node(W2).block}"}
+
+
+# --------------------------------------------------------------------- WireGuard over IPv6
+
+
+def wireguard6_messages(pcap: Path, src: str, dst: str, port: int = 51821) -> list[int]:
+    """wireguard_messages for IPv6 outer headers (wg-v6.cali's port, 51821)."""
+    types = []
+    for pkt in rdpcap(str(pcap)):
+        if pkt.haslayer(UDP) and pkt.getlayer(IPv6) is not None and (pkt[IPv6].src, pkt[IPv6].dst) == (src, dst):
+            assert pkt[UDP].dport == port and pkt[UDP].sport == port, pkt.summary()
+            payload = bytes(pkt[UDP].payload)
+            assert payload[1:4] == b"\0\0\0", "WireGuard's reserved bytes"
+            types.append(payload[0])
+    return types
+
+
+def plaintext6(pcap: Path, spec, a: str, b: str) -> list:
+    """Packets on the underlay whose own IPv6 addresses are the two pods' (in the clear)."""
+    pods = {pod6(spec, a), pod6(spec, b)}
+    return [p for p in rdpcap(str(pcap)) if p.getlayer(IPv6) is not None and {p[IPv6].src, p[IPv6].dst} == pods]
+
+
+@lab_test
+def test_wireguard6_encrypts_every_ipv6_pod_flow_and_down_leaves_nothing(tmp_path):
+    spec = dataplane_spec("wireguard6")
+    with running_lab(spec=spec) as lab:
+        pids = lab.wireguard_pids()
+        assert set(pids) == {CP, W, W2, W3}
+        links = {link["ifname"]: link for link in netns.query("ip", lab.node_netns(W), ["link show"])[0]}
+        assert "wg-v6.cali" in links and "wireguard.cali" not in links and "vxlan-v6.calico" not in links
+        assert links["wg-v6.cali"]["mtu"] == 1420
+        with captured(lab, W, tmp_path / "w.pcap") as pcap:
+            ping_ok(lab, W, pod6(spec, W3))  # other subnet
+            ping_ok(lab, W, pod6(spec, W2))  # same subnet: encrypted too
+        for other in (W3, W2):
+            sent = wireguard6_messages(pcap, addr6(spec, W), addr6(spec, other))
+            back = wireguard6_messages(pcap, addr6(spec, other), addr6(spec, W))
+            assert sent.count(4) >= 3 and back.count(4) >= 3, (other, sent, back)
+            assert 1 in sent + back and 2 in sent + back, "a handshake (initiation and response) came first"
+            assert not plaintext6(pcap, spec, W, other), f"pod packets W<->{other} in the clear"
+        # No VXLAN and no IPv4 pod traffic (the kernel's own IGMP joins aside): IPv6 pods, IPv6 underlay.
+        assert not [p for p in rdpcap(str(pcap)) if p.haslayer(VXLAN) or p.haslayer(UDP) and p.getlayer(IP) is not None]
+        checks = {c.name: c for c in next(n for n in lab.status().nodes if n.node == W).checks}
+        assert checks["wg6 listen-port"].ok and checks["wg-v6.cali"].ok
+        assert all(checks[f"wg6 peer {o}"].ok for o in (CP, W2, W3))
+    deadline = time.monotonic() + 5
+    while set(pids.values()) & wireguard_go_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(pids.values()) & wireguard_go_pids(), "wireguard-go outlived `lab down`"
+    assert not session_namespaces()
+
+
+@lab_test
+def test_lab_status_sees_a_missing_wireguard6_go_and_a_wrong_peer(tmp_path):
+    spec = dataplane_spec("wireguard6")
+    with running_lab(spec=spec) as lab:
+        # W's peer W2 allowed only W2's block, not its wg-v6.cali address: as a Felix that missed an update.
+        pid = lab.wireguard_pids()[W]
+        view = parse_wg_dump(wireguard.dump(pid, "wg-v6.cali"))
+        key = next(p["public_key"] for p in view["peers"] if p["endpoint"] == f"[{addr6(spec, W2)}]:51821")
+        netns.run(["nsenter", "-t", str(pid), "-m", "-n", "wg", "set", "wg-v6.cali", "peer", key,
+                   "allowed-ips", str(spec.node6(W2).block)])
+        subprocess.run(["kill", "-KILL", str(lab.wireguard_pids()[W3])], check=True)
+        deadline = time.monotonic() + 5
+        while W3 in lab.wireguard_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = lab.status()
+        bad = {n.node: {c.name: c.detail for c in n.problems()} for n in status.nodes if not n.ok}
+        assert not status.healthy
+        assert "wg-v6.cali" in bad[W3]  # the TUN device went with its process
+        assert "allowed-ips" in bad[W][f"wg6 peer {W2}"], bad[W]
+
+
+@lab_test
+def test_wireguard6_plaintext_fault_puts_the_ipv6_pod_flow_on_the_wire_in_the_clear(tmp_path):
+    spec = dataplane_spec("wireguard6")
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(Wireguard6Plaintext(W, W2))
+        with captured(lab, W, tmp_path / "w.pcap") as pcap:
+            ping_ok(lab, W, pod6(spec, W2))
+        clear = plaintext6(pcap, spec, W, W2)
+        assert len([p for p in clear if p[IPv6].src == pod6(spec, W)]) >= 3, "W's echo requests leave eth1 unencrypted"
+        assert wireguard6_messages(pcap, addr6(spec, W2), addr6(spec, W)).count(4) >= 3
+        assert not [p for p in clear if p[IPv6].src == pod6(spec, W2)]
+        problems = {c.name for n in lab.status().nodes for c in n.problems()}
+        assert problems == {f"route {spec.node6(W2).block}"}
 
 
 # --------------------------------------------------------------------- IPv6 fault twins
