@@ -18,7 +18,7 @@ from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
 from tests.lab_support import dataplane_spec, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
-from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, WireguardPlaintext
+from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, Wireguard6Plaintext, WireguardPlaintext
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")
@@ -49,6 +49,12 @@ def vxlan6_echoes(packets, spec, src: str, dst: str) -> list:
 def wireguard_data(packets, spec, src: str, dst: str, port: int = 51820) -> list:
     a, b = (str(spec.topology.node(n).address) for n in (src, dst))
     return [p for p in packets if p.haslayer(UDP) and p.haslayer(IP) and (p[IP].src, p[IP].dst) == (a, b)
+            and p[UDP].dport == port and bytes(p[UDP].payload)[:4] == struct.pack("<I", 4)]
+
+
+def wireguard6_data(packets, spec, src: str, dst: str, port: int = 51821) -> list:
+    a, b = (str(spec.node6(n).address) for n in (src, dst))
+    return [p for p in packets if p.haslayer(UDP) and p.getlayer(IPv6) is not None and (p[IPv6].src, p[IPv6].dst) == (a, b)
             and p[UDP].dport == port and bytes(p[UDP].payload)[:4] == struct.pack("<I", 4)]
 
 
@@ -123,6 +129,28 @@ def test_wireguard_run_proves_every_direction_is_encrypted(tmp_path):
     assert not [p for p in packets if p.haslayer(IP) and p[IP].src in pods], "no pod packet in the clear"
 
 
+@lab_test
+def test_wireguard6_run_proves_every_ipv6_direction_is_encrypted(tmp_path):
+    spec = dataplane_spec("wireguard6")
+    with running_lab(spec=spec):
+        result, run_dir, report = run(tmp_path, "wireguard6")
+    all_pass(result, report, 12)  # IPv6 only
+    found = by_direction(report)
+    assert {f["family"] for f in report["flows"]} == {"IPv6"}
+    assert {f["expected"] for f in report["flows"]} == {"wireguard"}
+    assert {f["observed"] for f in report["flows"]} == {"wireguard"}  # same subnet too
+    assert found[(W, W3, "IPv6")]["outer_dst"] == str(spec.node6(W3).address)
+    mtu = found[(W, W3, "IPv6")]["mtu"]
+    assert mtu["underlay_ip"] == 6 and mtu["overhead"]["bytes"] == 80
+    # 1420 less IPv6's 40 and ICMPv6's 8: what wg-v6.cali lets through, measured by the prober.
+    assert mtu["measured"]["largest_df_payload"] == 1372
+    for node in (W, W3):
+        packets = pcap_of(run_dir, node)
+        assert len(wireguard6_data(packets, spec, W, W3)) >= 2 and len(wireguard6_data(packets, spec, W3, W)) >= 2
+        pods = {str(spec.node6(n).pod_ip) for n in (W, W2, W3, CP)}
+        assert not [p for p in packets if p.getlayer(IPv6) is not None and p[IPv6].src in pods], "no pod packet in the clear"
+
+
 # ------------------------------------------------------------------------------------------ fault twins
 
 
@@ -143,6 +171,18 @@ def test_wireguard_plaintext_fault_fails_the_run_naming_the_plaintext(tmp_path):
     pods = f"{spec.pod_on(W).ip} -> {spec.pod_on(W2).ip}"
     assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
     assert by_direction(report)[(W2, W, "IPv4")]["verdict"] == "pass"  # only the faulty direction leaks
+
+
+@lab_test
+def test_wireguard6_plaintext_fault_fails_the_run_naming_the_ipv6_plaintext(tmp_path):
+    spec = dataplane_spec("wireguard6")
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(Wireguard6Plaintext(W, W2))
+        result, _, report = run(tmp_path, "wireguard6", "worker,worker2")
+    reasons = failed(result, report, (W, W2, "IPv6"))
+    pods = f"{spec.node6(W).pod_ip} -> {spec.node6(W2).pod_ip}"
+    assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
+    assert by_direction(report)[(W2, W, "IPv6")]["verdict"] == "pass"  # only the faulty direction leaks
 
 
 @lab_test
