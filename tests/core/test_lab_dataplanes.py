@@ -11,7 +11,14 @@ import yaml
 from tests.lab_support import LAB_FILE, dataplane_spec, k01_spec
 from vxcap.core.errors import InputError
 from vxcap.core.lab import dataplanes
-from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, WireguardPlaintext, fault_steps
+from vxcap.core.lab.faults import (
+    Fdb6WrongNode,
+    Vxlan6Ipv4Mtu,
+    Vxlan6SameSubnet,
+    Wireguard6Plaintext,
+    WireguardPlaintext,
+    fault_steps,
+)
 from vxcap.core.lab.gen import generate_lab, with_overlay
 from vxcap.core.lab.plan import LabNames, NodeDump, lab_steps, node_checks
 from vxcap.core.lab.spec import lab_from_dict
@@ -50,7 +57,7 @@ def test_ipv6_addresses_are_written_out_and_keep_the_ipv4_they_stand_for():
 
 @pytest.mark.parametrize("overlay, v4, v6, mtu", [
     ("vxlan6", None, True, 1430), ("dual", "vxlan", True, 1430),
-    ("wireguard", "wireguard", False, 1440), ("ipip", "ipip", False, 1480),
+    ("wireguard", "wireguard", False, 1440), ("ipip", "ipip", False, 1480), ("wireguard6", None, True, 1420),
 ])
 def test_each_overlay_says_what_carries_each_family_and_the_pods_mtu(overlay, v4, v6, mtu):
     spec = dataplane_spec(overlay)
@@ -121,6 +128,36 @@ def test_wireguard_peers_are_the_other_nodes_at_their_underlay_with_their_blocks
     assert "ip link set wireguard.cali mtu 1440" in links
     assert "ip route add 192.168.164.128/26 dev wireguard.cali scope link proto 80" in links  # same subnet too
     assert not any("vxlan" in s for s in argvs(lab_steps(spec, names_for(spec))))
+
+
+def test_wireguard6_peers_are_the_other_nodes_at_their_ipv6_underlay_with_their_ipv6_blocks():
+    from vxcap.core.lab.encap_topology import lab_topology
+
+    spec = dataplane_spec("wireguard6")
+    w = spec.topology.node(W)
+    keys = {n.name: f"key-{n.name}" for n in spec.topology.nodes}
+    argv = dataplanes.wg6_set_argv(spec, w, "/dev/stdin", keys)
+    assert argv[:7] == ("wg", "set", "wg-v6.cali", "listen-port", "51821", "private-key", "/dev/stdin")
+    assert "key-k01-worker" not in argv
+    i = argv.index("key-k01-worker3")
+    assert argv[i:i + 5] == ("key-k01-worker3", "endpoint", "[fd00:10:10:20::13]:51821", "allowed-ips",
+                             "fd19:2168::c0a8:d140/122,fd19:2168::c0a8:d140/128")
+    links = argvs(dataplanes.wireguard6_link_steps(spec, names_for(spec), w))
+    assert "ip link set wg-v6.cali mtu 1420" in links
+    assert "ip route add fd19:2168::c0a8:a480/122 dev wg-v6.cali proto 80" in links  # same subnet too
+    built = argvs(lab_steps(spec, names_for(spec)))
+    assert not any("vxlan" in s or "wireguard.cali" in s for s in built)
+    overlay = lab_topology(spec).overlay
+    assert (overlay.ipv4, overlay.wireguard, overlay.wireguard6, overlay.wireguard_port6) == (False, False, True, 51821)
+    assert spec.describe()["wireguard6"] == {"device": "wg-v6.cali", "port": 51821, "mtu": 1420}
+
+
+def test_wireguard6_plaintext_routes_the_ipv6_block_around_wg_v6_cali():
+    spec = dataplane_spec("wireguard6")
+    steps = argvs(fault_steps(spec, names_for(spec), Wireguard6Plaintext(W, W3)))
+    assert steps == ["ip route replace fd19:2168::c0a8:d140/122 via fd00:10:10:10::1 dev eth1 onlink proto 80"]
+    with pytest.raises(InputError, match="IPv6 WireGuard"):
+        fault_steps(dataplane_spec("wireguard"), names_for(spec), Wireguard6Plaintext(W, W3))
 
 
 def test_ipip_steps_use_tunl0_across_subnets_and_eth1_within():
