@@ -32,10 +32,12 @@ from tests.lab_support import (  # noqa: F401 (fixture)
     session_namespaces,
 )
 from vxcap.adapters import netns, wireguard
+from vxcap.adapters.lab import NetnsLab
 from vxcap.cli.main import cli
 from vxcap.core.lab.dataplanes import parse_wg_dump
 from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, Wireguard6Plaintext, WireguardPlaintext
 from vxcap.exit_status import ExitStatus
+from vxcap.targets.lab import LabMemory
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")
 
@@ -477,3 +479,28 @@ def test_a_generated_lab_builds_the_dual_data_plane_too():
     with running_lab(spec=spec) as lab:  # healthy: every node's IPv4 and IPv6 checks pass
         ping_ok(lab, first, pod6(spec, last))
         ping_ok(lab, first, pod4(spec, last))
+
+
+@lab_test
+def test_cli_lab_up_overlay_wireguard6_status_and_down_leaves_nothing(tmp_path):
+    runner = CliRunner()
+    try:
+        up = runner.invoke(cli, ["lab", "up", "--overlay", "wireguard6", "--prefix", SESSION_PREFIX])
+        assert up.exit_code == 0 and "(wireguard6)" in up.output, up.output
+        pids = set(NetnsLab(dataplane_spec("wireguard6"), prefix=SESSION_PREFIX).wireguard_pids().values())
+        assert len(pids) == 4
+        as_json = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX, "--json"])
+        described = json.loads(as_json.output)
+        assert as_json.exit_code == 0 and described["status"]["healthy"], as_json.output
+        assert described["lab"]["wireguard6"] == {"device": "wg-v6.cali", "port": 51821, "mtu": 1420}
+        w3 = next(n for n in described["lab"]["nodes"] if n["name"] == W3)
+        assert "ipv4" not in w3 and w3["ipv6"]["encapsulation"] == "wireguard"
+    finally:
+        down = runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
+    assert down.exit_code == 0, down.output
+    assert not session_namespaces()
+    assert LabMemory(SESSION_PREFIX).recall() is None, "the remembered description outlived `lab down`"
+    deadline = time.monotonic() + 5
+    while pids & wireguard_go_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pids & wireguard_go_pids(), "wireguard-go outlived `lab down`"
