@@ -5,11 +5,12 @@ the `ip`/`bridge` steps that give it Calico's shape for the data plane the `LabS
 names, and the checks that compare what the kernel reports with that shape.
 
 Facts from Felix (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go,
-dataplanedefs): devices `vxlan-v6.calico`, `wireguard.cali`, `tunl0`; vxlanVNI 4096 and
-vxlanPort 4789 for both families; overheads 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
+dataplanedefs): devices `vxlan-v6.calico`, `wireguard.cali`, `wg-v6.cali`, `tunl0`; vxlanVNI 4096
+and vxlanPort 4789 for both families; WireGuard ports 51820 / 51821 (wireguardListeningPort[V6]);
+overheads 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 80 (WireGuard/IPv6), 20 (IPIP).
 
 WireGuard here is wireguard-go (userspace, over TUN) instead of the kernel module Calico
-uses: the same wire format (UDP to port 51820, Noise handshakes, type-4 transport data),
+uses: the same wire format (UDP to port 51820 or 51821, Noise handshakes, type-4 transport data),
 only the process that makes it differs. Its routes sit in the main table, where Calico
 puts them in a routing table of their own behind a policy rule; what leaves eth1 is the same.
 """

@@ -222,7 +222,8 @@ class LabSpec:
             if self.has_ipv6:
                 n6 = self.node6(node.name)
                 entry["ipv6"] = {"underlay": str(n6.underlay), "block": str(n6.block), "pod": str(n6.pod_ip),
-                                 "vtep": str(n6.vtep_ip), "vtep_mac": n6.vtep_mac, "encapsulation": self.ipv6_encap}
+                                 **({"vtep": str(n6.vtep_ip), "vtep_mac": n6.vtep_mac} if self.ipv6_encap == "vxlan" else {}),
+                                 "encapsulation": self.ipv6_encap}
             nodes.append(entry)
         out: dict[str, Any] = {"cluster": self.cluster, "dataplane": self.dataplane, "underlay_iface": self.underlay_iface,
                                "underlay_mtu": self.underlay_mtu, "pod_mtu": self.pod_mtu, "nodes": nodes}
