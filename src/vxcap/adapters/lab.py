@@ -196,7 +196,9 @@ class NetnsLab:
             for name, role, adopted in namespace_roles(self.spec, self.names)
         )
         nodes = []
-        wg_views = self._wg_views(present) if "wireguard" in (self.spec.ipv4_encap, self.spec.ipv6_encap) else None
+        wg_views = self._wg_views(present, WIREGUARD_DEVICE) if self.spec.ipv4_encap == "wireguard" else None
+        wg6_views = (self._wg_views(present, dataplanes.WIREGUARD_V6_DEVICE) if self.spec.ipv6_encap == "wireguard"
+                     else None)
         for node in self.spec.topology.nodes:
             node_ns, pod_ns = self.names.node(node.name), self.names.pod(node.name)
             missing = [ns for ns in (node_ns, pod_ns) if ns not in present]
@@ -204,14 +206,15 @@ class NetnsLab:
                 nodes.append(NodeStatus(node.name, (Check("namespaces", False, f"missing: {', '.join(missing)}"),)))
                 continue
             try:
-                dump = self._dump(node_ns, pod_ns, wg_views)
+                dump = self._dump(node_ns, pod_ns, wg_views, wg6_views)
             except NetnsError as err:  # vanished or broken while we looked
                 nodes.append(NodeStatus(node.name, (Check("namespaces", False, str(err)),)))
                 continue
             nodes.append(NodeStatus(node.name, node_checks(self.spec, self.names, node.name, dump)))
         return LabStatus(self.names.prefix, namespaces, tuple(nodes), self.spec.dataplane)
 
-    def _dump(self, node_ns: str, pod_ns: str, wg_views: tuple[dict, dict] | None = None) -> NodeDump:
+    def _dump(self, node_ns: str, pod_ns: str, wg_views: tuple[dict, dict] | None = None,
+              wg6_views: tuple[dict, dict] | None = None) -> NodeDump:
         links, routes = netns.query("ip", node_ns, ["addr show", "route show"], details=True)
         (fdb,) = netns.query("bridge", node_ns, ["fdb show"])
         pod_links, pod_routes = netns.query("ip", pod_ns, ["addr show", "route show"], details=True)
@@ -222,6 +225,8 @@ class NetnsLab:
             extra["fdb6"] = [e for e in fdb if e.get("ifname") == VXLAN_V6_DEVICE]
         if wg_views is not None:
             extra["wg"], extra["wg_keys"] = wg_views[0].get(node_ns), wg_views[1]
+        if wg6_views is not None:
+            extra["wg6"], extra["wg6_keys"] = wg6_views[0].get(node_ns), wg6_views[1]
         vtep = VXLAN_DEVICE
         if self.spec.flannel is not None:
             vtep = self.spec.flannel.device
@@ -235,15 +240,13 @@ class NetnsLab:
             **extra,
         )
 
-    def _wg_views(self, present: set[str]) -> tuple[dict[str, dict | None], dict[str, str]]:
+    def _wg_views(self, present: set[str], device: str) -> tuple[dict[str, dict | None], dict[str, str]]:
         """Every node's `wg show dump` (by namespace), and every node's public key (to check peers'
         keys against): read once per status, not once per node."""
         views: dict[str, dict | None] = {}
-        # The lab's one WireGuard device: wireguard.cali, or wg-v6.cali in the wireguard6 lab.
-        device = dataplanes.WIREGUARD_V6_DEVICE if self.spec.ipv6_encap == "wireguard" else WIREGUARD_DEVICE
         for node in self.spec.topology.nodes:
             ns = self.names.node(node.name)
-            pid = wireguard.find(ns) if ns in present else None
+            pid = wireguard.find(ns, device) if ns in present else None
             try:
                 views[ns] = dataplanes.parse_wg_dump(wireguard.dump(pid, device)) if pid else None
             except NetnsError:
@@ -252,9 +255,9 @@ class NetnsLab:
                 if (view := views.get(self.names.node(node.name)))}
         return views, keys
 
-    def wireguard_pids(self) -> dict[str, int]:
-        """node -> the pid of its wireguard-go (the WireGuard lab's processes, for tests and status)."""
-        found = {node.name: wireguard.find(self.names.node(node.name)) for node in self.spec.topology.nodes}
+    def wireguard_pids(self, device: str | None = None) -> dict[str, int]:
+        """node -> the pid of its wireguard-go (for `device`, else the first found): the WireGuard labs' processes."""
+        found = {node.name: wireguard.find(self.names.node(node.name), device) for node in self.spec.topology.nodes}
         return {name: pid for name, pid in found.items() if pid}
 
     # --- faults and probes --------------------------------------------------

@@ -76,11 +76,13 @@ def reap(killed: tuple[int, ...] | list[int]) -> None:
                 _children[pid] = proc
 
 
-def find(netns_name: str) -> int | None:
-    """The pid of the wireguard-go serving `netns_name`, if one runs."""
+def find(netns_name: str, device: str | None = None) -> int | None:
+    """The pid of the wireguard-go serving `netns_name` (its `device`, when a node has two), if one runs."""
     for pid in netns.netns_pids(netns_name):
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == PROGRAM:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != PROGRAM:
+                continue
+            if device is None or device.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
                 return pid
         except OSError:
             continue

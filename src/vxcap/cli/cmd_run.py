@@ -70,9 +70,9 @@ def _check_pairs(ctx, param, value):
               help="Echo requests per direction.")
 @lab_options("Target the embedded lab (built on demand, removed after unless --keep).")
 @direct_routing_option
-@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "ipip"]), default=None,
+@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip"]), default=None,
               metavar="PLANE", help="The lab's data plane (as `vxcap lab up --overlay`): vxlan (the reference), vxlan6, dual, "
-                   "wireguard, wireguard6, ipip (where the kernel has the module). Default: the lab that exists, else vxlan.")
+                   "wireguard, wireguard6, wireguard-dual, ipip (where the kernel has the module). Default: the lab that exists, else vxlan.")
 @cluster_options
 @cni_option("calico", "Whose promises to judge. A cluster: Calico (auto finds the CNI; `vxcap topology --cni ...` "
                       "states what Flannel, Cilium and Antrea promise). With --lab: calico, or flannel (the lab "

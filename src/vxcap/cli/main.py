@@ -216,9 +216,10 @@ def lab() -> None:
 @nodes_option
 @subnets_option
 @prefix_option
-@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "ipip"]), default=None,
+@click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip"]), default=None,
               help="Calico's data plane to build: vxlan (IPv4, the default), vxlan6 (IPv6 only), dual (both), "
-                   "wireguard (wireguard-go), wireguard6 (IPv6 only, wg-v6.cali), ipip (where the kernel has the module).")
+                   "wireguard (wireguard-go), wireguard6 (IPv6 only, wg-v6.cali), wireguard-dual (both, each its device), "
+                   "ipip (where the kernel has the module).")
 @click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,
               help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
                    "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node.")

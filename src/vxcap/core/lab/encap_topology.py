@@ -24,7 +24,7 @@ def lab_topology(spec: LabSpec) -> Topology:
                               ipv4=spec.dataplane == "dual")
         if spec.wireguard6 is not None:
             # An IPv6 pool without encapsulation (vxlanMode Never): wg-v6.cali carries it between every pair.
-            overlay = replace(overlay, mode6=Mode.NEVER, mtu6=spec.wireguard6.mtu, ipv4=False, wireguard6=True,
+            overlay = replace(overlay, mode6=Mode.NEVER, mtu6=spec.wireguard6.mtu, ipv4=spec.has_ipv4, wireguard6=True,
                               wireguard_port6=spec.wireguard6.port)
         six = {node.name: node for node in spec.nodes6}
         nodes = tuple(
@@ -34,7 +34,7 @@ def lab_topology(spec: LabSpec) -> Topology:
             for node in topology.nodes
         )
         topology = replace(topology, nodes=nodes)
-    if spec.dataplane == "wireguard" and spec.wireguard is not None:
+    if spec.ipv4_encap == "wireguard" and spec.wireguard is not None:
         # every lab node is a peer (its key is the lab's): None, "taken as published"
         overlay = replace(overlay, wireguard=True, wireguard_port=spec.wireguard.port)
     if spec.dataplane == "ipip" and spec.ipip is not None:

@@ -116,15 +116,15 @@ def with_overlay(data: dict[str, Any], overlay: str) -> dict[str, Any]:
     if overlay == "vxlan":
         return data
     out = {**data, "dataplane": {"overlay": overlay}}
-    if overlay in ("vxlan6", "dual", "wireguard6"):
-        if overlay == "wireguard6":
+    if overlay in ("vxlan6", "dual", "wireguard6", "wireguard-dual"):
+        if overlay in ("wireguard6", "wireguard-dual"):
             out["dataplane"]["wireguard6"] = {"port": 51821,
                                               "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 80}
         else:
             out["dataplane"]["vxlan6"] = {"mode": "CrossSubnet", "vni": 4096, "port": 4789,
                                           "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 70}
         out["pool6"] = {"cidr": POD_POOL6, "blockSize": 122,
-                        "vxlanMode": "Never" if overlay == "wireguard6" else "CrossSubnet"}
+                        "vxlanMode": "Never" if overlay.startswith("wireguard") else "CrossSubnet"}
         out["subnets"] = [
             {**s, "cidr6": _underlay6(str(s["cidr"]).split("/")[0]).rsplit("::", 1)[0] + "::/64",
              "gateway6": _underlay6(str(s["gateway"]))}
@@ -135,7 +135,7 @@ def with_overlay(data: dict[str, Any], overlay: str) -> dict[str, Any]:
              "vtep_mac6": vtep_mac(str(n["name"]) + "/v6")}
             for n in data["nodes"]
         ]
-    if overlay == "wireguard":
+    if overlay in ("wireguard", "wireguard-dual"):
         out["dataplane"]["wireguard"] = {"port": 51820, "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 60}
     if overlay == "ipip":
         out["dataplane"]["ipip"] = {"mode": "CrossSubnet", "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 20}

@@ -444,6 +444,8 @@ class NodeDump:
     fdb6: list[dict[str, Any]] = field(default_factory=list)
     wg: dict[str, Any] | None = None
     wg_keys: dict[str, str] = field(default_factory=dict)  # node -> its device's public key, for peer checks
+    wg6: dict[str, Any] | None = None  # the same for wg-v6.cali
+    wg6_keys: dict[str, str] = field(default_factory=dict)
     neighbours: list[dict[str, Any]] = field(default_factory=list)  # ip -j neigh show (the Flannel lab's checks)
 
 
@@ -573,8 +575,8 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
     if spec.has_ipv6:
         checks += dataplanes.ipv6_checks(spec, names, node.name, links, dump.routes6, dump.fdb6, dump.pod_links,
                                          dump.pod_routes6)
-    if spec.ipv6_encap == "wireguard":  # the lab's only WireGuard device: dump.wg is wg-v6.cali's view
-        checks += dataplanes.wireguard6_checks(spec, node.name, links, dump.routes6, dump.wg, dump.wg_keys)
+    if spec.ipv6_encap == "wireguard":
+        checks += dataplanes.wireguard6_checks(spec, node.name, links, dump.routes6, dump.wg6, dump.wg6_keys)
     return tuple(checks)
 
 

@@ -40,7 +40,7 @@ from vxcap.core.model import (
 
 
 # The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
-DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "ipip", "flannel")
+DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip", "flannel")
 # Felix's defaults (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go): the same
 # VNI and port for both families; per-family overheads 50 (VXLAN/IPv4), 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
 VXLAN_V6_OVERHEAD = 70
@@ -147,7 +147,7 @@ class LabSpec:
     # `topology` (IPv4, VXLAN CrossSubnet) says all of it. The others add or replace:
     # vxlan6 is IPv6 only (no IPv4 on eth1 or the pods); dual is vxlan plus vxlan6;
     # wireguard and ipip replace vxlan.calico for IPv4; wireguard6 is vxlan6's addressing with
-    # wg-v6.cali instead of vxlan-v6.calico.
+    # wg-v6.cali instead of vxlan-v6.calico; wireguard-dual is wireguard plus wireguard6 (dual's addressing).
     dataplane: str = "vxlan"
     subnets6: tuple[Subnet6, ...] = field(default=())
     nodes6: tuple[Node6, ...] = field(default=())
@@ -167,20 +167,22 @@ class LabSpec:
 
     @property
     def has_ipv6(self) -> bool:
-        return self.dataplane in ("vxlan6", "dual", "wireguard6")
+        return self.dataplane in ("vxlan6", "dual", "wireguard6", "wireguard-dual")
 
     @property
     def ipv6_encap(self) -> str | None:
         """What carries IPv6 pod traffic between nodes: vxlan | wireguard, None without IPv6."""
         if not self.has_ipv6:
             return None
-        return "wireguard" if self.dataplane == "wireguard6" else "vxlan"
+        return "wireguard" if self.dataplane in ("wireguard6", "wireguard-dual") else "vxlan"
 
     @property
     def ipv4_encap(self) -> str | None:
         """What carries IPv4 pod traffic between nodes: vxlan | wireguard | ipip | flannel, None without IPv4."""
         if not self.has_ipv4:
             return None
+        if self.dataplane == "wireguard-dual":
+            return "wireguard"
         return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel") else "vxlan"
 
     @property
@@ -355,8 +357,8 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
     if kind == "vxlan":
         return spec
     changes: dict[str, Any] = {"dataplane": kind}
-    if kind in ("vxlan6", "dual", "wireguard6"):
-        if kind != "wireguard6":
+    if kind in ("vxlan6", "dual", "wireguard6", "wireguard-dual"):
+        if kind not in ("wireguard6", "wireguard-dual"):
             v6 = dp.get("vxlan6") or {}
             changes["vxlan6"] = Vxlan6(mode=str(v6.get("mode", "CrossSubnet")), vni=int(v6.get("vni", 4096)),
                                        port=int(v6.get("port", 4789)),
@@ -380,7 +382,7 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
                   vtep_mac=normalise_mac(_field(n, "vtep_mac6", f"nodes[{i}]")) or "")
             for i, n in enumerate(data["nodes"])
         )
-    if kind == "wireguard":
+    if kind in ("wireguard", "wireguard-dual"):
         wg = dp.get("wireguard") or {}
         changes["wireguard"] = Wireguard(port=int(wg.get("port", WIREGUARD_PORT)),
                                          mtu=int(wg.get("mtu", spec.underlay_mtu - WIREGUARD_OVERHEAD)))
