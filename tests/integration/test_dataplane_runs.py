@@ -151,6 +151,26 @@ def test_wireguard6_run_proves_every_ipv6_direction_is_encrypted(tmp_path):
         assert not [p for p in packets if p.getlayer(IPv6) is not None and p[IPv6].src in pods], "no pod packet in the clear"
 
 
+@lab_test
+def test_wireguard_dual_run_proves_each_family_on_its_own_device_and_port(tmp_path):
+    spec = dataplane_spec("wireguard-dual")
+    with running_lab(spec=spec):
+        result, run_dir, report = run(tmp_path, "wireguard-dual")
+    all_pass(result, report, 24)  # every direction in IPv4 and in IPv6
+    found = by_direction(report)
+    assert {f["observed"] for f in report["flows"]} == {"wireguard"}
+    assert found[(W, W3, "IPv4")]["mtu"]["overhead"]["bytes"] == 60
+    assert found[(W, W3, "IPv6")]["mtu"]["overhead"]["bytes"] == 80
+    assert found[(W, W3, "IPv6")]["outer_dst"] == str(spec.node6(W3).address)
+    assert found[(W, W3, "IPv4")]["outer_dst"] == str(spec.topology.node(W3).address)
+    packets = pcap_of(run_dir, W3)
+    assert len(wireguard_data(packets, spec, W, W3)) >= 2  # IPv4 on 51820
+    assert len(wireguard6_data(packets, spec, W, W3)) >= 2  # IPv6 on 51821
+    pods = {str(spec.pod_on(n).ip) for n in (W, W2, W3, CP)} | {str(spec.node6(n).pod_ip) for n in (W, W2, W3, CP)}
+    assert not [p for p in packets if (p.getlayer(IP) is not None and p[IP].src in pods)
+                or (p.getlayer(IPv6) is not None and p[IPv6].src in pods)], "no pod packet in the clear"
+
+
 # ------------------------------------------------------------------------------------------ fault twins
 
 
@@ -183,6 +203,19 @@ def test_wireguard6_plaintext_fault_fails_the_run_naming_the_ipv6_plaintext(tmp_
     pods = f"{spec.node6(W).pod_ip} -> {spec.node6(W2).pod_ip}"
     assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
     assert by_direction(report)[(W2, W, "IPv6")]["verdict"] == "pass"  # only the faulty direction leaks
+
+
+@lab_test
+def test_ipv6_plaintext_in_the_wireguard_dual_lab_fails_only_the_ipv6_direction(tmp_path):
+    spec = dataplane_spec("wireguard-dual")
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(Wireguard6Plaintext(W, W2))
+        result, _, report = run(tmp_path, "wireguard-dual", "worker,worker2")
+    reasons = failed(result, report, (W, W2, "IPv6"))
+    pods = f"{spec.node6(W).pod_ip} -> {spec.node6(W2).pod_ip}"
+    assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
+    # IPv4 from the same node still goes through wireguard.cali.
+    assert by_direction(report)[(W, W2, "IPv4")]["verdict"] == "pass"
 
 
 @lab_test

@@ -504,3 +504,33 @@ def test_cli_lab_up_overlay_wireguard6_status_and_down_leaves_nothing(tmp_path):
     while pids & wireguard_go_pids() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pids & wireguard_go_pids(), "wireguard-go outlived `lab down`"
+
+
+@lab_test
+def test_wireguard_dual_runs_one_wireguard_go_per_device_and_status_checks_both(tmp_path):
+    spec = dataplane_spec("wireguard-dual")
+    with running_lab(spec=spec) as lab:
+        v4, v6 = lab.wireguard_pids("wireguard.cali"), lab.wireguard_pids("wg-v6.cali")
+        assert set(v4) == set(v6) == {CP, W, W2, W3} and not set(v4.values()) & set(v6.values())
+        checks = {c.name: c for c in next(n for n in lab.status().nodes if n.node == W).checks}
+        assert checks["wireguard.cali"].ok and checks["wg-v6.cali"].ok
+        assert all(checks[f"wg peer {o}"].ok and checks[f"wg6 peer {o}"].ok for o in (CP, W2, W3))
+        with captured(lab, W, tmp_path / "w.pcap") as pcap:
+            ping_ok(lab, W, pod4(spec, W3))
+            ping_ok(lab, W, pod6(spec, W3))
+        assert wireguard_messages(pcap, addr4(spec, W), addr4(spec, W3)).count(4) >= 3
+        assert wireguard6_messages(pcap, addr6(spec, W), addr6(spec, W3)).count(4) >= 3
+        # Only the IPv6 one killed: status names wg-v6.cali, and wireguard.cali stays healthy.
+        subprocess.run(["kill", "-KILL", str(v6[W3])], check=True)
+        wireguard.reap([v6[W3]])  # this process started it: collected here, not left a zombie
+        deadline = time.monotonic() + 5
+        while W3 in lab.wireguard_pids("wg-v6.cali") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bad = {c.name for n in lab.status().nodes if n.node == W3 for c in n.problems()}
+        assert "wg-v6.cali" in bad and "wireguard.cali" not in bad, bad
+    pids = set(v4.values()) | set(v6.values())
+    deadline = time.monotonic() + 5
+    while pids & wireguard_go_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pids & wireguard_go_pids(), "wireguard-go outlived `lab down`"
+    assert not session_namespaces()
