@@ -58,6 +58,7 @@ def test_ipv6_addresses_are_written_out_and_keep_the_ipv4_they_stand_for():
 @pytest.mark.parametrize("overlay, v4, v6, mtu", [
     ("vxlan6", None, True, 1430), ("dual", "vxlan", True, 1430),
     ("wireguard", "wireguard", False, 1440), ("ipip", "ipip", False, 1480), ("wireguard6", None, True, 1420),
+    ("wireguard-dual", "wireguard", True, 1420),
 ])
 def test_each_overlay_says_what_carries_each_family_and_the_pods_mtu(overlay, v4, v6, mtu):
     spec = dataplane_spec(overlay)
@@ -150,6 +151,19 @@ def test_wireguard6_peers_are_the_other_nodes_at_their_ipv6_underlay_with_their_
     overlay = lab_topology(spec).overlay
     assert (overlay.ipv4, overlay.wireguard, overlay.wireguard6, overlay.wireguard_port6) == (False, False, True, 51821)
     assert spec.describe()["wireguard6"] == {"device": "wg-v6.cali", "port": 51821, "mtu": 1420}
+
+
+def test_wireguard_dual_is_both_devices_and_both_families_in_the_model():
+    from vxcap.core.lab.encap_topology import lab_topology
+
+    spec = dataplane_spec("wireguard-dual")
+    assert (spec.ipv4_encap, spec.ipv6_encap) == ("wireguard", "wireguard")
+    overlay = lab_topology(spec).overlay
+    assert (overlay.ipv4, overlay.wireguard, overlay.wireguard6) == (True, True, True)
+    assert (overlay.wireguard_port, overlay.wireguard_port6) == (51820, 51821)
+    described = spec.describe()
+    assert described["wireguard"]["port"] == 51820 and described["wireguard6"]["port"] == 51821
+    assert not any("vxlan" in s for s in argvs(lab_steps(spec, names_for(spec))))
 
 
 def test_wireguard6_plaintext_routes_the_ipv6_block_around_wg_v6_cali():
