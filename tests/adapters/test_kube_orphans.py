@@ -9,6 +9,7 @@ listens, one that ignores SIGINT, one that behaves.
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -60,6 +61,12 @@ def test_the_fake_leaves_a_disconnected_exec_running_as_a_kubelet_does(capture_c
     pump = kexec.ExecPump(started.ws)
     pump.halt()
     started.close()
+    # The fake starts the process on its own thread after the upgrade, as a kubelet does: under load
+    # it may not have started yet when the client has already left. Wait for it, then see it stay.
+    deadline = time.monotonic() + 10
+    while not runtime.alive(pod) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
     assert runtime.alive(pod) == [["tcpdump", "-i", "eth1"]]  # the leak this file guards against
     kube.delete_run("r1")
     assert runtime.alive(pod) == []  # deleting the pod ends it
