@@ -32,6 +32,7 @@ class Observed(StrEnum):
     VXLAN = Wire.VXLAN.value
     IPIP = Wire.IPIP.value
     WIREGUARD = Wire.WIREGUARD.value
+    GENEVE = Wire.GENEVE.value
     MIXED = "mixed"
     NONE = "none"
 
@@ -100,7 +101,7 @@ def _name(wire: Wire, family: int) -> str:
 
 def _detail(wire: Wire, flow: FlowTally) -> str:
     """What identifies an unexpected format's frames, for a reason."""
-    if wire is Wire.VXLAN:
+    if wire is Wire.VXLAN or wire is Wire.GENEVE:
         ports = ", ".join(str(p) for p, _ in flow.udp_dports.most_common())
         vnis = ", ".join(str(v) for v, _ in flow.vnis.most_common())
         return f" (VNI {vnis}, UDP port {ports})"
