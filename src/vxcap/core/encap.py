@@ -195,7 +195,7 @@ class Reading:
     wireguard_ports: frozenset[int] = frozenset()
     ipv6: bool = False  # judge IPv6 frames (the underlay or the pods), rather than only count them
     # UDP ports whose payload is read as Geneve (before VXLAN: a Geneve header with 8..15 words of
-    # options has VXLAN's I bit set). Only the run's own port: the header alone is too weak a sign.
+    # options has VXLAN's I bit set). Only the run's port and 6081: the header alone is too weak a sign.
     geneve_ports: frozenset[int] = frozenset()
 
 
@@ -208,4 +208,6 @@ def reading_for(topology: Topology) -> Reading:
     geneve = overlay.encapsulation == Wire.GENEVE.value
     return Reading(vxlan_ports=frozenset({DEFAULT_PORT if geneve else overlay.port}),
                    wireguard_ports=frozenset(wireguard), ipv6=overlay.mode6 is not None or overlay.wireguard6,
-                   geneve_ports=frozenset({overlay.port}) if geneve else frozenset())
+                   # Geneve's own port always (and the overlay's, for a Geneve overlay): a Geneve tunnel where
+                   # VXLAN or another port was promised is then named as Geneve, not as no packets at all
+                   geneve_ports=frozenset({overlay.port, DEFAULT_GENEVE_PORT} if geneve else {DEFAULT_GENEVE_PORT}))

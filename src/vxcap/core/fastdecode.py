@@ -590,8 +590,7 @@ class FastDecoder:
         # the common shapes as `_pcap_records` does and stops where that loop must read (`classify`).
         # False: Python alone, the reference the tests hold the compiled loop to.
         # IPv6 addresses are for the Python loop: the compiled one hands it every IPv6 frame.
-        # Geneve is read by the Python loop alone: the compiled one keys a clear-I-bit payload as plain.
-        self._tally = _TALLY if compiled and not reading.geneve_ports else None
+        self._tally = _TALLY if compiled else None
         self._judged_bytes = b"".join(a.to_bytes(4, "big") for a in sorted(judged or ()) if 0 <= a < 2**32)
         self._raw: dict[bytes, list] = {}  # the compiled loop's: a frame's facts as bytes -> its entry in _agg
         self._unjudged = 0

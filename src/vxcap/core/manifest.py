@@ -14,6 +14,7 @@ from typing import Any
 from vxcap.core.errors import InputError
 from vxcap.core.names import check_iface, check_node_name, check_relative_file
 from vxcap.core.model import (
+    DEFAULT_GENEVE_PORT,
     DEFAULT_PORT,
     DEFAULT_VNI,
     DEFAULT_WG_PORT,
@@ -201,7 +202,9 @@ def parse_manifest(data: Any) -> Manifest:
             encapsulation=_str(ov.get("encapsulation", "vxlan"), "overlay.encapsulation"),
             mode=Mode.parse(_str(_need(ov, "mode", "overlay"), "overlay.mode")),
             vni=_int(ov.get("vni", DEFAULT_VNI), "overlay.vni"),
-            port=_int(ov.get("port", DEFAULT_PORT), "overlay.port"),
+            # Geneve's own port unless told (Antrea's and Cilium's default, IANA's)
+            port=_int(ov.get("port", DEFAULT_GENEVE_PORT if ov.get("encapsulation") == "geneve" else DEFAULT_PORT),
+                      "overlay.port"),
             mtu=None if ov.get("mtu") is None else _int(ov["mtu"], "overlay.mtu"),
             mode6=None if ov.get("mode6") is None else Mode.parse(_str(ov["mode6"], "overlay.mode6")),
             mtu6=None if ov.get("mtu6") is None else _int(ov["mtu6"], "overlay.mtu6"),

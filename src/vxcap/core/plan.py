@@ -82,7 +82,9 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
     elif family == 4:
         if not overlay.ipv4:
             raise InputError("no IPv4 pool: there is no IPv4 pod traffic to expect")
-        mode, wire, field = overlay.mode, Wire(overlay.encapsulation), f"{overlay.encapsulation}Mode"
+        mode, wire = overlay.mode, Wire(overlay.encapsulation)
+        # Geneve is no Calico pool mode: the tunnel's (Antrea's encap / hybrid, Cilium's tunnel) mode words it
+        field = "Geneve tunnel" if wire is Wire.GENEVE else f"{overlay.encapsulation}Mode"
     else:
         if overlay.mode6 is None:
             raise InputError("no IPv6 pool: there is no IPv6 pod traffic to expect")
