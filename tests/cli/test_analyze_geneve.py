@@ -42,6 +42,7 @@ def test_the_ovs_geneve_capture_passes_as_geneve_with_vni_5001_on_6081(tmp_path)
         flow = flows[(src, dst)]
         assert (flow["expected"], flow["observed"], flow["vni"], flow["udp_dport"]) == ("geneve", "geneve", 5001, 6081)
         assert flow["reasons"] == [] and flow["delivery"]["replies_back"] == 3
+        assert "-d udp.port" not in flow["wireshark"]  # 6081 is where Wireshark dissects Geneve unasked
     # a's frames carry the 8-byte option, b's none: the same ping is 8 bytes longer one way
     assert flows[(A, B)]["max_frame_len"] == flows[(B, A)]["max_frame_len"] + 8
 
@@ -65,11 +66,36 @@ def test_the_same_capture_judged_against_another_vni_names_the_vni(tmp_path):
 def test_the_same_capture_judged_on_another_port_names_the_port(tmp_path):
     result, flows = analyze(hand_run(tmp_path, port=7000))
     assert result.exit_code == ExitStatus.VERDICT_FAILED
-    assert any("6081" in reason and "7000" in reason for reason in flows[(A, B)]["reasons"]), flows[(A, B)]["reasons"]
+    assert flows[(A, B)]["reasons"] == ["UDP port 6081, expected 7000"]
+    assert "-d udp.port==7000,geneve" in flows[(A, B)]["wireshark"]  # Wireshark dissects Geneve on 6081 only
 
 
 def test_the_same_capture_judged_as_vxlan_names_the_format(tmp_path):
     result, flows = analyze(hand_run(tmp_path, encapsulation="vxlan", port=6081))
     assert result.exit_code == ExitStatus.VERDICT_FAILED
-    reasons = " ".join(flows[(A, B)]["reasons"])
-    assert "VXLAN" in reasons, reasons
+    assert flows[(A, B)]["reasons"] == ["12 Geneve packets (VNI 5001, UDP port 6081), expected VXLAN (vxlanMode Always)"]
+
+
+def test_the_precise_capture_filter_takes_the_pods_geneve_frames_with_and_without_options():
+    """The Geneve term, compiled by tcpdump and run over the real captures: node a's frames carry an
+    option, b's none, so the inner offsets must follow Opt Len to take both (and only the pods')."""
+    import shutil as which
+    import subprocess
+    from ipaddress import IPv4Address
+
+    import pytest
+
+    from vxcap.core.capture import encap_terms, precise_filter
+    from vxcap.core.model import Wire
+
+    if which.which("tcpdump") is None:
+        pytest.skip("tcpdump is not installed")
+    pods = [IPv4Address("10.244.0.1")]
+    (term,) = encap_terms(Wire.GENEVE, pods, [])  # alone: VXLAN's term also takes Geneve without options
+    assert term in precise_filter(pods, [], 6081, wires=[Wire.GENEVE])
+    for name in ("node-a-underlay.pcap", "node-b-underlay.pcap"):
+        lines = subprocess.run(["tcpdump", "-nn", "-r", str(DATA / name), term], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        # 3 echo requests and 3 replies each way, every one seen on both ends of the veth
+        assert len(lines) == 12, lines
+        assert all("10.244.0.1" in line and "ICMP echo" in line for line in lines)
