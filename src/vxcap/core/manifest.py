@@ -214,6 +214,7 @@ def parse_manifest(data: Any) -> Manifest:
             wireguard_port=_int(ov.get("wireguard_port", DEFAULT_WG_PORT), "overlay.wireguard_port"),
             wireguard_port6=_int(ov.get("wireguard_port6", DEFAULT_WG_PORT_V6), "overlay.wireguard_port6"),
             cni=_str(ov.get("cni", "calico"), "overlay.cni"),
+            vni_identity=ov.get("vni_identity") is True,
         )
     except InputError as err:
         message = str(err)
@@ -362,6 +363,7 @@ def manifest_dict(
                 "wireguard_port": overlay.wireguard_port, "wireguard_port6": overlay.wireguard_port6}
                if overlay.wireguard or overlay.wireguard6 else {}),
             **({"cni": overlay.cni} if overlay.cni != "calico" else {}),
+            **({"vni_identity": True} if overlay.vni_identity else {}),
         },
         "nodes": [],
         "pods": [{"name": pods[n.name].name, "node": n.name, "ip": str(pods[n.name].ip),

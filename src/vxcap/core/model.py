@@ -95,6 +95,9 @@ class Overlay:
     # False: an IPv6-only cluster (no IPv4 pool): no IPv4 direction is planned, and the nodes'
     # and pods' IPv4 addresses are names only.
     ipv4: bool = True
+    # Cilium's tunnel: the VNI is the sending pod's security identity, so each node's `vni` override
+    # is its test pod's identity and a direction's VNI is its sender's (Expectation.vni_is says so).
+    vni_identity: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.vni < 2**24:

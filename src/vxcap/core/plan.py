@@ -42,6 +42,7 @@ class Expectation:
     outer_dst: IPAddress
     inner_dst_mac: str | None  # the receiving node's VTEP MAC, when known
     family: int = 4  # the pods' and the underlay's IP version: each family is judged on its own
+    vni_is: str | None = None  # what `vni` is when not the overlay's one (Cilium: the sender's security identity)
 
     @property
     def key(self) -> tuple[IPAddress, IPAddress]:
@@ -199,6 +200,9 @@ def plan(topology: Topology, pairs: tuple[Pair, ...], pods: dict[str, Pod]) -> t
                 port = topology.overlay.port if src.port is None else src.port
                 if wire is Wire.WIREGUARD:
                     port = topology.overlay.wireguard_port_for(family)
+                if topology.overlay.vni_identity and src.vni is None and wire is not Wire.PLAIN:
+                    raise InputError(f"overlay.vni_identity: node {src.name} has no vni (its test pod's security "
+                                     "identity, the VNI of what it sends)")
                 expectations.append(
                     Expectation(
                         src_node=src.name,
@@ -210,6 +214,7 @@ def plan(topology: Topology, pairs: tuple[Pair, ...], pods: dict[str, Pod]) -> t
                         # The sender's Felix decides what its VXLAN carries; whether the receiver
                         # takes it is for delivery to show.
                         vni=topology.overlay.vni if src.vni is None else src.vni,
+                        vni_is="the sender's security identity" if topology.overlay.vni_identity else None,
                         port=port,
                         outer_src=src.address_of(family),
                         outer_dst=dst.address_of(family),

@@ -119,7 +119,11 @@ def _header_checks(encap: Encap, expectation: Expectation, total: FlowTally) -> 
         if wanted is None and check.needs_known:
             not_checked.append(f"{check.label}: the VTEP MAC of {expectation.dst_node} is unknown")
             continue
-        reasons += _mismatches(check.label, getattr(total, check.seen), wanted)
+        found = _mismatches(check.label, getattr(total, check.seen), wanted)
+        if check.expected == "vni" and expectation.vni_is:
+            # `VNI 5123, expected 48213` would hide why 48213: it is whose packets these are
+            found = [r.replace(f", expected {wanted}", f" is not {expectation.vni_is} {wanted}", 1) for r in found]
+        reasons += found
     return reasons, not_checked
 
 
