@@ -32,7 +32,7 @@ def test_ethernet_key_agrees_with_classify_on_any_bytes(data):
 
 # The same, for a run that reads every format (IP-in-IP, WireGuard on its ports, IPv6): the copies
 # hand those frames to classify, which must be what they return.
-READ_ALL = Reading(wireguard_ports=frozenset({51820, 51821}), ipv6=True)
+READ_ALL = Reading(wireguard_ports=frozenset({51820, 51821}), ipv6=True, geneve_ports=frozenset({6081}))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

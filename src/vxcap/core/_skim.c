@@ -225,6 +225,8 @@ static PyObject *tally(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             else goto slow;
         } else {
             uint16_t dport = be16(p + 36);
+            /* shaped like Geneve (version 0, protocol 0x6558): whether it is, the port decides, in classify */
+            if (p[42] < 0x40 && p[44] == 0x65 && p[45] == 0x58) goto slow;
             if (!(p[42] & 0x08)) {
                 if (p[42] >= 1 && p[42] <= 4) goto slow; /* shaped like WireGuard: the port decides, in classify */
                 if (UNJUDGED_PAIR(src, dst)) {

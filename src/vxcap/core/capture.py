@@ -133,6 +133,11 @@ _IPIP_INNER_SRC, _IPIP_INNER_DST = 32, 36
 _V6_INNER_ETHERTYPE, _V6_INNER_SRC, _V6_INNER_DST = 68, 78, 94
 
 
+# Geneve (RFC 8926) over IPv4: the options' length is the low 6 bits of the first header byte, in
+# 4-byte words, so the inner frame's offsets are VXLAN's plus that: `udp[N + OPTS]`.
+_GENEVE_OPTS = "((udp[8] & 0x3f) << 2)"
+
+
 def _unique(addresses: Iterable[IPv4Address]) -> list[IPv4Address]:
     return list(dict.fromkeys(addresses))
 
@@ -158,6 +163,11 @@ def encap_terms(
     if wire is Wire.VXLAN and v6:
         inner = " or ".join(_v6_at(o, pod) for pod in v6 for o in (_V6_INNER_SRC, _V6_INNER_DST))
         return [f"(ip6 and udp and ip6[{_V6_INNER_ETHERTYPE}:2] = 0x86dd and ({inner}))"]
+    if wire is Wire.GENEVE and v4:
+        # on any UDP port, like VXLAN's term: a tunnel on the wrong port is still taken, and named
+        inner = " or ".join(f"udp[{o} + {_GENEVE_OPTS}:4] = 0x{int(pod):08x}" for pod in v4 for o in (_INNER_SRC, _INNER_DST))
+        return [f"(udp and udp[8] & 0xc0 = 0 and udp[10:2] = 0x6558"
+                f" and udp[{_INNER_ETHERTYPE} + {_GENEVE_OPTS}:2] = 0x0800 and ({inner}))"]
     if wire is Wire.WIREGUARD and nodes:
         # Encrypted: the nodes' data messages on the listening ports are all there is to take.
         ports = " or ".join(f"udp port {port}" for port in sorted(set(wireguard_ports)))

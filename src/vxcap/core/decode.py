@@ -24,6 +24,7 @@ from scapy.layers.inet6 import IPv6, ICMPv6EchoReply, ICMPv6EchoRequest
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
 from vxcap.core.encap import PROTO_IPIP, Reading, is_wireguard_message
+from vxcap.core import geneve
 
 from vxcap.core.frames import (
     LINKTYPE_ETHERNET,
@@ -155,6 +156,20 @@ def _vxlan_inner(payload: bytes, ipv6: bool = False) -> tuple[int, Ether, IP | I
     return vni, inner, layer
 
 
+def _geneve_inner(payload: bytes, ipv6: bool = False):
+    """(header, inner Ethernet, inner IP) if `payload` is Geneve (version 0, protocol 0x6558, whole
+    options) carrying an Ethernet frame with IPv4 (or, read, IPv6) in it; else None."""
+    try:
+        header, offset = geneve.parse(payload)
+    except geneve.GeneveError:
+        return None
+    if header.protocol != geneve.ETHERNET:
+        return None
+    # the same inner reading as VXLAN's, from after the options
+    found = _vxlan_inner(b"\x08" + bytes(VXLAN_HEADER_LEN - 1) + payload[offset:], ipv6)
+    return None if found is None else (header, found[1], found[2])
+
+
 def _inner_facts(ip: IP | IPv6) -> dict:
     """The innermost packet's fields, either family."""
     if isinstance(ip, IPv6):
@@ -228,6 +243,19 @@ def decode_frame(
                 return FrameFacts(encap=Wire.WIREGUARD, src=outer_src, dst=outer_dst, ip_proto=17,
                                   udp_sport=udp.sport, udp_dport=udp.dport, wg_type=wg_type,
                                   inner_len=outer.plen + 40 if v6 else outer.len, **outer_facts)
+        if udp.dport in reading.geneve_ports:
+            try:
+                read = _geneve_inner(payload, reading.ipv6)
+            except Exception:
+                read = None
+            if read is not None:
+                header, inner_eth, inner_ip = read
+                return FrameFacts(
+                    encap=Wire.GENEVE, udp_sport=udp.sport, udp_dport=udp.dport, vni=header.vni,
+                    inner_src_mac=inner_eth.src.lower(), inner_dst_mac=inner_eth.dst.lower(),
+                    geneve_options=tuple((o.option_class, o.type, len(o.data)) for o in header.options),
+                    **_inner_facts(inner_ip), **outer_facts,
+                )
         try:
             found = _vxlan_inner(payload, reading.ipv6)
         except Exception:

@@ -45,6 +45,7 @@ from ipaddress import IPv4Address, IPv6Address
 from functools import partial
 from struct import Struct
 
+from vxcap.core import geneve
 from vxcap.core.encap import PROTO_IPIP, Reading, is_wireguard_message
 
 from vxcap.core.frames import (
@@ -167,7 +168,7 @@ IPV6 = ("ipv6",)
 _V6 = 1 << 256
 _M128 = (1 << 128) - 1
 _DEFAULT_READING = Reading()
-_WIRE_VXLAN, _WIRE_IPIP, _WIRE_WG = "vxlan", "ipip", "wireguard"
+_WIRE_VXLAN, _WIRE_IPIP, _WIRE_WG, _WIRE_GENEVE = "vxlan", "ipip", "wireguard", "geneve"
 _INNER_IPV6 = "ipv6"  # the last field of a plain UDP key: VXLAN to that port, with IPv6 inside
 
 
@@ -308,6 +309,10 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0, reading: R
         if wg_type is not None:
             return (pair, pair, dport, None, None, frag, 17, total_len, wire_len, None, None, None, mac, _WIRE_WG,
                     wg_type)
+    if dport in reading.geneve_ports:
+        key = _geneve_key(buf, v, end, pair, dport, frag, wire_len, mac, reading)
+        if key is not None:
+            return key
     if end - v < _VXLAN_MIN:
         return plain if partly_captured or flags_frag & _MF else (*plain, dport)
     if not buf[v] & _VXLAN_I:
@@ -341,6 +346,35 @@ def _v6_echo(buf, l4: int, stop: int):
         if kind == 128 or kind == 129:
             return (8 if kind == 128 else 0) << 56 | _U32(buf, l4 + 4)[0]
     return None
+
+
+def _geneve_key(buf, v: int, end: int, pair: int, dport: int, frag: int, wire_len: int, mac, reading):
+    """The key of a Geneve frame whose header is at v, or None when it is not one decode.py reads as
+    Geneve (version 0, whole options, protocol 0x6558, Ethernet with a whole IPv4 / read IPv6 header)."""
+    try:
+        header, offset = geneve.parse(bytes(buf[v : min(end, v + geneve.BASE_LENGTH + geneve.MAX_OPTIONS_LENGTH)]))
+    except geneve.GeneveError:
+        return None
+    g = v + offset
+    if header.protocol != geneve.ETHERNET or end - g < 34:
+        return None
+    inner_type = _U16(buf, g + 12)[0]
+    i = g + 14
+    while inner_type == _ETH_8021Q or inner_type == _ETH_8021AD:
+        if end - i < 4:
+            return None
+        inner_type = _U16(buf, i + 2)[0]
+        i += 4
+    if inner_type == _ETH_IPV4:
+        whole = end - i >= 20 and buf[i] >> 4 == 4
+    elif inner_type == _ETH_IPV6 and reading.ipv6:
+        whole = end - i >= 40 and buf[i] >> 4 == 6
+    else:
+        whole = False
+    if not whole:
+        return None
+    return _inner_key(buf, i, end, pair, dport, _U32(buf, v + 4)[0], bytes(buf[g : g + 6]), frag, wire_len, mac,
+                      _WIRE_GENEVE, None)
 
 
 def _inner_key(buf, i: int, end: int, outer_pair: int, dport, vni, inner_mac, frag: int, wire_len: int, mac,
@@ -393,6 +427,10 @@ def _ipv6_key(buf, q: int, end: int, wire_len: int, mac, partly_captured: bool, 
         if wg_type is not None:
             return (pair, pair, dport, None, None, frag, 17, total_len, wire_len, None, None, None, mac, _WIRE_WG,
                     wg_type)
+    if dport in reading.geneve_ports:
+        key = _geneve_key(buf, v, end, pair, dport, frag, wire_len, mac, reading)
+        if key is not None:
+            return key
     if end - v < _VXLAN_MIN:
         return plain if partly_captured else (*plain, dport)
     if not buf[v] & _VXLAN_I:
@@ -477,6 +515,8 @@ def ethernet_key(buf, p: int, end: int, wire_len: int = 0, reading: Reading = _D
     if caplen < 84 or 20 <= total_len < 28:  # 84: up to the inner IPv4 header's end
         return classify(buf, p, end, 1, wire_len, reading)
     dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto, inner_pair = _UDP_VXLAN(buf, p + 34)
+    if dport in reading.geneve_ports:  # read as Geneve first (its options can set VXLAN's I bit), in classify
+        return classify(buf, p, end, 1, wire_len, reading)
     if not vflags & 0x08:
         if 0 < vflags < 5:  # shaped like a WireGuard message: the port decides, in classify
             return classify(buf, p, end, 1, wire_len, reading)
@@ -543,7 +583,7 @@ class FastDecoder:
         reading = Reading(vxlan_ports=vxlan_ports) if reading is None else reading
         vxlan_ports = reading.vxlan_ports
         self._reading = reading
-        plain_reading = not reading.wireguard_ports and not reading.ipv6
+        plain_reading = not reading.wireguard_ports and not reading.ipv6 and not reading.geneve_ports
         self._classify = classify if plain_reading else partial(classify, reading=reading)
         self._eth_key = ethernet_key if plain_reading else partial(ethernet_key, reading=reading)
         # The compiled pcap loop (`_skim.tally`), when built and asked for: it counts the frames of
@@ -698,6 +738,7 @@ class FastDecoder:
         slow = self._classify
         ipv6 = IPV6
         read_v6 = self._reading.ipv6
+        geneve_ports = self._reading.geneve_ports
         agg = self._agg
         get = agg.get
         nev = self._samples_per_flow
@@ -777,7 +818,9 @@ class FastDecoder:
                 else:
                     (dport, vflags, vni, mac, inner_type, inner_vihl, inner_len, inner_ff, inner_proto,
                      inner_pair) = udp_vxlan(buf, p + 34)
-                    if not vflags & 0x08:
+                    if dport in geneve_ports:  # read as Geneve first, in classify
+                        key = slow(buf, p, end, 1, wire_len)
+                    elif not vflags & 0x08:
                         if 0 < vflags < 5:  # shaped like a WireGuard message: the port decides, in classify
                             key = slow(buf, p, end, 1, wire_len)
                         else:

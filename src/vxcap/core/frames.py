@@ -58,6 +58,8 @@ class FrameFacts:
     # capture it says whether a frame was sent to that node or only flooded past it.
     outer_dst_mac: str | None = None
     wg_type: int | None = None  # WireGuard message type (4: transport data)
+    # Geneve's options as (class, type, data bytes), in header order: what the frame adds beyond 50 / 70
+    geneve_options: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def key(self) -> tuple[IPAddress, IPAddress]:

@@ -14,6 +14,7 @@ from typing import Any
 from vxcap.core.errors import InputError
 from vxcap.core.names import check_iface, check_node_name, check_relative_file
 from vxcap.core.model import (
+    DEFAULT_GENEVE_PORT,
     DEFAULT_PORT,
     DEFAULT_VNI,
     DEFAULT_WG_PORT,
@@ -201,7 +202,9 @@ def parse_manifest(data: Any) -> Manifest:
             encapsulation=_str(ov.get("encapsulation", "vxlan"), "overlay.encapsulation"),
             mode=Mode.parse(_str(_need(ov, "mode", "overlay"), "overlay.mode")),
             vni=_int(ov.get("vni", DEFAULT_VNI), "overlay.vni"),
-            port=_int(ov.get("port", DEFAULT_PORT), "overlay.port"),
+            # Geneve's own port unless told (Antrea's and Cilium's default, IANA's)
+            port=_int(ov.get("port", DEFAULT_GENEVE_PORT if ov.get("encapsulation") == "geneve" else DEFAULT_PORT),
+                      "overlay.port"),
             mtu=None if ov.get("mtu") is None else _int(ov["mtu"], "overlay.mtu"),
             mode6=None if ov.get("mode6") is None else Mode.parse(_str(ov["mode6"], "overlay.mode6")),
             mtu6=None if ov.get("mtu6") is None else _int(ov["mtu6"], "overlay.mtu6"),
@@ -211,6 +214,7 @@ def parse_manifest(data: Any) -> Manifest:
             wireguard_port=_int(ov.get("wireguard_port", DEFAULT_WG_PORT), "overlay.wireguard_port"),
             wireguard_port6=_int(ov.get("wireguard_port6", DEFAULT_WG_PORT_V6), "overlay.wireguard_port6"),
             cni=_str(ov.get("cni", "calico"), "overlay.cni"),
+            vni_identity=ov.get("vni_identity") is True,
         )
     except InputError as err:
         message = str(err)
@@ -359,6 +363,7 @@ def manifest_dict(
                 "wireguard_port": overlay.wireguard_port, "wireguard_port6": overlay.wireguard_port6}
                if overlay.wireguard or overlay.wireguard6 else {}),
             **({"cni": overlay.cni} if overlay.cni != "calico" else {}),
+            **({"vni_identity": True} if overlay.vni_identity else {}),
         },
         "nodes": [],
         "pods": [{"name": pods[n.name].name, "node": n.name, "ip": str(pods[n.name].ip),

@@ -37,6 +37,7 @@ class Wire(StrEnum):
     VXLAN = "vxlan"
     IPIP = "ipip"
     WIREGUARD = "wireguard"
+    GENEVE = "geneve"  # RFC 8926: Antrea's default tunnel, Cilium's tunnel-protocol geneve
 
 
 # An address of either family: IPv4 underlays and pods, and IPv6 ones on IPv6 and dual-stack clusters.
@@ -57,7 +58,8 @@ WG_V6_DEVICE = "wg-v6.cali"
 # FelixConfiguration wireguardListeningPort / wireguardListeningPortV6 defaults (felix/config/config_params.go).
 DEFAULT_WG_PORT = 51820
 DEFAULT_WG_PORT_V6 = 51821
-ENCAPSULATIONS = ("vxlan", "ipip")  # what an IPv4 IPPool's vxlanMode / ipipMode turns on
+ENCAPSULATIONS = ("vxlan", "ipip", "geneve")  # an IPv4 IPPool's vxlanMode / ipipMode; geneve: Antrea / Cilium tunnels
+DEFAULT_GENEVE_PORT = 6081  # IANA's, Antrea's and Cilium's default
 CNIS = ("calico", "flannel")  # whose promise the overlay's mode words (Overlay.cni)
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -93,6 +95,9 @@ class Overlay:
     # False: an IPv6-only cluster (no IPv4 pool): no IPv4 direction is planned, and the nodes'
     # and pods' IPv4 addresses are names only.
     ipv4: bool = True
+    # Cilium's tunnel: the VNI is the sending pod's security identity, so each node's `vni` override
+    # is its test pod's identity and a direction's VNI is its sender's (Expectation.vni_is says so).
+    vni_identity: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.vni < 2**24:

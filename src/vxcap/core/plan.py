@@ -42,6 +42,7 @@ class Expectation:
     outer_dst: IPAddress
     inner_dst_mac: str | None  # the receiving node's VTEP MAC, when known
     family: int = 4  # the pods' and the underlay's IP version: each family is judged on its own
+    vni_is: str | None = None  # what `vni` is when not the overlay's one (Cilium: the sender's security identity)
 
     @property
     def key(self) -> tuple[IPAddress, IPAddress]:
@@ -82,7 +83,9 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
     elif family == 4:
         if not overlay.ipv4:
             raise InputError("no IPv4 pool: there is no IPv4 pod traffic to expect")
-        mode, wire, field = overlay.mode, Wire(overlay.encapsulation), f"{overlay.encapsulation}Mode"
+        mode, wire = overlay.mode, Wire(overlay.encapsulation)
+        # Geneve is no Calico pool mode: the tunnel's (Antrea's encap / hybrid, Cilium's tunnel) mode words it
+        field = "Geneve tunnel" if wire is Wire.GENEVE else f"{overlay.encapsulation}Mode"
     else:
         if overlay.mode6 is None:
             raise InputError("no IPv6 pool: there is no IPv6 pod traffic to expect")
@@ -197,6 +200,9 @@ def plan(topology: Topology, pairs: tuple[Pair, ...], pods: dict[str, Pod]) -> t
                 port = topology.overlay.port if src.port is None else src.port
                 if wire is Wire.WIREGUARD:
                     port = topology.overlay.wireguard_port_for(family)
+                if topology.overlay.vni_identity and src.vni is None and wire is not Wire.PLAIN:
+                    raise InputError(f"overlay.vni_identity: node {src.name} has no vni (its test pod's security "
+                                     "identity, the VNI of what it sends)")
                 expectations.append(
                     Expectation(
                         src_node=src.name,
@@ -208,6 +214,7 @@ def plan(topology: Topology, pairs: tuple[Pair, ...], pods: dict[str, Pod]) -> t
                         # The sender's Felix decides what its VXLAN carries; whether the receiver
                         # takes it is for delivery to show.
                         vni=topology.overlay.vni if src.vni is None else src.vni,
+                        vni_is="the sender's security identity" if topology.overlay.vni_identity else None,
                         port=port,
                         outer_src=src.address_of(family),
                         outer_dst=dst.address_of(family),

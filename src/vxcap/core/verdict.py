@@ -32,6 +32,7 @@ class Observed(StrEnum):
     VXLAN = Wire.VXLAN.value
     IPIP = Wire.IPIP.value
     WIREGUARD = Wire.WIREGUARD.value
+    GENEVE = Wire.GENEVE.value
     MIXED = "mixed"
     NONE = "none"
 
@@ -100,7 +101,7 @@ def _name(wire: Wire, family: int) -> str:
 
 def _detail(wire: Wire, flow: FlowTally) -> str:
     """What identifies an unexpected format's frames, for a reason."""
-    if wire is Wire.VXLAN:
+    if wire is Wire.VXLAN or wire is Wire.GENEVE:
         ports = ", ".join(str(p) for p, _ in flow.udp_dports.most_common())
         vnis = ", ".join(str(v) for v, _ in flow.vnis.most_common())
         return f" (VNI {vnis}, UDP port {ports})"
@@ -118,7 +119,11 @@ def _header_checks(encap: Encap, expectation: Expectation, total: FlowTally) -> 
         if wanted is None and check.needs_known:
             not_checked.append(f"{check.label}: the VTEP MAC of {expectation.dst_node} is unknown")
             continue
-        reasons += _mismatches(check.label, getattr(total, check.seen), wanted)
+        found = _mismatches(check.label, getattr(total, check.seen), wanted)
+        if check.expected == "vni" and expectation.vni_is:
+            # `VNI 5123, expected 48213` would hide why 48213: it is whose packets these are
+            found = [r.replace(f", expected {wanted}", f" is not {expectation.vni_is} {wanted}", 1) for r in found]
+        reasons += found
     return reasons, not_checked
 
 
