@@ -10,34 +10,17 @@ naming the field.
 """
 
 import json
-import shutil
-from pathlib import Path
 
-from click.testing import CliRunner
-
-from vxcap.cli.main import cli
+from tests.cli import hand_captures
+from tests.cli.hand_captures import hand_run
 from vxcap.exit_status import ExitStatus
 
-DATA = Path(__file__).parent / "data"
 W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
 DIRECTIONS = ((W, W2), (W2, W), (W, W3), (W3, W))
 
 
-def hand_run(tmp_path: Path, fmt: str, nodes: dict[str, dict] | None = None, **overlay) -> Path:
-    run = tmp_path / "run"
-    shutil.copytree(DATA / f"{fmt}-hand", run)
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["overlay"].update(overlay)
-    for node in manifest["nodes"]:
-        node.update((nodes or {}).get(node["name"], {}))
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
-
-
-def analyze(run: Path):
-    result = CliRunner().invoke(cli, ["analyze", str(run)])
-    report = json.loads((run / "report.json").read_text())
-    return result, {(f["src_node"], f["dst_node"], f["family"]): f for f in report["flows"]}
+def analyze(run):
+    return hand_captures.analyze(run, key=("src_node", "dst_node", "family"))
 
 
 # VXLAN over IPv6 only

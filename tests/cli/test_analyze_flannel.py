@@ -7,32 +7,17 @@ written by hand: worker and worker2 share a subnet (plain), worker3 is behind th
 router (VXLAN). The same frames judged against other promises must fail, naming the field.
 """
 
-import json
-import shutil
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from vxcap.cli.main import cli
+from tests.cli import hand_captures
+from tests.cli.hand_captures import analyze
 from vxcap.exit_status import ExitStatus
 
-DATA = Path(__file__).parent / "data" / "flannel-hand"
 W, W2, W3 = "k01-worker", "k01-worker2", "k01-worker3"
 
 
 def hand_run(tmp_path: Path, **overlay) -> Path:
-    run = tmp_path / "run"
-    shutil.copytree(DATA, run)
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["overlay"].update(overlay)
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
-
-
-def analyze(run: Path):
-    result = CliRunner().invoke(cli, ["analyze", str(run)])
-    report = json.loads((run / "report.json").read_text())
-    return result, {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+    return hand_captures.hand_run(tmp_path, "flannel", **overlay)
 
 
 def test_flannel_direct_routing_capture_passes_with_port_8472_and_vni_1(tmp_path):

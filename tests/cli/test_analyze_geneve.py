@@ -7,31 +7,18 @@ same frames judged against another VNI, another port or another format must fail
 """
 
 import json
-import shutil
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from vxcap.cli.main import cli
+from tests.cli import hand_captures
+from tests.cli.hand_captures import analyze
 from vxcap.exit_status import ExitStatus
 
-DATA = Path(__file__).parent / "data" / "geneve-hand"
+DATA = hand_captures.DATA / "geneve-hand"
 A, B = "node-a", "node-b"
 
 
 def hand_run(tmp_path: Path, **overlay) -> Path:
-    run = tmp_path / "run"
-    shutil.copytree(DATA, run)
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["overlay"].update(overlay)
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
-
-
-def analyze(run: Path):
-    result = CliRunner().invoke(cli, ["analyze", str(run)])
-    report = json.loads((run / "report.json").read_text())
-    return result, {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+    return hand_captures.hand_run(tmp_path, "geneve", **overlay)
 
 
 def test_the_ovs_geneve_capture_passes_as_geneve_with_vni_5001_on_6081(tmp_path):
