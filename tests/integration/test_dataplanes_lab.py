@@ -156,11 +156,12 @@ def test_dual_stack_carries_ipv4_in_ipv4_vxlan_and_ipv6_in_ipv6_vxlan(tmp_path):
 # --------------------------------------------------------------------- WireGuard
 
 
-def wireguard_messages(pcap: Path, src: str, dst: str, port: int = 51820) -> list[int]:
-    """The WireGuard message types (first byte; 1-3 handshake/cookie, 4 transport data) sent src -> dst."""
+def wireguard_messages(pcap: Path, src: str, dst: str, port: int = 51820, ip=IP) -> list[int]:
+    """The WireGuard message types (first byte; 1-3 handshake/cookie, 4 transport data) sent src -> dst
+    in outer `ip` headers (IP, or IPv6 for wg-v6.cali)."""
     types = []
     for pkt in rdpcap(str(pcap)):
-        if pkt.haslayer(UDP) and pkt.getlayer(IP) is not None and (pkt[IP].src, pkt[IP].dst) == (src, dst):
+        if pkt.haslayer(UDP) and pkt.getlayer(ip) is not None and (pkt[ip].src, pkt[ip].dst) == (src, dst):
             assert pkt[UDP].dport == port and pkt[UDP].sport == port, pkt.summary()
             payload = bytes(pkt[UDP].payload)
             assert payload[1:4] == b"\0\0\0", "WireGuard's reserved bytes"
@@ -168,10 +169,11 @@ def wireguard_messages(pcap: Path, src: str, dst: str, port: int = 51820) -> lis
     return types
 
 
-def plaintext(pcap: Path, spec, a: str, b: str) -> list:
-    """Packets on the underlay whose own IPv4 addresses are the two pods' (in the clear)."""
-    pods = {pod4(spec, a), pod4(spec, b)}
-    return [p for p in rdpcap(str(pcap)) if p.getlayer(IP) is not None and {p[IP].src, p[IP].dst} == pods]
+def plaintext(pcap: Path, spec, a: str, b: str, ip=IP) -> list:
+    """Packets on the underlay whose own addresses (in `ip` headers: IP or IPv6) are the two pods' (in the clear)."""
+    pod = pod4 if ip is IP else pod6
+    pods = {pod(spec, a), pod(spec, b)}
+    return [p for p in rdpcap(str(pcap)) if p.getlayer(ip) is not None and {p[ip].src, p[ip].dst} == pods]
 
 
 def wireguard_go_pids() -> set[int]:
@@ -274,20 +276,11 @@ def test_wireguard_plaintext_fault_puts_the_pod_flow_on_the_wire_in_the_clear(tm
 
 def wireguard6_messages(pcap: Path, src: str, dst: str, port: int = 51821) -> list[int]:
     """wireguard_messages for IPv6 outer headers (wg-v6.cali's port, 51821)."""
-    types = []
-    for pkt in rdpcap(str(pcap)):
-        if pkt.haslayer(UDP) and pkt.getlayer(IPv6) is not None and (pkt[IPv6].src, pkt[IPv6].dst) == (src, dst):
-            assert pkt[UDP].dport == port and pkt[UDP].sport == port, pkt.summary()
-            payload = bytes(pkt[UDP].payload)
-            assert payload[1:4] == b"\0\0\0", "WireGuard's reserved bytes"
-            types.append(payload[0])
-    return types
+    return wireguard_messages(pcap, src, dst, port, ip=IPv6)
 
 
 def plaintext6(pcap: Path, spec, a: str, b: str) -> list:
-    """Packets on the underlay whose own IPv6 addresses are the two pods' (in the clear)."""
-    pods = {pod6(spec, a), pod6(spec, b)}
-    return [p for p in rdpcap(str(pcap)) if p.getlayer(IPv6) is not None and {p[IPv6].src, p[IPv6].dst} == pods]
+    return plaintext(pcap, spec, a, b, ip=IPv6)
 
 
 @lab_test

@@ -114,6 +114,18 @@ def live_blocks(affinities: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -
     return blocks
 
 
+def _annotated_interface(name: str, annotations: dict[str, Any], key: str, shape: str):
+    """The annotation `key` as an address with its prefix (a bare address is a host prefix), None when
+    absent; one line naming the node and annotation when it is not one (`shape` says what was expected)."""
+    text = annotations.get(key)
+    if not text:
+        return None
+    try:
+        return ip_interface(str(text))
+    except ValueError:
+        raise CalicoError(f"node {name}: annotation {key}={text!r} is not {shape}") from None
+
+
 def node_underlay(node: dict[str, Any]) -> tuple[IPv4Interface, str | None]:
     """The node's underlay address with its prefix, and a note when the prefix is a guess.
 
@@ -123,14 +135,9 @@ def node_underlay(node: dict[str, Any]) -> tuple[IPv4Interface, str | None]:
     """
     name = _name(node)
     annotations = (node.get("metadata") or {}).get("annotations") or {}
-    text = annotations.get(ANNOTATION_IPV4)
-    if text:
-        try:
-            address = ip_interface(str(text))
-        except ValueError:
-            raise CalicoError(f"node {name}: annotation {ANNOTATION_IPV4}={text!r} is not an address/prefix") from None
-        if isinstance(address, IPv4Interface):
-            return address, None
+    address = _annotated_interface(name, annotations, ANNOTATION_IPV4, "an address/prefix")
+    if isinstance(address, IPv4Interface):
+        return address, None
     for entry in (node.get("status") or {}).get("addresses") or []:
         if entry.get("type") != "InternalIP":
             continue
@@ -150,15 +157,9 @@ def node_underlay(node: dict[str, Any]) -> tuple[IPv4Interface, str | None]:
 def _vtep(node: dict[str, Any]) -> tuple[IPv4Address | None, str | None]:
     name = _name(node)
     annotations = (node.get("metadata") or {}).get("annotations") or {}
-    ip = None
-    text = annotations.get(ANNOTATION_VTEP_IP)
-    if text:
-        try:
-            # Stored as a bare address, but libcalico validates it as a network: accept both.
-            parsed = ip_interface(str(text))
-        except ValueError:
-            raise CalicoError(f"node {name}: annotation {ANNOTATION_VTEP_IP}={text!r} is not an address") from None
-        ip = parsed.ip if isinstance(parsed, IPv4Interface) else None
+    # Stored as a bare address, but libcalico validates it as a network: accept both.
+    parsed = _annotated_interface(name, annotations, ANNOTATION_VTEP_IP, "an address")
+    ip = parsed.ip if isinstance(parsed, IPv4Interface) else None
     try:
         mac = normalise_mac(annotations.get(ANNOTATION_VTEP_MAC))
     except InputError as err:
@@ -355,20 +356,11 @@ def _node_v6(raw: dict[str, Any]) -> dict[str, Any]:
     annotations = (raw.get("metadata") or {}).get("annotations") or {}
     found: dict[str, Any] = {"wireguard_key": str(annotations.get(ANNOTATION_WG_KEY) or ""),
                              "wireguard_key6": str(annotations.get(ANNOTATION_WG_KEY6) or "")}
-    text = annotations.get(ANNOTATION_IPV6)
-    if text:
-        try:
-            address = ip_interface(str(text))
-        except ValueError:
-            raise CalicoError(f"node {name}: annotation {ANNOTATION_IPV6}={text!r} is not an address/prefix") from None
-        if isinstance(address, IPv6Interface):
-            found["underlay6"] = address
-    text = annotations.get(ANNOTATION_VTEP_IP6)
-    if text:
-        try:
-            parsed = ip_interface(str(text))
-        except ValueError:
-            raise CalicoError(f"node {name}: annotation {ANNOTATION_VTEP_IP6}={text!r} is not an address") from None
+    address = _annotated_interface(name, annotations, ANNOTATION_IPV6, "an address/prefix")
+    if isinstance(address, IPv6Interface):
+        found["underlay6"] = address
+    parsed = _annotated_interface(name, annotations, ANNOTATION_VTEP_IP6, "an address")
+    if parsed is not None:
         found["vtep_ip6"] = parsed.ip if isinstance(parsed.ip, IPv6Address) else None
     try:
         found["vtep_mac6"] = normalise_mac(annotations.get(ANNOTATION_VTEP_MAC6))

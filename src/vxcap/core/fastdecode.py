@@ -304,15 +304,9 @@ def classify(buf, p: int, end: int, linktype: int, wire_len: int = 0, reading: R
     # is only partly here (cut by the snaplen, or a first fragment): that is plain, uncounted.
     dport = _U16(buf, udp + 2)[0]
     v = udp + 8
-    if dport in reading.wireguard_ports:
-        wg_type = is_wireguard_message(bytes(buf[v : min(end, v + 4)]), _U16(buf, udp + 4)[0] - 8)
-        if wg_type is not None:
-            return (pair, pair, dport, None, None, frag, 17, total_len, wire_len, None, None, None, mac, _WIRE_WG,
-                    wg_type)
-    if dport in reading.geneve_ports:
-        key = _geneve_key(buf, v, end, pair, dport, frag, wire_len, mac, reading)
-        if key is not None:
-            return key
+    key = _udp_tunnel_key(buf, udp, end, dport, pair, frag, total_len, wire_len, mac, reading)
+    if key is not None:
+        return key
     if end - v < _VXLAN_MIN:
         return plain if partly_captured or flags_frag & _MF else (*plain, dport)
     if not buf[v] & _VXLAN_I:
@@ -345,6 +339,21 @@ def _v6_echo(buf, l4: int, stop: int):
         kind = buf[l4]
         if kind == 128 or kind == 129:
             return (8 if kind == 128 else 0) << 56 | _U32(buf, l4 + 4)[0]
+    return None
+
+
+def _udp_tunnel_key(buf, udp: int, end: int, dport: int, pair: int, frag: int, total_len: int, wire_len: int, mac,
+                    reading):
+    """The key of a WireGuard message or a Geneve frame in the UDP datagram at `udp` (either outer
+    family), on the ports `reading` gives them; None when it is neither (then VXLAN or plain UDP)."""
+    v = udp + 8
+    if dport in reading.wireguard_ports:
+        wg_type = is_wireguard_message(bytes(buf[v : min(end, v + 4)]), _U16(buf, udp + 4)[0] - 8)
+        if wg_type is not None:
+            return (pair, pair, dport, None, None, frag, 17, total_len, wire_len, None, None, None, mac, _WIRE_WG,
+                    wg_type)
+    if dport in reading.geneve_ports:
+        return _geneve_key(buf, v, end, pair, dport, frag, wire_len, mac, reading)
     return None
 
 
@@ -422,15 +431,9 @@ def _ipv6_key(buf, q: int, end: int, wire_len: int, mac, partly_captured: bool, 
         return plain
     dport = _U16(buf, udp + 2)[0]
     v = udp + 8
-    if dport in reading.wireguard_ports:
-        wg_type = is_wireguard_message(bytes(buf[v : min(end, v + 4)]), _U16(buf, udp + 4)[0] - 8)
-        if wg_type is not None:
-            return (pair, pair, dport, None, None, frag, 17, total_len, wire_len, None, None, None, mac, _WIRE_WG,
-                    wg_type)
-    if dport in reading.geneve_ports:
-        key = _geneve_key(buf, v, end, pair, dport, frag, wire_len, mac, reading)
-        if key is not None:
-            return key
+    key = _udp_tunnel_key(buf, udp, end, dport, pair, frag, total_len, wire_len, mac, reading)
+    if key is not None:
+        return key
     if end - v < _VXLAN_MIN:
         return plain if partly_captured else (*plain, dport)
     if not buf[v] & _VXLAN_I:
