@@ -41,7 +41,10 @@ def other_pods_flooding(lab):
     try:
         for src, dst in FLOODS:
             floods.append(subprocess.Popen(
-                ["ip", "netns", "exec", lab.pod_netns(src), "ping", "-f", "-q", "-s", "300", "-I", OTHER[src],
+                # Paced at 1,000 echoes/s each: an unpaced flood on a quiet machine filled the wide
+                # capture's packet cap (-c 100000) in 2 s, failing the run it was only meant to crowd.
+                ["ip", "netns", "exec", lab.pod_netns(src), "ping", "-f", "-i", "0.001", "-q", "-s", "300",
+                 "-I", OTHER[src],
                  OTHER[dst]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(0.5)
         assert all(f.poll() is None for f in floods), "a flood did not start"
