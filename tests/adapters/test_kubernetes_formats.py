@@ -101,3 +101,64 @@ def test_vxcap_topology_states_each_pair_and_family_with_its_reason(start_fake_k
     table = runner.invoke(cli, ["topology", "--kubeconfig", str(fake.kubeconfig)], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     assert "IPv6 vxlanMode CrossSubnet" in table.output and "fd00:10::11/64" in table.output
+
+
+@pytest.mark.parametrize("group", co.GROUPS)
+def test_an_ipv6_only_cluster_is_discovered_without_any_ipv4(start_fake_kube, group):
+    fake = start_fake_kube(calico_groups=(group,), nodes=co.lab_nodes(co.K01_V6ONLY),
+                           calico={group: co.lab_calico(group, co.K01_V6ONLY, ipv6_mode="CrossSubnet")})
+    kube = cluster(fake)
+    topology = kube.discover()
+    assert (topology.overlay.ipv4, topology.overlay.mode6, topology.overlay.families()) == (False, Mode.CROSS_SUBNET, (6,))
+    assert (topology.pool, topology.pool6) == (None, IPv6Network("fd00:192:168::/48"))
+    worker = topology.node(W)
+    assert (worker.underlay, worker.block, worker.vtep_ip, worker.vtep_mac) == (None, None, None, None)
+    assert (worker.underlay6, worker.block6, worker.vtep_ip6, worker.vtep_mac6) == (
+        IPv6Interface("fd00:10::11/64"), IPv6Network("fd00:192:168:51::/122"), IPv6Address("fd00:192:168:51::"),
+        "66:fb:ad:98:aa:66")
+    found = paths(topology)
+    assert len(found) == 12 and {family for _, _, family in found} == {6}
+    assert found[(W, W3, 6)] == (Wire.VXLAN, "other subnet: fd00:20::13 is not in fd00:10::/64")
+    assert found[(W, W2, 6)] == (Wire.PLAIN, "same subnet: fd00:10::12 is in fd00:10::/64")
+    assert not kube.notes
+
+
+def test_an_ipv6_only_node_without_calicos_annotation_falls_back_to_its_ipv6_internal_ip(start_fake_kube):
+    fake = start_fake_kube(calico_groups=(co.V3,), nodes=co.lab_nodes(co.K01_V6ONLY, with_underlay_annotation=False),
+                           calico={co.V3: co.lab_calico(co.V3, co.K01_V6ONLY, ipv6_mode="CrossSubnet")})
+    kube = cluster(fake)
+    topology = kube.discover()
+    assert topology.node(W).underlay6 == IPv6Interface("fc00:f853:ccd:e793::5/128")
+    assert any("no projectcalico.org/IPv6Address annotation; using InternalIP fc00:f853:ccd:e793::5 as /128" in note
+               for note in kube.notes)
+    assert {wire for wire, _ in paths(topology).values()} == {Wire.VXLAN}  # every other node another subnet
+
+
+@pytest.mark.parametrize("group", co.GROUPS)
+def test_an_ipv6_only_wireguard_cluster_expects_wireguard_on_51821(start_fake_kube, group):
+    calico = co.lab_calico(group, co.K01_V6ONLY_WIREGUARD, ipv6_mode="Never", wireguard6=True)
+    fake = start_fake_kube(calico_groups=(group,), nodes=co.lab_nodes(co.K01_V6ONLY_WIREGUARD), calico={group: calico})
+    topology = cluster(fake).discover()
+    assert (topology.overlay.ipv4, topology.overlay.wireguard6, topology.overlay.wireguard_port6) == (False, True, 51821)
+    assert set(paths(topology).values()) == {(Wire.WIREGUARD, "wireguardEnabledV6: both nodes are WireGuard peers")}
+
+
+def test_vxcap_topology_of_an_ipv6_only_cluster_states_each_pair_in_ipv6(start_fake_kube):
+    from vxcap.cli.main import cli
+
+    fake = start_fake_kube(nodes=co.lab_nodes(co.K01_V6ONLY),
+                           calico={co.V1: co.lab_calico(co.V1, co.K01_V6ONLY, ipv6_mode="CrossSubnet")})
+    runner = CliRunner()
+    result = runner.invoke(cli, ["topology", "--kubeconfig", str(fake.kubeconfig), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["overlay"]["ipv4"] is False
+    assert {p["family"] for p in data["paths"]} == {"IPv6"} and len(data["paths"]) == 12
+    assert [n["underlay"] for n in data["nodes"]] == [None] * 4
+    assert {"src": W, "dst": W3, "family": "IPv6", "expected": "vxlan",
+            "reason": "other subnet: fd00:20::13 is not in fd00:10::/64"} in data["paths"]
+    table = runner.invoke(cli, ["topology", "--kubeconfig", str(fake.kubeconfig)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "IPv6 only · vxlanMode CrossSubnet" in table.output
+    assert "fd00:10::11/64" in table.output and "fd00:192:168:51::/122" in table.output
+    assert "10.10." not in table.output and "192.168.81" not in table.output

@@ -24,9 +24,9 @@ GROUPS = (V1, V3)
 @dataclass(frozen=True)
 class LabNode:
     name: str
-    underlay: str  # address/prefix on eth1, what Calico autodetects
+    underlay: str | None  # address/prefix on eth1, what Calico autodetects (None: an IPv6-only node)
     internal_ip: str  # Kind's docker network address, what the kubelet reports
-    block: str
+    block: str  # the IPv4 block; an IPv6-only node's IPv6 block derives from it (see vtep_ip6)
     vtep_mac: str
     control_plane: bool = False
     # A dual-stack node's IPv6 underlay and vxlan-v6.calico MAC (calico-node writes both annotations
@@ -35,6 +35,7 @@ class LabNode:
     vtep_mac6: str | None = None
     wireguard_key: str | None = None
     wireguard_key6: str | None = None
+    pod_cidr: str = "10.244.0.0/24"  # spec.podCIDR, Kind's controller-manager's
 
     @property
     def vtep_ip(self) -> str:
@@ -67,6 +68,15 @@ K01_DUAL = tuple(
     for n in K01
 )
 K01_WIREGUARD = tuple(replace(n, wireguard_key=_wg_key(n.name), wireguard_key6=_wg_key(n.name, "v6")) for n in K01_DUAL)
+# The same four nodes on an IPv6-only cluster (Kind `ipFamily: ipv6`, Calico with only an IPv6 pool and
+# IP_AUTODETECTION_METHOD for IPv4 `none`): IPv6 InternalIPs on Kind's docker network, an IPv6 pod CIDR,
+# and only the IPv6 annotations. `block` stays only to derive the IPv6 block (vtep_ip6) from.
+K01_V6ONLY = tuple(
+    replace(n, underlay=None, internal_ip=f"fc00:f853:ccd:e793::{n.internal_ip.split('.')[3]}",
+            pod_cidr=f"fd00:10:244:{i}::/64")
+    for i, n in enumerate(K01_DUAL)
+)
+K01_V6ONLY_WIREGUARD = tuple(replace(n, wireguard_key6=_wg_key(n.name, "v6")) for n in K01_V6ONLY)
 
 _CREATED = "2025-03-02T14:21:07Z"
 
@@ -87,16 +97,17 @@ def node(
         "node.alpha.kubernetes.io/ttl": "0",
         "volumes.kubernetes.io/controller-managed-attach-detach": "true",
     }
-    if calico_annotations:
+    if calico_annotations and lab.underlay is not None:  # an IPv6-only node has no IPv4 annotation at all
         if with_underlay_annotation:
             annotations["projectcalico.org/IPv4Address"] = lab.underlay
         annotations["projectcalico.org/IPv4VXLANTunnelAddr"] = lab.vtep_ip
         annotations["projectcalico.org/VXLANTunnelMACAddr"] = lab.vtep_mac
-        if lab.underlay6 is not None:
+    if calico_annotations:
+        if lab.underlay6 is not None and (with_underlay_annotation or lab.underlay is not None):
             annotations["projectcalico.org/IPv6Address"] = lab.underlay6
             annotations["projectcalico.org/IPv6VXLANTunnelAddr"] = lab.vtep_ip6
             annotations["projectcalico.org/VXLANTunnelMACAddrV6"] = lab.vtep_mac6
-        if lab.wireguard_key is not None:
+        if lab.wireguard_key is not None and lab.underlay is not None:
             annotations["projectcalico.org/WireguardPublicKey"] = lab.wireguard_key
             annotations["projectcalico.org/IPv4WireguardInterfaceAddr"] = lab.vtep_ip
         if lab.wireguard_key6 is not None:
@@ -108,7 +119,7 @@ def node(
         "kubernetes.io/hostname": lab.name,
         "kubernetes.io/os": "linux",
     }
-    spec: dict[str, Any] = {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"], "providerID": f"kind://docker/k01/{lab.name}"}
+    spec: dict[str, Any] = {"podCIDR": lab.pod_cidr, "podCIDRs": [lab.pod_cidr], "providerID": f"kind://docker/k01/{lab.name}"}
     if lab.control_plane:
         labels["node-role.kubernetes.io/control-plane"] = ""
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
@@ -239,9 +250,11 @@ def lab_calico(
     """The lab's Calico resources in one API group, keyed by plural resource name.
 
     `ipip`: the IPv4 pool's ipipMode (its vxlanMode then Never), as an IP-in-IP install writes it;
-    `ipv6_mode`: add Calico's default IPv6 pool with this vxlanMode (dual-stack); `wireguard[6]`:
+    `ipv6_mode`: add Calico's default IPv6 pool with this vxlanMode (dual-stack, or IPv6 only when no node has
+    an IPv4 underlay: then it is the only pool); `wireguard[6]`:
     FelixConfiguration wireguardEnabled[V6], as `kubectl patch felixconfiguration default` sets it."""
-    pools = [ippool(group) if ipip is None else ippool(group, vxlan_mode="Never", ipip_mode=ipip)]
+    v4 = any(n.underlay is not None for n in nodes)  # an IPv6-only cluster has no IPv4 pool and no IPv4 block
+    pools = [ippool(group) if ipip is None else ippool(group, vxlan_mode="Never", ipip_mode=ipip)] if v4 else []
     if ipv6_mode is not None:
         pools.append(ippool(group, name="default-ipv6-ippool", cidr="fd00:192:168::/48", vxlan_mode=ipv6_mode,
                             ipip_mode="Never"))
@@ -250,8 +263,8 @@ def lab_calico(
         felix["wireguardEnabled"] = True
     if wireguard6:
         felix["wireguardEnabledV6"] = True
-    affinities = [block_affinity(group, n.name, n.block) for n in nodes]
-    if ipv6_mode is not None:  # Calico's IPv6 blocks are /122 by default; vxcap reads no IPv6 block
+    affinities = [block_affinity(group, n.name, n.block) for n in nodes if n.underlay is not None]
+    if ipv6_mode is not None:  # Calico's IPv6 blocks are /122 by default; vxcap reads them on an IPv6-only cluster
         affinities += [block_affinity(group, n.name, f"{n.vtep_ip6}/122") for n in nodes if n.vtep_ip6]
     return {
         "ippools": pools,

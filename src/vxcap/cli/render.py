@@ -250,17 +250,24 @@ def topology_tables(data: dict[str, Any]) -> list[Table]:
     title = f"nodes · {encapsulation}Mode {overlay['mode']}"
     title += f", VNI {overlay['vni']}, UDP {overlay['port']}" if encapsulation == "vxlan" else ""
     title += f", MTU {mtu}"
-    if overlay.get("mode6"):
+    if overlay.get("ipv4") is False:  # IPv6 only: the IPv4 pool's fields say nothing
+        mtu6 = "auto" if overlay.get("mtu6") is None else overlay["mtu6"]
+        title = f"nodes · IPv6 only · vxlanMode {overlay['mode6']}, VNI {overlay['vni']}, UDP {overlay['port']}, MTU {mtu6}"
+    elif overlay.get("mode6"):
         title += f" · IPv6 vxlanMode {overlay['mode6']}"
     wireguard = [f"IPv{f} UDP {overlay[f'wireguard_port{s}']}" for f, s in ((4, ""), (6, "6")) if overlay.get(f"wireguard{s}")]
     if wireguard:
         title += f" · WireGuard {', '.join(wireguard)}"
     nodes = Table(title=title, title_justify="left")
-    dual = any(n.get("underlay6") for n in data["nodes"])
+    dual = any(n.get("underlay6") for n in data["nodes"]) and any(n.get("underlay") for n in data["nodes"])
     for column in ("Node", "Underlay", *(("IPv6 underlay",) if dual else ()), "Pod block", "VTEP IP", "VTEP MAC"):
         nodes.add_column(column, no_wrap=True)
     for n in data["nodes"]:
         six = (n.get("underlay6") or "—",) if dual else ()
+        if n["underlay"] is None:  # an IPv6-only node: its IPv6 side in the IPv4 columns
+            nodes.add_row(n["name"], n.get("underlay6") or "—", *six, n.get("block6") or "—", n.get("vtep_ip6") or "—",
+                          n.get("vtep_mac6") or "—")
+            continue
         nodes.add_row(n["name"], n["underlay"], *six, n["block"] or "—", n["vtep_ip"] or "—", n["vtep_mac"] or "—")
     if not data["paths"]:
         return [nodes]

@@ -82,6 +82,15 @@ def _network(text: Any, what: str) -> IPv4Network | None:
     return net if isinstance(net, IPv4Network) else None
 
 
+def _network6(text: Any) -> IPv6Network | None:
+    """An IPv6 network, None for anything else (an IPv4 one; a bad CIDR, which `_network` names)."""
+    try:
+        net = ip_network(str(text), strict=False)
+    except ValueError:
+        return None
+    return net if isinstance(net, IPv6Network) else None
+
+
 def is_deleted(affinity: dict[str, Any]) -> bool:
     """`spec.deleted` is the string "true" in crd.projectcalico.org/v1 and a bool in v3.
 
@@ -94,9 +103,9 @@ def is_deleted(affinity: dict[str, Any]) -> bool:
     return bool(value)
 
 
-def live_blocks(affinities: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> dict[str, list[IPv4Network]]:
-    """Node name -> its IPv4 host blocks, leaving out deleted and released affinities."""
-    blocks: dict[str, list[IPv4Network]] = {}
+def live_blocks(affinities: tuple[dict[str, Any], ...] | list[dict[str, Any]], family: int = 4) -> dict[str, list[Any]]:
+    """Node name -> its host blocks of `family`, leaving out deleted and released affinities."""
+    blocks: dict[str, list[Any]] = {}
     for affinity in affinities:
         spec = _spec(affinity)
         if is_deleted(affinity):
@@ -106,7 +115,7 @@ def live_blocks(affinities: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -
         if str(spec.get("state", "") or "") in _UNUSABLE_STATES:
             continue
         node = str(spec.get("node", "") or "")
-        block = _network(spec.get("cidr"), f"BlockAffinity {_name(affinity)}")
+        block = _network(spec.get("cidr"), f"BlockAffinity {_name(affinity)}") if family == 4 else _network6(spec.get("cidr"))
         if node and block is not None:
             blocks.setdefault(node, []).append(block)
     for node_blocks in blocks.values():
@@ -152,6 +161,27 @@ def node_underlay(node: dict[str, Any]) -> tuple[IPv4Interface, str | None]:
             )
             return address, note
     raise CalicoError(f"node {name}: no IPv4 underlay address (neither {ANNOTATION_IPV4} nor an InternalIP)")
+
+
+def node_underlay6(node: dict[str, Any]) -> tuple[IPv6Interface | None, str | None]:
+    """The node's IPv6 underlay (projectcalico.org/IPv6Address), else its IPv6 InternalIP as a /128 with a
+    note (as `node_underlay` takes an IPv4 one), None when it has neither."""
+    name = _name(node)
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    address = _annotated_interface(name, annotations, ANNOTATION_IPV6, "an address/prefix")
+    if isinstance(address, IPv6Interface):
+        return address, None
+    for entry in (node.get("status") or {}).get("addresses") or []:
+        if entry.get("type") != "InternalIP":
+            continue
+        try:
+            address = ip_interface(f"{entry.get('address')}/128")
+        except ValueError:
+            continue
+        if isinstance(address, IPv6Interface):
+            return address, (f"node {name}: no {ANNOTATION_IPV6} annotation; using InternalIP {address.ip} as /128, "
+                             "so CrossSubnet expectations treat every other node as another subnet")
+    return None, None
 
 
 def _vtep(node: dict[str, Any]) -> tuple[IPv4Address | None, str | None]:
@@ -388,14 +418,41 @@ def _with_node_overrides(nodes: list[Node], felix_configurations, notes: list[st
     return result
 
 
+def _ipv6_only_node(raw: dict[str, Any], blocks6: dict[str, list[Any]], notes: list[str]) -> Node:
+    """A node of an IPv6-only cluster: its IPv6 underlay (required), IPv6 block and VTEP, no IPv4 side
+    unless calico-node annotated one anyway (then kept, but no IPv4 direction is planned)."""
+    name = _name(raw)
+    v6 = _node_v6(raw)
+    if "underlay6" not in v6:
+        underlay6, note = node_underlay6(raw)
+        if underlay6 is None:
+            raise CalicoError(f"node {name}: no IPv6 underlay address (neither {ANNOTATION_IPV6} nor an IPv6 InternalIP) "
+                              "on a cluster whose only IPPools are IPv6")
+        v6["underlay6"] = underlay6
+        if note:
+            notes.append(note)
+    block6, note = _choose_block(name, blocks6.get(name, []), v6.get("vtep_ip6"))
+    if note:
+        notes.append(note)
+    annotations = (raw.get("metadata") or {}).get("annotations") or {}
+    underlay = _annotated_interface(name, annotations, ANNOTATION_IPV4, "an address/prefix")
+    return Node(name=name, underlay=underlay if isinstance(underlay, IPv4Interface) else None, block6=block6, **v6)
+
+
 def topology_from_calico(objects: CalicoObjects, cluster: str = "") -> Discovery:
     """The cluster as vxcap judges it: nodes with underlay, block and VTEP; the overlay's settings."""
     if not objects.nodes:
         raise CalicoError("the cluster has no nodes")
+    mode6, pool6 = ipv6_overlay(objects.ippools)
+    # IPv6 only: IPv6 pools and no IPv4 one. The nodes then need no IPv4 address and no IPv4 direction is planned.
+    ipv6_only = mode6 is not None and not _enabled_v4_pools(objects.ippools)
     blocks_by_node = live_blocks(objects.block_affinities)
     notes: list[str] = []
     nodes = []
     for raw in sorted(objects.nodes, key=_name):
+        if ipv6_only:
+            nodes.append(_ipv6_only_node(raw, live_blocks(objects.block_affinities, 6), notes))
+            continue
         name = _name(raw)
         underlay, note = node_underlay(raw)
         if note:
@@ -407,10 +464,13 @@ def topology_from_calico(objects: CalicoObjects, cluster: str = "") -> Discovery
         nodes.append(Node(name=name, underlay=underlay, block=block, vtep_ip=vtep_ip, vtep_mac=vtep_mac, **_node_v6(raw)))
     nodes = _with_node_overrides(nodes, objects.felix_configurations, notes)
     pod_blocks = [node.block for node in nodes if node.block is not None]
-    mode, pool, mode_notes = overlay_mode(objects.ippools, pod_blocks)
-    notes.extend(mode_notes)
-    encapsulation = overlay_encapsulation(objects.ippools, pod_blocks)
-    mode6, pool6 = ipv6_overlay(objects.ippools)
+    if ipv6_only:
+        # The overlay's IPv4 fields stay at Calico's defaults; `ipv4=False` says none of them is judged.
+        mode, pool, encapsulation = Mode.CROSS_SUBNET, None, "vxlan"
+    else:
+        mode, pool, mode_notes = overlay_mode(objects.ippools, pod_blocks)
+        notes.extend(mode_notes)
+        encapsulation = overlay_encapsulation(objects.ippools, pod_blocks)
     if mode6 is not None:
         without = [node.name for node in nodes if node.underlay6 is None]
         if without:
@@ -427,7 +487,8 @@ def topology_from_calico(objects: CalicoObjects, cluster: str = "") -> Discovery
                          "their traffic is expected unencrypted")
     try:
         overlay = Overlay(mode=mode, vni=vni, port=port, mtu=mtu, encapsulation=encapsulation, mode6=mode6, mtu6=mtu6,
-                          wireguard=wireguard, wireguard6=wireguard6, wireguard_port=wg_port, wireguard_port6=wg_port6)
+                          wireguard=wireguard, wireguard6=wireguard6, wireguard_port=wg_port, wireguard_port6=wg_port6,
+                          ipv4=not ipv6_only)
     except InputError as err:
         raise CalicoError(f"FelixConfiguration {FELIX_DEFAULT}: {err}") from None
     topology = Topology(overlay=overlay, nodes=tuple(nodes), pool=pool, cluster=cluster, pool6=pool6)

@@ -69,7 +69,7 @@ def node_class(node: Node) -> str:
     (CrossSubnet decides with it), whether its VTEP MAC is known (the inner MAC is checked
     then), and a Felix per-node override of the VNI or port (its VXLAN carries those)."""
     mac = "VTEP MAC known" if node.vtep_mac else "VTEP MAC unknown"
-    text = f"/{node.underlay.network.prefixlen}, {mac}"
+    text = f"/{node.primary.network.prefixlen}, {mac}"
     overrides = [f"{name} {value}" for name, value in (("VNI", node.vni), ("port", node.port)) if value is not None]
     if overrides:
         text += ", Felix override " + " ".join(overrides)

@@ -228,7 +228,9 @@ def parse_manifest(data: Any) -> Manifest:
         nodes.append(
             Node(
                 name=name,
-                underlay=_interface(_need(raw, "underlay", where), f"{where}.underlay"),
+                # An IPv6-only cluster's node has no IPv4 underlay: underlay6 alone will do.
+                underlay=None if raw.get("underlay") is None and raw.get("underlay6") is not None
+                else _interface(_need(raw, "underlay", where), f"{where}.underlay"),
                 vtep_mac=_mac(raw.get("vtep_mac"), f"{where}.vtep_mac"),
                 vni=None if raw.get("vni") is None else _int(raw["vni"], f"{where}.vni"),
                 port=None if raw.get("port") is None else _int(raw["port"], f"{where}.port"),
@@ -271,7 +273,8 @@ def parse_manifest(data: Any) -> Manifest:
             Pod(
                 name=_str(raw.get("name", f"pod-on-{node}"), f"{where}.name"),
                 node=node,
-                ip=_address(_need(raw, "ip", where), f"{where}.ip"),
+                ip=None if raw.get("ip") is None and raw.get("ip6") is not None
+                else _address(_need(raw, "ip", where), f"{where}.ip"),
                 ip6=_address6(raw.get("ip6"), f"{where}.ip6"),
             )
         )
@@ -366,7 +369,8 @@ def manifest_dict(
             **({"vni_identity": True} if overlay.vni_identity else {}),
         },
         "nodes": [],
-        "pods": [{"name": pods[n.name].name, "node": n.name, "ip": str(pods[n.name].ip),
+        "pods": [{"name": pods[n.name].name, "node": n.name,
+                  **({"ip": str(pods[n.name].ip)} if pods[n.name].ip is not None else {}),
                   **({"ip6": str(pods[n.name].ip6)} if pods[n.name].ip6 is not None else {})}
                  for n in involved if n.name in pods],
         "pairs": [{"src": p.a, "dst": p.b} for p in pairs],
@@ -381,7 +385,9 @@ def manifest_dict(
     if plan is not None:
         data["plan"] = plan
     for node in involved:
-        entry: dict[str, Any] = {"name": node.name, "underlay": str(node.underlay)}
+        entry: dict[str, Any] = {"name": node.name}
+        if node.underlay is not None:  # an IPv6-only node has none
+            entry["underlay"] = str(node.underlay)
         if node.vtep_mac:
             entry["vtep_mac"] = node.vtep_mac
         if node.vni is not None:

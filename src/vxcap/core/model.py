@@ -132,11 +132,12 @@ class Overlay:
 class Node:
     """A Kubernetes node as the overlay sees it.
 
-    `underlay` carries the prefix: CrossSubnet decides with it.
+    `underlay` / `underlay6` carry the prefix: CrossSubnet decides with it. Each family's is
+    optional (an IPv6-only cluster's nodes have no IPv4 address), but a node has one at least.
     """
 
     name: str
-    underlay: IPv4Interface
+    underlay: IPv4Interface | None = None
     block: IPv4Network | None = None
     vtep_ip: IPv4Address | None = None
     vtep_mac: str | None = None
@@ -156,34 +157,50 @@ class Node:
     wireguard_key: str | None = None
     wireguard_key6: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.underlay is None and self.underlay6 is None:
+            raise InputError(f"node {self.name}: no underlay address (neither IPv4 nor IPv6)")
+
     @property
-    def address(self) -> IPv4Address:
-        return self.underlay.ip
+    def primary(self) -> IPv4Interface | IPv6Interface:
+        """The underlay a node is known by: its IPv4 one, or its IPv6 one on an IPv6-only node."""
+        return self.underlay if self.underlay is not None else self.underlay6  # type: ignore[return-value]
+
+    @property
+    def address(self) -> IPAddress:
+        return self.primary.ip
 
     def address_of(self, family: int) -> IPAddress | None:
-        if family == 4:
-            return self.underlay.ip
-        return None if self.underlay6 is None else self.underlay6.ip
+        underlay = self.underlay if family == 4 else self.underlay6
+        return None if underlay is None else underlay.ip
 
     def subnet_of(self, family: int) -> IPv4Network | IPv6Network | None:
-        if family == 4:
-            return self.underlay.network
-        return None if self.underlay6 is None else self.underlay6.network
+        underlay = self.underlay if family == 4 else self.underlay6
+        return None if underlay is None else underlay.network
 
     def vtep_mac_of(self, family: int) -> str | None:
         return self.vtep_mac if family == 4 else self.vtep_mac6
 
     @property
-    def subnet(self) -> IPv4Network:
-        return self.underlay.network
+    def subnet(self) -> IPv4Network | IPv6Network:
+        return self.primary.network
 
 
 @dataclass(frozen=True, slots=True)
 class Pod:
     name: str
     node: str
-    ip: IPv4Address
-    ip6: IPv6Address | None = None  # the pod's IPv6 address on a dual-stack cluster
+    ip: IPv4Address | None = None  # None: a pod of an IPv6-only cluster
+    ip6: IPv6Address | None = None  # the pod's IPv6 address on a dual-stack or IPv6-only cluster
+
+    def __post_init__(self) -> None:
+        if self.ip is None and self.ip6 is None:
+            raise InputError(f"pod {self.name}: no address (neither IPv4 nor IPv6)")
+
+    @property
+    def address(self) -> IPAddress:
+        """The address a pod is known by: its IPv4 one, or its IPv6 one on an IPv6-only cluster."""
+        return self.ip if self.ip is not None else self.ip6  # type: ignore[return-value]
 
     def ip_of(self, family: int) -> IPAddress | None:
         return self.ip if family == 4 else self.ip6

@@ -103,9 +103,9 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
 
 
 def path_families(topology: Topology, src: Node, dst: Node) -> tuple[int, ...]:
-    """The families a pair of nodes carries pod traffic in: IPv4 (unless the cluster is IPv6 only),
-    and IPv6 where there is an IPv6 pool and both nodes have an IPv6 underlay address."""
-    families = [4] if topology.overlay.ipv4 else []
+    """The families a pair of nodes carries pod traffic in: IPv4 (unless the cluster is IPv6 only)
+    where both nodes have an IPv4 underlay address, and IPv6 where there is an IPv6 pool and both nodes have an IPv6 underlay address."""
+    families = [4] if topology.overlay.ipv4 and src.underlay is not None and dst.underlay is not None else []
     if topology.overlay.mode6 is not None and src.underlay6 is not None and dst.underlay6 is not None:
         families.append(6)
     return tuple(families)

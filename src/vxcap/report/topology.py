@@ -19,12 +19,15 @@ def topology_dict(topology: Topology, paths: tuple[NodePath, ...]) -> dict[str, 
         "nodes": [
             {
                 "name": n.name,
-                "underlay": str(n.underlay),
+                "underlay": None if n.underlay is None else str(n.underlay),  # None: an IPv6-only node
                 "block": None if n.block is None else str(n.block),
                 "vtep_ip": None if n.vtep_ip is None else str(n.vtep_ip),
                 "vtep_mac": n.vtep_mac,
                 "underlay6": None if n.underlay6 is None else str(n.underlay6),
                 "vtep_mac6": n.vtep_mac6,
+                # An IPv6-only node's block and VTEP are its IPv6 ones (a node with IPv4 shows those above)
+                **({"block6": None if n.block6 is None else str(n.block6),
+                    "vtep_ip6": None if n.vtep_ip6 is None else str(n.vtep_ip6)} if n.underlay is None else {}),
             }
             for n in topology.nodes
         ],

@@ -25,7 +25,7 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, P
     return build(
         mode,
         [ip for pod in pods.values() for ip in (pod.ip, pod.ip6) if ip is not None],
-        [a for n in nodes for a in (topology.node(n).address, topology.node(n).address_of(6)) if a is not None],
+        [a for n in nodes for a in (topology.node(n).address_of(4), topology.node(n).address_of(6)) if a is not None],
         overlay.port,
         topology.pool,
         wires=[Wire(w) for w in wires],

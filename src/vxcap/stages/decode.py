@@ -18,9 +18,9 @@ def judged_addresses(manifest: Manifest) -> frozenset[int]:
     """The addresses whose flows a verdict can read: the test pods' (each direction's flow, and the
     ICMP errors sent back to a pod) and the nodes' (ICMP errors about an encapsulated packet go back
     to the sending node). Every other flow of a busy node's capture is only counted."""
-    addresses = {pod.ip for pod in manifest.pods} | {pod.ip6 for pod in manifest.pods if pod.ip6 is not None}
+    addresses = {ip for pod in manifest.pods for ip in (pod.ip, pod.ip6) if ip is not None}
     for node in manifest.topology.nodes:
-        addresses.add(node.address)
+        addresses.add(node.address)  # an IPv6-only node's is its IPv6 one
         if node.underlay6 is not None:  # IPv6 underlay: VXLAN over IPv6's ICMPv6 errors, WireGuard over IPv6
             addresses.add(node.underlay6.ip)
         if node.vtep_ip is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +24,24 @@ DEFAULT_READY_TIMEOUT_S = 60.0
 _PING_MARGIN_S = 15.0
 
 
-def _pod_ipv4(pod: dict[str, Any]) -> IPv4Address:
+def _pod_addresses(pod: dict[str, Any]) -> tuple[IPv4Address | None, IPv6Address | None]:
+    """The pod's IPv4 address, or on an IPv6-only cluster (no IPv4 one) its IPv6 address."""
     status = pod.get("status") or {}
     candidates = [status.get("podIP")] + [entry.get("ip") for entry in status.get("podIPs") or []]
+    addresses = []
     for text in candidates:
         if not text:
             continue
         try:
-            address = ip_address(text)
+            addresses.append(ip_address(text))
         except ValueError:
             continue
+    for address in addresses:
         if isinstance(address, IPv4Address):
-            return address
+            return address, None
+    for address in addresses:
+        if isinstance(address, IPv6Address):
+            return None, address
     raise KubeError(f"pod {pod['metadata']['name']} is Ready but has no IPv4 address (podIPs {status.get('podIPs')})")
 
 
@@ -129,7 +135,7 @@ class KubeCluster:
         for body in bodies:
             pod = ready[body["metadata"]["name"]]
             node = body["spec"]["nodeName"]
-            result[node] = Pod(name=body["metadata"]["name"], node=node, ip=_pod_ipv4(pod))
+            result[node] = Pod(name=body["metadata"]["name"], node=node, ip=(ips := _pod_addresses(pod))[0], ip6=ips[1])
             self._pod_namespaces[result[node].name] = namespace
         return result
 
@@ -224,7 +230,7 @@ class KubeCluster:
         result = {}
         for body in tests:
             name, node = body["metadata"]["name"], body["spec"]["nodeName"]
-            result[node] = Pod(name=name, node=node, ip=_pod_ipv4(ready[name]))
+            result[node] = Pod(name=name, node=node, ip=(ips := _pod_addresses(ready[name]))[0], ip6=ips[1])
             self._pod_namespaces[name] = namespace
         capture_failures = {}
         for body in captures:

@@ -27,13 +27,15 @@ def lab_topology(spec: LabSpec) -> Topology:
             overlay = replace(overlay, mode6=Mode.NEVER, mtu6=spec.wireguard6.mtu, ipv4=spec.has_ipv4, wireguard6=True,
                               wireguard_port6=spec.wireguard6.port)
         six = {node.name: node for node in spec.nodes6}
+        # An IPv6-only lab (vxlan6, wireguard6) has no IPv4 on eth1 or the pods: its nodes have no IPv4 side.
+        v4 = {} if spec.has_ipv4 else {"underlay": None, "block": None, "vtep_ip": None, "vtep_mac": None}
         nodes = tuple(
             replace(node, underlay6=six[node.name].underlay, block6=six[node.name].block,
-                    vtep_ip6=six[node.name].vtep_ip, vtep_mac6=six[node.name].vtep_mac or None)
+                    vtep_ip6=six[node.name].vtep_ip, vtep_mac6=six[node.name].vtep_mac or None, **v4)
             if node.name in six else node
             for node in topology.nodes
         )
-        topology = replace(topology, nodes=nodes)
+        topology = replace(topology, nodes=nodes, **({} if spec.has_ipv4 else {"pool": None, "subnets": ()}))
     if spec.ipv4_encap == "wireguard" and spec.wireguard is not None:
         # every lab node is a peer (its key is the lab's): None, "taken as published"
         overlay = replace(overlay, wireguard=True, wireguard_port=spec.wireguard.port)
@@ -47,4 +49,5 @@ def lab_pods(spec: LabSpec) -> tuple[Pod, ...]:
     if not spec.has_ipv6:
         return spec.pods
     six = {node.name: node for node in spec.nodes6}
-    return tuple(replace(pod, ip6=six[pod.node].pod_ip) if pod.node in six else pod for pod in spec.pods)
+    v4 = {} if spec.has_ipv4 else {"ip": None}
+    return tuple(replace(pod, ip6=six[pod.node].pod_ip, **v4) if pod.node in six else pod for pod in spec.pods)
