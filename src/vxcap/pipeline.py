@@ -440,7 +440,8 @@ def _analyze(
             verdicts.append(replace(verdict, reasons=verdict.reasons + lost, not_checked=verdict.not_checked + (
                 "delivery: WireGuard encrypts the echoes, so which were answered is ping's to say, not the capture's",)))
             continue
-        verdict = judge(e, view, unusable)
+        # The nodes' pair too: WireGuard where VXLAN or plain was promised is named, not "no packets seen".
+        verdict = judge(e, view, unusable, tunnel={point: seen[point].get(e.tunnel_key) for point in view})
         delivery = judge_delivery(
             e.src_node,
             e.dst_node,

@@ -129,17 +129,22 @@ def test_wireguard_capture_judged_on_another_listening_port_finds_no_transport_d
         "(k01-worker/eth1, k01-worker2/eth1, k01-worker3/eth1)"]
 
 
-def test_wireguard_capture_judged_as_if_wireguard_were_off_fails_every_direction(tmp_path):
-    # Today the decoder reads WireGuard only on a port where the overlay turns it on, so with
-    # wireguardEnabled false the reason is the missing pod flow, not "WireGuard seen" (a gap
-    # noted in issue 15's report: it needs the decoder to tally WireGuard it does not expect).
+def test_wireguard_capture_judged_as_if_wireguard_were_off_fails_every_direction_naming_wireguard(tmp_path):
+    # The decoders read WireGuard on Felix's default ports whatever the overlay says, so the reason
+    # names what the wire shows (the healthy twin, judged as built, is the passing test above).
     result, flows = analyze(hand_run(tmp_path, "wireguard", wireguard=False))
     assert result.exit_code == ExitStatus.VERDICT_FAILED
     assert "FAIL 0/4 directions" in result.output
     flow = flows[(W, W2, "IPv4")]
-    assert (flow["expected"], flow["observed"]) == ("plain", "none")
-    assert flow["reasons"][0].startswith("no packets of 192.168.81.65 -> 192.168.164.129 seen")
-    assert flows[(W, W3, "IPv4")]["expected"] == "vxlan"
+    assert (flow["expected"], flow["observed"]) == ("plain", "wireguard")
+    assert flow["reasons"] == ["12 WireGuard transport-data packets between 10.10.10.11 and 10.10.10.12 on UDP 51820, "
+                               "expected plain IPv4 (same subnet: 10.10.10.12 is in 10.10.10.0/24)"]
+    flow = flows[(W, W3, "IPv4")]
+    assert (flow["expected"], flow["observed"]) == ("vxlan", "wireguard")
+    assert flow["reasons"] == ["12 WireGuard transport-data packets between 10.10.10.11 and 10.10.20.13 on UDP 51820, "
+                               "expected VXLAN (other subnet: 10.10.20.13 is not in 10.10.10.0/24)"]
+    assert "WireGuard transport-data packets between 10.10.20.13 and 10.10.10.11" in result.output
+    assert not any(r.startswith("no packets of") for f in flows.values() for r in f["reasons"])
 
 
 def test_wireguard_capture_gets_wireshark_lines_without_vxlans_port_decoded_as_wireguard(tmp_path):

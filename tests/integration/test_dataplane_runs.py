@@ -85,6 +85,20 @@ def test_vxlan6_run_proves_every_direction_in_ipv6(tmp_path):
     assert mtu["measured"]["tcp_mss_seen"] == [1370]
     # The run's own capture kept the IPv6 VXLAN frames (the BPF filter lets them through).
     assert len(vxlan6_echoes(pcap_of(run_dir, W), spec, W, W3)) >= 2
+    assert_ipv6_only(run_dir)
+
+
+def assert_ipv6_only(run_dir: Path) -> None:
+    """An IPv6-only run: no IPv4 address in its manifest (no placeholder) and no IPv4 frame on its wire."""
+    import json
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["overlay"]["ipv4"] is False
+    assert not [n for n in manifest["nodes"] if "underlay" in n] and not [p for p in manifest["pods"] if "ip" in p]
+    assert all("underlay6" in n for n in manifest["nodes"]) and all("ip6" in p for p in manifest["pods"])
+    assert "ip " not in manifest["nodes"][0]["captures"][0]["filter"]["bpf"]  # no IPv4 term in the capture filter
+    for node in (W, W3):
+        assert not [p for p in pcap_of(run_dir, node) if p.getlayer(IP) is not None], "an IPv4 frame on an IPv6-only lab"
 
 
 @lab_test
@@ -149,6 +163,7 @@ def test_wireguard6_run_proves_every_ipv6_direction_is_encrypted(tmp_path):
         assert len(wireguard6_data(packets, spec, W, W3)) >= 2 and len(wireguard6_data(packets, spec, W3, W)) >= 2
         pods = {str(spec.node6(n).pod_ip) for n in (W, W2, W3, CP)}
         assert not [p for p in packets if p.getlayer(IPv6) is not None and p[IPv6].src in pods], "no pod packet in the clear"
+    assert_ipv6_only(run_dir)
 
 
 @lab_test
@@ -268,3 +283,46 @@ def test_a_run_asking_for_another_data_plane_than_the_lab_built_is_refused_in_on
         all_pass(result, report, 4)
     finally:
         runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
+
+
+class _PromisedVxlan:
+    """The wireguard lab judged as a cluster whose Felix has WireGuard off would be: a VXLAN CrossSubnet
+    promise (what discovery reads when WireGuard is turned on by calico-node's environment instead of the
+    FelixConfiguration). Everything else is the lab's own target: build, pods, handshakes, captures."""
+
+    def __init__(self, target) -> None:
+        self._target = target
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
+
+    def discover(self):
+        from dataclasses import replace
+
+        topology = self._target.discover()
+        return replace(topology, overlay=replace(topology.overlay, wireguard=False))
+
+
+@lab_test
+def test_a_wireguard_lab_judged_as_vxlan_fails_naming_wireguard_and_passes_as_built(tmp_path):
+    from tests.lab_support import SESSION_PREFIX
+    from vxcap.pipeline import RunOptions, run as run_pipeline
+    from vxcap.targets.lab import LabSource, LabTarget
+
+    spec = dataplane_spec("wireguard")
+    pairs = ("worker,worker2", "worker,worker3")
+    with running_lab(spec=spec):
+        wrong = run_pipeline(_PromisedVxlan(LabTarget(LabSource(spec, "", "the test's lab"), prefix=SESSION_PREFIX)),
+                             RunOptions(pair_specs=pairs, out_parent=tmp_path / "vxlan"))
+        right = run_pipeline(LabTarget(LabSource(spec, "", "the test's lab"), prefix=SESSION_PREFIX),
+                             RunOptions(pair_specs=pairs, out_parent=tmp_path / "wireguard"))
+    assert right.passed, right.report["flows"]
+    assert not wrong.passed
+    found = by_direction(wrong.report)
+    assert len(found) == 4
+    for (src, dst, _), flow in found.items():
+        outer = f"between {spec.topology.node(src).address} and {spec.topology.node(dst).address} on UDP 51820"
+        assert flow["verdict"] == "fail" and flow["observed"] == "wireguard"
+        assert any(" WireGuard transport-data packets " + outer + ", expected " in r for r in flow["reasons"]), flow["reasons"]
+        assert not any(r.startswith("no packets of") for r in flow["reasons"]), flow["reasons"]
+    assert found[(W, W3, "IPv4")]["expected"] == "vxlan" and found[(W, W2, "IPv4")]["expected"] == "plain"

@@ -138,7 +138,8 @@ def judge(
     with None (or an empty tally) where that point saw nothing of this flow; `unusable` says,
     per node, why its capture is not there (never started, unreadable, its backend failed).
     A WireGuard direction also needs `tunnel`: the same points' tallies of the nodes' pair
-    (`Expectation.tunnel_key`), and `sent`, the probes sent, when known."""
+    (`Expectation.tunnel_key`), and `sent`, the probes sent, when known. Any other direction given
+    `tunnel` names WireGuard data messages found there: the format it was not promised."""
     encap = ENCAPS[expectation.expected]
     if not encap.inner_flow:
         return _judge_hidden(expectation, encap, seen, unusable or {}, tunnel or {}, sent)
@@ -158,10 +159,15 @@ def judge(
         elif not any(p.node == node for p in seen):
             reasons.append(f"no usable capture of {node} ({role}): none in manifest.json")
 
-    if total.packets == 0:
+    expected_name = _name(expectation.expected, expectation.family)
+    wrapped = _wireguard_instead(expectation, tunnel or {})
+    if wrapped:
+        # WireGuard where it is not promised hides the pod flow: name the tunnel, not an empty wire.
+        reasons.append(f"{wrapped}, expected {expected_name} ({expectation.reason})")
+    if total.packets == 0 and not wrapped:
         where = ", ".join(str(p) for p in seen) or "no capture"
         reasons.append(f"no packets of {flow_name} seen ({where})")
-    else:
+    elif total.packets:
         for role, node in (("sender", expectation.src_node), ("receiver", expectation.dst_node)):
             points = [p for p in seen if p.node == node]
             if points and all(not seen[p] or seen[p].packets == 0 for p in points):
@@ -169,7 +175,6 @@ def judge(
                     f"{flow_name} not seen on {', '.join(str(p) for p in points)} ({role})"
                 )
 
-    expected_name = _name(expectation.expected, expectation.family)
     for wire, n in total.encaps.most_common():
         if n and wire is not expectation.expected:
             reasons.append(f"{n} {_name(wire, expectation.family)} packets{_detail(wire, total)}, "
@@ -183,6 +188,9 @@ def judge(
     top_pair = _top(total.outer_pairs)
     if top_pair is None and plain:
         top_pair = (expectation.src_ip, expectation.dst_ip)
+    if wrapped:
+        observed = Observed.MIXED if total.packets else Observed.WIREGUARD
+        top_pair = top_pair or expectation.tunnel_key
     return FlowVerdict(
         expectation=expectation,
         observed=observed,
@@ -198,6 +206,22 @@ def judge(
         reasons=tuple(reasons),
         not_checked=tuple(not_checked),
     )
+
+
+def _wireguard_instead(expectation: Expectation, tunnel: Mapping[CapturePoint, FlowTally | None]) -> str:
+    """`12 WireGuard transport-data packets between A and B on UDP 51820`: WireGuard's data messages
+    between the direction's two nodes where the expected format is another ("" when there are none)."""
+    wrapped = FlowTally()
+    for flow in tunnel.values():
+        if flow is not None:
+            wrapped.merge(flow)
+    data = wrapped.wg_types.get(WG_TRANSPORT_DATA, 0)
+    if not data:
+        return ""
+    ports = ", ".join(str(port) for port, _ in wrapped.udp_dports.most_common())
+    # Summed over both ends' captures, as every other count of a reason is.
+    return (f"{data} {ENCAPS[Wire.WIREGUARD].title} transport-data packets between {expectation.outer_src} and "
+            f"{expectation.outer_dst} on UDP {ports}")
 
 
 def _judge_hidden(

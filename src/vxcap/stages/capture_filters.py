@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vxcap.core.model import Pair, Pod, Topology, Wire
+from vxcap.core.model import DEFAULT_WG_PORT, DEFAULT_WG_PORT_V6, Pair, Pod, Topology, Wire
 
 
 def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, Pod], mode: str) -> dict[str, str]:
@@ -22,6 +22,10 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, P
         # so a same-subnet pair sent through vxlan-v6.calico fails as VXLAN, not as nothing seen.
         wires.append("vxlan")
         wires.sort()
+    if "wireguard" not in wires:
+        # WireGuard between two involved nodes on Felix's default ports is kept where it is not expected,
+        # so a cluster encrypting what was promised as VXLAN or plain fails as WireGuard, not as nothing seen.
+        wires.append("wireguard")
     return build(
         mode,
         [ip for pod in pods.values() for ip in (pod.ip, pod.ip6) if ip is not None],
@@ -30,7 +34,7 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, P
         topology.pool,
         wires=[Wire(w) for w in wires],
         wireguard_ports=[p for p, on in ((overlay.wireguard_port, overlay.wireguard),
-                                         (overlay.wireguard_port6, overlay.wireguard6)) if on],
+                                         (overlay.wireguard_port6, overlay.wireguard6)) if on] + [DEFAULT_WG_PORT, DEFAULT_WG_PORT_V6],
     )
 
 
