@@ -205,9 +205,10 @@ def reading_for(topology: Topology) -> Reading:
     overlay = topology.overlay
     wireguard = {port for port, on in ((overlay.wireguard_port, overlay.wireguard),
                                        (overlay.wireguard_port6, overlay.wireguard6)) if on}
-    # Felix's default ports always, as Geneve's: WireGuard where it is not promised (turned on by an
-    # environment variable discovery cannot read, say) is then named as WireGuard, not as no packets.
-    wireguard |= {DEFAULT_WG_PORT, DEFAULT_WG_PORT_V6}
+    # Felix's default port of each family it is off in, as Geneve's always: WireGuard where it is not promised
+    # (turned on by an environment variable discovery cannot read, say) is then named, not "no packets seen".
+    wireguard |= {port for port, on in ((DEFAULT_WG_PORT, overlay.wireguard), (DEFAULT_WG_PORT_V6, overlay.wireguard6))
+                  if not on}
     geneve = overlay.encapsulation == Wire.GENEVE.value
     return Reading(vxlan_ports=frozenset({DEFAULT_PORT if geneve else overlay.port}),
                    wireguard_ports=frozenset(wireguard), ipv6=overlay.mode6 is not None or overlay.wireguard6,

@@ -34,7 +34,9 @@ def capture_filter(topology: Topology, nodes: tuple[str, ...], pods: dict[str, P
         topology.pool,
         wires=[Wire(w) for w in wires],
         wireguard_ports=[p for p, on in ((overlay.wireguard_port, overlay.wireguard),
-                                         (overlay.wireguard_port6, overlay.wireguard6)) if on] + [DEFAULT_WG_PORT, DEFAULT_WG_PORT_V6],
+                                         (overlay.wireguard_port6, overlay.wireguard6)) if on]
+                        + [p for p, on in ((DEFAULT_WG_PORT, overlay.wireguard), (DEFAULT_WG_PORT_V6, overlay.wireguard6))
+                           if not on],
     )
 
 
