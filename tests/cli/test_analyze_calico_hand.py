@@ -145,6 +145,13 @@ def test_wireguard_capture_judged_as_if_wireguard_were_off_fails_every_direction
                                "expected VXLAN (other subnet: 10.10.20.13 is not in 10.10.10.0/24)"]
     assert "WireGuard transport-data packets between 10.10.20.13 and 10.10.10.11" in result.output
     assert not any(r.startswith("no packets of") for f in flows.values() for r in f["reasons"])
+    # Wireshark is pointed at what the wire shows: the nodes' data messages, which the evidence file holds
+    assert flow["wireshark"].endswith("-Y 'ip.src==10.10.10.11 && ip.dst==10.10.20.13 && wg.type == 4'")
+    from scapy.layers.inet import UDP
+    from scapy.utils import rdpcap
+
+    evidence = rdpcap(str(tmp_path / "run" / "evidence" / f"{W}-{W3}.pcapng"))
+    assert len([p for p in evidence if p.haslayer(UDP) and bytes(p[UDP].payload)[:1] == b"\x04"]) == 12  # type 4
 
 
 def test_wireguard_capture_gets_wireshark_lines_without_vxlans_port_decoded_as_wireguard(tmp_path):

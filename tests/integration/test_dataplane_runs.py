@@ -326,3 +326,6 @@ def test_a_wireguard_lab_judged_as_vxlan_fails_naming_wireguard_and_passes_as_bu
         assert any(" WireGuard transport-data packets " + outer + ", expected " in r for r in flow["reasons"]), flow["reasons"]
         assert not any(r.startswith("no packets of") for r in flow["reasons"]), flow["reasons"]
     assert found[(W, W3, "IPv4")]["expected"] == "vxlan" and found[(W, W2, "IPv4")]["expected"] == "plain"
+    # Wireshark is pointed at the nodes' data messages, not at pods the wire does not show
+    assert found[(W, W3, "IPv4")]["wireshark_filter"] == (
+        f"ip.src=={spec.topology.node(W).address} && ip.dst=={spec.topology.node(W3).address} && wg.type == 4")

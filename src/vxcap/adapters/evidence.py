@@ -164,7 +164,8 @@ def _flows(report: dict[str, Any]) -> list[_FlowOut]:
     flows = []
     for flow in report.get("flows", []):
         key = (ip_address(flow["src_ip"]), ip_address(flow["dst_ip"]))
-        if flow.get("expected") == "wireguard" and flow.get("outer_src") and flow.get("outer_dst"):
+        wireguard = "wireguard" in (flow.get("expected"), flow.get("observed"))  # expected, or seen instead
+        if wireguard and flow.get("outer_src") and flow.get("outer_dst"):
             key = (ip_address(flow["outer_src"]), ip_address(flow["outer_dst"]))  # the pods are encrypted
         flows.append(
             _FlowOut(

@@ -160,7 +160,7 @@ def judge(
             reasons.append(f"no usable capture of {node} ({role}): none in manifest.json")
 
     expected_name = _name(expectation.expected, expectation.family)
-    wrapped = _wireguard_instead(expectation, tunnel or {})
+    wrapped, wg_port = _wireguard_instead(expectation, tunnel or {})
     if wrapped:
         # WireGuard where it is not promised hides the pod flow: name the tunnel, not an empty wire.
         reasons.append(f"{wrapped}, expected {expected_name} ({expectation.reason})")
@@ -188,16 +188,18 @@ def judge(
     top_pair = _top(total.outer_pairs)
     if top_pair is None and plain:
         top_pair = (expectation.src_ip, expectation.dst_ip)
+    udp_dport = _top(total.udp_dports)
     if wrapped:
         observed = Observed.MIXED if total.packets else Observed.WIREGUARD
         top_pair = top_pair or expectation.tunnel_key
+        udp_dport = udp_dport if total.packets else wg_port
     return FlowVerdict(
         expectation=expectation,
         observed=observed,
         packets=total.packets,
         seen_on=per_point,
         vni=_top(total.vnis),
-        udp_dport=_top(total.udp_dports),
+        udp_dport=udp_dport,
         outer_src=top_pair[0] if top_pair else None,
         outer_dst=top_pair[1] if top_pair else None,
         inner_dst_mac=_top(total.inner_dst_macs),
@@ -208,20 +210,21 @@ def judge(
     )
 
 
-def _wireguard_instead(expectation: Expectation, tunnel: Mapping[CapturePoint, FlowTally | None]) -> str:
+def _wireguard_instead(expectation: Expectation, tunnel: Mapping[CapturePoint, FlowTally | None]) -> tuple[str, int | None]:
     """`12 WireGuard transport-data packets between A and B on UDP 51820`: WireGuard's data messages
-    between the direction's two nodes where the expected format is another ("" when there are none)."""
+    between the direction's two nodes where the expected format is another ("" when there are none),
+    and the port they were seen on most."""
     wrapped = FlowTally()
     for flow in tunnel.values():
         if flow is not None:
             wrapped.merge(flow)
     data = wrapped.wg_types.get(WG_TRANSPORT_DATA, 0)
     if not data:
-        return ""
+        return "", None
     ports = ", ".join(str(port) for port, _ in wrapped.udp_dports.most_common())
     # Summed over both ends' captures, as every other count of a reason is.
     return (f"{data} {ENCAPS[Wire.WIREGUARD].title} transport-data packets between {expectation.outer_src} and "
-            f"{expectation.outer_dst} on UDP {ports}")
+            f"{expectation.outer_dst} on UDP {ports}"), _top(wrapped.udp_dports)
 
 
 def _judge_hidden(
@@ -301,12 +304,13 @@ def _judge_hidden(
     )
 
 
-def wireshark_filter(expectation: Expectation) -> str:
+def wireshark_filter(expectation: Expectation, observed: str | None = None) -> str:
     """A display filter for the flow, plain or encapsulated: Wireshark matches
     `ip.src`/`ip.dst` (`ipv6.*`) against the inner header of a VXLAN or IP-in-IP frame too.
-    WireGuard hides the pods: its filter is the nodes' data messages."""
+    WireGuard hides the pods: its filter is the nodes' data messages, also where it was `observed`
+    instead of the expected format (the pods' addresses would match nothing)."""
     ip = "ipv6" if expectation.family == 6 else "ip"
-    encap = ENCAPS[expectation.expected]
+    encap = ENCAPS[Wire.WIREGUARD if observed == Observed.WIREGUARD.value else expectation.expected]
     if not encap.inner_flow:
         return (f"{ip}.src=={expectation.outer_src} && {ip}.dst=={expectation.outer_dst} && "
                 f"{encap.wireshark_filter}.type == 4")

@@ -47,6 +47,8 @@ def flow_encap(flow: Expectation | Mapping[str, Any]) -> Encap:
     """The format whose decode-as rules a flow's lines need: its expected one when that is a UDP
     format, else VXLAN (a plain path's wrong-format frames are most likely VXLAN)."""
     wire = flow.expected if isinstance(flow, Expectation) else Wire(str(flow.get("expected", "vxlan")))
+    if not isinstance(flow, Expectation) and flow.get("observed") == Wire.WIREGUARD.value:
+        wire = Wire.WIREGUARD  # seen instead of the expected format: its lines look at WireGuard
     encap = ENCAPS[wire]
     return encap if encap.wireshark_dissector else VXLAN
 
@@ -65,7 +67,7 @@ def flow_ports(flow: Expectation | Mapping[str, Any], overlay_port: int) -> tupl
     if isinstance(flow, Expectation):
         return (flow.port,) if flow.expected is Wire.WIREGUARD else (overlay_port,)
     seen = flow.get("udp_dport")
-    if flow.get("expected") == Wire.WIREGUARD.value:
+    if Wire.WIREGUARD.value in (flow.get("expected"), flow.get("observed")):
         # report.json holds no listening port but the one the data messages were seen on; the overlay's
         # port is VXLAN's, and decoding it as WireGuard (`-d udp.port==4789,wg`) would mislead
         return () if seen is None else (int(seen),)

@@ -36,7 +36,7 @@ def flow_dict(verdict: FlowVerdict) -> dict[str, Any]:
         "verdict": "pass" if verdict.passed else "fail",
         "reasons": list(verdict.reasons),
         "not_checked": list(verdict.not_checked),
-        "wireshark_filter": wireshark_filter(e),
+        "wireshark_filter": wireshark_filter(e, verdict.observed),
     }
 
 
