@@ -121,3 +121,25 @@ def test_wireguard_between_other_nodes_is_not_this_directions():
     other = wg(e, dport=51820, outer=("10.10.10.13", "10.10.20.12"))  # worker3 -> worker2, not A -> B
     v = verdict(e, {A: vxlan(e) + other, B: vxlan(e) + other})
     assert v.passed, v.reasons
+
+
+# -- the IPv6-only labs ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overlay", ["vxlan6", "wireguard6"])
+def test_an_ipv6_only_lab_gives_no_ipv4_address_to_anything_and_is_judged_without_one(overlay):
+    from ipaddress import ip_interface
+
+    from tests.lab_support import dataplane_spec
+    from vxcap.core.lab.encap_topology import lab_pods, lab_topology
+    from vxcap.core.lab.plan import LabNames, lab_steps
+
+    spec = dataplane_spec(overlay)
+    added = [s.argv[s.argv.index("add") + 1] for s in lab_steps(spec, LabNames.for_spec(spec, "vxt"))
+             if s.argv[:3] == ("ip", "addr", "add")]
+    assert added and {ip_interface(a).version for a in added} == {6}, added  # switch, nodes, pods
+    topology = lab_topology(spec)
+    assert (topology.pool, topology.subnets, topology.overlay.families()) == (None, (), (6,))
+    assert {(n.underlay, n.block, n.vtep_ip, n.vtep_mac) for n in topology.nodes} == {(None, None, None, None)}
+    assert {p.ip for p in lab_pods(spec)} == {None} and None not in {p.ip6 for p in lab_pods(spec)}
+    dual = dataplane_spec("dual")  # a dual-stack lab keeps its IPv4 side
+    assert None not in {n.underlay for n in lab_topology(dual).nodes} and None not in {p.ip for p in lab_pods(dual)}

@@ -166,7 +166,8 @@ def _switch_steps(spec: LabSpec, names: LabNames) -> list[Step]:
         steps += [
             ip(ns, "link", "add", br, *_mac_option(spec, names.switch, br), "mtu", mtu, "type", "bridge"),
             ip(ns, "link", "set", br, "up"),
-            ip(ns, "addr", "add", f"{subnet.gateway}/{subnet.network.prefixlen}", "dev", br),
+            # an IPv6-only lab's switch has its IPv6 gateways alone (dataplanes.switch6_steps)
+            *([ip(ns, "addr", "add", f"{subnet.gateway}/{subnet.network.prefixlen}", "dev", br)] if spec.has_ipv4 else []),
         ]
     for i, node in enumerate(spec.topology.nodes):
         port = names.switch_port(i)
