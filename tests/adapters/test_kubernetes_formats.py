@@ -162,3 +162,19 @@ def test_vxcap_topology_of_an_ipv6_only_cluster_states_each_pair_in_ipv6(start_f
     assert "IPv6 only · vxlanMode CrossSubnet" in table.output
     assert "fd00:10::11/64" in table.output and "fd00:192:168:51::/122" in table.output
     assert "10.10." not in table.output and "192.168.81" not in table.output
+
+
+def test_test_pods_on_an_ipv6_only_cluster_carry_their_ipv6_address_and_no_ipv4_one(start_fake_kube):
+    from vxcap.core.plan import plan
+    from vxcap.core.model import Pair
+
+    fake = start_fake_kube(calico_groups=(co.V3,), nodes=co.lab_nodes(co.K01_V6ONLY),
+                           calico={co.V3: co.lab_calico(co.V3, co.K01_V6ONLY, ipv6_mode="CrossSubnet")})
+    kube = cluster(fake)
+    topology = kube.discover()
+    pods = kube.create_test_pods("r1", (W, W3), timeout=10)
+    assert {pod.ip for pod in pods.values()} == {None}
+    assert pods[W].ip6 is not None and pods[W].ip6 in topology.node(W).block6  # from the node's IPv6 block
+    es = plan(topology, (Pair(W, W3),), pods)
+    assert [(e.family, e.expected, str(e.outer_dst)) for e in es] == [(6, Wire.VXLAN, "fd00:20::13"),
+                                                                      (6, Wire.VXLAN, "fd00:10::11")]
