@@ -86,14 +86,18 @@ class LabMemory:
 def choose_lab(
     prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None,
     overlay: str | None = None, cni: str | None = None, direct_routing: bool | None = None,
+    ipip_mode: str | None = None,
 ) -> LabSource:
     """What the user named, else the lab that exists, else the reference lab.
 
     `overlay` (vxlan | vxlan6 | dual | wireguard | wireguard6 | ipip) rebuilds that description for one of
     Calico's data planes; the text the lab remembers then holds every IPv6 address in full.
     `cni` "flannel" rebuilds it as Flannel's vxlan backend (`direct_routing`: DirectRouting on;
-    None keeps a Flannel lab that exists as it is, else off, Flannel's default).
+    None keeps a Flannel lab that exists as it is, else off, Flannel's default). `ipip_mode`
+    ("always" | "cross-subnet") goes with overlay ipip.
     """
+    if ipip_mode is not None and overlay != "ipip":
+        raise InputError("--ipip-mode is the ipip data plane's: add --overlay ipip")
     if cni not in (None, "calico", "flannel", "auto"):
         raise InputError(f"the embedded lab builds Calico's and Flannel's data planes, not {cni}'s "
                          f"(`vxcap topology --cni {cni}` states what it promises)")
@@ -105,7 +109,8 @@ def choose_lab(
         return _flannel_lab(prefix, lab_file, nodes, subnets, direct_routing)
     if overlay is not None and overlay != "vxlan":
         base = choose_lab(prefix, lab_file, nodes, subnets) if (lab_file or nodes) else reference_lab()
-        data = with_overlay(yaml.safe_load(base.text), overlay)
+        mode = {"always": "Always", "cross-subnet": "CrossSubnet", None: None}[ipip_mode]
+        data = with_overlay(yaml.safe_load(base.text), overlay, mode)
         text = yaml.safe_dump(data, sort_keys=False)
         return LabSource(_parse(text, "the lab description"), text, f"{base.origin}, {overlay} data plane")
     if overlay == "vxlan" and lab_file is None and nodes is None:
