@@ -105,7 +105,10 @@ def serve(local: IPv4Address, device: str = DEVICE) -> None:
             ihl = (packet[0] & 0x0F) * 4
             inner = packet[ihl:]
             if packet[9] == IPPROTO_IPIP and len(inner) >= 20 and inner[0] >> 4 == 4:
-                os.write(tun, inner)
+                try:
+                    os.write(tun, inner)
+                except OSError:
+                    pass  # tunl0 down (a fault, or the lab going away): dropped, as by a down kernel tunl0
 
 
 # --- the lab's side: start one per node -------------------------------------------------------
