@@ -398,3 +398,25 @@ def test_vxlan_where_ipip_is_promised_fails_naming_the_vxlan_packets(tmp_path):
     reasons = failed(result, report, (W, W3, "IPv4"))
     assert any("VXLAN packets (VNI 4096, UDP port 4789), expected IP-in-IP" in r for r in reasons), reasons
     assert by_direction(report)[(W3, W, "IPv4")]["verdict"] == "pass"
+
+
+@lab_test
+def test_a_run_without_ipip_mode_takes_the_ipip_lab_as_built_and_another_mode_is_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from tests.lab_support import SESSION_PREFIX
+    from vxcap.cli.main import cli
+
+    runner = CliRunner()
+    try:
+        up = runner.invoke(cli, ["lab", "up", "--overlay", "ipip", "--ipip-mode", "always", "--prefix", SESSION_PREFIX])
+        assert up.exit_code == 0, up.output
+        result, _, _ = ipip_run(tmp_path, "cross-subnet", "worker,worker2")
+        assert result.exit_code == ExitStatus.USAGE, result.output
+        assert f"the lab {SESSION_PREFIX}-* is built with ipipMode Always, not CrossSubnet" in result.output
+        assert list(tmp_path.iterdir()) == []  # refused before a run directory was made
+        result, _, report = vxcap_run(tmp_path, "worker,worker2", options=["--overlay", "ipip"])
+        all_pass(result, report, 2)
+        assert {f["observed"] for f in report["flows"]} == {"ipip"}  # Always: the same subnet through tunl0
+    finally:
+        runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
