@@ -80,3 +80,33 @@ def test_tshark_sees_the_same_ip_in_ip_frames_as_vxcap(tmp_path):
     assert len(pairs) == sum(flows[d]["seen_on"][f"{W3}/eth1"] for d in IPIP_DIRECTIONS) == 24
     assert {(s.split(",")[0], d.split(",")[0]) for s, d in pairs} == {
         (UNDERLAY[W], UNDERLAY[W3]), (UNDERLAY[W3], UNDERLAY[W]), (UNDERLAY[W2], UNDERLAY[W3]), (UNDERLAY[W3], UNDERLAY[W2])}
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_analyze_cross_check_agrees_with_tshark_on_the_ip_in_ip_capture(tmp_path):
+    from click.testing import CliRunner
+
+    from vxcap.cli.main import cli
+
+    run = hand_run(tmp_path, "ipip")
+    result = CliRunner().invoke(cli, ["analyze", str(run), "--cross-check"])
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    assert "tshark agrees with vxcap's decode on every flow" in result.output
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_cross_check_names_an_ip_in_ip_outer_address_vxcap_did_not_see(tmp_path):
+    # A report altered after the decode: tshark's reading of the same frames must catch it.
+    from vxcap.adapters.rundir import load_manifest
+    from vxcap.adapters.tshark import cross_check
+    from vxcap.pipeline import analyze as analyze_run
+
+    run = hand_run(tmp_path, "ipip")
+    report = analyze_run(run).report
+    flow = next(f for f in report["flows"] if (f["src_node"], f["dst_node"]) == (W, W3))
+    flow["outer_dst"] = "10.10.20.99"
+    flow["observed"] = "plain"
+    name = f"{W} -> {W3} (192.168.81.65 -> 192.168.209.65)"
+    assert cross_check(run, load_manifest(run), report) == [
+        f"{name}: tshark sees it as ipip, vxcap as plain",
+        f"{name}: tshark outer 10.10.10.11 -> 10.10.20.13, vxcap 10.10.10.11 -> 10.10.20.99"]
