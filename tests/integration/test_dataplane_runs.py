@@ -190,8 +190,8 @@ def ipip_spec(mode: str = "CrossSubnet"):
     return lab_from_dict(with_overlay(yaml.safe_load(LAB_FILE.read_text()), "ipip", mode))
 
 
-def ipip_run(tmp_path, mode: str, *pairs: str):
-    options = ["--overlay", "ipip", "--ipip-mode", mode] + ([] if pairs else ["--all-pairs"])
+def ipip_run(tmp_path, mode: str, *pairs: str, more: tuple[str, ...] = ()):
+    options = ["--overlay", "ipip", "--ipip-mode", mode, *more] + ([] if pairs else ["--all-pairs"])
     return vxcap_run(tmp_path, *pairs, options=options)
 
 
@@ -239,9 +239,10 @@ def test_ipip_cross_subnet_run_proves_every_direction_ipip_across_and_plain_with
 def test_ipip_always_run_proves_every_direction_ipip_within_the_subnet_too(tmp_path):
     spec = ipip_spec("Always")
     with running_lab(spec=spec):
-        result, run_dir, report = ipip_run(tmp_path, "always")
+        result, run_dir, report = ipip_run(tmp_path, "always", more=("--cross-check",))
     all_pass(result, report, 12)
     assert {(f["expected"], f["observed"]) for f in report["flows"]} == {("ipip", "ipip")}
+    assert report["cross_check"] == {"tool": "tshark", "agreed": True, "disagreements": []}
     assert len(ipip_echoes(pcap_of(run_dir, W2), spec, W, W2)) >= 2
 
 
