@@ -13,6 +13,9 @@ from vxcap.core.errors import InputError
 from vxcap.core.lab import dataplanes
 from vxcap.core.lab.faults import (
     Fdb6WrongNode,
+    IpipAsVxlan,
+    IpipPlain,
+    IpipWrongNode,
     Vxlan6Ipv4Mtu,
     Vxlan6SameSubnet,
     Wireguard6Plaintext,
@@ -176,10 +179,42 @@ def test_wireguard6_plaintext_routes_the_ipv6_block_around_wg_v6_cali():
 
 def test_ipip_steps_use_tunl0_across_subnets_and_eth1_within():
     spec = dataplane_spec("ipip")
-    steps = argvs(lab_steps(spec, names_for(spec)), "vxt-k01-worker")
-    assert "ip link set tunl0 mtu 1480 up" in steps
-    assert "ip route add 192.168.209.64/26 via 10.10.20.13 dev tunl0 onlink proto 80" in steps
+    names = names_for(spec)
+    steps = argvs(lab_steps(spec, names), "vxt-k01-worker")
     assert "ip route add 192.168.164.128/26 via 10.10.10.12 dev eth1 onlink proto 80" in steps
+    # tunl0's own steps come once the ipip module or the userspace forwarder has made the device.
+    assert not [s for s in steps if "tunl0" in s]
+    tunl0 = argvs(dataplanes.ipip_steps(spec, names, spec.topology.node(W)), "vxt-k01-worker")
+    assert tunl0[:2] == ["ip link set tunl0 mtu 1480 up", "ip addr add 192.168.81.64/32 dev tunl0"]
+    assert "ip route add 192.168.209.64/26 via 10.10.20.13 dev tunl0 onlink proto 80" in tunl0
+    assert not [s for s in tunl0 if "192.168.164.128/26" in s]  # worker2 shares the subnet: plain
+    assert dataplanes.ipip_forwarder_args(spec.topology.node(W)) == ("--local", "10.10.10.11")
+
+
+def test_ipip_mode_always_puts_every_peer_behind_tunl0():
+    spec = lab_from_dict(with_overlay(yaml.safe_load(LAB_FILE.read_text()), "ipip", "Always"))
+    names = names_for(spec)
+    tunl0 = argvs(dataplanes.ipip_steps(spec, names, spec.topology.node(W)), "vxt-k01-worker")
+    assert "ip route add 192.168.164.128/26 via 10.10.10.12 dev tunl0 onlink proto 80" in tunl0
+    assert not [s for s in argvs(lab_steps(spec, names), "vxt-k01-worker") if "192.168.164.128/26" in s]
+
+
+def test_ipip_faults_change_one_route_or_add_one_vxlan_path():
+    spec = dataplane_spec("ipip")
+    names = names_for(spec)
+    (plain,) = argvs(fault_steps(spec, names, IpipPlain(W, W3)))
+    assert plain == "ip route replace 192.168.209.64/26 via 10.10.10.1 dev eth1 onlink proto 80"
+    (wrong,) = argvs(fault_steps(spec, names, IpipWrongNode(W, W3, CP)))
+    assert wrong == "ip route replace 192.168.209.64/26 via 10.10.10.10 dev tunl0 onlink proto 80"
+    vxlan = argvs(fault_steps(spec, names, IpipAsVxlan(W, W3)))
+    assert any(" type vxlan id 4096 dstport 4789 local 10.10.10.11 " in s for s in vxlan)
+    assert any(" type vxlan id 4096 dstport 4789 local 10.10.20.13 " in s for s in vxlan)
+    assert vxlan[-1] == (f"ip route replace 192.168.209.64/26 via {spec.topology.node(W3).vtep_ip} dev vxlan.calico "
+                         "onlink proto 80")
+    with pytest.raises(InputError, match="sends plain to k01-worker2"):
+        fault_steps(spec, names, IpipPlain(W, W2))  # CrossSubnet: one subnet is plain already
+    with pytest.raises(InputError, match="needs a lab with IPIP"):
+        fault_steps(dataplane_spec("vxlan6"), names, IpipWrongNode(W, W3, CP))
 
 
 # --- checks ---------------------------------------------------------------------------------

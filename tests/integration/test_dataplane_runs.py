@@ -1,5 +1,5 @@
 """`vxcap run --lab --overlay X` judged end to end on Calico's other data planes: VXLAN over IPv6,
-dual-stack and WireGuard. Every direction of the healthy lab passes, in each family it carries,
+dual-stack, WireGuard and IPIP (tunl0 in userspace where the kernel has no ipip module). Every direction of the healthy lab passes, in each family it carries,
 and the run's own pcaps (read with scapy's dissection, not vxcap's decoder) hold the format the
 report names; each of 15b's lab faults makes the run fail with a reason naming the field or hop.
 
@@ -18,7 +18,16 @@ from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
 from tests.lab_support import dataplane_spec, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
-from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, Wireguard6Plaintext, WireguardPlaintext
+from vxcap.core.lab.faults import (
+    Fdb6WrongNode,
+    IpipAsVxlan,
+    IpipPlain,
+    IpipWrongNode,
+    Vxlan6Ipv4Mtu,
+    Vxlan6SameSubnet,
+    Wireguard6Plaintext,
+    WireguardPlaintext,
+)
 from vxcap.exit_status import ExitStatus
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")
@@ -186,6 +195,72 @@ def test_wireguard_dual_run_proves_each_family_on_its_own_device_and_port(tmp_pa
                 or (p.getlayer(IPv6) is not None and p[IPv6].src in pods)], "no pod packet in the clear"
 
 
+def ipip_spec(mode: str = "CrossSubnet"):
+    import yaml
+
+    from tests.lab_support import LAB_FILE
+    from vxcap.core.lab.gen import with_overlay
+    from vxcap.core.lab.spec import lab_from_dict
+
+    return lab_from_dict(with_overlay(yaml.safe_load(LAB_FILE.read_text()), "ipip", mode))
+
+
+def ipip_run(tmp_path, mode: str, *pairs: str, more: tuple[str, ...] = ()):
+    options = ["--overlay", "ipip", "--ipip-mode", mode, *more] + ([] if pairs else ["--all-pairs"])
+    return vxcap_run(tmp_path, *pairs, options=options)
+
+
+def ipip_echoes(packets, spec, src: str, dst: str) -> list:
+    """Protocol-4 packets between the two nodes' underlay addresses carrying the pods' ICMP, as scapy dissects them."""
+    outer = (str(spec.topology.node(src).address), str(spec.topology.node(dst).address))
+    inner = (str(spec.pod_on(src).ip), str(spec.pod_on(dst).ip))
+    found = []
+    for p in packets:
+        if p.haslayer(IP) and p[IP].proto == 4 and (p[IP].src, p[IP].dst) == outer:
+            i = IP(bytes(p[IP].payload))
+            if (i.src, i.dst) == inner and i.haslayer(ICMP):
+                found.append((p[IP], i))
+    return found
+
+
+@lab_test
+def test_ipip_cross_subnet_run_proves_every_direction_ipip_across_and_plain_within(tmp_path):
+    spec = ipip_spec()
+    with running_lab(spec=spec):
+        result, run_dir, report = ipip_run(tmp_path, "cross-subnet")
+    all_pass(result, report, 12)
+    found = by_direction(report)
+    for (src, dst, _), flow in found.items():
+        across = spec.topology.node(dst).address not in spec.topology.node(src).subnet
+        assert (flow["expected"], flow["observed"]) == (("ipip",) * 2 if across else ("plain",) * 2), (src, dst)
+    flow = found[(W, W3, "IPv4")]
+    assert (flow["outer_src"], flow["outer_dst"]) == (str(spec.topology.node(W).address), str(spec.topology.node(W3).address))
+    mtu = flow["mtu"]
+    assert mtu["overhead"]["bytes"] == 20 and mtu["mtus"]["src"]["vxlan_ifname"] == "tunl0"
+    assert mtu["mtus"]["src"]["vxlan_mtu"] == 1480
+    # The DF ladder through tunl0: 1480-byte inner packets (ICMP payload 1452) pass, and the SYN's MSS is 1440.
+    assert (mtu["max_icmp_payload"], mtu["measured"]["largest_df_payload"], mtu["tcp_mss"]) == (1452, 1452, 1440)
+    assert mtu["measured"]["tcp_mss_seen"] == [1440]
+    echoes = ipip_echoes(pcap_of(run_dir, W), spec, W, W3)
+    assert len(echoes) >= 2
+    # The outer header is the kernel tunl0's: TTL inherited from the inner packet, DF copied from it.
+    assert all(o.ttl == i.ttl and (o.flags.DF == i.flags.DF) for o, i in echoes)
+    assert max(o.len for o, _ in echoes) == 1500  # the ladder's largest: 1480 inside, 20 outside
+    for node in (CP, W, W2, W3):
+        assert not [p for p in pcap_of(run_dir, node) if p.haslayer(ICMP) and (p[ICMP].type, p[ICMP].code) == (3, 2)]
+
+
+@lab_test
+def test_ipip_always_run_proves_every_direction_ipip_within_the_subnet_too(tmp_path):
+    spec = ipip_spec("Always")
+    with running_lab(spec=spec):
+        result, run_dir, report = ipip_run(tmp_path, "always", more=("--cross-check",))
+    all_pass(result, report, 12)
+    assert {(f["expected"], f["observed"]) for f in report["flows"]} == {("ipip", "ipip")}
+    assert report["cross_check"] == {"tool": "tshark", "agreed": True, "disagreements": []}
+    assert len(ipip_echoes(pcap_of(run_dir, W2), spec, W, W2)) >= 2
+
+
 # ------------------------------------------------------------------------------------------ fault twins
 
 
@@ -329,3 +404,81 @@ def test_a_wireguard_lab_judged_as_vxlan_fails_naming_wireguard_and_passes_as_bu
     # Wireshark is pointed at the nodes' data messages, not at pods the wire does not show
     assert found[(W, W3, "IPv4")]["wireshark_filter"] == (
         f"ip.src=={spec.topology.node(W).address} && ip.dst=={spec.topology.node(W3).address} && wg.type == 4")
+
+
+@lab_test
+def test_ipip_plain_where_ipip_is_promised_fails_naming_the_plain_packets(tmp_path):
+    # ipipMode Always and one subnet: the plain packets still arrive (no router between), so the one
+    # reason is the wire format, and the other way, still IP-in-IP, passes.
+    spec = ipip_spec("Always")
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(IpipPlain(W, W2))
+        result, _, report = ipip_run(tmp_path, "always", "worker,worker2")
+    reasons = failed(result, report, (W, W2, "IPv4"))
+    assert [r for r in reasons if "expected IP-in-IP" in r] == [
+        f"{by_direction(report)[(W, W2, 'IPv4')]['packets']} plain IPv4 packets, expected IP-in-IP (ipipMode Always)"]
+    assert by_direction(report)[(W2, W, "IPv4")]["verdict"] == "pass"
+
+
+@lab_test
+def test_ipip_plain_across_subnets_fails_naming_the_plain_packets(tmp_path):
+    # Across the router plain pod packets die there (it has no pod routes), replies included: both
+    # directions of the pair fail; a pair without the fault, through the same router, passes.
+    spec = ipip_spec()
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(IpipPlain(W, W3))
+        result, _, report = ipip_run(tmp_path, "cross-subnet", "worker,worker3", "worker2,worker3")
+    reasons = failed(result, report, (W, W3, "IPv4"))
+    assert any("plain IPv4 packets, expected IP-in-IP (other subnet: 10.10.20.13 is not in 10.10.10.0/24)" in r
+               for r in reasons), reasons
+    found = by_direction(report)
+    assert found[(W2, W3, "IPv4")]["verdict"] == found[(W3, W2, "IPv4")]["verdict"] == "pass"
+
+
+@lab_test
+def test_ipip_to_a_third_nodes_address_fails_naming_the_outer_destination(tmp_path):
+    spec = ipip_spec()
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(IpipWrongNode(W, W3, CP))
+        result, _, report = ipip_run(tmp_path, "cross-subnet", "worker,worker3")
+    reasons = failed(result, report, (W, W3, "IPv4"))
+    wrong, right, sender = (spec.topology.node(n).address for n in (CP, W3, W))
+    assert any(r.startswith(f"outer destination {wrong}, expected {right} (") for r in reasons), reasons
+    # The third node takes the packets in on its tunl0 and sends them on to worker3 (its own route):
+    # that second leg arrives with the third node's address as outer source.
+    assert any(r.startswith(f"outer source {wrong}, expected {sender} (") for r in reasons), reasons
+    assert len(reasons) == 2
+    assert by_direction(report)[(W3, W, "IPv4")]["verdict"] == "pass"
+
+
+@lab_test
+def test_vxlan_where_ipip_is_promised_fails_naming_the_vxlan_packets(tmp_path):
+    spec = ipip_spec()
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(IpipAsVxlan(W, W3))
+        result, _, report = ipip_run(tmp_path, "cross-subnet", "worker,worker3")
+    reasons = failed(result, report, (W, W3, "IPv4"))
+    assert any("VXLAN packets (VNI 4096, UDP port 4789), expected IP-in-IP" in r for r in reasons), reasons
+    assert by_direction(report)[(W3, W, "IPv4")]["verdict"] == "pass"
+
+
+@lab_test
+def test_a_run_without_ipip_mode_takes_the_ipip_lab_as_built_and_another_mode_is_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from tests.lab_support import SESSION_PREFIX
+    from vxcap.cli.main import cli
+
+    runner = CliRunner()
+    try:
+        up = runner.invoke(cli, ["lab", "up", "--overlay", "ipip", "--ipip-mode", "always", "--prefix", SESSION_PREFIX])
+        assert up.exit_code == 0, up.output
+        result, _, _ = ipip_run(tmp_path, "cross-subnet", "worker,worker2")
+        assert result.exit_code == ExitStatus.USAGE, result.output
+        assert f"the lab {SESSION_PREFIX}-* is built with ipipMode Always, not CrossSubnet" in result.output
+        assert list(tmp_path.iterdir()) == []  # refused before a run directory was made
+        result, _, report = vxcap_run(tmp_path, "worker,worker2", options=["--overlay", "ipip"])
+        all_pass(result, report, 2)
+        assert {f["observed"] for f in report["flows"]} == {"ipip"}  # Always: the same subnet through tunl0
+    finally:
+        runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])

@@ -1,5 +1,5 @@
 """Calico's other data planes in the embedded lab, proved on the wire: VXLAN over IPv6,
-dual-stack, WireGuard (wireguard-go), IPIP (refused where the kernel has no module),
+dual-stack, WireGuard (wireguard-go), IPIP (the kernel's tunl0, or a userspace one without the module),
 and each one's fault twins.
 
 Every pcap here is taken on a node's eth1 during the test and read with scapy's own
@@ -414,22 +414,53 @@ def kernel_has_ipip() -> bool:
         subprocess.run(["ip", "netns", "delete", probe], check=True)
 
 
-@lab_test
-def test_lab_up_ipip_is_built_where_the_kernel_can_and_refused_in_one_line_where_not(tmp_path):
-    result = CliRunner().invoke(cli, ["lab", "up", "--overlay", "ipip", "--prefix", SESSION_PREFIX])
+def ipip_forwarders(spec) -> dict[str, list[int]]:
+    """node -> pids of the userspace IPIP forwarders running in its namespace."""
+    found = {}
+    for node in spec.topology.nodes:
+        ns = f"{SESSION_PREFIX}-{node.name}"
+        pids = netns.netns_pids(ns) if ns in netns.list_netns() else []
+        found[node.name] = [pid for pid in pids if b"vxcap.adapters.ipip_tun" in _cmdline(pid)]
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
     try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@lab_test
+def test_lab_up_ipip_builds_tunl0_with_or_without_the_module_and_down_stops_every_forwarder(tmp_path):
+    result = CliRunner().invoke(cli, ["lab", "up", "--overlay", "ipip", "--prefix", SESSION_PREFIX])
+    spec = dataplane_spec("ipip")
+    try:
+        assert result.exit_code == 0, result.output
+        assert "lab is up (ipip)" in result.output
+        forwarders = ipip_forwarders(spec)
         if kernel_has_ipip():
-            assert result.exit_code == 0, result.output
-            spec = dataplane_spec("ipip")
-            with running_lab(spec=spec) as lab:
-                ping_ok(lab, W, pod4(spec, W3))
-        else:
-            assert result.exit_code == ExitStatus.USAGE, result.output
-            lines = [line for line in result.output.splitlines() if line.strip()]
-            assert len(lines) == 1 and "no ipip module" in lines[0], result.output
-            assert not session_namespaces(), "nothing is built when the kernel cannot"
+            assert not any(forwarders.values()), "the kernel's tunl0 needs no forwarder"
+        else:  # one userspace tunl0 per node, and nowhere else
+            assert all(len(pids) == 1 for pids in forwarders.values()), forwarders
+        lab = NetnsLab(spec, prefix=SESSION_PREFIX)
+        assert lab.status().healthy
+        tunl0 = json.loads(subprocess.run(["ip", "-n", f"{SESSION_PREFIX}-{W}", "-j", "-d", "link", "show", "tunl0"],
+                                          capture_output=True, text=True, check=True).stdout)[0]
+        assert tunl0["mtu"] == 1480
+        with captured(lab, W3, tmp_path / "w3.pcap") as pcap:
+            ping_ok(lab, W, pod4(spec, W3))
+        ipip = [p for p in rdpcap(str(pcap)) if p.haslayer(IP) and p[IP].proto == 4
+                and (p[IP].src, p[IP].dst) == (addr4(spec, W), addr4(spec, W3))]
+        assert len(ipip) == 3 and all(IP(bytes(p[IP].payload)).haslayer(ICMP) for p in ipip)
+        unreachable = [p for p in rdpcap(str(pcap)) if p.haslayer(ICMP) and (p[ICMP].type, p[ICMP].code) == (3, 2)]
+        assert unreachable == [], "no ICMP protocol-unreachable for protocol 4 (the forwarder's raw socket takes it)"
+        all_pids = [pid for pids in forwarders.values() for pid in pids]
     finally:
-        CliRunner().invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
+        down = CliRunner().invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
+    assert down.exit_code == 0, down.output
+    assert not session_namespaces()
+    assert [pid for pid in all_pids if Path(f"/proc/{pid}").exists() and b"ipip_tun" in _cmdline(pid)] == []
 
 
 @lab_test

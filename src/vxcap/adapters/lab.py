@@ -17,7 +17,7 @@ from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.adapters import netns, tcpdump, wireguard
+from vxcap.adapters import ipip_tun, netns, tcpdump, wireguard
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
@@ -113,30 +113,37 @@ class NetnsLab:
             raise NetnsError(f"adopted namespace {missing[0]} does not exist (attach it with ip netns attach NAME PID)")
         if status.exists:
             self.down()
-        if self.spec.ipv4_encap == "ipip":
-            self._require_ipip()
+        kernel_ipip = self.spec.ipv4_encap == "ipip" and self._kernel_has_ipip()
         try:
             netns.run_steps(lab_steps(self.spec, self.names))
+            if self.spec.ipv4_encap == "ipip":
+                self._start_ipip(kernel_ipip)
             if self.spec.ipv4_encap == "wireguard":
                 self._start_wireguard()
             if self.spec.ipv6_encap == "wireguard":
                 self._start_wireguard6()
-        except NetnsError:  # the wireguard-go processes started so far go too (`down` kills them)
+        except NetnsError:  # the wireguard-go / IPIP forwarders started so far go too (`down` kills them)
             self.down()
             raise
         return self.status()
 
-    def _require_ipip(self) -> None:
-        """A one-line refusal where the kernel cannot make IPIP devices, tried in a namespace of our own."""
+    def _kernel_has_ipip(self) -> bool:
+        """Whether the kernel can make IPIP devices (then every namespace has its tunl0), tried in a namespace of our own."""
         probe = f"{self.names.prefix}-ipip-probe"
         netns.add_netns([probe])
         try:
             proc = netns.run(["ip", "-n", probe, "link", "add", "vxcapprobe", "type", "ipip"], check=False)
         finally:
             netns.delete_netns([probe])
-        if proc.returncode != 0:
-            raise InputError(f"this kernel has no ipip module ({os.uname().release}: `ip link add type ipip` says "
-                             f"{proc.stderr.strip() or proc.returncode}); --overlay ipip cannot be built here")
+        return proc.returncode == 0
+
+    def _start_ipip(self, kernel: bool) -> None:
+        """tunl0 in every node: the kernel's where it has the ipip module, else the userspace forwarder's
+        (adapters.ipip_tun: the same RFC 2003 packets on the wire); then Felix's MTU, address and routes on it."""
+        for node in self.spec.topology.nodes:
+            if not kernel:
+                ipip_tun.start(self.names.node(node.name), dataplanes.ipip_forwarder_args(node))
+            netns.run_steps(dataplanes.ipip_steps(self.spec, self.names, node))
 
     def _start_wireguard(self) -> None:
         """wireguard-go in every node, then each node's keys, peers and port (`wg set`), then its device's
@@ -165,6 +172,7 @@ class NetnsLab:
         present = netns.list_netns()
         killed = self._kill_leftovers([ns for ns in owned if ns in present])
         wireguard.reap(killed)
+        ipip_tun.reap(killed)
         adopted = [self.names.node(n.name) for n in self.spec.topology.nodes if self.names.is_adopted(n.name)]
         adopted_present = [ns for ns in adopted if ns in present]
         # Without our switch there is no sign we built anything in an adopted namespace.

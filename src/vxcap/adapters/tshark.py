@@ -40,6 +40,7 @@ class _Tally:
     packets: int = 0
     plain: int = 0
     vxlan: int = 0
+    ipip: int = 0
     vnis: Counter = field(default_factory=Counter)
     dports: Counter = field(default_factory=Counter)
     outer_pairs: Counter = field(default_factory=Counter)
@@ -49,6 +50,7 @@ class _Tally:
         self.packets += other.packets
         self.plain += other.plain
         self.vxlan += other.vxlan
+        self.ipip += other.ipip
         for mine, theirs in (
             (self.vnis, other.vnis),
             (self.dports, other.dports),
@@ -59,10 +61,12 @@ class _Tally:
 
     @property
     def observed(self) -> str:
-        if self.plain and self.vxlan:
+        if sum(bool(n) for n in (self.plain, self.vxlan, self.ipip)) > 1:
             return "mixed"
         if self.vxlan:
             return "vxlan"
+        if self.ipip:
+            return "ipip"
         return "plain" if self.plain else "none"
 
 
@@ -105,6 +109,10 @@ def _frame_facts(packet) -> tuple[str, IPv4Address, IPv4Address, dict[str, Any]]
             }
             return "vxlan", IPv4Address(inner.src), IPv4Address(inner.dst), details
     ip = layers[first_ip]
+    # IP-in-IP (protocol 4): Wireshark dissects the inner IPv4 as a second ip layer right after the outer.
+    if int(ip.proto) == 4 and first_ip + 1 < len(names) and names[first_ip + 1] == "ip":
+        inner = layers[first_ip + 1]
+        return "ipip", IPv4Address(inner.src), IPv4Address(inner.dst), {"outer": (IPv4Address(ip.src), IPv4Address(ip.dst))}
     return "plain", IPv4Address(ip.src), IPv4Address(ip.dst), {}
 
 
@@ -154,6 +162,9 @@ def tshark_tallies(
                 tally.outer_pairs[details["outer"]] += 1
                 if details["inner_dst_mac"] is not None:
                     tally.inner_dst_macs[details["inner_dst_mac"]] += 1
+            elif encap == "ipip":
+                tally.ipip += 1
+                tally.outer_pairs[details["outer"]] += 1
             else:
                 tally.plain += 1
     except Exception as err:  # pyshark raises its own (TSharkCrashException), asyncio's and OSError
@@ -234,6 +245,10 @@ def _compare_flow(flow: dict[str, Any], per_point: dict[str, _Tally], port: int)
         total.merge(tally)
     if total.observed != flow["observed"]:
         lines.append(f"{name}: tshark sees it as {total.observed}, vxcap as {flow['observed']}")
+    if total.ipip and not total.vxlan:
+        reported = None if flow.get("outer_src") is None else (IPv4Address(flow["outer_src"]), IPv4Address(flow["outer_dst"]))
+        if not _agrees(total.outer_pairs, reported):
+            lines.append(f"{name}: tshark outer {_show(total.outer_pairs)}, vxcap {flow.get('outer_src')} -> {flow.get('outer_dst')}")
     if total.vxlan:
         if not _agrees(total.vnis, flow.get("vni")):
             lines.append(f"{name}: tshark VNI {_show(total.vnis)}, vxcap {flow.get('vni')}")
@@ -269,7 +284,7 @@ def cross_check(
 ) -> list[str]:
     """One line per disagreement between tshark and report.json; empty when they agree.
 
-    Compared per flow: packets per capture point, plain/VXLAN, VNI, UDP port, outer
+    Compared per flow: packets per capture point, plain/VXLAN/IP-in-IP, VNI, UDP port, outer
     addresses and inner destination MAC (the inner addresses are the flow itself).
     Raises TsharkError when tshark is missing.
     """

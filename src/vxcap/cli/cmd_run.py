@@ -14,6 +14,7 @@ from vxcap.cli.options import (
     coverage_options,
     coverage_settings,
     direct_routing_option,
+    ipip_mode_option,
     lab_options,
     output_options,
 )
@@ -32,14 +33,14 @@ vxcap doctor --lab                                            # can a run start 
 SECTIONS = (
     ("What to test", ("pairs", "all_pairs", "coverage", "seed", "peers", "count", "cni")),
     ("Where: the embedded lab (network namespaces, root)", ("lab", "lab_file", "nodes", "subnets", "overlay", "prefix",
-                                                            "direct_routing")),
+                                                            "direct_routing", "ipip_mode")),
     ("Where: a cluster (the default)", ("kubeconfig", "context", "namespace", "image", "ready_timeout",
                                         "max_parallel", "api_qps")),
     ("How to capture", ("capture_filter",)),
     ("How to capture on a cluster's nodes", ("capture", "capture_image", "capture_namespace", "iface")),
     ("Output", ("out_parent", "as_json", "quiet", "keep", "cross_check")),
 )
-LAB_ONLY = ("lab_file", "nodes", "subnets", "overlay", "prefix", "direct_routing")
+LAB_ONLY = ("lab_file", "nodes", "subnets", "overlay", "prefix", "direct_routing", "ipip_mode")
 CLUSTER_ONLY = ("kubeconfig", "context", "namespace", "image", "ready_timeout", "capture", "capture_image", "iface",
                 "capture_namespace", "max_parallel", "api_qps")
 
@@ -72,7 +73,9 @@ def _check_pairs(ctx, param, value):
 @direct_routing_option
 @click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip"]), default=None,
               metavar="PLANE", help="The lab's data plane (as `vxcap lab up --overlay`): vxlan (the reference), vxlan6, dual, "
-                   "wireguard, wireguard6, wireguard-dual, ipip (where the kernel has the module). Default: the lab that exists, else vxlan.")
+                   "wireguard, wireguard6, wireguard-dual, ipip (tunl0; without the kernel's ipip module, userspace encapsulation, "
+                   "RFC 2003 on the wire). Default: the lab that exists, else vxlan.")
+@ipip_mode_option
 @cluster_options
 @cni_option("calico", "Whose promises to judge. A cluster: Calico (auto finds the CNI; `vxcap topology --cni ...` "
                       "states what Flannel, Cilium and Antrea promise). With --lab: calico, or flannel (the lab "
@@ -108,7 +111,7 @@ def _check_pairs(ctx, param, value):
                                             "`vxcap lab down` removes it later.")
 @click.option("--cross-check", is_flag=True, help="Also decode with tshark's dissectors (pyshark); any disagreement fails.")
 @guarded(nothing_made=False)
-def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, overlay, prefix, direct_routing,
+def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, subnets, overlay, prefix, direct_routing, ipip_mode,
         kubeconfig, context,
         cni, namespace, capture_namespace, image, ready_timeout, max_parallel, api_qps, capture, capture_image, iface,
         capture_filter, out_parent, as_json, quiet, keep, cross_check) -> None:
@@ -140,7 +143,8 @@ def run(pairs, all_pairs, coverage, seed, peers, count, lab, lab_file, nodes, su
         require_root("vxcap run --lab")
         from vxcap.targets.lab import LabTarget, choose_lab
 
-        source = choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni, direct_routing=direct_routing)
+        source = choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni, direct_routing=direct_routing,
+                            ipip_mode=ipip_mode)
         target = LabTarget(source, prefix=prefix, keep=keep, cni=cni)
     else:
         from vxcap.targets.cluster import ClusterTarget

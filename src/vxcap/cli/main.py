@@ -16,6 +16,7 @@ from vxcap.cli.options import (
     coverage_options,
     coverage_settings,
     direct_routing_option,
+    ipip_mode_option,
     lab_file_option,
     lab_options,
     nodes_option,
@@ -219,13 +220,15 @@ def lab() -> None:
 @click.option("--overlay", type=click.Choice(["vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip"]), default=None,
               help="Calico's data plane to build: vxlan (IPv4, the default), vxlan6 (IPv6 only), dual (both), "
                    "wireguard (wireguard-go), wireguard6 (IPv6 only, wg-v6.cali), wireguard-dual (both, each its device), "
-                   "ipip (where the kernel has the module).")
+                   "ipip (tunl0; where the kernel has no ipip module, a userspace forwarder per node does the "
+                   "encapsulation: RFC 2003 on the wire, as tunl0's).")
+@ipip_mode_option
 @click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,
               help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
                    "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node.")
 @direct_routing_option
 @guarded(nothing_made=False)
-def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> None:
+def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_routing) -> None:
     """Build the lab (idempotent; repairs or replaces a broken one).
 
     \b
@@ -233,6 +236,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> No
       vxcap lab up                           # the reference k01 lab
       vxcap lab up --nodes 16 --subnets 4    # a larger lab on the same pattern
       vxcap lab up --overlay dual            # IPv4 over vxlan.calico, IPv6 over vxlan-v6.calico
+      vxcap lab up --overlay ipip --ipip-mode always   # IP-in-IP through tunl0 between every pair
       vxcap lab up --cni flannel --direct-routing   # Flannel: plain in a subnet, VXLAN on 8472 across
     """
     require_root("vxcap lab up")
@@ -243,7 +247,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> No
         if cni == "flannel" and direct_routing is None:
             direct_routing = False  # `lab up` says what it builds: Flannel's default
         status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni == "flannel" else None,
-                                  direct_routing=direct_routing), prefix)
+                                  direct_routing=direct_routing, ipip_mode=ipip_mode), prefix)
     except KeyboardInterrupt:
         raise Interrupted("the lab may be half built: `vxcap lab up` repairs it, `vxcap lab down` removes it") from None
     _print_status(status)

@@ -37,6 +37,12 @@ direct_routing_option = click.option(
 )
 
 
+ipip_mode_option = click.option(
+    "--ipip-mode", "ipip_mode", type=click.Choice(["always", "cross-subnet"]), default=None,
+    help="With --overlay ipip, the IPPool's ipipMode: always, or cross-subnet (the default: plain within a subnet).",
+)
+
+
 def lab_options(lab_help: str):
     """--lab (saying `lab_help`) and what describes the embedded lab."""
     def decorate(fn):

@@ -86,14 +86,19 @@ class LabMemory:
 def choose_lab(
     prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None,
     overlay: str | None = None, cni: str | None = None, direct_routing: bool | None = None,
+    ipip_mode: str | None = None,
 ) -> LabSource:
     """What the user named, else the lab that exists, else the reference lab.
 
     `overlay` (vxlan | vxlan6 | dual | wireguard | wireguard6 | ipip) rebuilds that description for one of
     Calico's data planes; the text the lab remembers then holds every IPv6 address in full.
     `cni` "flannel" rebuilds it as Flannel's vxlan backend (`direct_routing`: DirectRouting on;
-    None keeps a Flannel lab that exists as it is, else off, Flannel's default).
+    None keeps a Flannel lab that exists as it is, else off, Flannel's default). `ipip_mode`
+    ("always" | "cross-subnet") goes with overlay ipip; None keeps an ipip lab that exists as it is,
+    else CrossSubnet.
     """
+    if ipip_mode is not None and overlay != "ipip":
+        raise InputError("--ipip-mode is the ipip data plane's: add --overlay ipip")
     if cni not in (None, "calico", "flannel", "auto"):
         raise InputError(f"the embedded lab builds Calico's and Flannel's data planes, not {cni}'s "
                          f"(`vxcap topology --cni {cni}` states what it promises)")
@@ -103,9 +108,14 @@ def choose_lab(
         if overlay not in (None, "vxlan"):
             raise InputError(f"--overlay {overlay} is one of Calico's data planes; --cni flannel builds Flannel's vxlan")
         return _flannel_lab(prefix, lab_file, nodes, subnets, direct_routing)
+    if overlay == "ipip" and ipip_mode is None and lab_file is None and nodes is None:
+        existing = LabMemory(prefix).recall()  # the ipip lab that exists, in the mode it was built with
+        if existing is not None and existing.spec.dataplane == "ipip":
+            return existing
     if overlay is not None and overlay != "vxlan":
         base = choose_lab(prefix, lab_file, nodes, subnets) if (lab_file or nodes) else reference_lab()
-        data = with_overlay(yaml.safe_load(base.text), overlay)
+        mode = {"always": "Always", "cross-subnet": "CrossSubnet", None: None}[ipip_mode]
+        data = with_overlay(yaml.safe_load(base.text), overlay, mode)
         text = yaml.safe_dump(data, sort_keys=False)
         return LabSource(_parse(text, "the lab description"), text, f"{base.origin}, {overlay} data plane")
     if overlay == "vxlan" and lab_file is None and nodes is None:
@@ -204,6 +214,10 @@ class LabTarget:
             # Judged as another data plane, every direction would fail for the wrong reason.
             raise InputError(f"the lab {self.prefix}-* is built as {built.spec.dataplane}, not {self.spec.dataplane}: "
                              f"`vxcap lab up --overlay {self.spec.dataplane}` rebuilds it (or `vxcap lab down` first)")
+        if any(ns.exists for ns in namespaces) and built is not None and built.spec.ipip and self.spec.ipip and (
+                built.spec.ipip.mode != self.spec.ipip.mode):
+            raise InputError(f"the lab {self.prefix}-* is built with ipipMode {built.spec.ipip.mode}, not "
+                             f"{self.spec.ipip.mode}: `vxcap lab up --overlay ipip --ipip-mode ...` rebuilds it")
         if not any(ns.exists and not ns.adopted for ns in namespaces):
             self.built_here = True  # before building: an interrupted build is still ours to remove
             lab_up(self.source, self.prefix)

@@ -230,9 +230,15 @@ def ipip_peer(spec: LabSpec, node: Node, other: Node) -> bool:
     return spec.ipip.mode == "Always" or other.address not in node.subnet
 
 
+def ipip_forwarder_args(node: Node) -> tuple[str, ...]:
+    """The userspace tunl0's arguments (adapters.ipip_tun) in `node`: its underlay address is the outer source."""
+    return ("--local", str(node.address))
+
+
 def ipip_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
-    """tunl0 (the fallback device every namespace gets once the ipip module is loaded) as Felix sets it:
-    its MTU, the tunnel address from the block, and each IPIP peer's block via its underlay address."""
+    """tunl0 as Felix sets it, once it exists (the fallback device of the ipip module, or the userspace
+    forwarder's TUN device where the kernel has no module): its MTU, the tunnel address from the block,
+    and each IPIP peer's block via its underlay address, the next hop tunl0 takes as outer destination."""
     assert spec.ipip is not None and node.block is not None
     ns = names.node(node.name)
     steps = [
@@ -380,7 +386,7 @@ def ipip_checks(spec: LabSpec, node_name: str, links: list[dict[str, Any]], rout
     assert node.block is not None
     dev = _link(links, IPIP_DEVICE)
     if dev is None:
-        return [Check(IPIP_DEVICE, False, "missing (no ipip module?)")]
+        return [Check(IPIP_DEVICE, False, "missing (is the ipip module loaded, or the userspace forwarder running?)")]
     wrong = [] if _up(dev) else ["down"]
     if dev.get("mtu") != spec.ipip.mtu:
         wrong.append(f"mtu={dev.get('mtu')!r} (want {spec.ipip.mtu})")

@@ -35,6 +35,15 @@ For the other data planes (lab.dataplanes), each the twin of its healthy lab:
 - Vxlan6SameSubnet: src encapsulates IPv6 towards a node of its own IPv6 subnet
   (vxlanMode Always where the pool says CrossSubnet).
 
+In the IPIP lab (tunl0, the kernel's or the userspace forwarder's):
+
+- IpipPlain: src routes dst's pod block around tunl0, plain out of eth1 (to dst, or through src's
+  gateway), where ipipMode promises IP-in-IP.
+- IpipWrongNode: src's tunl0 route for dst's block has a third node's underlay address as next hop:
+  the outer destination of src's IP-in-IP is that node's (which decapsulates and forwards it on).
+- IpipAsVxlan: src sends dst's pods' traffic through a vxlan.calico (VNI 4096, UDP 4789) made on src
+  and dst for the fault, where ipipMode promises IP-in-IP.
+
 For the Flannel lab (lab.flannel), VniMismatch re-makes the node's VTEP as flanneld would with
 that VNI (`flannel.<VNI>`, its peers' entries on it), and:
 
@@ -62,7 +71,7 @@ from vxcap.core.lab.plan import (
 )
 from vxcap.core.lab import dataplanes, flannel
 from vxcap.core.lab.spec import LabSpec
-from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
+from vxcap.core.model import DEFAULT_PORT, DEFAULT_VNI, VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
 from vxcap.core.plan import expected_wire
 
 
@@ -164,9 +173,28 @@ class Vxlan6SameSubnet:
     dst: str
 
 
+@dataclass(frozen=True, slots=True)
+class IpipPlain:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class IpipWrongNode:
+    src: str
+    dst: str
+    wrong: str
+
+
+@dataclass(frozen=True, slots=True)
+class IpipAsVxlan:
+    src: str
+    dst: str
+
+
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
          | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Wireguard6Plaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
-         | PortMismatch | FlannelDirectRoute)
+         | PortMismatch | FlannelDirectRoute | IpipPlain | IpipWrongNode | IpipAsVxlan)
 
 
 def _needs(spec: LabSpec, what: str, ok: bool) -> None:
@@ -191,6 +219,50 @@ def _wireguard6_plaintext(spec: LabSpec, names: LabNames, fault: Wireguard6Plain
     hop = dst.address if dst.address in src.underlay.network else spec.subnet6_of(src).gateway
     return [ip(names.node(src.name), "route", "replace", dst.block, "via", hop, "dev", spec.underlay_iface,
                "onlink", "proto", FELIX_PROTO)]
+
+
+def _ipip_pair(spec: LabSpec, fault: IpipPlain | IpipWrongNode | IpipAsVxlan) -> tuple[Node, Node]:
+    _needs(spec, "IPIP (--overlay ipip)", spec.ipv4_encap == "ipip")
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    if not dataplanes.ipip_peer(spec, src, dst):
+        raise InputError(f"fault: {src.name} sends plain to {dst.name} (CrossSubnet, one subnet); pick an IPIP pair")
+    return src, dst
+
+
+def _ipip_plain(spec: LabSpec, names: LabNames, fault: IpipPlain) -> list[Step]:
+    src, dst = _ipip_pair(spec, fault)
+    hop = dst.address if dst.address in src.subnet else spec.subnet_of(src).gateway
+    return [ip(names.node(src.name), "route", "replace", dst.block, "via", hop, "dev", spec.underlay_iface,
+               "onlink", "proto", FELIX_PROTO)]
+
+
+def _ipip_wrong_node(spec: LabSpec, names: LabNames, fault: IpipWrongNode) -> list[Step]:
+    src, dst = _ipip_pair(spec, fault)
+    wrong = spec.topology.node(fault.wrong)
+    _distinct(src, dst, wrong)
+    return [ip(names.node(src.name), "route", "replace", dst.block, "via", wrong.address, "dev", dataplanes.IPIP_DEVICE,
+               "onlink", "proto", FELIX_PROTO)]
+
+
+def _ipip_as_vxlan(spec: LabSpec, names: LabNames, fault: IpipAsVxlan) -> list[Step]:
+    src, dst = _ipip_pair(spec, fault)
+    mtu = spec.underlay_mtu - 50
+
+    def device(node: Node) -> list[Step]:
+        ns = names.node(node.name)
+        return [ip(ns, "link", "add", VXLAN_DEVICE, "address", node.vtep_mac, "mtu", mtu, "type", "vxlan", "id", DEFAULT_VNI,
+                   "dstport", DEFAULT_PORT, "local", node.address, "dev", spec.underlay_iface, "nolearning"),
+                ip(ns, "addr", "add", f"{node.vtep_ip}/32", "dev", VXLAN_DEVICE),
+                ip(ns, "link", "set", VXLAN_DEVICE, "up")]
+
+    ns = names.node(src.name)
+    # dst only needs the device to take the VXLAN in; its replies keep going back through tunl0.
+    return device(src) + device(dst) + [
+        ip(ns, "neigh", "replace", dst.vtep_ip, "lladdr", dst.vtep_mac, "dev", VXLAN_DEVICE, "nud", "permanent"),
+        bridge(ns, "fdb", "replace", dst.vtep_mac, "dev", VXLAN_DEVICE, "dst", dst.address, "self", "permanent"),
+        ip(ns, "route", "replace", dst.block, "via", dst.vtep_ip, "dev", VXLAN_DEVICE, "onlink", "proto", FELIX_PROTO),
+    ]
 
 
 def _fdb6_wrong_node(spec: LabSpec, names: LabNames, fault: Fdb6WrongNode) -> list[Step]:
@@ -402,4 +474,10 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _port_mismatch(spec, names, fault)
     if isinstance(fault, FlannelDirectRoute):
         return _flannel_direct_route(spec, names, fault)
+    if isinstance(fault, IpipPlain):
+        return _ipip_plain(spec, names, fault)
+    if isinstance(fault, IpipWrongNode):
+        return _ipip_wrong_node(spec, names, fault)
+    if isinstance(fault, IpipAsVxlan):
+        return _ipip_as_vxlan(spec, names, fault)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")

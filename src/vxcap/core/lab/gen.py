@@ -102,12 +102,13 @@ def _block6(block4: str) -> str:
     return f"fd19:2168::{octets[0] * 256 + octets[1]:x}:{octets[2] * 256 + octets[3]:x}/{96 + int(length)}"
 
 
-def with_overlay(data: dict[str, Any], overlay: str) -> dict[str, Any]:
+def with_overlay(data: dict[str, Any], overlay: str, ipip_mode: str | None = None) -> dict[str, Any]:
     """A lab description (the lab file's structure) made to build `overlay`'s data plane.
 
     Adds the `dataplane` section and, for the IPv6 ones, each subnet's and node's IPv6
     side derived from its IPv4 one (written out in full: the lab remembers and shows
-    plain data, not a rule). "vxlan" returns the description unchanged.
+    plain data, not a rule). "vxlan" returns the description unchanged. `ipip_mode`
+    ("Always" | "CrossSubnet", the default) is the ipip data plane's ipipMode.
     """
     from vxcap.core.lab.spec import DATAPLANES
 
@@ -138,5 +139,5 @@ def with_overlay(data: dict[str, Any], overlay: str) -> dict[str, Any]:
     if overlay in ("wireguard", "wireguard-dual"):
         out["dataplane"]["wireguard"] = {"port": 51820, "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 60}
     if overlay == "ipip":
-        out["dataplane"]["ipip"] = {"mode": "CrossSubnet", "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 20}
+        out["dataplane"]["ipip"] = {"mode": ipip_mode or "CrossSubnet", "mtu": int((data.get("underlay") or {}).get("mtu", 1500)) - 20}
     return out

@@ -288,7 +288,8 @@ def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
 
 def _ipv4_encap_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     """Between the subnet routes and the blackhole: what carries IPv4 pod traffic to other nodes.
-    WireGuard's come later (`dataplanes.wireguard_link_steps`): wireguard-go must make its device first."""
+    WireGuard's and tunl0's come later (`dataplanes.wireguard_link_steps`, `dataplanes.ipip_steps`):
+    wireguard-go, or the kernel's ipip module or the userspace forwarder, must make the device first."""
     ns, eth = names.node(node.name), spec.underlay_iface
     if spec.ipv4_encap == "vxlan":
         steps = vxlan_steps(spec, names, node)
@@ -299,7 +300,7 @@ def _ipv4_encap_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     if spec.ipv4_encap == "ipip":
         from vxcap.core.lab import dataplanes  # it builds on this module's helpers
 
-        steps = dataplanes.ipip_steps(spec, names, node)
+        steps = []
         for other in _others(spec, node):
             if not dataplanes.ipip_peer(spec, node, other):
                 steps.append(ip(ns, "route", "add", other.block, "via", other.address, "dev", eth, "onlink", "proto", FELIX_PROTO))
