@@ -82,6 +82,17 @@ def plain_nodes() -> list[dict[str, Any]]:
     return nodes
 
 
+def underlay_nodes() -> list[dict[str, Any]]:
+    """plain_nodes whose InternalIP is the lab's underlay address (kubelet's --node-ip on eth1), as a
+    cluster must be set up whose CNI tunnels to the InternalIP (Cilium, Antrea) over the lab's underlay."""
+    nodes = plain_nodes()
+    for node, lab in zip(nodes, co.K01):
+        for address in node["status"]["addresses"]:
+            if address["type"] == "InternalIP":
+                address["address"] = lab.underlay.split("/")[0]
+    return nodes
+
+
 # ------------------------------------------------------------------------- Flannel
 
 

@@ -59,7 +59,14 @@ def flannel_cluster(backend: dict, announced_vni: int = 1):
 def cilium_cluster(data: dict[str, str] | None = None):
     """Cilium's DaemonSet and cilium-config, and an agent that writes each started pod's CiliumEndpoint."""
     def serve(spec: LabSpec) -> tuple[list[dict], CniObjects]:
-        return cni_objects.plain_nodes(), cni_objects.cilium(data, endpoints=[], agent=True)
+        return cni_objects.underlay_nodes(), cni_objects.cilium(data, endpoints=[], agent=True)
+    return serve
+
+
+def antrea_cluster(mode: str = "encap", tunnel: str = "geneve", port: int = 0):
+    """Antrea's agent DaemonSet and antrea-config (antrea-agent.conf), the nodes' InternalIPs the lab's underlay."""
+    def serve(spec: LabSpec) -> tuple[list[dict], CniObjects]:
+        return cni_objects.underlay_nodes(), cni_objects.antrea(mode, tunnel, port)
     return serve
 
 
@@ -76,6 +83,7 @@ class Case:
     cli: tuple[str, ...] = ("--cni", "auto")
     tshark: str | None = None  # the decode-as every direction's Wireshark line carries
     notes: tuple[str, ...] = field(default=())  # lines the run's notes must hold
+    exact: bool = True  # the reasons are exactly those named (False: delivery adds its own)
 
 
 VXLAN_8472_VNI_1 = ("vxlan", 1, 8472)
@@ -99,12 +107,16 @@ BROKEN = [
          {(W, W2): PLAIN, (W2, W): PLAIN, (W, W3): VXLAN_8472_VNI_1, (W3, W): ("vxlan", 2, 8472)},
          # and flannel.2 on k01-worker3 takes in none of the VNI 1 k01-worker sends it: delivery names the hop
          reasons=lambda ids: {(W3, W): ["VNI 2, expected 1"], (W, W3): [f"reached {W3}/eth1, 0 answered"]},
-         fault=VniMismatch(W3, 2)),
+         fault=VniMismatch(W3, 2), exact=False),
     # Cilium's tunnel promised, Flannel's wire carried: VNI 1 where each sender's identity was due.
     Case("cilium-config-on-flannel-wire", flannel_lab(False), cilium_cluster(),
          {d: ("vxlan", 1, 8472) for d in DIRECTIONS},
          reasons=lambda ids: {(s, d): [f"VNI 1 is not the sender's security identity {ids[s]}"] for s, d in DIRECTIONS},
          tshark="-d udp.port==8472,vxlan"),
+    # Antrea's VXLAN on Flannel's port promised (its VNI is always 0), Flannel's VNI 1 carried.
+    Case("antrea-vxlan-config-on-flannel-wire", flannel_lab(False), antrea_cluster("encap", "vxlan", 8472),
+         {d: ("vxlan", 1, 8472) for d in DIRECTIONS},
+         reasons=lambda ids: {d: ["VNI 1, expected 0"] for d in DIRECTIONS}, tshark="-d udp.port==8472,vxlan"),
 ]
 
 
@@ -185,9 +197,15 @@ def test_a_broken_twin_fails_naming_the_field(case, tmp_path, start_fake_kube):
             for reason in wanted[direction]:
                 assert any(reason == r or (reason.startswith("reached") and reason in r) for r in flow["reasons"]), \
                     (direction, reason, flow["reasons"])
+            if case.exact:  # nothing else is wrong with the twin: only the named field differs
+                assert flow["reasons"] == wanted[direction], (direction, flow["reasons"])
         else:
             assert flow["verdict"] == "pass", (direction, flow["reasons"])
         if case.tshark:
             assert case.tshark in flow["tshark"], flow["tshark"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    vnis = {n["name"]: n["vni"] for n in manifest["nodes"] if n.get("vni") is not None}
+    # Cilium's: each sender's VNI bound to the identity the fake's agent gave its test pod, three different ones
+    assert vnis == ids and (not ids or len(set(ids.values())) == len(ids) == 3), (vnis, ids)
     for note in case.notes:
         assert any(note in line for line in report.get("notes", []) + [result.output]), (note, report.get("notes"))

@@ -143,6 +143,10 @@ class ClusterTarget:
             topology = with_route_tables(topology, tables, senders)
         if topology.overlay.vni_identity:
             topology = with_identities(topology, self._endpoints_of(pods), pods)
+            bound = ", ".join(f"{n.name} {n.vni}" for n in topology.nodes if n.vni is not None)
+            # Discovery's "not read yet" is answered now: say what each sender's VNI must be.
+            self._notes = tuple(n for n in self.notes if not n.startswith("no CiliumEndpoint read yet")) + (
+                f"cilium: each test pod's security identity, the VNI of what it sends (its CiliumEndpoint): {bound}",)
         return topology
 
     def _routes(self, node: str) -> list:
