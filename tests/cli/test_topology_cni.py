@@ -129,3 +129,20 @@ def test_run_cni_auto_on_a_calico_cluster_goes_on_to_run(start_fake_kube, tmp_pa
     assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
     assert "judges Calico overlays only" not in result.output
     assert fake.kube.requested("GET", "/apis/apps/v1/daemonsets")  # it looked before going on
+
+
+def test_a_cilium_run_whose_pods_get_no_endpoint_stops_before_capturing(start_fake_kube, tmp_path):
+    """No agent writes the test pods' CiliumEndpoints: their VNIs are unknown, so nothing is captured or judged."""
+    fake = start_fake_kube(nodes=cn.underlay_nodes(), cni=cn.cilium(endpoints=[]), calico={})
+    result = CliRunner().invoke(cli, ["run", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig),
+                                      "--cni", "auto", "--capture", "pod", "--ready-timeout", "1",
+                                      "--out", str(tmp_path / "out")], terminal_width=400)
+    assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
+    (run_dir,) = (tmp_path / "out").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["flows"] == [] and not list(run_dir.glob("*.pcap"))
+    assert any("no CiliumEndpoint with an identity for test pod(s) vxcap-" in e and "after 1s" in e
+               for e in report["errors"]), report["errors"]
+    assert fake.kube.pods_in("vxcap") == []
+    execs = [r.query.get("command", []) for r in fake.kube.requests if r.path.endswith("/exec")]
+    assert execs and not [argv for argv in execs if "tcpdump" in argv]  # tables read, no capture started
