@@ -156,6 +156,13 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         try:
             timer.stage("provision", f"test pods on {_listing(nodes)}")
             pods = target.provision(nodes)
+            settle = getattr(target, "settle", None)
+            if settle is not None:  # a cluster's CNI: what only the provisioned run can tell (Cilium's identities)
+                try:
+                    topology = settle(topology, pods)
+                except VxcapError:
+                    pods = {}  # nothing is captured or judged against a half-known promise
+                    raise
 
             timer.stage("capture", f"tcpdump on {len(nodes)} node(s)")
             files = {node: names.pcap_name(node, target.underlay_iface(node)) for node in nodes}

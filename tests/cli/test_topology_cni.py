@@ -100,14 +100,23 @@ def test_coverage_is_refused_for_another_cni(start_fake_kube):
     assert result.exit_code == ExitStatus.USAGE and "--coverage plans Calico's wire formats only" in result.output
 
 
-def test_run_refuses_another_cni_in_one_line_before_making_anything(start_fake_kube, tmp_path):
-    fake = start_fake_kube(nodes=cn.flannel_nodes(), cni=cn.flannel(), calico={})
-    for cni in ("flannel", "auto"):
-        result = CliRunner().invoke(cli, ["run", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig),
-                                          "--cni", cni, "--out", str(tmp_path / "out")])
-        assert result.exit_code == ExitStatus.USAGE, result.output
-        assert "vxcap run judges Calico overlays only for now; this is flannel" in result.output
-        assert "vxcap topology --cni flannel" in " ".join(result.output.split())
+@pytest.mark.parametrize(("objects", "nodes", "says"), [
+    (lambda: cn.flannel({"Type": "wireguard"}), lambda: cn.flannel_nodes("wireguard"),
+     "error: ConfigMap kube-flannel/kube-flannel-cfg: Flannel's wireguard backend is not one vxcap run judges yet "
+     "(`vxcap topology --cni flannel` states what it promises)"),
+    (lambda: cn.antrea("encap", "gre"), cn.underlay_nodes,
+     "error: ConfigMap kube-system/antrea-config: Antrea's tunnelType gre is not one vxcap run judges yet "
+     "(`vxcap topology --cni antrea` states what it promises)"),
+    (lambda: cn.cilium({**cn.CILIUM_CONFIG, "enable-wireguard": "true"}), cn.underlay_nodes,
+     "error: ConfigMap kube-system/cilium-config: Cilium's enable-wireguard is not one vxcap run judges yet "
+     "(`vxcap topology --cni cilium` states what it promises)"),
+], ids=["flannel-wireguard", "antrea-gre", "cilium-wireguard"])
+def test_run_refuses_what_it_cannot_judge_in_one_line_before_making_anything(start_fake_kube, tmp_path, objects, nodes, says):
+    fake = start_fake_kube(nodes=nodes(), cni=objects(), calico={})
+    result = CliRunner().invoke(cli, ["run", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig),
+                                      "--cni", "auto", "--out", str(tmp_path / "out")], terminal_width=400)
+    assert result.exit_code == ExitStatus.USAGE, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("error:")] == [says]
     assert fake.kube.requested("POST", r".*") == [] and not (tmp_path / "out").exists()
 
 
@@ -120,3 +129,20 @@ def test_run_cni_auto_on_a_calico_cluster_goes_on_to_run(start_fake_kube, tmp_pa
     assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
     assert "judges Calico overlays only" not in result.output
     assert fake.kube.requested("GET", "/apis/apps/v1/daemonsets")  # it looked before going on
+
+
+def test_a_cilium_run_whose_pods_get_no_endpoint_stops_before_capturing(start_fake_kube, tmp_path):
+    """No agent writes the test pods' CiliumEndpoints: their VNIs are unknown, so nothing is captured or judged."""
+    fake = start_fake_kube(nodes=cn.underlay_nodes(), cni=cn.cilium(endpoints=[]), calico={})
+    result = CliRunner().invoke(cli, ["run", "--pair", "worker,worker3", "--kubeconfig", str(fake.kubeconfig),
+                                      "--cni", "auto", "--capture", "pod", "--ready-timeout", "1",
+                                      "--out", str(tmp_path / "out")], terminal_width=400)
+    assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
+    (run_dir,) = (tmp_path / "out").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["flows"] == [] and not list(run_dir.glob("*.pcap"))
+    assert any("no CiliumEndpoint with an identity for test pod(s) vxcap-" in e and "after 1s" in e
+               for e in report["errors"]), report["errors"]
+    assert fake.kube.pods_in("vxcap") == []
+    execs = [r.query.get("command", []) for r in fake.kube.requests if r.path.endswith("/exec")]
+    assert execs and not [argv for argv in execs if "tcpdump" in argv]  # tables read, no capture started

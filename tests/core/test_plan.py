@@ -143,7 +143,27 @@ def test_flannels_overlay_words_its_reasons_by_direct_routing():
     assert expected_wire(off, a, b) == (Wire.VXLAN, "Flannel vxlan, DirectRouting off")
     assert expected_wire(on, a, b) == (Wire.PLAIN, "DirectRouting on, same subnet: 10.10.10.12 is in 10.10.10.0/24")
     assert expected_wire(on, a, c)[0] is Wire.VXLAN
-    with pytest.raises(InputError, match="overlay cni 'flannel' with vxlanMode Never is not handled"):
-        Overlay(mode=Mode.NEVER, cni="flannel")
-    with pytest.raises(InputError, match="overlay cni 'cilium'"):
-        Overlay(cni="cilium")
+    # Never is Flannel's host-gw (cluster runs): plain, worded as host-gw
+    assert expected_wire(Overlay(mode=Mode.NEVER, cni="flannel"), a, c) == (
+        Wire.PLAIN, "Flannel host-gw: the peer's pod CIDR routed via its address")
+    with pytest.raises(InputError, match="overlay cni 'flannel' with ipipMode Always is not handled"):
+        Overlay(mode=Mode.ALWAYS, encapsulation="ipip", cni="flannel")
+    with pytest.raises(InputError, match="overlay cni 'weave'"):
+        Overlay(cni="weave")
+
+
+def test_cilium_and_antrea_overlays_word_their_reasons_in_their_settings():
+    a, b, c = (Node(n, IPv4Interface(addr)) for n, addr in (("a", "10.10.10.11/24"), ("b", "10.10.10.12/24"),
+                                                           ("c", "10.10.20.13/24")))
+    tunnel = Overlay(mode=Mode.ALWAYS, encapsulation="geneve", port=6081, vni=0, vni_identity=True, cni="cilium")
+    assert expected_wire(tunnel, a, b) == (Wire.GENEVE, "Cilium routing-mode tunnel (geneve)")
+    assert expected_wire(Overlay(mode=Mode.NEVER, cni="cilium"), a, c) == (Wire.PLAIN, "Cilium routing-mode native")
+    with pytest.raises(InputError, match="overlay cni 'cilium' with vxlanMode CrossSubnet is not handled"):
+        Overlay(mode=Mode.CROSS_SUBNET, cni="cilium")  # Cilium has no hybrid
+    hybrid = Overlay(mode=Mode.CROSS_SUBNET, encapsulation="vxlan", port=4789, vni=0, cni="antrea")
+    assert expected_wire(hybrid, a, b) == (Wire.PLAIN, "Antrea hybrid (vxlan), same subnet: 10.10.10.12 is in 10.10.10.0/24")
+    assert expected_wire(hybrid, a, c) == (Wire.VXLAN, "Antrea hybrid (vxlan), other subnet: 10.10.20.13 is not in 10.10.10.0/24")
+    assert expected_wire(Overlay(mode=Mode.ALWAYS, encapsulation="geneve", port=6081, vni=0, cni="antrea"), a, c) == (
+        Wire.GENEVE, "Antrea trafficEncapMode encap (geneve)")
+    with pytest.raises(InputError, match="overlay cni 'antrea' with ipipMode Always is not handled"):
+        Overlay(mode=Mode.ALWAYS, encapsulation="ipip", cni="antrea")

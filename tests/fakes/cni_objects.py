@@ -31,6 +31,10 @@ class CniObjects:
     daemonsets: list[dict] = field(default_factory=list)
     configmaps: list[dict] = field(default_factory=list)
     ciliumendpoints: list[dict] | None = None  # None: cilium.io is not served (404, no CRD)
+    # As the Cilium agent does: a CiliumEndpoint for every pod (not hostNetwork) the fake starts,
+    # removed with the pod, its identity one per distinct label set (cilium_agent_endpoints).
+    cilium_agent: bool = False
+    identities: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
 
 
 def _meta(name: str, namespace: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -78,15 +82,27 @@ def plain_nodes() -> list[dict[str, Any]]:
     return nodes
 
 
+def underlay_nodes() -> list[dict[str, Any]]:
+    """plain_nodes whose InternalIP is the lab's underlay address (kubelet's --node-ip on eth1), as a
+    cluster must be set up whose CNI tunnels to the InternalIP (Cilium, Antrea) over the lab's underlay."""
+    nodes = plain_nodes()
+    for node, lab in zip(nodes, co.K01):
+        for address in node["status"]["addresses"]:
+            if address["type"] == "InternalIP":
+                address["address"] = lab.underlay.split("/")[0]
+    return nodes
+
+
 # ------------------------------------------------------------------------- Flannel
 
 
-def flannel_nodes(backend: str = "vxlan", vni: int = 1) -> list[dict[str, Any]]:
-    """What flanneld writes on each node (pkg/subnet/kube/annotations.go); public-ip is the lab's underlay."""
+def flannel_nodes(backend: str = "vxlan", vni: int = 1, macs: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """What flanneld writes on each node (pkg/subnet/kube/annotations.go); public-ip is the lab's underlay.
+    `macs`: each node's VtepMAC (the Flannel lab's, when the fake fronts it)."""
     nodes = plain_nodes()
     for node, lab in zip(nodes, co.K01):
         annotations = node["metadata"]["annotations"]
-        data = {"VNI": vni, "VtepMAC": FLANNEL_MACS[lab.name]} if backend == "vxlan" else None
+        data = {"VNI": vni, "VtepMAC": (macs or FLANNEL_MACS)[lab.name]} if backend == "vxlan" else None
         annotations.update({
             "flannel.alpha.coreos.com/backend-data": json.dumps(data, separators=(",", ":")) if data else "null",
             "flannel.alpha.coreos.com/backend-type": backend,
@@ -124,7 +140,9 @@ OLD_CILIUM_CONFIG = {  # 1.13: the `tunnel` key, no routing-mode
 }
 
 
-def cilium_endpoint(pod: str, namespace: str, identity: int, ip: str, node_ip: str) -> dict[str, Any]:
+def cilium_endpoint(pod: str, namespace: str, identity: int, ip: str, node_ip: str,
+                    labels: dict[str, str] | None = None) -> dict[str, Any]:
+    identity_labels = [f"k8s:{k}={v}" for k, v in sorted((labels or {}).items())]
     return {
         "apiVersion": "cilium.io/v2", "kind": "CiliumEndpoint",
         "metadata": {**_meta(pod, namespace, {"app": pod.rsplit("-", 2)[0]}),
@@ -132,14 +150,38 @@ def cilium_endpoint(pod: str, namespace: str, identity: int, ip: str, node_ip: s
         "status": {
             "encryption": {}, "external-identifiers": {"k8s-namespace": namespace, "k8s-pod-name": pod, "pod-name": f"{namespace}/{pod}"},
             "id": 1000 + identity % 1000,
-            "identity": {"id": identity, "labels": [f"k8s:io.kubernetes.pod.namespace={namespace}"]},
+            "identity": {"id": identity, "labels": identity_labels + [f"k8s:io.kubernetes.pod.namespace={namespace}"]},
             "networking": {"addressing": [{"ipv4": ip}], "node": node_ip},
             "state": "ready",
         },
     }
 
 
-def cilium(data: dict[str, str] | None = None, endpoints: list[dict] | None = None) -> CniObjects:
+# Cilium allocates identities for label sets from 256 up (pkg/identity: MinimalAllocationIdentity);
+# the fake starts further in, as a cluster that has seen other workloads would.
+FIRST_IDENTITY = 21054
+
+
+def pod_started(objects: CniObjects, pod: dict[str, Any]) -> None:
+    """The agent's side of a pod start: its CiliumEndpoint, with the identity of its label set
+    (one identity per distinct set of labels in a namespace, as Cilium's are)."""
+    if not objects.cilium_agent or objects.ciliumendpoints is None or (pod.get("spec") or {}).get("hostNetwork"):
+        return
+    meta, status = pod["metadata"], pod.get("status") or {}
+    labels = dict(meta.get("labels") or {})
+    key = (meta["namespace"], tuple(sorted(labels.items())))
+    identity = objects.identities.setdefault(key, FIRST_IDENTITY + len(objects.identities))
+    objects.ciliumendpoints.append(cilium_endpoint(meta["name"], meta["namespace"], identity, status["podIP"],
+                                                   status.get("hostIP", ""), labels))
+
+
+def pod_deleted(objects: CniObjects, namespace: str, name: str) -> None:
+    if objects.ciliumendpoints is not None:
+        objects.ciliumendpoints[:] = [e for e in objects.ciliumendpoints
+                                      if (e["metadata"]["namespace"], e["metadata"]["name"]) != (namespace, name)]
+
+
+def cilium(data: dict[str, str] | None = None, endpoints: list[dict] | None = None, agent: bool = False) -> CniObjects:
     labels = {"k8s-app": "cilium", "app.kubernetes.io/name": "cilium-agent", "app.kubernetes.io/part-of": "cilium"}
     if endpoints is None:
         endpoints = [cilium_endpoint("coredns-668d6bf9bc-2xkqz", "kube-system", 17284, "10.0.1.201", "172.18.0.5"),
@@ -149,6 +191,7 @@ def cilium(data: dict[str, str] | None = None, endpoints: list[dict] | None = No
                                             {"cilium-config-path": "cilium-config"})],
         configmaps=[configmap("cilium-config", "kube-system", dict(CILIUM_CONFIG if data is None else data))],
         ciliumendpoints=endpoints,
+        cilium_agent=agent,
     )
 
 
@@ -230,7 +273,8 @@ def route(handler: Any, objects: CniObjects, method: str, path: str, q: dict[str
             handler._send_json(200, {"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "4411"}, "items": items})
         return True
     if path == "/apis/cilium.io/v2/ciliumendpoints" and objects.ciliumendpoints is not None:
-        items = [copy.deepcopy(e) for e in objects.ciliumendpoints]
+        with handler.kube._lock:
+            items = [copy.deepcopy(e) for e in objects.ciliumendpoints]
         handler._send_json(200, {"apiVersion": "cilium.io/v2", "kind": "CiliumEndpointList", "metadata": {"resourceVersion": "4411"}, "items": items})
         return True
     return False

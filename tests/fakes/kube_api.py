@@ -698,6 +698,7 @@ class FakeKube:
                     return
                 status.update(extra)
                 status["phase"] = "Running"
+                cni_objects.pod_started(self.cni, pod)  # Cilium's agent writes the pod's CiliumEndpoint
                 status["conditions"] = [
                     {"type": t, "status": "True", "lastTransitionTime": _now()}
                     for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
@@ -797,6 +798,7 @@ class FakeKube:
         pod["metadata"]["resourceVersion"] = self._next_rv()
         pod["metadata"]["deletionTimestamp"] = _now()
         self._emit("DELETED", pod)
+        cni_objects.pod_deleted(self.cni, namespace, name)  # and the agent its CiliumEndpoint
         self.runtime.stop(copy.deepcopy(pod))
         return copy.deepcopy(pod)
 

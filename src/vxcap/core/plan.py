@@ -54,9 +54,17 @@ class Expectation:
         return (self.outer_src, self.outer_dst)
 
 
+# Cilium's and Antrea's words for the overlay's mode: (Always, Never, CrossSubnet).
+_TUNNEL_WORDS = {
+    "cilium": ("Cilium routing-mode tunnel ({})", "Cilium routing-mode native", "routing-mode"),
+    "antrea": ("Antrea trafficEncapMode encap ({})", "Antrea trafficEncapMode noEncap", "Antrea hybrid"),
+}
+
+
 def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tuple[Wire, str]:
     """Calico's choice for `family` traffic leaving `src` towards `dst` (or Flannel's vxlan backend's,
-    when `overlay.cni` says so: DirectRouting on is CrossSubnet, off is Always).
+    when `overlay.cni` says so: DirectRouting on is CrossSubnet, off is Always, host-gw Never; or
+    Cilium's routing-mode and Antrea's trafficEncapMode, worded as theirs).
 
     WireGuard first: Felix routes pod traffic to a peer that published a public key through
     wireguard.cali (wg-v6.cali), ahead of the pool's encapsulation (its routing rule,
@@ -76,10 +84,20 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
         why = ""
     if family == 4 and overlay.cni == "flannel":
         # Flannel's DirectRouting: plain only where the route to the peer has no gateway (in vxcap's
-        # model, the peer is in the sender's subnet); off, always VXLAN.
+        # model, the peer is in the sender's subnet); off, always VXLAN. host-gw: always plain.
         if overlay.mode is Mode.ALWAYS:
             return Wire.VXLAN, "Flannel vxlan, DirectRouting off"
+        if overlay.mode is Mode.NEVER:
+            return Wire.PLAIN, "Flannel host-gw: the peer's pod CIDR routed via its address"
         mode, wire, field, why = overlay.mode, Wire.VXLAN, "DirectRouting", "DirectRouting on, "
+    elif family == 4 and overlay.cni in _TUNNEL_WORDS:
+        wire = Wire(overlay.encapsulation)
+        tunnel, native, hybrid = _TUNNEL_WORDS[overlay.cni]
+        if overlay.mode is Mode.ALWAYS:
+            return wire, tunnel.format(wire.value)
+        if overlay.mode is Mode.NEVER:
+            return Wire.PLAIN, native
+        mode, field, why = overlay.mode, hybrid, f"{hybrid} ({wire.value}), "
     elif family == 4:
         if not overlay.ipv4:
             raise InputError("no IPv4 pool: there is no IPv4 pod traffic to expect")

@@ -1,6 +1,7 @@
-"""A Kubernetes cluster with Calico as the run target.
+"""A Kubernetes cluster as the run target: Calico, or (`cni`) Flannel, Cilium or Antrea.
 
-Discovery and test pods go through the Kubernetes API; node captures through one
+Discovery and test pods go through the Kubernetes API (another CNI's promises become the run's
+Topology in `core.cni.topology`); node captures through one
 of two backends: Docker (Kind and containerlab nodes are containers named after
 the node) or a hostNetwork capture pod (any cluster). `auto` picks Docker for a
 node when the local engine runs a container of that name.
@@ -59,6 +60,7 @@ class ClusterTarget:
         on_wait: Callable[[str], None] | None = None,
         max_parallel: int = 8,
         api_qps: float | None = 50.0,
+        cni: str = "calico",
     ) -> None:
         from vxcap.adapters.kube import DEFAULT_IMAGE, KubeCluster
         from vxcap.adapters.kube.batching import Limits
@@ -68,6 +70,9 @@ class ClusterTarget:
                 on_wait(f"pods created {created}/{total} (batch {batch})")
 
         self.run_id = run_id
+        self.cni = cni
+        self.on_wait = on_wait
+        self._notes: tuple[str, ...] | None = None  # another CNI's discovery notes (Calico's are the adapter's)
         self.max_parallel = max_parallel
         self.cluster = KubeCluster(kubeconfig, context, namespace=namespace, image=image or DEFAULT_IMAGE,
                                    capture_namespace=capture_namespace, on_wait=on_wait,
@@ -91,7 +96,7 @@ class ClusterTarget:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return self.cluster.notes
+        return self.cluster.notes if self._notes is None else self._notes
 
     def _docker_captures(self):
         if self._docker is None:
@@ -101,11 +106,78 @@ class ClusterTarget:
         return self._docker
 
     def discover(self) -> Topology:
-        topology = self.cluster.discover()
+        if self.cni == "calico":
+            topology = self.cluster.discover()
+        else:
+            topology = self._discover_cni()
         self.description = self.cluster.description
         if self.capture is CaptureBackend.DOCKER:
             self._docker_captures().ping()  # Docker unreachable is a usage error, said before anything is made
         return topology
+
+    def _discover_cni(self) -> Topology:
+        """`--cni auto|flannel|cilium|antrea`: the CNI discovery finds, as the run path's Topology."""
+        from vxcap.adapters.kube.cni import discover as discover_cni
+        from vxcap.core.cni import Cni
+        from vxcap.core.cni.topology import topology_of
+
+        found = discover_cni(self.cluster.conn, self.cni)
+        if found.cni is Cni.CALICO:
+            assert found.calico is not None
+            self._notes = found.notes
+            return found.calico.topology
+        assert found.other is not None
+        self._notes = (f"{found.cni.value}: {found.other.summary} ({found.other.source})",) + found.notes
+        return topology_of(found.other, cluster=self.cluster.cluster)
+
+    def settle(self, topology: Topology, pods: dict[str, Pod]) -> Topology:
+        """What only the provisioned run can tell, bound before anything is captured: the senders'
+        underlay subnets from their route tables (Flannel's DirectRouting, Antrea's hybrid), and each
+        test pod's Cilium security identity, its packets' VNI (from its CiliumEndpoint)."""
+        from vxcap.core.cni.topology import needs_route_tables, with_identities, with_route_tables
+
+        if needs_route_tables(topology):
+            senders = tuple(pods)
+            read = fan_out(self._routes, senders, workers=self.max_parallel)
+            tables = {node: routes for node, routes in zip(senders, read) if not isinstance(routes, VxcapError)}
+            topology = with_route_tables(topology, tables, senders)
+        if topology.overlay.vni_identity:
+            topology = with_identities(topology, self._endpoints_of(pods), pods)
+            bound = ", ".join(f"{n.name} {n.vni}" for n in topology.nodes if n.vni is not None)
+            # Discovery's "not read yet" is answered now: say what each sender's VNI must be.
+            self._notes = tuple(n for n in self.notes if not n.startswith("no CiliumEndpoint read yet")) + (
+                f"cilium: each test pod's security identity, the VNI of what it sends (its CiliumEndpoint): {bound}",)
+        return topology
+
+    def _routes(self, node: str) -> list:
+        import json
+
+        return json.loads(self._node_files(node).get(rundir.ROUTES) or "null") or []
+
+    def _endpoints_of(self, pods: dict[str, Pod]):
+        """The test pods' CiliumEndpoints, awaited: the agent writes one as it sets up each pod's network."""
+        import time
+
+        from vxcap.adapters.kube.cni import list_cilium_endpoints
+        from vxcap.core.cni.cilium import endpoints
+
+        names = {pod.name for pod in pods.values()}
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            items = [i for i in list_cilium_endpoints(self.cluster.conn)
+                     if (i.get("metadata") or {}).get("namespace") == self.cluster.namespace
+                     and (i.get("metadata") or {}).get("name") in names]
+            found = endpoints(items)
+            have = {e.name for e in found}
+            if self.on_wait is not None:
+                self.on_wait(f"CiliumEndpoints {len(have & names)}/{len(names)}")
+            if names <= have:
+                return found
+            if time.monotonic() >= deadline:
+                missing = ", ".join(sorted(names - have))
+                raise InputError(f"no CiliumEndpoint with an identity for test pod(s) {missing} after "
+                                 f"{self.ready_timeout:g}s: is Cilium managing them? (their identity is their VNI)")
+            time.sleep(0.5)
 
     def backend_for(self, node: str) -> CaptureBackend:
         if node not in self._backend_of:
@@ -222,18 +294,20 @@ class ClusterTarget:
             said += f" (listener: {heard['error']})"
         return connected(result.stdout), f"{dst_ip}:{port}: {said}"
 
-    def node_tables(self, node: str) -> dict[str, str]:
+    def _node_files(self, node: str) -> dict[str, str]:
         backend = self.backend_for(node)
         self._touch(backend)
         if backend is CaptureBackend.DOCKER:
-            files = self._docker_captures().node_tables(node)
-        elif not self.pods:
+            return self._docker_captures().node_tables(node)
+        self._capture_pod_ready(node)
+        return self.cluster.node_tables(node, run_id=self.run_id)
+
+    def node_tables(self, node: str) -> dict[str, str]:
+        if not self.pods and self.backend_for(node) is CaptureBackend.POD:
             # The test pods never became Ready: a capture pod would wait for the
             # same node again, doubling the wait for nothing the run can judge.
             return {}
-        else:
-            self._capture_pod_ready(node)
-            files = self.cluster.node_tables(node, run_id=self.run_id)
+        files = self._node_files(node)
         pod_links = self._pod_links(node)
         if pod_links is not None:
             files[rundir.POD_LINKS] = pod_links

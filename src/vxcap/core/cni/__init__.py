@@ -5,9 +5,8 @@ into `CniDiscovery`: the nodes as that CNI sees them, and for every ordered pair
 the wire format(s) its pod traffic must use and why. Pure: nothing here talks to
 a cluster, so every default is tested as data.
 
-The formats are vxcap's own small vocabulary (`Encap`), not yet the run path's
-`core.model.Wire`: `run` judges Calico only until the encapsulation model lands,
-and `WireFormat` is what it will be mapped onto (see docs/cni.md).
+The formats are vxcap's own small vocabulary (`Encap`), for `vxcap topology`; a cluster
+run maps the discovery onto the run path's `Topology` instead (`core.cni.topology`, see docs/cni.md).
 """
 
 from __future__ import annotations
