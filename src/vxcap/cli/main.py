@@ -220,9 +220,10 @@ def lab() -> None:
               help="Calico's data plane to build: vxlan (IPv4, the default), vxlan6 (IPv6 only), dual (both), "
                    "wireguard (wireguard-go), wireguard6 (IPv6 only, wg-v6.cali), wireguard-dual (both, each its device), "
                    "ipip (where the kernel has the module).")
-@click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,
+@click.option("--cni", type=click.Choice(["calico", "flannel", "cilium"]), default="calico", show_default=True,
               help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
-                   "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node.")
+                   "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node; "
+                   "or Cilium's vxlan tunnel: cilium_vxlan on UDP 8472, VNI = the sending pod's identity.")
 @direct_routing_option
 @guarded(nothing_made=False)
 def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> None:
@@ -234,6 +235,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> No
       vxcap lab up --nodes 16 --subnets 4    # a larger lab on the same pattern
       vxcap lab up --overlay dual            # IPv4 over vxlan.calico, IPv6 over vxlan-v6.calico
       vxcap lab up --cni flannel --direct-routing   # Flannel: plain in a subnet, VXLAN on 8472 across
+      vxcap lab up --cni cilium              # Cilium: VXLAN on 8472, each pod's identity as VNI
     """
     require_root("vxcap lab up")
     from vxcap.cli.console import console
@@ -242,7 +244,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> No
     try:
         if cni == "flannel" and direct_routing is None:
             direct_routing = False  # `lab up` says what it builds: Flannel's default
-        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni == "flannel" else None,
+        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni in ("flannel", "cilium") else None,
                                   direct_routing=direct_routing), prefix)
     except KeyboardInterrupt:
         raise Interrupted("the lab may be half built: `vxcap lab up` repairs it, `vxcap lab down` removes it") from None
@@ -251,6 +253,8 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> No
         console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
     elif status.dataplane == "flannel":
         console.print("[pass]lab is up[/] (flannel)  try: vxcap run --lab --cni flannel --all-pairs")
+    elif status.dataplane == "cilium":
+        console.print("[pass]lab is up[/] (cilium)  try: vxcap run --lab --cni cilium --all-pairs")
     else:
         console.print(f"[pass]lab is up[/] ({status.dataplane})")
 

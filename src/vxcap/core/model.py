@@ -60,7 +60,7 @@ DEFAULT_WG_PORT = 51820
 DEFAULT_WG_PORT_V6 = 51821
 ENCAPSULATIONS = ("vxlan", "ipip", "geneve")  # an IPv4 IPPool's vxlanMode / ipipMode; geneve: Antrea / Cilium tunnels
 DEFAULT_GENEVE_PORT = 6081  # IANA's, Antrea's and Cilium's default
-CNIS = ("calico", "flannel")  # whose promise the overlay's mode words (Overlay.cni)
+CNIS = ("calico", "flannel", "cilium")  # whose promise the overlay's mode words (Overlay.cni)
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -90,7 +90,8 @@ class Overlay:
     wireguard_port: int = DEFAULT_WG_PORT
     wireguard_port6: int = DEFAULT_WG_PORT_V6
     # Whose promise `mode` words: Calico's pool mode, or Flannel's vxlan backend (the lab's
-    # `--cni flannel`), where CrossSubnet is DirectRouting on and Always is DirectRouting off.
+    # `--cni flannel`), where CrossSubnet is DirectRouting on and Always is DirectRouting off;
+    # or Cilium's routing-mode tunnel (the lab's `--cni cilium`), Always: every pair through cilium_vxlan.
     cni: str = "calico"
     # False: an IPv6-only cluster (no IPv4 pool): no IPv4 direction is planned, and the nodes'
     # and pods' IPv4 addresses are names only.
@@ -108,9 +109,10 @@ class Overlay:
             raise InputError(f"MTU {self.mtu} is out of range (68..65535)")
         if self.encapsulation not in ENCAPSULATIONS:
             raise InputError(f"encapsulation {self.encapsulation!r} is not handled ({', '.join(ENCAPSULATIONS)})")
-        if self.cni not in CNIS or (self.cni == "flannel" and (self.encapsulation != "vxlan" or self.mode is Mode.NEVER)):
+        if self.cni not in CNIS or (self.cni == "flannel" and (self.encapsulation != "vxlan" or self.mode is Mode.NEVER)) or (
+                self.cni == "cilium" and (self.encapsulation != "vxlan" or self.mode is not Mode.ALWAYS)):
             raise InputError(f"overlay cni {self.cni!r} with {self.encapsulation}Mode {self.mode.value} is not handled "
-                             "(calico; flannel with vxlan, CrossSubnet or Always)")
+                             "(calico; flannel with vxlan, CrossSubnet or Always; cilium with vxlan Always)")
         if not self.ipv4 and self.mode6 is None:
             raise InputError("an overlay without an IPv4 pool needs an IPv6 one (mode6)")
         for port in (self.wireguard_port, self.wireguard_port6):

@@ -94,8 +94,8 @@ def choose_lab(
     `cni` "flannel" rebuilds it as Flannel's vxlan backend (`direct_routing`: DirectRouting on;
     None keeps a Flannel lab that exists as it is, else off, Flannel's default).
     """
-    if cni not in (None, "calico", "flannel", "auto"):
-        raise InputError(f"the embedded lab builds Calico's and Flannel's data planes, not {cni}'s "
+    if cni not in (None, "calico", "flannel", "cilium", "auto"):
+        raise InputError(f"the embedded lab builds Calico's, Flannel's and Cilium's data planes, not {cni}'s "
                          f"(`vxcap topology --cni {cni}` states what it promises)")
     if direct_routing is not None and cni != "flannel":
         raise InputError("--direct-routing/--no-direct-routing is Flannel's: add --cni flannel")
@@ -103,6 +103,10 @@ def choose_lab(
         if overlay not in (None, "vxlan"):
             raise InputError(f"--overlay {overlay} is one of Calico's data planes; --cni flannel builds Flannel's vxlan")
         return _flannel_lab(prefix, lab_file, nodes, subnets, direct_routing)
+    if cni == "cilium":
+        from vxcap.targets.lab_cilium import cilium_lab
+
+        return cilium_lab(prefix, lab_file, nodes, subnets, overlay)
     if overlay is not None and overlay != "vxlan":
         base = choose_lab(prefix, lab_file, nodes, subnets) if (lab_file or nodes) else reference_lab()
         data = with_overlay(yaml.safe_load(base.text), overlay)
@@ -294,6 +298,9 @@ def _check_cni(source: LabSource, prefix: str, cni: str | None) -> None:
     for lab in (source, built):
         if lab is None:
             continue
+        from vxcap.targets.lab_cilium import refuse_other_cni
+
+        refuse_other_cni(lab.spec, prefix, cni)
         is_flannel = lab.spec.flannel is not None
         if cni == "calico" and is_flannel:
             raise InputError(f"the lab {prefix}-* is built as Flannel's vxlan: add --cni flannel (or --cni auto), "
