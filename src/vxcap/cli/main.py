@@ -206,7 +206,8 @@ def lab() -> None:
 
     A switch namespace with one gateway per subnet, one namespace per node with
     eth1 and vxlan.calico shaped like Calico's data plane (or flannel.1 like
-    Flannel's, with --cni flannel), and one test pod per node. Sealed: nothing
+    Flannel's, with --cni flannel; cilium_vxlan like Cilium's tunnel, with
+    --cni cilium), and one test pod per node. Sealed: nothing
     touches the host's interfaces.
     """
 
