@@ -27,6 +27,7 @@ node answers from its lxc veth (a local address; bpf_lxc's ARP responder in Cili
 from __future__ import annotations
 
 import hashlib
+from ipaddress import IPv4Address
 from typing import Any
 
 from vxcap.core.errors import InputError
@@ -80,7 +81,7 @@ def _config(spec: LabSpec) -> Cilium:
     return spec.cilium
 
 
-def router_ip(node: Node) -> Any:
+def router_ip(node: Node) -> IPv4Address:
     """cilium_host's address: the first of the node's pod CIDR (Cilium takes one from it)."""
     assert node.block is not None
     return node.block.network_address + 1
