@@ -239,6 +239,9 @@ class NetnsLab:
         if self.spec.flannel is not None:
             vtep = self.spec.flannel.device
             (extra["neighbours"],) = netns.query("ip", node_ns, ["neigh show"])
+        if self.spec.cilium is not None:
+            extra["neighbours"], extra["all_routes"], extra["rules"] = netns.query(
+                "ip", node_ns, ["neigh show", "route show table all", "rule show"], details=True)
         return NodeDump(
             links=links,
             routes=routes,

@@ -207,7 +207,8 @@ def lab() -> None:
 
     A switch namespace with one gateway per subnet, one namespace per node with
     eth1 and vxlan.calico shaped like Calico's data plane (or flannel.1 like
-    Flannel's, with --cni flannel), and one test pod per node. Sealed: nothing
+    Flannel's, with --cni flannel; cilium_vxlan like Cilium's tunnel, with
+    --cni cilium), and one test pod per node. Sealed: nothing
     touches the host's interfaces.
     """
 
@@ -223,9 +224,10 @@ def lab() -> None:
                    "ipip (tunl0; where the kernel has no ipip module, a userspace forwarder per node does the "
                    "encapsulation: RFC 2003 on the wire, as tunl0's).")
 @ipip_mode_option
-@click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,
+@click.option("--cni", type=click.Choice(["calico", "flannel", "cilium"]), default="calico", show_default=True,
               help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
-                   "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node.")
+                   "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node; "
+                   "or Cilium's vxlan tunnel: cilium_vxlan on UDP 8472, VNI = the sending pod's identity.")
 @direct_routing_option
 @guarded(nothing_made=False)
 def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_routing) -> None:
@@ -238,6 +240,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_rou
       vxcap lab up --overlay dual            # IPv4 over vxlan.calico, IPv6 over vxlan-v6.calico
       vxcap lab up --overlay ipip --ipip-mode always   # IP-in-IP through tunl0 between every pair
       vxcap lab up --cni flannel --direct-routing   # Flannel: plain in a subnet, VXLAN on 8472 across
+      vxcap lab up --cni cilium              # Cilium: VXLAN on 8472, each pod's identity as VNI
     """
     require_root("vxcap lab up")
     from vxcap.cli.console import console
@@ -246,7 +249,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_rou
     try:
         if cni == "flannel" and direct_routing is None:
             direct_routing = False  # `lab up` says what it builds: Flannel's default
-        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni == "flannel" else None,
+        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni in ("flannel", "cilium") else None,
                                   direct_routing=direct_routing, ipip_mode=ipip_mode), prefix)
     except KeyboardInterrupt:
         raise Interrupted("the lab may be half built: `vxcap lab up` repairs it, `vxcap lab down` removes it") from None
@@ -255,6 +258,8 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_rou
         console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
     elif status.dataplane == "flannel":
         console.print("[pass]lab is up[/] (flannel)  try: vxcap run --lab --cni flannel --all-pairs")
+    elif status.dataplane == "cilium":
+        console.print("[pass]lab is up[/] (cilium)  try: vxcap run --lab --cni cilium --all-pairs")
     else:
         console.print(f"[pass]lab is up[/] ({status.dataplane})")
 

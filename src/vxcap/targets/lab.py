@@ -99,8 +99,8 @@ def choose_lab(
     """
     if ipip_mode is not None and overlay != "ipip":
         raise InputError("--ipip-mode is the ipip data plane's: add --overlay ipip")
-    if cni not in (None, "calico", "flannel", "auto"):
-        raise InputError(f"the embedded lab builds Calico's and Flannel's data planes, not {cni}'s "
+    if cni not in (None, "calico", "flannel", "cilium", "auto"):
+        raise InputError(f"the embedded lab builds Calico's, Flannel's and Cilium's data planes, not {cni}'s "
                          f"(`vxcap topology --cni {cni}` states what it promises)")
     if direct_routing is not None and cni != "flannel":
         raise InputError("--direct-routing/--no-direct-routing is Flannel's: add --cni flannel")
@@ -108,6 +108,10 @@ def choose_lab(
         if overlay not in (None, "vxlan"):
             raise InputError(f"--overlay {overlay} is one of Calico's data planes; --cni flannel builds Flannel's vxlan")
         return _flannel_lab(prefix, lab_file, nodes, subnets, direct_routing)
+    if cni == "cilium":
+        from vxcap.targets.lab_cilium import cilium_lab
+
+        return cilium_lab(prefix, lab_file, nodes, subnets, overlay)
     if overlay == "ipip" and ipip_mode is None and lab_file is None and nodes is None:
         existing = LabMemory(prefix).recall()  # the ipip lab that exists, in the mode it was built with
         if existing is not None and existing.spec.dataplane == "ipip":
@@ -308,6 +312,9 @@ def _check_cni(source: LabSource, prefix: str, cni: str | None) -> None:
     for lab in (source, built):
         if lab is None:
             continue
+        from vxcap.targets.lab_cilium import refuse_other_cni
+
+        refuse_other_cni(lab.spec, prefix, cni)
         is_flannel = lab.spec.flannel is not None
         if cni == "calico" and is_flannel:
             raise InputError(f"the lab {prefix}-* is built as Flannel's vxlan: add --cni flannel (or --cni auto), "

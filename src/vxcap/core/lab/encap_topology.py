@@ -39,6 +39,9 @@ def lab_topology(spec: LabSpec) -> Topology:
     if spec.ipv4_encap == "wireguard" and spec.wireguard is not None:
         # every lab node is a peer (its key is the lab's): None, "taken as published"
         overlay = replace(overlay, wireguard=True, wireguard_port=spec.wireguard.port)
+    if spec.cilium is not None:
+        topology = _cilium_identities(spec, topology)
+        overlay = replace(overlay, vni_identity=True)
     if spec.dataplane == "ipip" and spec.ipip is not None:
         overlay = replace(overlay, encapsulation="ipip", mode=Mode.parse(spec.ipip.mode))
     return replace(topology, overlay=overlay)
@@ -51,3 +54,15 @@ def lab_pods(spec: LabSpec) -> tuple[Pod, ...]:
     six = {node.name: node for node in spec.nodes6}
     v4 = {} if spec.has_ipv4 else {"ip": None}
     return tuple(replace(pod, ip6=six[pod.node].pod_ip, **v4) if pod.node in six else pod for pod in spec.pods)
+
+
+def _cilium_identities(spec: LabSpec, topology: Topology) -> Topology:
+    """Each node's VNI is its test pod's identity, read from the pods' CiliumEndpoints as a cluster
+    run reads them (`core.cni.cilium`). The inner MACs are the lab's own choice, not a Cilium
+    promise, so no VTEP MAC is expected."""
+    from vxcap.core.cni.cilium import endpoints, sender_vni
+    from vxcap.core.lab.cilium import endpoints as lab_endpoints
+
+    found = endpoints(lab_endpoints(spec))
+    return replace(topology, nodes=tuple(replace(node, vni=sender_vni(found, spec.pod_on(node.name).ip), vtep_mac=None)
+                                         for node in topology.nodes))

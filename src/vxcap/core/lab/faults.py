@@ -52,6 +52,14 @@ that VNI (`flannel.<VNI>`, its peers' entries on it), and:
 - FlannelDirectRoute: src routes dst's subnet straight to dst's underlay address, as flanneld
   does with DirectRouting on, where the lab promises VXLAN (DirectRouting off): the pods still
   reach each other, in plain on the wire.
+
+For the Cilium lab (lab.cilium), PortMismatch re-makes one node's cilium_vxlan on another port (its
+tunnel-port disagrees with the rest), and:
+
+- CiliumForeignIdentity: one pod's traffic carries another security identity than its own as VNI
+  (its table's tunnel routes keyed with it), as a datapath with a stale identity would send.
+- CiliumPlain: src's pod reaches dst's pods over the underlay unencapsulated (a native-routing route)
+  where routing-mode tunnel promises VXLAN.
 """
 
 from __future__ import annotations
@@ -69,7 +77,7 @@ from vxcap.core.lab.plan import (
     ip,
     vxlan_steps,
 )
-from vxcap.core.lab import dataplanes, flannel
+from vxcap.core.lab import cilium, dataplanes, flannel
 from vxcap.core.lab.spec import LabSpec
 from vxcap.core.model import DEFAULT_PORT, DEFAULT_VNI, VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
 from vxcap.core.plan import expected_wire
@@ -89,6 +97,18 @@ class PortMismatch:
 
 @dataclass(frozen=True, slots=True)
 class FlannelDirectRoute:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class CiliumForeignIdentity:
+    node: str  # whose test pod's packets carry `identity` instead of its own
+    identity: int
+
+
+@dataclass(frozen=True, slots=True)
+class CiliumPlain:
     src: str
     dst: str
 
@@ -194,7 +214,7 @@ class IpipAsVxlan:
 
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
          | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Wireguard6Plaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
-         | PortMismatch | FlannelDirectRoute | IpipPlain | IpipWrongNode | IpipAsVxlan)
+         | PortMismatch | FlannelDirectRoute | IpipPlain | IpipWrongNode | IpipAsVxlan | CiliumForeignIdentity | CiliumPlain)
 
 
 def _needs(spec: LabSpec, what: str, ok: bool) -> None:
@@ -344,8 +364,12 @@ def _port_mismatch(spec: LabSpec, names: LabNames, fault: PortMismatch) -> list[
         raise InputError(f"fault: UDP port {fault.port} is out of range (1..65535)")
     if fault.port == spec.topology.overlay.port:
         raise InputError(f"fault: UDP port {fault.port} is the lab's own; a mismatch needs another")
-    _needs(spec, "a VXLAN data plane (vxlan or --cni flannel)", spec.ipv4_encap in ("vxlan", "flannel"))
+    _needs(spec, "a VXLAN data plane (vxlan, --cni flannel or --cni cilium)",
+           spec.ipv4_encap in ("vxlan", "flannel", "cilium"))
     ns = names.node(node.name)
+    if spec.cilium is not None:  # deleting the device takes its neighbours and the pod table's routes along
+        return [ip(ns, "link", "del", cilium.DEVICE), *cilium.device_steps(spec, names, node, port=fault.port),
+                *cilium.route_steps(spec, names, node)]
     if spec.flannel is not None:
         return [ip(ns, "link", "del", spec.flannel.device), *flannel.device_steps(spec, names, node, port=fault.port),
                 *flannel.peer_steps(spec, names, node)]
@@ -364,6 +388,23 @@ def _flannel_direct_route(spec: LabSpec, names: LabNames, fault: FlannelDirectRo
         raise InputError(f"fault: {src.name} reaches {dst.name} through a gateway, where flanneld never routes "
                          "directly; pick nodes on one subnet")
     return [ip(names.node(src.name), "route", "replace", dst.block, "via", dst.address)]
+
+
+def _cilium_foreign_identity(spec: LabSpec, names: LabNames, fault: CiliumForeignIdentity) -> list[Step]:
+    _needs(spec, "Cilium (--cni cilium)", spec.cilium is not None)
+    node = spec.topology.node(fault.node)
+    if not 0 < fault.identity < 2**24:
+        raise InputError(f"fault: identity {fault.identity} does not fit a VNI (1..16777215)")
+    if fault.identity == cilium.identity(spec, node):
+        raise InputError(f"fault: {fault.identity} is {spec.pod_on(node.name).name}'s own identity; pick another")
+    return cilium.route_steps(spec, names, node, vni=fault.identity, verb="replace")
+
+
+def _cilium_plain(spec: LabSpec, names: LabNames, fault: CiliumPlain) -> list[Step]:
+    _needs(spec, "Cilium (--cni cilium)", spec.cilium is not None)
+    src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+    _distinct(src, dst)
+    return cilium.plain_steps(spec, names, src, dst)
 
 
 def _same_subnet_via_vxlan(spec: LabSpec, names: LabNames, fault: SameSubnetViaVxlan) -> list[Step]:
@@ -480,4 +521,8 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _ipip_wrong_node(spec, names, fault)
     if isinstance(fault, IpipAsVxlan):
         return _ipip_as_vxlan(spec, names, fault)
+    if isinstance(fault, CiliumForeignIdentity):
+        return _cilium_foreign_identity(spec, names, fault)
+    if isinstance(fault, CiliumPlain):
+        return _cilium_plain(spec, names, fault)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")

@@ -228,23 +228,32 @@ def fdb_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     ]
 
 
-def _flannel_node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
-    """A Flannel node: the underlay as for Calico, then flannel.1 and its peers, then cni0 and the pod's veth."""
-    from vxcap.core.lab import flannel
-
+def underlay_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    """A node's IPv4 underlay as for Calico: eth1 with its address, its neighbours, the other subnets via the SVI."""
     ns, eth = names.node(node.name), spec.underlay_iface
     subnet = spec.subnet_of(node)
     steps = [ip(ns, "link", "set", "lo", "up"), ip(ns, "addr", "add", node.underlay, "dev", eth),
              ip(ns, "link", "set", eth, "up")]
     steps += _underlay_neighbours(spec, names, node)
-    steps += [ip(ns, "route", "add", other.network, "via", subnet.gateway, "dev", eth)
-              for other in spec.topology.subnets if other.network != subnet.network]
-    return steps + flannel.encap_steps(spec, names, node) + flannel.pod_attach_steps(spec, names, node)
+    return steps + [ip(ns, "route", "add", other.network, "via", subnet.gateway, "dev", eth)
+                    for other in spec.topology.subnets if other.network != subnet.network]
+
+
+def _flannel_node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
+    """A Flannel node: the underlay as for Calico, then flannel.1 and its peers, then cni0 and the pod's veth."""
+    from vxcap.core.lab import flannel
+
+    return underlay_steps(spec, names, node) + flannel.encap_steps(spec, names, node) + flannel.pod_attach_steps(
+        spec, names, node)
 
 
 def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     if spec.ipv4_encap == "flannel":
         return _flannel_node_steps(spec, names, node)
+    if spec.ipv4_encap == "cilium":
+        from vxcap.core.lab import cilium
+
+        return underlay_steps(spec, names, node) + cilium.node_steps(spec, names, node)
     ns, eth = names.node(node.name), spec.underlay_iface
     subnet = spec.subnet_of(node)
     cali, pod = names.cali(node.name), spec.pod_on(node.name)
@@ -321,6 +330,10 @@ def _pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
         from vxcap.core.lab import flannel
 
         return flannel.pod_steps(spec, names, node)
+    if spec.ipv4_encap == "cilium":
+        from vxcap.core.lab import cilium
+
+        return cilium.pod_steps(spec, names, node)
     ns, pod = names.pod(node.name), spec.pod_on(node.name)
     steps = [
         ip(ns, "link", "set", "lo", "up"),
@@ -366,7 +379,7 @@ def lab_steps(spec: LabSpec, names: LabNames) -> list[Step]:
         steps += dataplanes.switch6_steps(spec, names)
     for node in nodes:
         steps += _node_steps(spec, names, node)
-        if spec.ipv4_encap != "flannel":  # Flannel's pods reach their gateway on cni0, no proxy ARP
+        if spec.ipv4_encap not in ("flannel", "cilium"):  # their pods' gateways answer ARP themselves
             steps.append(_cali_sysctls(names, node))
         if spec.ipv4_encap == "vxlan":
             steps += fdb_steps(spec, names, node)
@@ -449,6 +462,9 @@ class NodeDump:
     wg6: dict[str, Any] | None = None  # the same for wg-v6.cali
     wg6_keys: dict[str, str] = field(default_factory=dict)
     neighbours: list[dict[str, Any]] = field(default_factory=list)  # ip -j neigh show (the Flannel lab's checks)
+    # The Cilium lab's: `ip -j -d route show table all` and `ip -j rule show` (its per-pod tables).
+    all_routes: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _link(links: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -558,6 +574,10 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
         checks += flannel.peer_checks(spec, node, dump.routes, dump.neighbours, dump.fdb)
         checks += flannel.pod_checks(spec, node, links, dump.pod_links, dump.pod_routes)
         return tuple(checks)
+    elif spec.ipv4_encap == "cilium":
+        from vxcap.core.lab import cilium
+
+        return tuple(checks + cilium.node_checks(spec, names, node, dump))
     if spec.has_ipv4:
         checks.append(_route_check(f"blackhole {node.block}", _route(routes, node.block), {"type": "blackhole"}))
 

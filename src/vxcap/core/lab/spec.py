@@ -40,7 +40,7 @@ from vxcap.core.model import (
 
 
 # The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
-DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip", "flannel")
+DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip", "flannel", "cilium")
 # Felix's defaults (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go): the same
 # VNI and port for both families; per-family overheads 50 (VXLAN/IPv4), 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
 VXLAN_V6_OVERHEAD = 70
@@ -133,6 +133,20 @@ class Flannel:
 
 
 @dataclass(frozen=True, slots=True)
+class Cilium:
+    """routing-mode tunnel, tunnel-protocol vxlan: the port and MTU live in the topology's overlay;
+    here each test pod's security identity (pod name -> identity), what its CiliumEndpoint would say."""
+
+    identities: tuple[tuple[str, int], ...] = ()
+
+    def identity_of(self, pod: str) -> int:
+        for name, identity in self.identities:
+            if name == pod:
+                return identity
+        raise InputError(f"lab file: pod {pod!r} has no security identity (dataplane.cilium.identities)")
+
+
+@dataclass(frozen=True, slots=True)
 class LabSpec:
     topology: Topology
     underlay_iface: str
@@ -156,6 +170,7 @@ class LabSpec:
     wireguard6: Wireguard6 | None = None
     ipip: Ipip | None = None
     flannel: Flannel | None = None
+    cilium: Cilium | None = None
 
     @property
     def cluster(self) -> str:
@@ -183,13 +198,13 @@ class LabSpec:
             return None
         if self.dataplane == "wireguard-dual":
             return "wireguard"
-        return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel") else "vxlan"
+        return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel", "cilium") else "vxlan"
 
     @property
     def pod_mtu(self) -> int:
         """The pods' (and their cali veths') MTU: Felix gives the CNI the smallest MTU of the enabled encapsulations."""
         mtus = []
-        if self.ipv4_encap in ("vxlan", "flannel"):
+        if self.ipv4_encap in ("vxlan", "flannel", "cilium"):
             mtus.append(self.topology.overlay.mtu)
         if self.ipv4_encap == "wireguard" and self.wireguard is not None:
             mtus.append(self.wireguard.mtu)
@@ -245,6 +260,10 @@ class LabSpec:
             ov = self.topology.overlay
             out["flannel"] = {"device": self.flannel.device, "vni": ov.vni, "port": ov.port, "mtu": ov.mtu,
                               "direct_routing": self.flannel.direct_routing, "mode": ov.mode.value}
+        if self.cilium is not None:
+            ov = self.topology.overlay
+            out["cilium"] = {"device": "cilium_vxlan", "routing_mode": "tunnel", "tunnel_protocol": "vxlan",
+                             "port": ov.port, "mtu": ov.mtu, "identities": dict(self.cilium.identities)}
         return out
 
     def pod_on(self, node: str) -> Pod:
@@ -388,6 +407,8 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
                                          mtu=int(wg.get("mtu", spec.underlay_mtu - WIREGUARD_OVERHEAD)))
     if kind == "flannel":
         changes.update(_flannel(spec, dp.get("flannel") or {}))
+    if kind == "cilium":
+        changes.update(_cilium(spec, dp.get("cilium") or {}))
     if kind == "ipip":
         ii = dp.get("ipip") or {}
         changes["ipip"] = Ipip(mode=str(ii.get("mode", "CrossSubnet")), mtu=int(ii.get("mtu", spec.underlay_mtu - IPIP_OVERHEAD)))
@@ -411,3 +432,24 @@ def _flannel(spec: LabSpec, fl: dict[str, Any]) -> dict[str, Any]:
     pods = tuple(Pod(name=f"vxcap-{n.name}", node=n.name, ip=n.block.network_address + 2)
                  for n in spec.topology.nodes if n.block is not None)
     return {"flannel": Flannel(direct_routing=direct, vni=ov.vni), "pods": pods}
+
+
+def _cilium(spec: LabSpec, cl: dict[str, Any]) -> dict[str, Any]:
+    """A Cilium lab: the overlay is cni cilium (vxlan, Always); each pod's identity a cluster-local one
+    (Cilium allocates those from 256 up: pkg/identity/numericidentity.go, MinimalAllocationIdentity)."""
+    ov = spec.topology.overlay
+    if ov.cni != "cilium":
+        raise InputError(f"lab file: a Cilium lab's overlay.cni is cilium, not {ov.cni}")
+    raw = cl.get("identities") or {}
+    if not isinstance(raw, dict):
+        raise InputError("lab file: dataplane.cilium.identities must map pod names to identities")
+    pods = tuple(Pod(name=f"vxcap-{n.name}", node=n.name, ip=n.block.network_address + 2)
+                 for n in spec.topology.nodes if n.block is not None)
+    identities = []
+    for pod in pods:
+        value = raw.get(pod.name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 256 <= value < 2**24:
+            raise InputError(f"lab file: dataplane.cilium.identities.{pod.name} {value!r} must be an identity "
+                             "from 256 (the reserved ones are below) to 16777215 (a 24-bit VNI)")
+        identities.append((pod.name, value))
+    return {"cilium": Cilium(identities=tuple(identities)), "pods": pods}
