@@ -17,13 +17,13 @@ from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.adapters import netns, tcpdump, wireguard
+from vxcap.adapters import netns, ovs, tcpdump, wireguard
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
 from vxcap.core.errors import InputError
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, lab_buffer_kib, tcpdump_argv
-from vxcap.core.lab import dataplanes
+from vxcap.core.lab import antrea, dataplanes
 from vxcap.core.lab.faults import Fault, fault_steps
 from vxcap.core.lab.plan import (
     Check,
@@ -115,13 +115,17 @@ class NetnsLab:
             self.down()
         if self.spec.ipv4_encap == "ipip":
             self._require_ipip()
+        if self.spec.antrea is not None:
+            ovs.require()
         try:
             netns.run_steps(lab_steps(self.spec, self.names))
+            if self.spec.antrea is not None:
+                self._start_ovs()
             if self.spec.ipv4_encap == "wireguard":
                 self._start_wireguard()
             if self.spec.ipv6_encap == "wireguard":
                 self._start_wireguard6()
-        except NetnsError:  # the wireguard-go processes started so far go too (`down` kills them)
+        except NetnsError:  # the wireguard-go and OVS processes started so far go too (`down` ends them)
             self.down()
             raise
         return self.status()
@@ -137,6 +141,15 @@ class NetnsLab:
         if proc.returncode != 0:
             raise InputError(f"this kernel has no ipip module ({os.uname().release}: `ip link add type ipip` says "
                              f"{proc.stderr.strip() or proc.returncode}); --overlay ipip cannot be built here")
+
+    def _ovs_dirs(self) -> dict[str, Path]:
+        return {node.name: Path(antrea.ovs_dir(self.names, node.name)) for node in self.spec.topology.nodes}
+
+    def _start_ovs(self) -> None:
+        """Each node's ovsdb-server and ovs-vswitchd, then its bridges, addresses, routes and flows."""
+        for node in self.spec.topology.nodes:
+            ovs.start(self.names.node(node.name), self._ovs_dirs()[node.name])
+            netns.run_steps(antrea.ovs_steps(self.spec, self.names, node))
 
     def _start_wireguard(self) -> None:
         """wireguard-go in every node, then each node's keys, peers and port (`wg set`), then its device's
@@ -163,7 +176,9 @@ class NetnsLab:
         """Remove everything the lab made and nothing else."""
         owned = self.names.owned(self.spec)
         present = netns.list_netns()
-        killed = self._kill_leftovers([ns for ns in owned if ns in present])
+        # OVS first, by its pid files (a daemon told to exit takes its taps along), then whatever is left.
+        stopped = [pid for d in self._ovs_dirs().values() for pid in ovs.stop(d)] if self.spec.antrea else []
+        killed = stopped + self._kill_leftovers([ns for ns in owned if ns in present])
         wireguard.reap(killed)
         adopted = [self.names.node(n.name) for n in self.spec.topology.nodes if self.names.is_adopted(n.name)]
         adopted_present = [ns for ns in adopted if ns in present]
@@ -231,6 +246,9 @@ class NetnsLab:
         if self.spec.flannel is not None:
             vtep = self.spec.flannel.device
             (extra["neighbours"],) = netns.query("ip", node_ns, ["neigh show"])
+        if self.spec.antrea is not None:
+            node = next(n.name for n in self.spec.topology.nodes if self.names.node(n.name) == node_ns)
+            extra["ovs"] = ovs.read(self._ovs_dirs()[node])
         return NodeDump(
             links=links,
             routes=routes,

@@ -25,6 +25,7 @@ vxcap run --pair worker,worker3                               # the cluster of y
 vxcap run --all-pairs --capture pod --context prod            # any cluster, every node pair
 vxcap run --lab --nodes 64 --subnets 8 --coverage             # O(N) pairs that still reach every node
 vxcap run --lab --cni flannel --all-pairs                     # Flannel's vxlan: UDP 8472, VNI 1
+vxcap run --lab --cni antrea --all-pairs                      # Antrea's Geneve: UDP 6081, VNI 0 (Open vSwitch)
 vxcap run --lab --overlay dual --all-pairs                    # dual-stack: each direction in IPv4 and IPv6
 vxcap doctor --lab                                            # can a run start here?
 """
@@ -76,7 +77,8 @@ def _check_pairs(ctx, param, value):
 @cluster_options
 @cni_option("calico", "Whose promises to judge. A cluster: Calico (auto finds the CNI; `vxcap topology --cni ...` "
                       "states what Flannel, Cilium and Antrea promise). With --lab: calico, or flannel (the lab "
-                      "built as Flannel's vxlan backend: VXLAN on UDP 8472, VNI 1); auto takes the lab as built.")
+                      "built as Flannel's vxlan backend: VXLAN on UDP 8472, VNI 1), or antrea (Antrea's Geneve on 6081, "
+                      "VNI 0, through Open vSwitch); auto takes the lab as built.")
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
 @click.option("--capture-namespace", default=None,
               help="Namespace for capture pods only (Pod Security `privileged`), so --namespace can stay restricted.")

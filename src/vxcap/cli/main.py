@@ -220,12 +220,16 @@ def lab() -> None:
               help="Calico's data plane to build: vxlan (IPv4, the default), vxlan6 (IPv6 only), dual (both), "
                    "wireguard (wireguard-go), wireguard6 (IPv6 only, wg-v6.cali), wireguard-dual (both, each its device), "
                    "ipip (where the kernel has the module).")
-@click.option("--cni", type=click.Choice(["calico", "flannel"]), default="calico", show_default=True,
+@click.option("--cni", type=click.Choice(["calico", "flannel", "antrea"]), default="calico", show_default=True,
               help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
-                   "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node.")
+                   "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node; "
+                   "or Antrea's Geneve (UDP 6081, VNI 0) through Open vSwitch's userspace datapath.")
 @direct_routing_option
+@click.option("--traffic-encap-mode", "encap_mode", type=click.Choice(["encap", "hybrid"]), default=None,
+              help="With --cni antrea, antrea-agent.conf's trafficEncapMode: encap (the default) tunnels to every "
+                   "peer, hybrid only to peers outside the node's subnet (plain within it).")
 @guarded(nothing_made=False)
-def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> None:
+def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing, encap_mode) -> None:
     """Build the lab (idempotent; repairs or replaces a broken one).
 
     \b
@@ -234,6 +238,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> No
       vxcap lab up --nodes 16 --subnets 4    # a larger lab on the same pattern
       vxcap lab up --overlay dual            # IPv4 over vxlan.calico, IPv6 over vxlan-v6.calico
       vxcap lab up --cni flannel --direct-routing   # Flannel: plain in a subnet, VXLAN on 8472 across
+      vxcap lab up --cni antrea --traffic-encap-mode hybrid   # Antrea: plain in a subnet, Geneve across
     """
     require_root("vxcap lab up")
     from vxcap.cli.console import console
@@ -242,15 +247,19 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, cni, direct_routing) -> No
     try:
         if cni == "flannel" and direct_routing is None:
             direct_routing = False  # `lab up` says what it builds: Flannel's default
-        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni == "flannel" else None,
-                                  direct_routing=direct_routing), prefix)
+        if encap_mode is not None and cni != "antrea":
+            from vxcap.core.errors import InputError
+
+            raise InputError("--traffic-encap-mode is Antrea's: add --cni antrea")
+        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni != "calico" else None,
+                                  direct_routing=direct_routing, encap_mode=encap_mode or "encap"), prefix)
     except KeyboardInterrupt:
         raise Interrupted("the lab may be half built: `vxcap lab up` repairs it, `vxcap lab down` removes it") from None
     _print_status(status)
     if status.dataplane == "vxlan":
         console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
-    elif status.dataplane == "flannel":
-        console.print("[pass]lab is up[/] (flannel)  try: vxcap run --lab --cni flannel --all-pairs")
+    elif status.dataplane in ("flannel", "antrea"):
+        console.print(f"[pass]lab is up[/] ({status.dataplane})  try: vxcap run --lab --cni {status.dataplane} --all-pairs")
     else:
         console.print(f"[pass]lab is up[/] ({status.dataplane})")
 

@@ -86,6 +86,7 @@ class LabMemory:
 def choose_lab(
     prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None,
     overlay: str | None = None, cni: str | None = None, direct_routing: bool | None = None,
+    encap_mode: str | None = None,
 ) -> LabSource:
     """What the user named, else the lab that exists, else the reference lab.
 
@@ -94,8 +95,10 @@ def choose_lab(
     `cni` "flannel" rebuilds it as Flannel's vxlan backend (`direct_routing`: DirectRouting on;
     None keeps a Flannel lab that exists as it is, else off, Flannel's default).
     """
+    if cni == "antrea":  # encap_mode: trafficEncapMode encap | hybrid (None keeps an Antrea lab that exists)
+        return _antrea_lab(prefix, lab_file, nodes, subnets, overlay, encap_mode)
     if cni not in (None, "calico", "flannel", "auto"):
-        raise InputError(f"the embedded lab builds Calico's and Flannel's data planes, not {cni}'s "
+        raise InputError(f"the embedded lab builds Calico's, Flannel's and Antrea's data planes, not {cni}'s "
                          f"(`vxcap topology --cni {cni}` states what it promises)")
     if direct_routing is not None and cni != "flannel":
         raise InputError("--direct-routing/--no-direct-routing is Flannel's: add --cni flannel")
@@ -138,6 +141,22 @@ def _flannel_lab(prefix: str, lab_file: Path | None, nodes: int | None, subnets:
     text = yaml.safe_dump(flannel_description(yaml.safe_load(base.text), on), sort_keys=False)
     return LabSource(_parse(text, "the lab description"), text,
                      f"{base.origin}, Flannel vxlan (DirectRouting {'on' if on else 'off'})")
+
+
+def _antrea_lab(prefix: str, lab_file: Path | None, nodes: int | None, subnets: int | None, overlay: str | None,
+                encap_mode: str | None) -> LabSource:
+    from vxcap.core.lab.antrea import antrea_description
+
+    if overlay not in (None, "geneve"):
+        raise InputError(f"--overlay {overlay} is one of Calico's data planes; --cni antrea builds Antrea's Geneve")
+    existing = LabMemory(prefix).recall() if lab_file is None and nodes is None else None
+    if existing is not None and existing.spec.antrea is not None and (
+            encap_mode is None or existing.spec.antrea.hybrid == (encap_mode == "hybrid")):
+        return existing
+    base = choose_lab(prefix, lab_file, nodes, subnets) if (lab_file or nodes) else reference_lab()
+    mode = encap_mode or "encap"
+    text = yaml.safe_dump(antrea_description(yaml.safe_load(base.text), mode == "hybrid"), sort_keys=False)
+    return LabSource(_parse(text, "the lab description"), text, f"{base.origin}, Antrea Geneve (trafficEncapMode {mode})")
 
 
 def lab_up(source: LabSource, prefix: str):
@@ -294,6 +313,9 @@ def _check_cni(source: LabSource, prefix: str, cni: str | None) -> None:
     for lab in (source, built):
         if lab is None:
             continue
+        if (cni == "antrea") != (lab.spec.antrea is not None):
+            raise InputError(f"the lab {prefix}-* is built as {lab.spec.dataplane}: `vxcap lab up --cni {cni}` "
+                             "rebuilds it (or `vxcap lab down` first)")
         is_flannel = lab.spec.flannel is not None
         if cni == "calico" and is_flannel:
             raise InputError(f"the lab {prefix}-* is built as Flannel's vxlan: add --cni flannel (or --cni auto), "

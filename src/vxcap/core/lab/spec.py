@@ -40,7 +40,7 @@ from vxcap.core.model import (
 
 
 # The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
-DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip", "flannel")
+DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip", "flannel", "antrea")
 # Felix's defaults (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go): the same
 # VNI and port for both families; per-family overheads 50 (VXLAN/IPv4), 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
 VXLAN_V6_OVERHEAD = 70
@@ -133,6 +133,14 @@ class Flannel:
 
 
 @dataclass(frozen=True, slots=True)
+class Antrea:
+    """antrea-agent.conf's trafficEncapMode (encap, or hybrid: plain within the transport subnet) with
+    tunnelType geneve; VNI, port and MTU live in the topology's overlay (lab.antrea builds it)."""
+
+    hybrid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LabSpec:
     topology: Topology
     underlay_iface: str
@@ -156,6 +164,7 @@ class LabSpec:
     wireguard6: Wireguard6 | None = None
     ipip: Ipip | None = None
     flannel: Flannel | None = None
+    antrea: Antrea | None = None
 
     @property
     def cluster(self) -> str:
@@ -183,13 +192,13 @@ class LabSpec:
             return None
         if self.dataplane == "wireguard-dual":
             return "wireguard"
-        return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel") else "vxlan"
+        return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel", "antrea") else "vxlan"
 
     @property
     def pod_mtu(self) -> int:
         """The pods' (and their cali veths') MTU: Felix gives the CNI the smallest MTU of the enabled encapsulations."""
         mtus = []
-        if self.ipv4_encap in ("vxlan", "flannel"):
+        if self.ipv4_encap in ("vxlan", "flannel", "antrea"):
             mtus.append(self.topology.overlay.mtu)
         if self.ipv4_encap == "wireguard" and self.wireguard is not None:
             mtus.append(self.wireguard.mtu)
@@ -245,6 +254,10 @@ class LabSpec:
             ov = self.topology.overlay
             out["flannel"] = {"device": self.flannel.device, "vni": ov.vni, "port": ov.port, "mtu": ov.mtu,
                               "direct_routing": self.flannel.direct_routing, "mode": ov.mode.value}
+        if self.antrea is not None:
+            ov = self.topology.overlay
+            out["antrea"] = {"tunnel": "antrea-tun0", "tunnel_type": ov.encapsulation, "vni": ov.vni, "port": ov.port,
+                             "mtu": ov.mtu, "traffic_encap_mode": "hybrid" if self.antrea.hybrid else "encap"}
         return out
 
     def pod_on(self, node: str) -> Pod:
@@ -388,6 +401,8 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
                                          mtu=int(wg.get("mtu", spec.underlay_mtu - WIREGUARD_OVERHEAD)))
     if kind == "flannel":
         changes.update(_flannel(spec, dp.get("flannel") or {}))
+    if kind == "antrea":
+        changes.update(_antrea(spec, dp.get("antrea") or {}))
     if kind == "ipip":
         ii = dp.get("ipip") or {}
         changes["ipip"] = Ipip(mode=str(ii.get("mode", "CrossSubnet")), mtu=int(ii.get("mtu", spec.underlay_mtu - IPIP_OVERHEAD)))
@@ -411,3 +426,19 @@ def _flannel(spec: LabSpec, fl: dict[str, Any]) -> dict[str, Any]:
     pods = tuple(Pod(name=f"vxcap-{n.name}", node=n.name, ip=n.block.network_address + 2)
                  for n in spec.topology.nodes if n.block is not None)
     return {"flannel": Flannel(direct_routing=direct, vni=ov.vni), "pods": pods}
+
+
+def _antrea(spec: LabSpec, an: dict[str, Any]) -> dict[str, Any]:
+    """An Antrea lab: Geneve in the overlay section, hybrid as its mode (CrossSubnet; encap is Always);
+    the test pod is the node's second address (antrea-gw0 takes the first, as Antrea's IPAM does)."""
+    ov = spec.topology.overlay
+    hybrid = an.get("hybrid", False)
+    if not isinstance(hybrid, bool):
+        raise InputError(f"lab file: dataplane.antrea.hybrid {hybrid!r} must be true or false")
+    want = Mode.CROSS_SUBNET if hybrid else Mode.ALWAYS
+    if ov.encapsulation != "geneve" or ov.mode is not want:
+        raise InputError(f"lab file: Antrea's trafficEncapMode {'hybrid' if hybrid else 'encap'} is overlay.encapsulation "
+                         f"geneve, mode {want.value}; not {ov.encapsulation}, {ov.mode.value}")
+    pods = tuple(Pod(name=f"vxcap-{n.name}", node=n.name, ip=n.block.network_address + 2)
+                 for n in spec.topology.nodes if n.block is not None)
+    return {"antrea": Antrea(hybrid=hybrid), "pods": pods}
