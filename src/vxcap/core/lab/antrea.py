@@ -48,10 +48,10 @@ PRIORITY = 200  # Antrea's priorityNormal
 OVS_BASE = "/run/vxcap-ovs"
 
 
-def antrea_description(data: dict[str, Any], hybrid: bool) -> dict[str, Any]:
+def antrea_description(data: dict[str, Any], hybrid: bool, port: int = DEFAULT_GENEVE_PORT) -> dict[str, Any]:
     """A lab description over the same underlay as Antrea builds it: each node a /24 of 10.244.0.0/16,
-    Geneve on 6081 with VNI 0, MTU underlay - 50, every node's VTEP MAC the global virtual MAC (the inner
-    destination every receiver sees); encap is Always, hybrid CrossSubnet."""
+    Geneve on 6081 (or tunnelPort `port`) with VNI 0, MTU underlay - 50, every node's VTEP MAC the global
+    virtual MAC (the inner destination every receiver sees); encap is Always, hybrid CrossSubnet."""
     nodes = data.get("nodes") or []
     if len(nodes) > 256:
         raise InputError(f"an Antrea lab gives each node a /24 of {NETWORK}: at most 256 nodes")
@@ -59,7 +59,7 @@ def antrea_description(data: dict[str, Any], hybrid: bool) -> dict[str, Any]:
     return {
         **{k: v for k, v in data.items() if k not in ("expected_wire", "dataplane")},
         "overlay": {"encapsulation": "geneve", "mode": "CrossSubnet" if hybrid else "Always",
-                    "vni": VNI, "port": DEFAULT_GENEVE_PORT, "mtu": mtu},
+                    "vni": VNI, "port": port, "mtu": mtu},
         "pool": {"cidr": NETWORK},
         "nodes": [{**n, "block": f"10.244.{i}.0/24", "vtep_mac": GLOBAL_VIRTUAL_MAC} for i, n in enumerate(nodes)],
         "dataplane": {"overlay": "antrea", "antrea": {"hybrid": hybrid}},

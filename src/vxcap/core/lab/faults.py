@@ -43,6 +43,13 @@ that VNI (`flannel.<VNI>`, its peers' entries on it), and:
 - FlannelDirectRoute: src routes dst's subnet straight to dst's underlay address, as flanneld
   does with DirectRouting on, where the lab promises VXLAN (DirectRouting off): the pods still
   reach each other, in plain on the wire.
+
+For the Antrea lab (lab.antrea, Geneve through Open vSwitch), VniMismatch makes one node's tunnel
+flows set that VNI (tun_id, which antrea-agent leaves 0), PortMismatch sets one node's antrea-tun0
+`dst_port`, and:
+
+- TunnelBypass: src sends dst's pods' traffic plain (its tunnel flow gone, a host route out of br-phy)
+  where the lab promises Geneve.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ from vxcap.core.lab.plan import (
     ip,
     vxlan_steps,
 )
-from vxcap.core.lab import dataplanes, flannel
+from vxcap.core.lab import antrea, dataplanes, flannel
 from vxcap.core.lab.spec import LabSpec
 from vxcap.core.model import VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
 from vxcap.core.plan import expected_wire
@@ -164,9 +171,15 @@ class Vxlan6SameSubnet:
     dst: str
 
 
+@dataclass(frozen=True, slots=True)
+class TunnelBypass:
+    src: str
+    dst: str
+
+
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
          | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Wireguard6Plaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
-         | PortMismatch | FlannelDirectRoute)
+         | PortMismatch | FlannelDirectRoute | TunnelBypass)
 
 
 def _needs(spec: LabSpec, what: str, ok: bool) -> None:
@@ -253,6 +266,8 @@ def _vni_mismatch(spec: LabSpec, names: LabNames, fault: VniMismatch) -> list[St
         raise InputError(f"fault: VNI {fault.vni} is out of range (0..16777215)")
     if fault.vni == spec.topology.overlay.vni:
         raise InputError(f"fault: VNI {fault.vni} is the lab's own; a mismatch needs another")
+    if spec.antrea is not None:
+        return antrea.vni_fault_steps(spec, names, node, fault.vni)
     # The kernel will not change a VXLAN id in place: delete and re-create, and
     # deleting the device takes its routes, neighbours and FDB entries with it.
     if spec.flannel is not None:
@@ -272,6 +287,8 @@ def _port_mismatch(spec: LabSpec, names: LabNames, fault: PortMismatch) -> list[
         raise InputError(f"fault: UDP port {fault.port} is out of range (1..65535)")
     if fault.port == spec.topology.overlay.port:
         raise InputError(f"fault: UDP port {fault.port} is the lab's own; a mismatch needs another")
+    if spec.antrea is not None:
+        return antrea.port_fault_steps(spec, names, node, fault.port)
     _needs(spec, "a VXLAN data plane (vxlan or --cni flannel)", spec.ipv4_encap in ("vxlan", "flannel"))
     ns = names.node(node.name)
     if spec.flannel is not None:
@@ -402,4 +419,8 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _port_mismatch(spec, names, fault)
     if isinstance(fault, FlannelDirectRoute):
         return _flannel_direct_route(spec, names, fault)
+    if isinstance(fault, TunnelBypass):
+        src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+        _distinct(src, dst)
+        return antrea.plain_fault_steps(spec, names, src, dst)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")
