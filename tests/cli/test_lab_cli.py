@@ -89,7 +89,7 @@ def test_a_cni_the_lab_does_not_build_is_one_line_before_anything_is_made(tmp_pa
     result = CliRunner().invoke(cli, ["run", "--lab", "--cni", "cilium", "--prefix", SESSION_PREFIX,
                                       "--out", str(tmp_path), "--pair", "worker,worker3"])
     assert result.exit_code == ExitStatus.USAGE
-    assert "the embedded lab builds Calico's and Flannel's data planes, not cilium's" in result.output
+    assert "the embedded lab builds Calico's, Flannel's and Antrea's data planes, not cilium's" in result.output
     assert not session_namespaces() and not any(tmp_path.iterdir())
 
 
