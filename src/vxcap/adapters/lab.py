@@ -151,6 +151,16 @@ class NetnsLab:
             ovs.start(self.names.node(node.name), self._ovs_dirs()[node.name])
             netns.run_steps(antrea.ovs_steps(self.spec, self.names, node))
 
+    def warm_ovs_neighbours(self) -> None:
+        """One echo from each node's kernel to its next hops, so no first packet of a run is lost to OVS's ARP.
+        A node at a time: each must ask for its neighbours itself (core.lab.antrea.next_hops)."""
+        from vxcap.adapters.echo import EchoPlan, echo_all
+
+        for node in self.spec.topology.nodes:
+            netns.run_steps([antrea.forget_neighbours(self.names, node)])
+            echo_all([EchoPlan(self.names.node(node.name), hop, timeout=2.0)
+                      for hop in antrea.next_hops(self.spec, node)])
+
     def _start_wireguard(self) -> None:
         """wireguard-go in every node, then each node's keys, peers and port (`wg set`), then its device's
         MTU, address and routes (core's steps)."""

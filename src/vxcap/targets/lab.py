@@ -234,6 +234,8 @@ class LabTarget:
     def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:
         with_ip6 = {pod.node: pod for pod in lab_pods(self.spec)}
         pods = {node: with_ip6[node] for node in nodes}
+        if self.spec.antrea is not None:
+            self.lab.warm_ovs_neighbours()
         if self.spec.ipv4_encap == "wireguard":
             self._handshake(nodes, {node: pod.ip for node, pod in pods.items()})
         if self.spec.ipv6_encap == "wireguard":

@@ -235,6 +235,19 @@ def pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
     ]
 
 
+def next_hops(spec: LabSpec, node: Node) -> list[object]:
+    """Where node's underlay packets go first: its subnet's gateway and the nodes on its subnet. OVS's
+    userspace tunnels drop the packet that makes them ARP (the kernel would queue it) and learn a MAC by
+    snooping the ARP replies that cross br-phy, so the node's kernel talks to each once before a run, its
+    neighbours flushed first (`forget_neighbours`): a kernel that learnt a peer from the peer's own ARP
+    request asks nothing, and its OVS would see no reply."""
+    return [spec.subnet_of(node).gateway, *(o.address for o in _others(spec, node) if o.address in node.subnet)]
+
+
+def forget_neighbours(names: LabNames, node: Node) -> Step:
+    return ip(names.node(node.name), "neigh", "flush", "dev", BR_PHY)
+
+
 # --- faults (lab.faults dispatches here) --------------------------------------------------------
 
 
