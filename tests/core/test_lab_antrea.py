@@ -16,7 +16,7 @@ from tests.lab_support import LAB_FILE
 from vxcap.core.errors import InputError
 from vxcap.core.lab import antrea
 from vxcap.core.lab.antrea import antrea_description
-from vxcap.core.lab.faults import PortMismatch, TunnelBypass, VniMismatch, fault_steps
+from vxcap.core.lab.faults import PortMismatch, TunnelBypass, TunnelTypeMismatch, VniMismatch, fault_steps
 from vxcap.core.lab.plan import LabNames, NodeDump, lab_steps, node_checks
 from vxcap.core.lab.spec import lab_from_dict
 from vxcap.core.model import Mode, Wire
@@ -133,3 +133,7 @@ def test_faults_are_ovs_commands_on_the_one_node(encap, hybrid):
     assert plain[1] == "ip route replace 10.244.3.0/24 via 10.10.10.1 dev br-phy"
     with pytest.raises(InputError, match="already sends k01-worker2's pods plain"):
         fault_steps(hybrid, NAMES, TunnelBypass(W, W2))
+    [retype] = [" ".join(s.argv) for s in fault_steps(encap, NAMES, TunnelTypeMismatch(W, "vxlan"))]
+    assert retype.endswith("set interface antrea-tun0 type=vxlan")
+    with pytest.raises(InputError, match="other than the lab's"):
+        fault_steps(encap, NAMES, TunnelTypeMismatch(W, "geneve"))

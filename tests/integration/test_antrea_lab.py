@@ -35,7 +35,7 @@ from tests.lab_support import (  # noqa: F401
 from vxcap.adapters.lab import NetnsLab
 from vxcap.cli.main import cli
 from vxcap.core.lab.antrea import OVS_BASE, antrea_description
-from vxcap.core.lab.faults import PortMismatch, TunnelBypass, VniMismatch
+from vxcap.core.lab.faults import PortMismatch, TunnelBypass, TunnelTypeMismatch, VniMismatch
 from vxcap.core.lab.spec import lab_from_dict
 from vxcap.exit_status import ExitStatus
 from vxcap.targets.lab import LabSource, choose_lab, lab_up as build_lab, reference_lab
@@ -213,6 +213,22 @@ def test_plain_where_geneve_was_promised_is_named(tmp_path):
 
 
 @lab_test
+def test_vxlan_where_geneve_was_promised_is_named(tmp_path):
+    lab_up()
+    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker3", options=ANTREA)
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    break_lab(TunnelTypeMismatch(W, "vxlan"))  # tunnelType vxlan in that node's antrea-agent.conf alone
+    code, lab = status()
+    assert code == ExitStatus.VERDICT_FAILED and problems(lab)[W] == ["antrea-tun0: type='vxlan' (want 'geneve')"]
+    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker3", options=ANTREA)
+    assert result.exit_code == ExitStatus.VERDICT_FAILED
+    flow = flows(report)[(W, W3)]
+    assert (flow["observed"], flow["udp_dport"]) == ("vxlan", 4789)
+    assert any(r.endswith("VXLAN packets (VNI 0, UDP port 4789), expected Geneve (Geneve tunnel Always)")
+               for r in flow["reasons"]), flow["reasons"]
+
+
+@lab_test
 def test_wrong_port_on_one_node_is_named(tmp_path):
     # A cluster whose antrea-agent.conf sets tunnelPort 7000, one node's agent left at the IANA 6081.
     text = yaml.safe_dump(antrea_description(yaml.safe_load(reference_lab().text), hybrid=False, port=7000),
@@ -251,6 +267,13 @@ def test_an_antrea_lab_is_not_judged_as_calicos(tmp_path):
     assert result.exit_code == ExitStatus.USAGE
     assert "built as antrea: `vxcap lab up --cni calico` rebuilds it" in result.output
     assert not any((tmp_path / "calico").iterdir())
+
+
+@lab_test
+def test_traffic_encap_mode_is_antreas_alone():
+    result = vxcap("lab", "up", "--traffic-encap-mode", "hybrid", "--prefix", f"{SESSION_PREFIX}n")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "--traffic-encap-mode is Antrea's: add --cni antrea" in result.output
 
 
 @lab_test

@@ -187,7 +187,8 @@ class NetnsLab:
         owned = self.names.owned(self.spec)
         present = netns.list_netns()
         # OVS first, by its pid files (a daemon told to exit takes its taps along), then whatever is left.
-        stopped = [pid for d in self._ovs_dirs().values() for pid in ovs.stop(d)] if self.spec.antrea else []
+        # Looked for whatever the spec says: a lab remembered as another one still loses its OVS files.
+        stopped = [pid for d in self._ovs_dirs().values() if d.exists() for pid in ovs.stop(d)]
         killed = stopped + self._kill_leftovers([ns for ns in owned if ns in present])
         wireguard.reap(killed)
         adopted = [self.names.node(n.name) for n in self.spec.topology.nodes if self.names.is_adopted(n.name)]

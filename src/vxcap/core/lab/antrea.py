@@ -265,6 +265,15 @@ def port_fault_steps(spec: LabSpec, names: LabNames, node: Node, port: int) -> l
     return [vsctl(names, node.name, "set", "interface", TUNNEL, f"options:dst_port={port}")]
 
 
+def tunnel_type_fault_steps(spec: LabSpec, names: LabNames, node: Node, tunnel_type: str) -> list[Step]:
+    """The node's antrea-tun0 re-typed (tunnelType vxlan on this node alone): it sends VXLAN on 4789 where
+    Geneve is promised, and the others' Geneve finds no port there."""
+    _config(spec)
+    if tunnel_type not in ("vxlan", "gre", "geneve") or tunnel_type == spec.topology.overlay.encapsulation:
+        raise InputError(f"fault: tunnel type {tunnel_type!r}: one of vxlan, gre, other than the lab's")
+    return [vsctl(names, node.name, "set", "interface", TUNNEL, f"type={tunnel_type}")]
+
+
 def plain_fault_steps(spec: LabSpec, names: LabNames, src: Node, dst: Node) -> list[Step]:
     """src sends dst's pods' traffic plain: its tunnel flow gone (NORMAL hands it to antrea-gw0) and the
     host route straight out of br-phy, to dst (same subnet) or the gateway, as noEncap would."""

@@ -50,6 +50,7 @@ flows set that VNI (tun_id, which antrea-agent leaves 0), PortMismatch sets one 
 
 - TunnelBypass: src sends dst's pods' traffic plain (its tunnel flow gone, a host route out of br-phy)
   where the lab promises Geneve.
+- TunnelTypeMismatch: one node's antrea-tun0 is another tunnel type (VXLAN where Geneve is promised).
 """
 
 from __future__ import annotations
@@ -177,9 +178,15 @@ class TunnelBypass:
     dst: str
 
 
+@dataclass(frozen=True, slots=True)
+class TunnelTypeMismatch:
+    node: str
+    tunnel_type: str
+
+
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
          | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Wireguard6Plaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
-         | PortMismatch | FlannelDirectRoute | TunnelBypass)
+         | PortMismatch | FlannelDirectRoute | TunnelBypass | TunnelTypeMismatch)
 
 
 def _needs(spec: LabSpec, what: str, ok: bool) -> None:
@@ -423,4 +430,6 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
         _distinct(src, dst)
         return antrea.plain_fault_steps(spec, names, src, dst)
+    if isinstance(fault, TunnelTypeMismatch):
+        return antrea.tunnel_type_fault_steps(spec, names, spec.topology.node(fault.node), fault.tunnel_type)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")
