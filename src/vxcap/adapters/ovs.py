@@ -52,7 +52,9 @@ def _in(ns: str, directory: Path, argv: list[str]) -> list[str]:
 
 def start(ns: str, directory: Path) -> None:
     """A fresh database, ovsdb-server, then ovs-vswitchd, both detached with pid files in `directory`."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=False)
+    if directory.exists():  # left by a build that died before its namespace was made: ours, by its name
+        stop(directory)
+    directory.mkdir(mode=0o700, parents=True)
     d = str(directory)
     _run(["ovsdb-tool", "create", f"{d}/conf.db", str(SCHEMA)])
     _run(_in(ns, directory, ["ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
