@@ -57,6 +57,14 @@ def test_the_description_is_antreas_geneve_on_the_reference_underlay(encap, hybr
     assert expected_wire(hybrid.topology.overlay, hybrid.topology.node(W), hybrid.topology.node(W2))[0] is Wire.PLAIN
 
 
+def test_an_antrea_lab_stays_small_enough_for_two_daemons_per_node():
+    from vxcap.core.lab.gen import generate_lab
+
+    assert len(lab_from_dict(antrea_description(generate_lab(16, 2), False)).topology.nodes) == 16
+    with pytest.raises(InputError, match="at most 16 nodes, not 17"):
+        antrea_description(generate_lab(17, 2), False)
+
+
 def test_encap_mode_and_the_overlay_must_agree():
     data = antrea_description(yaml.safe_load(LAB_FILE.read_text()), True)
     broken = copy.deepcopy(data)

@@ -46,6 +46,7 @@ PRIORITY = 200  # Antrea's priorityNormal
 # Where each node's OVS keeps its database, sockets, pid files and logs: one directory per node
 # namespace (the namespaces carry the lab's random prefix, so parallel labs never share one).
 OVS_BASE = "/run/vxcap-ovs"
+MAX_NODES = 16
 
 
 def antrea_description(data: dict[str, Any], hybrid: bool, port: int = DEFAULT_GENEVE_PORT) -> dict[str, Any]:
@@ -53,8 +54,9 @@ def antrea_description(data: dict[str, Any], hybrid: bool, port: int = DEFAULT_G
     Geneve on 6081 (or tunnelPort `port`) with VNI 0, MTU underlay - 50, every node's VTEP MAC the global
     virtual MAC (the inner destination every receiver sees); encap is Always, hybrid CrossSubnet."""
     nodes = data.get("nodes") or []
-    if len(nodes) > 256:
-        raise InputError(f"an Antrea lab gives each node a /24 of {NETWORK}: at most 256 nodes")
+    if len(nodes) > MAX_NODES:
+        raise InputError(f"an Antrea lab runs two OVS daemons per node (about 20 MB each, userspace datapath): "
+                         f"at most {MAX_NODES} nodes, not {len(nodes)}")
     mtu = int((data.get("underlay") or {}).get("mtu", 1500)) - GENEVE_OVERHEAD
     return {
         **{k: v for k, v in data.items() if k not in ("expected_wire", "dataplane")},
