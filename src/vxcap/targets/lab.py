@@ -96,7 +96,9 @@ def choose_lab(
     None keeps a Flannel lab that exists as it is, else off, Flannel's default).
     """
     if cni == "antrea":  # encap_mode: trafficEncapMode encap | hybrid (None keeps an Antrea lab that exists)
-        return _antrea_lab(prefix, lab_file, nodes, subnets, overlay, encap_mode)
+        from vxcap.targets.lab_antrea import antrea_lab
+
+        return antrea_lab(prefix, lab_file, nodes, subnets, overlay, encap_mode)
     if cni not in (None, "calico", "flannel", "auto"):
         raise InputError(f"the embedded lab builds Calico's, Flannel's and Antrea's data planes, not {cni}'s "
                          f"(`vxcap topology --cni {cni}` states what it promises)")
@@ -141,22 +143,6 @@ def _flannel_lab(prefix: str, lab_file: Path | None, nodes: int | None, subnets:
     text = yaml.safe_dump(flannel_description(yaml.safe_load(base.text), on), sort_keys=False)
     return LabSource(_parse(text, "the lab description"), text,
                      f"{base.origin}, Flannel vxlan (DirectRouting {'on' if on else 'off'})")
-
-
-def _antrea_lab(prefix: str, lab_file: Path | None, nodes: int | None, subnets: int | None, overlay: str | None,
-                encap_mode: str | None) -> LabSource:
-    from vxcap.core.lab.antrea import antrea_description
-
-    if overlay not in (None, "geneve"):
-        raise InputError(f"--overlay {overlay} is one of Calico's data planes; --cni antrea builds Antrea's Geneve")
-    existing = LabMemory(prefix).recall() if lab_file is None and nodes is None else None
-    if existing is not None and existing.spec.antrea is not None and (
-            encap_mode is None or existing.spec.antrea.hybrid == (encap_mode == "hybrid")):
-        return existing
-    base = choose_lab(prefix, lab_file, nodes, subnets) if (lab_file or nodes) else reference_lab()
-    mode = encap_mode or "encap"
-    text = yaml.safe_dump(antrea_description(yaml.safe_load(base.text), mode == "hybrid"), sort_keys=False)
-    return LabSource(_parse(text, "the lab description"), text, f"{base.origin}, Antrea Geneve (trafficEncapMode {mode})")
 
 
 def lab_up(source: LabSource, prefix: str):
