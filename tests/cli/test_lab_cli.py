@@ -84,15 +84,6 @@ def test_direct_routing_is_flannels_and_says_so():
     assert not session_namespaces()
 
 
-@lab_test
-def test_a_cni_the_lab_does_not_build_is_one_line_before_anything_is_made(tmp_path):
-    result = CliRunner().invoke(cli, ["run", "--lab", "--cni", "antrea", "--prefix", SESSION_PREFIX,
-                                      "--out", str(tmp_path), "--pair", "worker,worker3"])
-    assert result.exit_code == ExitStatus.USAGE
-    assert "the embedded lab builds Calico's, Flannel's and Cilium's data planes, not antrea's" in result.output
-    assert not session_namespaces() and not any(tmp_path.iterdir())
-
-
 def test_lab_up_help_teaches_flannels_options():
     result = CliRunner().invoke(cli, ["lab", "up", "--help"])
     assert result.exit_code == 0

@@ -17,13 +17,13 @@ from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.adapters import ipip_tun, netns, tcpdump, wireguard
+from vxcap.adapters import ipip_tun, netns, ovs, tcpdump, wireguard
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
 from vxcap.core.errors import InputError
 from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, lab_buffer_kib, tcpdump_argv
-from vxcap.core.lab import dataplanes
+from vxcap.core.lab import antrea, dataplanes
 from vxcap.core.lab.faults import Fault, fault_steps
 from vxcap.core.lab.plan import (
     Check,
@@ -114,15 +114,19 @@ class NetnsLab:
         if status.exists:
             self.down()
         kernel_ipip = self.spec.ipv4_encap == "ipip" and self._kernel_has_ipip()
+        if self.spec.antrea is not None:
+            ovs.require()
         try:
             netns.run_steps(lab_steps(self.spec, self.names))
             if self.spec.ipv4_encap == "ipip":
                 self._start_ipip(kernel_ipip)
+            if self.spec.antrea is not None:
+                self._start_ovs()
             if self.spec.ipv4_encap == "wireguard":
                 self._start_wireguard()
             if self.spec.ipv6_encap == "wireguard":
                 self._start_wireguard6()
-        except NetnsError:  # the wireguard-go / IPIP forwarders started so far go too (`down` kills them)
+        except NetnsError:  # the wireguard-go, IPIP forwarder and OVS processes started so far go too (`down` ends them)
             self.down()
             raise
         return self.status()
@@ -144,6 +148,25 @@ class NetnsLab:
             if not kernel:
                 ipip_tun.start(self.names.node(node.name), dataplanes.ipip_forwarder_args(node))
             netns.run_steps(dataplanes.ipip_steps(self.spec, self.names, node))
+
+    def _ovs_dirs(self) -> dict[str, Path]:
+        return {node.name: Path(antrea.ovs_dir(self.names, node.name)) for node in self.spec.topology.nodes}
+
+    def _start_ovs(self) -> None:
+        """Each node's ovsdb-server and ovs-vswitchd, then its bridges, addresses, routes and flows."""
+        for node in self.spec.topology.nodes:
+            ovs.start(self.names.node(node.name), self._ovs_dirs()[node.name])
+            netns.run_steps(antrea.ovs_steps(self.spec, self.names, node))
+
+    def warm_ovs_neighbours(self) -> None:
+        """One echo from each node's kernel to its next hops, so no first packet of a run is lost to OVS's ARP.
+        A node at a time: each must ask for its neighbours itself (core.lab.antrea.next_hops)."""
+        from vxcap.adapters.echo import EchoPlan, echo_all
+
+        for node in self.spec.topology.nodes:
+            netns.run_steps([antrea.forget_neighbours(self.names, node)])
+            echo_all([EchoPlan(self.names.node(node.name), hop, timeout=2.0)
+                      for hop in antrea.next_hops(self.spec, node)])
 
     def _start_wireguard(self) -> None:
         """wireguard-go in every node, then each node's keys, peers and port (`wg set`), then its device's
@@ -170,7 +193,10 @@ class NetnsLab:
         """Remove everything the lab made and nothing else."""
         owned = self.names.owned(self.spec)
         present = netns.list_netns()
-        killed = self._kill_leftovers([ns for ns in owned if ns in present])
+        # OVS first, by its pid files (a daemon told to exit takes its taps along), then whatever is left.
+        # Looked for whatever the spec says: a lab remembered as another one still loses its OVS files.
+        stopped = [pid for d in self._ovs_dirs().values() if d.exists() for pid in ovs.stop(d)]
+        killed = stopped + self._kill_leftovers([ns for ns in owned if ns in present])
         wireguard.reap(killed)
         ipip_tun.reap(killed)
         adopted = [self.names.node(n.name) for n in self.spec.topology.nodes if self.names.is_adopted(n.name)]
@@ -242,6 +268,9 @@ class NetnsLab:
         if self.spec.cilium is not None:
             extra["neighbours"], extra["all_routes"], extra["rules"] = netns.query(
                 "ip", node_ns, ["neigh show", "route show table all", "rule show"], details=True)
+        if self.spec.antrea is not None:
+            node = next(n.name for n in self.spec.topology.nodes if self.names.node(n.name) == node_ns)
+            extra["ovs"] = ovs.read(self._ovs_dirs()[node])
         return NodeDump(
             links=links,
             routes=routes,

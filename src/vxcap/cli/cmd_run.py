@@ -28,6 +28,7 @@ vxcap run --lab --nodes 64 --subnets 8 --coverage             # O(N) pairs that 
 vxcap run --lab --cni flannel --all-pairs                     # Flannel's vxlan: UDP 8472, VNI 1
 vxcap run --cni auto --all-pairs                              # a cluster's own CNI: Flannel, Cilium, Antrea
 vxcap run --lab --cni cilium --all-pairs                      # Cilium's tunnel: UDP 8472, VNI = sender's identity
+vxcap run --lab --cni antrea --all-pairs                      # Antrea's Geneve: UDP 6081, VNI 0 (Open vSwitch)
 vxcap run --lab --overlay dual --all-pairs                    # dual-stack: each direction in IPv4 and IPv6
 vxcap doctor --lab                                            # can a run start here?
 """
@@ -82,8 +83,9 @@ def _check_pairs(ctx, param, value):
 @cni_option("calico", "Whose promises to judge. A cluster: calico, flannel (vxlan with or without DirectRouting, "
                       "host-gw), cilium (tunnel: VNI = the sending pod's identity; native), antrea (encap, hybrid, "
                       "noEncap over Geneve or VXLAN), or auto (the CNI whose agent runs). With --lab: calico, "
-                      "flannel (the lab built as Flannel's vxlan backend: VXLAN on UDP 8472, VNI 1) or cilium "
-                      "(Cilium's vxlan tunnel: UDP 8472, VNI = the sending pod's identity); auto takes the lab as built.")
+                      "flannel (the lab built as Flannel's vxlan backend: VXLAN on UDP 8472, VNI 1), cilium "
+                      "(Cilium's vxlan tunnel: UDP 8472, VNI = the sending pod's identity) or antrea (Antrea's Geneve "
+                      "on 6081, VNI 0, through Open vSwitch); auto takes the lab as built.")
 @click.option("--namespace", default="vxcap", show_default=True, help="Namespace for test pods and capture pods.")
 @click.option("--capture-namespace", default=None,
               help="Namespace for capture pods only (Pod Security `privileged`), so --namespace can stay restricted.")

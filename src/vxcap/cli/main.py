@@ -208,8 +208,9 @@ def lab() -> None:
     A switch namespace with one gateway per subnet, one namespace per node with
     eth1 and vxlan.calico shaped like Calico's data plane (or flannel.1 like
     Flannel's, with --cni flannel; cilium_vxlan like Cilium's tunnel, with
-    --cni cilium), and one test pod per node. Sealed: nothing
-    touches the host's interfaces.
+    --cni cilium; Open vSwitch bridges with a Geneve port like Antrea's, with
+    --cni antrea), and one test pod per node. Sealed: nothing touches the
+    host's interfaces.
     """
 
 
@@ -224,13 +225,17 @@ def lab() -> None:
                    "ipip (tunl0; where the kernel has no ipip module, a userspace forwarder per node does the "
                    "encapsulation: RFC 2003 on the wire, as tunl0's).")
 @ipip_mode_option
-@click.option("--cni", type=click.Choice(["calico", "flannel", "cilium"]), default="calico", show_default=True,
+@click.option("--cni", type=click.Choice(["calico", "flannel", "cilium", "antrea"]), default="calico", show_default=True,
               help="Whose data plane: Calico's (--overlay picks which), or Flannel's vxlan backend: flannel.1, "
                    "VNI 1, UDP 8472 (the kernel's default port), MTU underlay - 50, a /24 of 10.244.0.0/16 per node; "
-                   "or Cilium's vxlan tunnel: cilium_vxlan on UDP 8472, VNI = the sending pod's identity.")
+                   "or Cilium's vxlan tunnel: cilium_vxlan on UDP 8472, VNI = the sending pod's identity; or Antrea's Geneve "
+                   "(UDP 6081, VNI 0) through Open vSwitch's userspace datapath.")
 @direct_routing_option
+@click.option("--traffic-encap-mode", "encap_mode", type=click.Choice(["encap", "hybrid"]), default=None,
+              help="With --cni antrea, antrea-agent.conf's trafficEncapMode: encap (the default) tunnels to every "
+                   "peer, hybrid only to peers outside the node's subnet (plain within it).")
 @guarded(nothing_made=False)
-def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_routing) -> None:
+def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_routing, encap_mode) -> None:
     """Build the lab (idempotent; repairs or replaces a broken one).
 
     \b
@@ -241,6 +246,7 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_rou
       vxcap lab up --overlay ipip --ipip-mode always   # IP-in-IP through tunl0 between every pair
       vxcap lab up --cni flannel --direct-routing   # Flannel: plain in a subnet, VXLAN on 8472 across
       vxcap lab up --cni cilium              # Cilium: VXLAN on 8472, each pod's identity as VNI
+      vxcap lab up --cni antrea --traffic-encap-mode hybrid   # Antrea: plain in a subnet, Geneve across
     """
     require_root("vxcap lab up")
     from vxcap.cli.console import console
@@ -249,17 +255,20 @@ def lab_up(lab_file, nodes, subnets, prefix, overlay, ipip_mode, cni, direct_rou
     try:
         if cni == "flannel" and direct_routing is None:
             direct_routing = False  # `lab up` says what it builds: Flannel's default
-        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni in ("flannel", "cilium") else None,
-                                  direct_routing=direct_routing, ipip_mode=ipip_mode), prefix)
+        if encap_mode is not None and cni != "antrea":
+            from vxcap.core.errors import InputError
+
+            raise InputError("--traffic-encap-mode is Antrea's: add --cni antrea")
+        status = build(choose_lab(prefix, lab_file, nodes, subnets, overlay, cni=cni if cni != "calico" else None,
+                                  direct_routing=direct_routing, ipip_mode=ipip_mode,
+                                  encap_mode=encap_mode or "encap"), prefix)
     except KeyboardInterrupt:
         raise Interrupted("the lab may be half built: `vxcap lab up` repairs it, `vxcap lab down` removes it") from None
     _print_status(status)
     if status.dataplane == "vxlan":
         console.print("[pass]lab is up[/]  try: vxcap run --lab --pair worker,worker3")
-    elif status.dataplane == "flannel":
-        console.print("[pass]lab is up[/] (flannel)  try: vxcap run --lab --cni flannel --all-pairs")
-    elif status.dataplane == "cilium":
-        console.print("[pass]lab is up[/] (cilium)  try: vxcap run --lab --cni cilium --all-pairs")
+    elif status.dataplane in ("flannel", "cilium", "antrea"):
+        console.print(f"[pass]lab is up[/] ({status.dataplane})  try: vxcap run --lab --cni {status.dataplane} --all-pairs")
     else:
         console.print(f"[pass]lab is up[/] ({status.dataplane})")
 

@@ -87,6 +87,7 @@ def choose_lab(
     prefix: str, lab_file: Path | None = None, nodes: int | None = None, subnets: int | None = None,
     overlay: str | None = None, cni: str | None = None, direct_routing: bool | None = None,
     ipip_mode: str | None = None,
+    encap_mode: str | None = None,
 ) -> LabSource:
     """What the user named, else the lab that exists, else the reference lab.
 
@@ -99,8 +100,12 @@ def choose_lab(
     """
     if ipip_mode is not None and overlay != "ipip":
         raise InputError("--ipip-mode is the ipip data plane's: add --overlay ipip")
+    if cni == "antrea":  # encap_mode: trafficEncapMode encap | hybrid (None keeps an Antrea lab that exists)
+        from vxcap.targets.lab_antrea import antrea_lab
+
+        return antrea_lab(prefix, lab_file, nodes, subnets, overlay, encap_mode)
     if cni not in (None, "calico", "flannel", "cilium", "auto"):
-        raise InputError(f"the embedded lab builds Calico's, Flannel's and Cilium's data planes, not {cni}'s "
+        raise InputError(f"the embedded lab builds Calico's, Flannel's, Cilium's and Antrea's data planes, not {cni}'s "
                          f"(`vxcap topology --cni {cni}` states what it promises)")
     if direct_routing is not None and cni != "flannel":
         raise InputError("--direct-routing/--no-direct-routing is Flannel's: add --cni flannel")
@@ -233,6 +238,8 @@ class LabTarget:
     def provision(self, nodes: tuple[str, ...]) -> dict[str, Pod]:
         with_ip6 = {pod.node: pod for pod in lab_pods(self.spec)}
         pods = {node: with_ip6[node] for node in nodes}
+        if self.spec.antrea is not None:
+            self.lab.warm_ovs_neighbours()
         if self.spec.ipv4_encap == "wireguard":
             self._handshake(nodes, {node: pod.ip for node, pod in pods.items()})
         if self.spec.ipv6_encap == "wireguard":
@@ -315,6 +322,9 @@ def _check_cni(source: LabSource, prefix: str, cni: str | None) -> None:
         from vxcap.targets.lab_cilium import refuse_other_cni
 
         refuse_other_cni(lab.spec, prefix, cni)
+        if (cni == "antrea") != (lab.spec.antrea is not None):
+            raise InputError(f"the lab {prefix}-* is built as {lab.spec.dataplane}: `vxcap lab up --cni {cni}` "
+                             "rebuilds it (or `vxcap lab down` first)")
         is_flannel = lab.spec.flannel is not None
         if cni == "calico" and is_flannel:
             raise InputError(f"the lab {prefix}-* is built as Flannel's vxlan: add --cni flannel (or --cni auto), "

@@ -31,7 +31,7 @@ def cilium_lab(prefix: str, lab_file: Path | None, nodes: int | None, subnets: i
 def refuse_other_cni(spec, prefix: str, cni: str) -> None:
     """Never a Cilium lab judged as another CNI's, nor another lab as Cilium's."""
     if cni == "cilium" and spec.cilium is None:
-        raise InputError(f"the lab {prefix}-* is built as {'Flannel' if spec.flannel else 'Calico'}'s {spec.dataplane}: "
+        raise InputError(f"the lab {prefix}-* is built as {spec.dataplane}: "
                          "`vxcap lab up --cni cilium` rebuilds it as Cilium's (or `vxcap lab down` first)")
     if cni != "cilium" and spec.cilium is not None:
         raise InputError(f"the lab {prefix}-* is built as Cilium's vxlan tunnel: add --cni cilium (or --cni auto), "

@@ -60,6 +60,14 @@ tunnel-port disagrees with the rest), and:
   (its table's tunnel routes keyed with it), as a datapath with a stale identity would send.
 - CiliumPlain: src's pod reaches dst's pods over the underlay unencapsulated (a native-routing route)
   where routing-mode tunnel promises VXLAN.
+
+For the Antrea lab (lab.antrea, Geneve through Open vSwitch), VniMismatch makes one node's tunnel
+flows set that VNI (tun_id, which antrea-agent leaves 0), PortMismatch sets one node's antrea-tun0
+`dst_port`, and:
+
+- TunnelBypass: src sends dst's pods' traffic plain (its tunnel flow gone, a host route out of br-phy)
+  where the lab promises Geneve.
+- TunnelTypeMismatch: one node's antrea-tun0 is another tunnel type (VXLAN where Geneve is promised).
 """
 
 from __future__ import annotations
@@ -77,7 +85,7 @@ from vxcap.core.lab.plan import (
     ip,
     vxlan_steps,
 )
-from vxcap.core.lab import cilium, dataplanes, flannel
+from vxcap.core.lab import antrea, cilium, dataplanes, flannel
 from vxcap.core.lab.spec import LabSpec
 from vxcap.core.model import DEFAULT_PORT, DEFAULT_VNI, VXLAN_DEVICE, VXLAN_V6_DEVICE, Node, Wire
 from vxcap.core.plan import expected_wire
@@ -212,9 +220,22 @@ class IpipAsVxlan:
     dst: str
 
 
+@dataclass(frozen=True, slots=True)
+class TunnelBypass:
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelTypeMismatch:
+    node: str
+    tunnel_type: str
+
+
 Fault = (VniMismatch | SameSubnetViaVxlan | FdbWrongNode | StaleFdbTowards | CrossSubnetPlain | PodMtu | RepliesBlackholed
          | UnderlayDropsVxlan | NeighbourWrongMac | WireguardPlaintext | Wireguard6Plaintext | Fdb6WrongNode | Vxlan6Ipv4Mtu | Vxlan6SameSubnet
-         | PortMismatch | FlannelDirectRoute | IpipPlain | IpipWrongNode | IpipAsVxlan | CiliumForeignIdentity | CiliumPlain)
+         | PortMismatch | FlannelDirectRoute | IpipPlain | IpipWrongNode | IpipAsVxlan | CiliumForeignIdentity | CiliumPlain
+         | TunnelBypass | TunnelTypeMismatch)
 
 
 def _needs(spec: LabSpec, what: str, ok: bool) -> None:
@@ -345,6 +366,8 @@ def _vni_mismatch(spec: LabSpec, names: LabNames, fault: VniMismatch) -> list[St
         raise InputError(f"fault: VNI {fault.vni} is out of range (0..16777215)")
     if fault.vni == spec.topology.overlay.vni:
         raise InputError(f"fault: VNI {fault.vni} is the lab's own; a mismatch needs another")
+    if spec.antrea is not None:
+        return antrea.vni_fault_steps(spec, names, node, fault.vni)
     # The kernel will not change a VXLAN id in place: delete and re-create, and
     # deleting the device takes its routes, neighbours and FDB entries with it.
     if spec.flannel is not None:
@@ -364,6 +387,8 @@ def _port_mismatch(spec: LabSpec, names: LabNames, fault: PortMismatch) -> list[
         raise InputError(f"fault: UDP port {fault.port} is out of range (1..65535)")
     if fault.port == spec.topology.overlay.port:
         raise InputError(f"fault: UDP port {fault.port} is the lab's own; a mismatch needs another")
+    if spec.antrea is not None:
+        return antrea.port_fault_steps(spec, names, node, fault.port)
     _needs(spec, "a VXLAN data plane (vxlan, --cni flannel or --cni cilium)",
            spec.ipv4_encap in ("vxlan", "flannel", "cilium"))
     ns = names.node(node.name)
@@ -525,4 +550,10 @@ def fault_steps(spec: LabSpec, names: LabNames, fault: Fault) -> list[Step]:
         return _cilium_foreign_identity(spec, names, fault)
     if isinstance(fault, CiliumPlain):
         return _cilium_plain(spec, names, fault)
+    if isinstance(fault, TunnelBypass):
+        src, dst = spec.topology.node(fault.src), spec.topology.node(fault.dst)
+        _distinct(src, dst)
+        return antrea.plain_fault_steps(spec, names, src, dst)
+    if isinstance(fault, TunnelTypeMismatch):
+        return antrea.tunnel_type_fault_steps(spec, names, spec.topology.node(fault.node), fault.tunnel_type)
     raise InputError(f"fault: {fault!r} is not a fault vxcap knows")

@@ -254,6 +254,10 @@ def _node_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
         from vxcap.core.lab import cilium
 
         return underlay_steps(spec, names, node) + cilium.node_steps(spec, names, node)
+    if spec.ipv4_encap == "antrea":  # the rest once its OVS runs (adapters.lab, lab.antrea.ovs_steps)
+        from vxcap.core.lab import antrea
+
+        return antrea.kernel_steps(spec, names, node)
     ns, eth = names.node(node.name), spec.underlay_iface
     subnet = spec.subnet_of(node)
     cali, pod = names.cali(node.name), spec.pod_on(node.name)
@@ -334,6 +338,10 @@ def _pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
         from vxcap.core.lab import cilium
 
         return cilium.pod_steps(spec, names, node)
+    if spec.ipv4_encap == "antrea":
+        from vxcap.core.lab import antrea
+
+        return antrea.pod_steps(spec, names, node)
     ns, pod = names.pod(node.name), spec.pod_on(node.name)
     steps = [
         ip(ns, "link", "set", "lo", "up"),
@@ -379,7 +387,7 @@ def lab_steps(spec: LabSpec, names: LabNames) -> list[Step]:
         steps += dataplanes.switch6_steps(spec, names)
     for node in nodes:
         steps += _node_steps(spec, names, node)
-        if spec.ipv4_encap not in ("flannel", "cilium"):  # their pods' gateways answer ARP themselves
+        if spec.ipv4_encap not in ("flannel", "cilium", "antrea"):  # their pods reach a gateway of their own, no proxy ARP
             steps.append(_cali_sysctls(names, node))
         if spec.ipv4_encap == "vxlan":
             steps += fdb_steps(spec, names, node)
@@ -465,6 +473,7 @@ class NodeDump:
     # The Cilium lab's: `ip -j -d route show table all` and `ip -j rule show` (its per-pod tables).
     all_routes: list[dict[str, Any]] = field(default_factory=list)
     rules: list[dict[str, Any]] = field(default_factory=list)
+    ovs: dict[str, Any] | None = None  # the Antrea lab's OVS as adapters.ovs reads it (daemons, interfaces, flows)
 
 
 def _link(links: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -528,6 +537,10 @@ def node_checks(spec: LabSpec, names: LabNames, node_name: str, dump: NodeDump) 
     from vxcap.core.lab import dataplanes  # it builds on this module's helpers
 
     node = spec.topology.node(node_name)
+    if spec.ipv4_encap == "antrea":
+        from vxcap.core.lab import antrea
+
+        return tuple(antrea.node_checks(spec, node, dump.links, dump.routes, dump.pod_links, dump.pod_routes, dump.ovs))
     ov, eth = spec.topology.overlay, spec.underlay_iface
     links, routes = dump.links, _by_dst(dump.routes)
     checks = []

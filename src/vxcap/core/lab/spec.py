@@ -40,7 +40,7 @@ from vxcap.core.model import (
 
 
 # The data planes the lab builds (`vxcap lab up --overlay`); the first is the reference lab's.
-DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip", "flannel", "cilium")
+DATAPLANES = ("vxlan", "vxlan6", "dual", "wireguard", "wireguard6", "wireguard-dual", "ipip", "flannel", "cilium", "antrea")
 # Felix's defaults (felix/config/config_params.go, felix/dataplane/linux/int_dataplane.go): the same
 # VNI and port for both families; per-family overheads 50 (VXLAN/IPv4), 70 (VXLAN/IPv6), 60 (WireGuard/IPv4), 20 (IPIP).
 VXLAN_V6_OVERHEAD = 70
@@ -147,6 +147,14 @@ class Cilium:
 
 
 @dataclass(frozen=True, slots=True)
+class Antrea:
+    """antrea-agent.conf's trafficEncapMode (encap, or hybrid: plain within the transport subnet) with
+    tunnelType geneve; VNI, port and MTU live in the topology's overlay (lab.antrea builds it)."""
+
+    hybrid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LabSpec:
     topology: Topology
     underlay_iface: str
@@ -171,6 +179,7 @@ class LabSpec:
     ipip: Ipip | None = None
     flannel: Flannel | None = None
     cilium: Cilium | None = None
+    antrea: Antrea | None = None
 
     @property
     def cluster(self) -> str:
@@ -198,13 +207,13 @@ class LabSpec:
             return None
         if self.dataplane == "wireguard-dual":
             return "wireguard"
-        return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel", "cilium") else "vxlan"
+        return self.dataplane if self.dataplane in ("wireguard", "ipip", "flannel", "cilium", "antrea") else "vxlan"
 
     @property
     def pod_mtu(self) -> int:
         """The pods' (and their cali veths') MTU: Felix gives the CNI the smallest MTU of the enabled encapsulations."""
         mtus = []
-        if self.ipv4_encap in ("vxlan", "flannel", "cilium"):
+        if self.ipv4_encap in ("vxlan", "flannel", "cilium", "antrea"):
             mtus.append(self.topology.overlay.mtu)
         if self.ipv4_encap == "wireguard" and self.wireguard is not None:
             mtus.append(self.wireguard.mtu)
@@ -264,6 +273,10 @@ class LabSpec:
             ov = self.topology.overlay
             out["cilium"] = {"device": "cilium_vxlan", "routing_mode": "tunnel", "tunnel_protocol": "vxlan",
                              "port": ov.port, "mtu": ov.mtu, "identities": dict(self.cilium.identities)}
+        if self.antrea is not None:
+            ov = self.topology.overlay
+            out["antrea"] = {"tunnel": "antrea-tun0", "tunnel_type": ov.encapsulation, "vni": ov.vni, "port": ov.port,
+                             "mtu": ov.mtu, "traffic_encap_mode": "hybrid" if self.antrea.hybrid else "encap"}
         return out
 
     def pod_on(self, node: str) -> Pod:
@@ -409,6 +422,8 @@ def _with_dataplane(spec: LabSpec, data: dict[str, Any]) -> LabSpec:
         changes.update(_flannel(spec, dp.get("flannel") or {}))
     if kind == "cilium":
         changes.update(_cilium(spec, dp.get("cilium") or {}))
+    if kind == "antrea":
+        changes.update(_antrea(spec, dp.get("antrea") or {}))
     if kind == "ipip":
         ii = dp.get("ipip") or {}
         changes["ipip"] = Ipip(mode=str(ii.get("mode", "CrossSubnet")), mtu=int(ii.get("mtu", spec.underlay_mtu - IPIP_OVERHEAD)))
@@ -453,3 +468,19 @@ def _cilium(spec: LabSpec, cl: dict[str, Any]) -> dict[str, Any]:
                              "from 256 (the reserved ones are below) to 16777215 (a 24-bit VNI)")
         identities.append((pod.name, value))
     return {"cilium": Cilium(identities=tuple(identities)), "pods": pods}
+
+
+def _antrea(spec: LabSpec, an: dict[str, Any]) -> dict[str, Any]:
+    """An Antrea lab: Geneve in the overlay section, hybrid as its mode (CrossSubnet; encap is Always);
+    the test pod is the node's second address (antrea-gw0 takes the first, as Antrea's IPAM does)."""
+    ov = spec.topology.overlay
+    hybrid = an.get("hybrid", False)
+    if not isinstance(hybrid, bool):
+        raise InputError(f"lab file: dataplane.antrea.hybrid {hybrid!r} must be true or false")
+    want = Mode.CROSS_SUBNET if hybrid else Mode.ALWAYS
+    if ov.encapsulation != "geneve" or ov.mode is not want:
+        raise InputError(f"lab file: Antrea's trafficEncapMode {'hybrid' if hybrid else 'encap'} is overlay.encapsulation "
+                         f"geneve, mode {want.value}; not {ov.encapsulation}, {ov.mode.value}")
+    pods = tuple(Pod(name=f"vxcap-{n.name}", node=n.name, ip=n.block.network_address + 2)
+                 for n in spec.topology.nodes if n.block is not None)
+    return {"antrea": Antrea(hybrid=hybrid), "pods": pods}
