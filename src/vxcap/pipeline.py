@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from vxcap.report.html import render_html
 from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
 from vxcap.stages.capture_filters import capture_filters
-from vxcap.stages.decode import decode_point, judged_addresses, reading_for
+from vxcap.stages.decode import ReadAhead, decode_point, judged_addresses, reading_for
 from vxcap.stages.flow_views import flow_views
 from vxcap.stages.mtu_probes import run_mtu_probes
 from vxcap.stages.mtu_verdicts import judge_mtu
@@ -119,8 +120,6 @@ def run(target: Target, options: RunOptions, progress: Progress = _quiet, waitin
 
 
 def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiting = _not_told) -> Outcome:
-    from concurrent.futures import ThreadPoolExecutor  # `run` only: analyze does not pay for it
-
     timer = StageTimer(progress)
     run_id = options.run_id or new_run_id()
     errors: list[str] = []
@@ -204,9 +203,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         if watch is not None:
             watch.stop()
         timer.stage("stop", f"{len(running)} capture(s)")
-        # Each stop waits for tcpdump to flush and exit: stopped together, the waits overlap.
-        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
-            stopped = list(pool.map(_stop_capture, [handle for *_, handle in running]))
+        stopped = _stop_captures([handle for *_, handle in running])
         for (node, iface, file_name, _handle), (result, failure) in zip(running, stopped):
             if failure is not None:  # a dead capture: keep what it wrote, and say it is not the whole window
                 errors.append(f"capture on {node}/{iface} failed: {failure}")
@@ -250,6 +247,28 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check, tables=tables)
         outcome.interrupted = interrupted
         return outcome
+
+
+def _stop_captures(handles: list[Any]) -> list[tuple[Any, Exception | None]]:
+    """Each stop waits for tcpdump to flush and exit: stopped together, the waits overlap. Handles
+    of one kind that stop many at once (tcpdump.RunningCapture.stop_many) do so from this thread;
+    the others each from a thread of their own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stopped: list[tuple[Any, Exception | None] | None] = [None] * len(handles)
+    kinds: dict[type, list[int]] = {}
+    for i, handle in enumerate(handles):
+        kinds.setdefault(type(handle), []).append(i)
+    alone = [i for kind, at in kinds.items() if not hasattr(kind, "stop_many") for i in at]
+    with ThreadPoolExecutor(max_workers=max(1, len(alone) + 1)) as pool:
+        singles = pool.map(_stop_capture, [handles[i] for i in alone])
+        for kind, at in kinds.items():
+            if hasattr(kind, "stop_many"):
+                for i, outcome in zip(at, kind.stop_many([handles[i] for i in at])):
+                    stopped[i] = outcome
+        for i, outcome in zip(alone, singles):
+            stopped[i] = outcome
+    return [outcome for outcome in stopped if outcome is not None]
 
 
 def _stop_capture(handle: Any) -> tuple[Any, Exception | None]:
@@ -388,7 +407,9 @@ def _analyze(
     states: dict[str, PointState] = {}
     point_report: list[dict[str, Any]] = []
     spot_check = SpotCheck()  # scapy's re-reading, budgeted across the run's captures
-    for cap in manifest.captures:
+    ahead = ReadAhead([run_dir / cap.file for cap in manifest.captures], manifest.topology.overlay.port, judged,
+                      reading)
+    for number, cap in enumerate(manifest.captures):
         point = CapturePoint(cap.node, cap.iface)
         entry: dict[str, Any] = {"node": cap.node, "iface": cap.iface, "file": cap.file,
                                  "kernel_dropped": cap.kernel_dropped, "damaged": None, "usable": True,
@@ -401,7 +422,7 @@ def _analyze(
         try:
             seen[point], link_headers[point], damaged = decode_point(
                 run_dir / cap.file, warnings, manifest.topology.overlay.port, judged, worker.dissect, reading,
-                spot_check=spot_check,
+                spot_check=spot_check, fast=partial(ahead.get, number),
             )
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
@@ -416,6 +437,7 @@ def _analyze(
         if cap.kernel_dropped:
             warnings.append(f"{cap.file}: tcpdump says {cap.kernel_dropped} packets were dropped by the kernel: "
                             "the capture is incomplete")
+    ahead.close()
     worker.close()
     for node, why in manifest.capture_errors:
         point_report.append({"node": node, "iface": None, "file": None, "usable": False, "problem": why})
