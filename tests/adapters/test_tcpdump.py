@@ -143,3 +143,45 @@ def test_stop_many_stops_every_capture_whole_and_says_which_ended_early(loopback
     assert all(gone(c.pid) for c in captures)
     # as after stop(): a second stop returns the same result
     assert captures[0].stop() is outcomes[0][0]
+
+
+SLEEPER = "import time; print('ready', flush=True); time.sleep(60)"
+
+
+@pytest.mark.skipif(tcpdump._vfork_spawn is None, reason="_spawn.c is not compiled (setpriv does its work)")
+def test_the_compiled_spawn_sets_the_parent_death_signal_in_place_of_setpriv(tmp_path):
+    """What `setpriv --pdeathsig INT` guaranteed, from _spawn.c: SIGKILL the process that started
+    the capture's process, and the kernel sends that process SIGINT at once."""
+    starter = (
+        "import sys; from vxcap.adapters import tcpdump;"
+        f"proc = tcpdump._start_process([sys.executable, '-c', {SLEEPER!r}]);"
+        "print(proc.pid, flush=True); import time; time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(0.3)
+        assert not gone(child)
+        assert os.getsid(child) == child  # a session of its own, as start_new_session made it
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while not gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(child), "the child outlived the process that started it"
+
+
+@pytest.mark.skipif(tcpdump._vfork_spawn is None, reason="_spawn.c is not compiled (setpriv does its work)")
+def test_the_compiled_spawn_gives_stderr_exit_status_and_exec_errors():
+    proc = tcpdump._start_process([sys.executable, "-c", "import sys; print('said', file=sys.stderr); sys.exit(3)"])
+    assert isinstance(proc, tcpdump._Spawned)
+    assert proc.stderr.read() == b"said\n"
+    assert proc.wait(5) == 3 == proc.poll()
+    slow = tcpdump._start_process([sys.executable, "-c", "import time; time.sleep(5)"])
+    with pytest.raises(subprocess.TimeoutExpired):
+        slow.wait(0.1)
+    slow.kill()
+    assert slow.wait() == -9
+    with pytest.raises(FileNotFoundError):  # exec's own error, from the child
+        tcpdump._vfork_spawn([b"/nonexistent/vxcap-tcpdump"], 0, 1, 2, 2)
