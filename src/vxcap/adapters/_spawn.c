@@ -15,6 +15,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -26,8 +27,22 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static void child(char *const argv[], int in_fd, int out_fd, int err_fd, int sig, pid_t parent, int report_fd) {
+static void child(char *const argv[], int in_fd, int out_fd, int err_fd, int sig, pid_t parent, int report_fd,
+                  const sigset_t *mask) {
     int err;
+    /* Signals are blocked from before the vfork: a handler of the interpreter's must never run here.
+     * Its handlers go back to the default (the child's table is its own: vfork shares memory, not
+     * handlers), then the thread's mask is restored for the program, as _posixsubprocess does. */
+    for (int s = 1; s < NSIG; s++) {
+        struct sigaction action;
+        if (sigaction(s, NULL, &action) == 0 && action.sa_handler != SIG_DFL && action.sa_handler != SIG_IGN) {
+            action.sa_handler = SIG_DFL;
+            action.sa_flags = 0;
+            sigemptyset(&action.sa_mask);
+            sigaction(s, &action, NULL);
+        }
+    }
+    if (sigprocmask(SIG_SETMASK, mask, NULL) < 0) goto failed;
     if (setsid() < 0) goto failed;
     if (prctl(PR_SET_PDEATHSIG, sig) < 0) goto failed;
     if (getppid() != parent) { errno = ESRCH; goto failed; }  /* the parent died before the signal was set */
@@ -72,10 +87,14 @@ static PyObject *spawn(PyObject *self, PyObject *args) {
         PyMem_Free(argv);
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     pid_t parent = getpid();
     pid_t pid = vfork();
-    if (pid == 0) child(argv, in_fd, out_fd, err_fd, sig, parent, report[1]);
+    if (pid == 0) child(argv, in_fd, out_fd, err_fd, sig, parent, report[1], &old);
     int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     PyMem_Free(argv);
     close(report[1]);
     if (pid < 0) {
