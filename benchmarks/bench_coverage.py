@@ -33,6 +33,7 @@ def median_run(runs: list[dict]) -> dict:
     ordered = sorted(runs, key=lambda r: r["wall"])
     middle = dict(ordered[len(ordered) // 2])
     middle["walls"] = [r["wall"] for r in runs]
+    middle["cpus"] = [r["cpu"] for r in runs]
     return middle
 
 
@@ -111,29 +112,35 @@ def main() -> None:
     parser.add_argument("--cluster-only", action="store_true", help="only the 1,000-node fake cluster")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each kind per lab size, alternated; the median is shown, with the range")
+    parser.add_argument("--labs-only", action="store_true", help="only the labs, not the fake cluster")
     args = parser.parse_args()
-    report_cluster(args.seed)
-    print()
+    if not args.labs_only:
+        report_cluster(args.seed)
+        print()
     if args.cluster_only:
         return
     if os.geteuid() != 0:
         raise SystemExit("the lab part of bench_coverage needs root (it builds the namespace lab)")
     results = [bench_size(int(n), args.seed, args.repeat) for n in args.sizes.split(",")]
 
-    print(f"{'lab':<16}{'run':<10}{'dirs':>6}{'pcaps':>7}{'wall s':>8}" + "".join(f"{k:>12}" for k in SPLIT)
+    print(f"{'lab':<16}{'run':<10}{'dirs':>6}{'pcaps':>7}{'wall s':>8}{'cpu s':>7}" + "".join(f"{k:>12}" for k in SPLIT)
           + "  verdict")
     for r in results:
         for name in ("one", "coverage"):
             run = r[name]
             print(f"{r['nodes']:>4} nodes/{r['subnets']:<2} sn {name:<10}{run['directions']:>6}{run['captures']:>7}"
-                  f"{run['wall']:>8.2f}" + "".join(f"{run['split'][k]:>12.2f}" for k in SPLIT) + f"  {run['verdict']}")
+                  f"{run['wall']:>8.2f}{run['cpu']:>7.2f}" + "".join(f"{run['split'][k]:>12.2f}" for k in SPLIT)
+                  + f"  {run['verdict']}")
     print()
     for r in results:
         all_pairs = r["nodes"] * (r["nodes"] - 1)
         one, cover = r["one"], r["coverage"]
         spread = (f" (runs {len(cover['walls'])} each: one pair {min(one['walls']):.2f}-{max(one['walls']):.2f} s, "
                   f"coverage {min(cover['walls']):.2f}-{max(cover['walls']):.2f} s; pairwise "
-                  + ", ".join(f"{c / o:.2f}x" for o, c in zip(one["walls"], cover["walls"])) + ")"
+                  + ", ".join(f"{c / o:.2f}x" for o, c in zip(one["walls"], cover["walls"]))
+                  + "; cpu s (user + system, every process) one pair "
+                  + ", ".join(f"{c:.2f}" for c in one["cpus"]) + ", coverage "
+                  + ", ".join(f"{c:.2f}" for c in cover["cpus"]) + ")"
                   if len(cover["walls"]) > 1 else "")
         print(f"{r['nodes']} nodes (built in {r['setup']:.1f} s): coverage {cover['directions']} directions "
               f"of {all_pairs} ({100 * cover['directions'] / all_pairs:.1f}%), "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from vxcap.report.html import render_html
 from vxcap.report.json_report import coverage_dict, coverage_summary, report_dict
 from vxcap.report.junit import write_junit
 from vxcap.stages.capture_filters import capture_filters
-from vxcap.stages.decode import decode_point, judged_addresses, reading_for
+from vxcap.stages.decode import ReadAhead, decode_point, judged_addresses, reading_for
 from vxcap.stages.flow_views import flow_views
 from vxcap.stages.mtu_probes import run_mtu_probes
 from vxcap.stages.mtu_verdicts import judge_mtu
@@ -119,8 +120,6 @@ def run(target: Target, options: RunOptions, progress: Progress = _quiet, waitin
 
 
 def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiting = _not_told) -> Outcome:
-    from concurrent.futures import ThreadPoolExecutor  # `run` only: analyze does not pay for it
-
     timer = StageTimer(progress)
     run_id = options.run_id or new_run_id()
     errors: list[str] = []
@@ -153,6 +152,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
 
         running: list[tuple[str, str, str, Any]] = []
         watch: PacketWatch | None = None
+        worker: ScapyWorker | None = None
         try:
             timer.stage("provision", f"test pods on {_listing(nodes)}")
             pods = target.provision(nodes)
@@ -190,6 +190,10 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
 
             watch = PacketWatch([(node, handle) for node, *_, handle in running], waiting)
             cleanup.callback(watch.stop)
+            # The spot-check's scapy process, started now: its import (0.3 s of CPU, more on a loaded
+            # machine) runs while the probes wait on the network, instead of at the head of the decode.
+            worker = ScapyWorker()
+            cleanup.callback(worker.close)
             timer.stage("probe", f"{2 * len(pairs)} direction(s)")
             probes = _probe(target, topology, pairs, pods, options.ping_count, errors)
 
@@ -211,9 +215,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         if watch is not None:
             watch.stop()
         timer.stage("stop", f"{len(running)} capture(s)")
-        # Each stop waits for tcpdump to flush and exit: stopped together, the waits overlap.
-        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
-            stopped = list(pool.map(_stop_capture, [handle for *_, handle in running]))
+        stopped = _stop_captures([handle for *_, handle in running])
         for (node, iface, file_name, _handle), (result, failure) in zip(running, stopped):
             if failure is not None:  # a dead capture: keep what it wrote, and say it is not the whole window
                 errors.append(f"capture on {node}/{iface} failed: {failure}")
@@ -254,9 +256,32 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
                                  notes=tuple(getattr(target, "notes", ())), capture_filters=filters,
                                  plan=plan_info)
         write_json(run_dir / names.MANIFEST, manifest)
-        outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check, tables=tables)
+        outcome = _analyze(run_dir, parse_manifest(manifest), timer, errors, probes, options.cross_check, tables=tables,
+                           worker=worker)
         outcome.interrupted = interrupted
         return outcome
+
+
+def _stop_captures(handles: list[Any]) -> list[tuple[Any, Exception | None]]:
+    """Each stop waits for tcpdump to flush and exit: stopped together, the waits overlap. Handles
+    of one kind that stop many at once (tcpdump.RunningCapture.stop_many) do so from this thread;
+    the others each from a thread of their own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stopped: list[tuple[Any, Exception | None] | None] = [None] * len(handles)
+    kinds: dict[type, list[int]] = {}
+    for i, handle in enumerate(handles):
+        kinds.setdefault(type(handle), []).append(i)
+    alone = [i for kind, at in kinds.items() if not hasattr(kind, "stop_many") for i in at]
+    with ThreadPoolExecutor(max_workers=max(1, len(alone) + 1)) as pool:
+        singles = pool.map(_stop_capture, [handles[i] for i in alone])
+        for kind, at in kinds.items():
+            if hasattr(kind, "stop_many"):
+                for i, outcome in zip(at, kind.stop_many([handles[i] for i in at])):
+                    stopped[i] = outcome
+        for i, outcome in zip(alone, singles):
+            stopped[i] = outcome
+    return [outcome for outcome in stopped if outcome is not None]
 
 
 def _stop_capture(handle: Any) -> tuple[Any, Exception | None]:
@@ -313,6 +338,12 @@ def _write_reports(run_dir: Path, report: dict[str, Any], page: str | None = Non
 # Evidence pcapng copies every frame of every capture: automatic for run-sized
 # captures, on request (--evidence) for the million-frame ones analyze also reads.
 EVIDENCE_AUTO_BYTES = 64 * 2**20
+# Beyond this many directions (a coverage run: 1,056 at 256 nodes), as report.html draws only the
+# failing directions' paths (report.html.PATHS_LIMIT), a run writes per-flow files for its failing
+# directions only, beside all-nodes.pcapng, which holds every frame of every capture: a file per
+# passing direction was 1,056 files, 1.2-2 s of writing and 0.35 s of CPU more, opened by nobody.
+# `vxcap analyze --evidence DIR` writes every direction's.
+EVIDENCE_FLOWS_LIMIT = 64
 
 
 class _EvidenceWriter(threading.Thread):
@@ -335,12 +366,20 @@ class _EvidenceWriter(threading.Thread):
         except BaseException as err:  # noqa: BLE001 - raised again by result(), in the pipeline's thread
             self.outcome = False, err
 
-    def result(self, report: dict[str, Any]) -> dict[str, Any]:
+    def result(self, report: dict[str, Any], every_flow: bool = True) -> dict[str, Any]:
         self.join()
         assert self.outcome is not None
         done, value = self.outcome
         if not done:
             raise value
+        if not every_flow:
+            failing = [flow for flow in report["flows"] if flow["verdict"] != "pass"]
+            if failing:
+                value = write_evidence(*self.args, {"flows": failing})
+            value["note"] = (f"{len(report['flows'])} directions: per-flow files for the {len(failing)} failing "
+                             f"one(s) only; {names.ALL_NODES_PCAPNG} holds every frame "
+                             f"(`vxcap analyze --evidence {self.args[0]}` writes every direction's)")
+            return value
         fields = ("src_node", "dst_node", "src_ip", "dst_ip", "family")
         unpromised = any(f.get("observed") == "wireguard" != f.get("expected") for f in report["flows"])
         if unpromised or [{k: f[k] for k in fields} for f in report["flows"]] != [{k: f[k] for k in fields} for f in self.flows]:
@@ -381,11 +420,13 @@ def _analyze(
     timer.stage("decode", f"{len(manifest.captures)} capture(s)")
     expectations = plan(manifest.topology, manifest.pairs, manifest.pods_by_node())
     captured = sum((run_dir / c.file).stat().st_size for c in manifest.captures if (run_dir / c.file).is_file())
+    every_flow = evidence is True or len(expectations) <= EVIDENCE_FLOWS_LIMIT  # --evidence: every direction's
     if evidence is None:
         evidence = captured <= EVIDENCE_AUTO_BYTES
     # The evidence files need only the flows' addresses, known from the plan: they are written
-    # beside the decode (mostly while it waits for scapy's import in the worker).
-    early_evidence = _EvidenceWriter(run_dir, manifest, expectations) if evidence else None
+    # beside the decode (mostly while it waits for scapy's import in the worker). At scale, all-nodes
+    # only, here; the failing directions' own files once they are known.
+    early_evidence = _EvidenceWriter(run_dir, manifest, expectations if every_flow else []) if evidence else None
     judged = judged_addresses(manifest)
     reading = reading_for(manifest.topology)  # the formats this overlay can put on the wire (core/encap.py)
     seen: dict[CapturePoint, dict[FlowKey, FlowTally]] = {}
@@ -397,7 +438,9 @@ def _analyze(
     states: dict[str, PointState] = {}
     point_report: list[dict[str, Any]] = []
     spot_check = SpotCheck()  # scapy's re-reading, budgeted across the run's captures
-    for cap in manifest.captures:
+    ahead = ReadAhead([run_dir / cap.file for cap in manifest.captures], manifest.topology.overlay.port, judged,
+                      reading)
+    for number, cap in enumerate(manifest.captures):
         point = CapturePoint(cap.node, cap.iface)
         entry: dict[str, Any] = {"node": cap.node, "iface": cap.iface, "file": cap.file,
                                  "kernel_dropped": cap.kernel_dropped, "damaged": None, "usable": True,
@@ -410,7 +453,7 @@ def _analyze(
         try:
             seen[point], link_headers[point], damaged = decode_point(
                 run_dir / cap.file, warnings, manifest.topology.overlay.port, judged, worker.dissect, reading,
-                spot_check=spot_check,
+                spot_check=spot_check, fast=partial(ahead.get, number),
             )
         except ValueError as err:  # this file's one-line reason; the other files still count
             message = str(err).replace(str(run_dir / cap.file), cap.file)  # reports travel: no local paths
@@ -425,6 +468,7 @@ def _analyze(
         if cap.kernel_dropped:
             warnings.append(f"{cap.file}: tcpdump says {cap.kernel_dropped} packets were dropped by the kernel: "
                             "the capture is incomplete")
+    ahead.close()
     worker.close()
     for node, why in manifest.capture_errors:
         point_report.append({"node": node, "iface": None, "file": None, "usable": False, "problem": why})
@@ -496,7 +540,7 @@ def _analyze(
 
     timer.stage("evidence", "per-flow pcapng for Wireshark, report.html")
     if early_evidence is not None:
-        report["evidence"] = early_evidence.result(report)
+        report["evidence"] = early_evidence.result(report, every_flow)
     else:
         report["evidence"] = {
             "skipped": f"captures hold {captured / 2**20:.0f} MiB: per-flow evidence not written "

@@ -111,3 +111,77 @@ def test_a_forgotten_capture_is_stopped_at_exit(tmp_path):
     tcpdump._stop_all()  # what atexit runs
     assert gone(cap.pid)
     assert not tcpdump._running
+
+
+EARLY = (
+    "import sys; print('tcpdump: listening on lo, link-type EN10MB', file=sys.stderr, flush=True);"
+    "print('3 packets captured', file=sys.stderr, flush=True); sys.exit(0)"
+)
+
+
+@lab_test
+def test_stop_many_stops_every_capture_whole_and_says_which_ended_early(loopback_ns, tmp_path):
+    """stop_many: one settle, SIGINT to all, their exits awaited together; each capture's result as
+    stop() gives it (tcpdump's counts, the whole file), and the one that had ended by itself named."""
+    prefix = ["ip", "netns", "exec", loopback_ns]
+    paths = [tmp_path / f"lo{i}.pcap" for i in range(3)]
+    specs = [(prefix, tcpdump_argv("lo", path, "icmp"), path) for path in paths]
+    specs.append(([], [sys.executable, "-c", EARLY, "-c", "3"], tmp_path / "early.pcap"))
+    captures = tcpdump.start_many(specs)
+    assert all(isinstance(c, tcpdump.RunningCapture) for c in captures)
+    subprocess.run(prefix + ["ping", "-n", "-c", "2", "-i", "0.05", "127.0.0.1"], check=True, capture_output=True)
+    captures[-1].wait(5)
+    outcomes = tcpdump.RunningCapture.stop_many(captures)
+    for path, (result, failure) in zip(paths, outcomes[:3]):
+        assert failure is None
+        assert (result.captured, result.dropped) == (4, 0)
+        assert len(rdpcap(str(path))) == 4
+    result, failure = outcomes[3]
+    assert result is None
+    assert isinstance(failure, TcpdumpError)
+    assert "ended before it was stopped" in str(failure)
+    assert all(gone(c.pid) for c in captures)
+    # as after stop(): a second stop returns the same result
+    assert captures[0].stop() is outcomes[0][0]
+
+
+SLEEPER = "import time; print('ready', flush=True); time.sleep(60)"
+
+
+@pytest.mark.skipif(tcpdump._vfork_spawn is None, reason="_spawn.c is not compiled (setpriv does its work)")
+def test_the_compiled_spawn_sets_the_parent_death_signal_in_place_of_setpriv(tmp_path):
+    """What `setpriv --pdeathsig INT` guaranteed, from _spawn.c: SIGKILL the process that started
+    the capture's process, and the kernel sends that process SIGINT at once."""
+    starter = (
+        "import sys; from vxcap.adapters import tcpdump;"
+        f"proc = tcpdump._start_process([sys.executable, '-c', {SLEEPER!r}]);"
+        "print(proc.pid, flush=True); import time; time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(0.3)
+        assert not gone(child)
+        assert os.getsid(child) == child  # a session of its own, as start_new_session made it
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while not gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(child), "the child outlived the process that started it"
+
+
+@pytest.mark.skipif(tcpdump._vfork_spawn is None, reason="_spawn.c is not compiled (setpriv does its work)")
+def test_the_compiled_spawn_gives_stderr_exit_status_and_exec_errors():
+    proc = tcpdump._start_process([sys.executable, "-c", "import sys; print('said', file=sys.stderr); sys.exit(3)"])
+    assert isinstance(proc, tcpdump._Spawned)
+    assert proc.stderr.read() == b"said\n"
+    assert proc.wait(5) == 3 == proc.poll()
+    slow = tcpdump._start_process([sys.executable, "-c", "import time; time.sleep(5)"])
+    with pytest.raises(subprocess.TimeoutExpired):
+        slow.wait(0.1)
+    slow.kill()
+    assert slow.wait() == -9
+    with pytest.raises(FileNotFoundError):  # exec's own error, from the child
+        tcpdump._vfork_spawn([b"/nonexistent/vxcap-tcpdump"], 0, 1, 2, 2)

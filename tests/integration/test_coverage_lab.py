@@ -56,6 +56,11 @@ def test_the_healthy_twin_passes_every_planned_direction(tmp_path):
     assert seen == {(role, n.name, wire) for n in SPEC.topology.nodes for role in ("src", "dst")
                     for wire in ("plain", "vxlan")}
     assert "coverage plan, seed 5" in result.output
+    # Past 64 directions, no per-flow evidence file for a passing direction: all-nodes.pcapng holds every frame.
+    evidence = report["evidence"]
+    assert evidence["flows"] == [] and evidence["all_nodes"]["frames"] > 0
+    assert [p.name for p in (run_dir / "evidence").iterdir()] == ["all-nodes.pcapng"]
+    assert f"{len(report['flows'])} directions: per-flow files for the 0 failing one(s) only" in evidence["note"]
 
 
 @lab_test
@@ -67,9 +72,14 @@ def test_one_broken_node_is_found_and_named(tmp_path, fault, reason):
     assert str(SPEC.topology.node(BROKEN).address) == "10.10.20.27"
     with running_lab(spec=SPEC) as lab:
         lab.apply_fault(fault)
-        result, _, report = coverage_run(tmp_path)
+        result, run_dir, report = coverage_run(tmp_path)
     assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
     failing = [f for f in report["flows"] if f["verdict"] == "fail"]
+    # The failing directions' own evidence files, and only theirs (past 64 directions), each holding frames.
+    written = {(f["src_node"], f["dst_node"]): f for f in report["evidence"]["flows"]}
+    assert set(written) == {(f["src_node"], f["dst_node"]) for f in failing}
+    assert all((run_dir / f["file"]).is_file() and f["frames"] > 0 for f in written.values())
+    assert len(list((run_dir / "evidence").iterdir())) == len(failing) + 1
     assert len(failing) >= 2 and all(BROKEN in (f["src_node"], f["dst_node"]) for f in failing)
     assert any(reason in r for f in failing for r in f["reasons"]), [f["reasons"] for f in failing]
     # The rest pass, among them the broken node's plain directions with its own subnet.

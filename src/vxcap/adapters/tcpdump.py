@@ -8,8 +8,9 @@ group of its own, so killing it also kills what runs under it (tcpdump under
 `timeout`), and a terminal's Ctrl-C reaches vxcap only: vxcap stops tcpdump
 with SIGINT itself, after the last probe, so the file is complete. And if
 vxcap dies without stopping it (SIGKILL, a crash), the kernel sends it SIGINT
-(`setpriv --pdeathsig INT`): no tcpdump outlives the vxcap that started it,
-and its file is still complete.
+(PR_SET_PDEATHSIG, set in the vfork-ed child by _spawn.c, or by `setpriv
+--pdeathsig INT` where that is not compiled): no tcpdump outlives the vxcap
+that started it, and its file is still complete.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class CaptureResult:
 
 
 class RunningCapture:
-    def __init__(self, proc: subprocess.Popen[bytes], path: Path, argv: list[str]) -> None:
+    def __init__(self, proc: Any, path: Path, argv: list[str]) -> None:
+        # proc: a subprocess.Popen, or a _Spawned (the same calls) when _spawn.c started it
         self._proc = proc
         self.path = path
         self.argv = argv
@@ -143,6 +145,39 @@ class RunningCapture:
             if self._proc.poll() is None:
                 self._kill()
             _forget(self)
+        return self._finish(ended_early)
+
+    @staticmethod
+    def stop_many(
+        captures: Sequence[RunningCapture], timeout: float = STOP_TIMEOUT, settle: float = SETTLE
+    ) -> list[tuple[CaptureResult | None, Exception | None]]:
+        """`stop` for many captures at once, from one thread: one settle, SIGINT to each, then
+        every exit awaited together in one poll(2) on their pidfds (a thread per capture cost
+        hundreds of threads at 256 nodes). Per capture, its result or why it failed (as `stop`)."""
+        pending = [c for c in captures if c._result is None]
+        early = {id(c): c._proc.poll() is not None for c in pending}
+        try:
+            live = [c for c in pending if not early[id(c)]]
+            if live:
+                if settle > 0:
+                    time.sleep(settle)
+                for capture in live:
+                    capture._proc.send_signal(signal.SIGINT)
+                _all_exited([c._proc for c in live], timeout)
+        finally:
+            for capture in pending:
+                if capture._proc.poll() is None:
+                    capture._kill()
+                _forget(capture)
+        results: list[tuple[CaptureResult | None, Exception | None]] = []
+        for capture in captures:
+            try:
+                results.append((capture._finish(early[id(capture)]) if id(capture) in early else capture.stop(), None))
+            except Exception as err:  # noqa: BLE001 - the caller names the node
+                results.append((None, err))
+        return results
+
+    def _finish(self, ended_early: bool) -> CaptureResult:
         self._reader.join(2.0)
         stderr = "\n".join(self._lines)
         captured, dropped = parse_tcpdump_stats(stderr)
@@ -210,6 +245,31 @@ def _exited(proc: subprocess.Popen, timeout: float) -> bool:
     return True
 
 
+def _all_exited(procs: Sequence[subprocess.Popen], timeout: float) -> None:
+    """Wait until every process has ended or `timeout` has passed, in poll(2) on their pidfds; the
+    ended ones are reaped (the caller kills what is left)."""
+    deadline = time.monotonic() + timeout
+    fds: dict[int, subprocess.Popen] = {}
+    try:
+        for proc in procs:
+            try:
+                fds[os.pidfd_open(proc.pid)] = proc
+            except ProcessLookupError:
+                proc.poll()
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        waiting = len(fds)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for fd, _event in poller.poll(left * 1000):
+                poller.unregister(fd)
+                fds[fd].poll()
+                waiting -= 1
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def _option(argv: list[str], name: str) -> str:
     """The value after `name` (for `timeout`: its duration, after `-s SIGNAL`); '?' if absent."""
     if name not in argv:
@@ -244,6 +304,98 @@ def _stopped_when_vxcap_dies() -> list[str]:
     return [setpriv, "--pdeathsig", "INT", "--"] if setpriv else []
 
 
+try:  # the same parent-death signal, set in a vfork-ed child instead of by a `setpriv` exec (_spawn.c)
+    from vxcap.adapters._spawn import spawn as _vfork_spawn
+except ImportError:  # not compiled: setpriv does it
+    _vfork_spawn = None
+
+
+class _Spawned:
+    """The part of subprocess.Popen that RunningCapture uses, for a process started by _spawn.c:
+    pid, returncode, stderr (a pipe), poll, wait and send_signal; reaped once, under a lock."""
+
+    def __init__(self, argv: list[str], pid: int, stderr: Any) -> None:
+        self.args, self.pid, self.stderr = argv, pid, stderr
+        self.returncode: int | None = None
+        self._lock = threading.Lock()
+
+    def _reaped(self, flags: int) -> bool:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            self.returncode = 255 if self.returncode is None else self.returncode
+            return True
+        if pid == 0:
+            return False
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return True
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._lock.acquire(blocking=False):
+            try:
+                if self.returncode is None:
+                    self._reaped(os.WNOHANG)
+            finally:
+                self._lock.release()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is not None:
+            try:
+                pidfd = os.pidfd_open(self.pid)
+            except ProcessLookupError:
+                pidfd = None
+            if pidfd is not None:
+                try:
+                    poller = select.poll()
+                    poller.register(pidfd, select.POLLIN)
+                    if not poller.poll(max(0.0, timeout) * 1000):
+                        raise subprocess.TimeoutExpired(self.args, timeout)
+                finally:
+                    os.close(pidfd)
+        with self._lock:
+            while self.returncode is None:
+                self._reaped(0)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _start_process(argv: list[str]) -> Any:
+    """The capture's process, in a session of its own, stdin and stdout on /dev/null, stderr a pipe,
+    SIGINT to it when this thread dies: vfork-ed by _spawn.c, else Popen behind `setpriv`."""
+    program = shutil.which(argv[0]) if _vfork_spawn is not None else None
+    if program is None:
+        return subprocess.Popen(
+            [*_stopped_when_vxcap_dies(), *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True,
+        )
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = _vfork_spawn([os.fsencode(program), *map(os.fsencode, argv[1:])], null, null, write_end,
+                               signal.SIGINT)
+        finally:
+            os.close(null)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return _Spawned(argv, pid, os.fdopen(read_end, "rb"))
+
+
 @atexit.register
 def _stop_all() -> None:
     with _running_lock:
@@ -260,13 +412,10 @@ def _spawn(
 ) -> RunningCapture:
     """`where`: a context the process is started in (a network namespace the thread enters), when the
     caller says where it runs that way rather than with an argv prefix."""
-    argv = [*prefix, *_stopped_when_vxcap_dies(), *tcpdump_argv]
+    argv = [*prefix, *tcpdump_argv]
     try:
         with where() if where is not None else nullcontext():
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            proc = _start_process(argv)
     except FileNotFoundError:
         raise TcpdumpError(f"{argv[0]} not found") from None
     except VxcapError as err:  # `where` could not be entered (a namespace gone): this capture fails, not the batch

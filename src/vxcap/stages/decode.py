@@ -5,8 +5,9 @@ flow can use is warned of, per file."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from vxcap.core.encap import Reading, reading_for  # noqa: F401 (reading_for: the pipeline's, from here)
 from vxcap.core.frames import FlowKey, FlowTally
@@ -31,20 +32,20 @@ def judged_addresses(manifest: Manifest) -> frozenset[int]:
 def decode_point(
     path: Path, warnings: list[str], vxlan_port: int | None = None, judged: frozenset[int] | None = None,
     dissect: Callable[..., dict] | None = None, reading: Reading | None = None, spot_check: SpotCheck | None = None,
+    fast: Callable[[], Any] | None = None,
 ) -> tuple[dict[FlowKey, FlowTally], int, str | None]:
     """One capture through the fast streaming decoder, scapy re-reading each kept flow's first
     frames (the spot-check); returns its flows, the bytes before the IP header in its frames (for frame sizes vs MTU), and
     what is damaged in the file (a cut or damaged record: the frames after it are missing), if anything.
     `judged`: the addresses whose flows are kept (`judged_addresses`); None keeps every flow.
     `dissect`: scapy's dissection of frames by index (`ScapyWorker.dissect`); None dissects here.
-    `spot_check`: the run's budget across its captures (stages.spot_check); None re-reads every sample frame."""
-    from vxcap.adapters.pcapfile import frames_at, read_flows
-    from vxcap.core.fastdecode import VXLAN_PORTS
+    `spot_check`: the run's budget across its captures (stages.spot_check); None re-reads every sample frame.
+    `fast`: the fast pass's result for `path`, when it was read ahead (`ReadAhead.get`); None reads it here."""
+    from vxcap.adapters.pcapfile import frames_at
     from vxcap.core.mtu.wire_sizes import LINK_HEADER
 
-    if reading is None:
-        reading = Reading(vxlan_ports=VXLAN_PORTS if vxlan_port is None else frozenset({vxlan_port}))
-    result = read_flows(path, vxlan_ports=reading.vxlan_ports, judged=judged, reading=reading)
+    reading = _reading(reading, vxlan_port)
+    result = fast() if fast is not None else fast_pass(path, vxlan_port, judged, reading)
     if result.truncated:
         warnings.append(f"{path.name}: the last record is cut short (capture killed?); every frame before it counts")
     if result.problem:
@@ -88,3 +89,55 @@ def decode_point(
 
 class DecoderDisagreement(ValueError):
     """The fast path and scapy read a frame differently: a bug of ours, reported, never hidden."""
+
+
+def _reading(reading: Reading | None, vxlan_port: int | None) -> Reading:
+    if reading is not None:
+        return reading
+    from vxcap.core.fastdecode import VXLAN_PORTS
+
+    return Reading(vxlan_ports=VXLAN_PORTS if vxlan_port is None else frozenset({vxlan_port}))
+
+
+def fast_pass(path: Path, vxlan_port: int | None, judged: frozenset[int] | None, reading: Reading | None) -> Any:
+    """The fast decoder over the whole file (`pcapfile.read_flows`)."""
+    from vxcap.adapters.pcapfile import read_flows
+
+    reading = _reading(reading, vxlan_port)
+    return read_flows(path, vxlan_ports=reading.vxlan_ports, judged=judged, reading=reading)
+
+
+class ReadAhead:
+    """The fast pass of the next captures, in a thread, while the current one's spot-check waits on
+    scapy's worker process: the two run on two cores instead of one after the other (at 256 captures,
+    about a second each). `depth` captures ahead at most, so memory holds a few results, not a run's.
+    `get(i)` is capture i's result, or raises what reading it raised."""
+
+    def __init__(
+        self, paths: Sequence[Path], vxlan_port: int | None, judged: frozenset[int] | None, reading: Reading | None,
+        depth: int = 2,
+    ) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vxcap-fast-pass")
+        self._paths, self._args, self._depth = list(paths), (vxlan_port, judged, reading), depth
+        self._futures: dict[int, Any] = {}
+        self._submitted = 0
+
+    def get(self, i: int) -> Any:
+        while self._submitted < min(len(self._paths), i + 1 + self._depth):
+            self._futures[self._submitted] = self._pool.submit(fast_pass, self._paths[self._submitted], *self._args)
+            self._submitted += 1
+        return self._futures.pop(i).result()
+
+    def close(self) -> None:
+        for future in self._futures.values():
+            future.cancel()
+        self._futures.clear()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -28,6 +28,7 @@ for the arithmetic only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 
 from vxcap.core.encap import ENCAPS
@@ -72,11 +73,17 @@ def check_mtu(mtu: int, what: str, version: int = 4) -> int:
 def overhead_parts(underlay_ip: int = 4, wire: Wire = Wire.VXLAN) -> dict[str, int]:
     """What a format (VXLAN unless told) adds to an inner IP packet, every byte of it counted by
     the underlay MTU: core/encap.py's parts."""
+    return dict(_parts(underlay_ip, wire))
+
+
+@lru_cache(maxsize=64)
+def _parts(underlay_ip: int, wire: Wire) -> tuple[tuple[str, int], ...]:
+    # Asked about 18 times per judged direction, always the same few (wire, family): computed once each.
     ip_header_len(underlay_ip)
     encap = ENCAPS[wire]
     if underlay_ip not in encap.families and wire is not Wire.PLAIN:
         raise InputError(f"{encap.title} does not run over an IPv{underlay_ip} underlay")
-    return dict(encap.parts.get(underlay_ip, {}))
+    return tuple(encap.parts.get(underlay_ip, {}).items())
 
 
 def vxlan_overhead(underlay_ip: int = 4) -> int:
@@ -86,7 +93,7 @@ def vxlan_overhead(underlay_ip: int = 4) -> int:
 
 def wire_overhead(wire: Wire, underlay_ip: int = 4) -> int:
     """VXLAN 50 / 70, IP-in-IP 20, WireGuard 60 / 80 (IPv4 / IPv6 underlay), plain 0: Felix's numbers."""
-    return sum(overhead_parts(underlay_ip, wire).values())
+    return sum(value for _name, value in _parts(underlay_ip, wire))
 
 
 def max_inner_mtu(underlay_mtu: int, wire: Wire = Wire.VXLAN, underlay_ip: int = 4) -> int:
