@@ -82,9 +82,6 @@ def expected_wire(overlay: Overlay, src: Node, dst: Node, family: int = 4) -> tu
         why = f"wireguardEnabled{v6}, but {missing} has no WireGuard public key: "
     else:
         why = ""
-    if family == 4 and overlay.cni == "cilium":
-        # routing-mode tunnel sends every pod packet to another node through the tunnel, subnets or not.
-        return Wire.VXLAN, "Cilium routing-mode tunnel (vxlan)"
     if family == 4 and overlay.cni == "flannel":
         # Flannel's DirectRouting: plain only where the route to the peer has no gateway (in vxcap's
         # model, the peer is in the sender's subnet); off, always VXLAN. host-gw: always plain.
