@@ -30,6 +30,7 @@ import re
 from typing import Any
 
 from vxcap.core.errors import InputError
+from vxcap.core.lab import flannel
 from vxcap.core.lab.plan import POD_IFACE, Check, LabNames, Step, ip, lab_mac, sysctl
 from vxcap.core.lab.spec import LabSpec
 from vxcap.core.model import DEFAULT_GENEVE_PORT, Node, Wire
@@ -227,14 +228,8 @@ def ovs_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
 
 
 def pod_steps(spec: LabSpec, names: LabNames, node: Node) -> list[Step]:
-    ns, pod = names.pod(node.name), spec.pod_on(node.name)
-    assert node.block is not None
-    return [
-        ip(ns, "link", "set", "lo", "up"),
-        ip(ns, "link", "set", POD_IFACE, "up"),
-        ip(ns, "addr", "add", f"{pod.ip}/{node.block.prefixlen}", "dev", POD_IFACE),
-        ip(ns, "route", "add", "default", "via", node.block.network_address + 1, "dev", POD_IFACE),
-    ]
+    # The pod's side is Flannel's bridge plugin's: the .2 of the node's /24, default via the .1 (antrea-gw0 here).
+    return flannel.pod_steps(spec, names, node)
 
 
 def next_hops(spec: LabSpec, node: Node) -> list[object]:
