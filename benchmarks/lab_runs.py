@@ -16,7 +16,7 @@ SPLIT = {
     "probe": ("probe", "mtu-probe"),
     "stop": ("stop",),
     "tables": ("tables",),
-    "decode": ("decode", "judge"),
+    "decode": ("decode", "judge", "spot-check"),
     "report": ("report", "evidence", "cross-check"),
 }
 

@@ -3,6 +3,7 @@ a fallback to it when the worker cannot start or dies, and no process left behin
 
 import os
 import struct
+from concurrent.futures import CancelledError
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -92,3 +93,27 @@ def test_a_worker_that_ends_before_answering_leaves_the_dissection_to_this_proce
     worker._proc.wait()
     assert worker.dissect(frames()) == in_process(frames())
     assert worker._proc is None
+
+
+def test_submitted_frames_are_answered_in_order_as_dissect_answers_them():
+    with ScapyWorker() as worker:
+        futures = [worker.submit(frames()) for _ in range(3)] + [worker.submit({})]
+        assert [f.result(timeout=30) for f in futures] == [in_process(frames())] * 3 + [{}]
+
+
+def test_closing_with_frames_queued_ends_the_worker_and_settles_every_submission():
+    """An interrupt during the decode: nothing waits on scapy, no process is left, and no submission
+    is left pending (answered, or cancelled)."""
+    worker = ScapyWorker()
+    proc = worker._proc
+    futures = [worker.submit(frames()) for _ in range(200)]
+    worker.close()
+    assert proc.poll() is not None
+    assert all(f.done() for f in futures)
+
+    def dropped(future):
+        return future.cancelled() or isinstance(future.exception(), CancelledError)
+
+    # answered by the worker, or dropped: none dissected in this process once closed
+    assert all(dropped(f) or f.result() == in_process(frames()) for f in futures)
+    assert dropped(futures[-1])  # the worker was still importing scapy: close did not wait for 200 batches

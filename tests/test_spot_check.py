@@ -68,3 +68,47 @@ def test_a_wrong_filing_is_still_caught_in_a_capture_whose_flows_were_all_checke
     monkeypatch.setattr("vxcap.core.decode.decode_frame", lambda *args: None)
     with pytest.raises(DecoderDisagreement, match=f"^{paths[W2].name}: frame 1: scapy reads None"):
         decode_point(paths[W2], [], spot_check=spot)
+
+
+def test_a_disagreement_found_after_the_judge_takes_that_capture_out_and_judges_again(tmp_path, monkeypatch):
+    """The run judges while scapy reads: when scapy then disagrees with the fast decoder on a frame of
+    k01-worker3's capture, that capture vouches for nothing and the directions are judged again
+    without it (the first judge had it usable); the directions it does not touch still pass."""
+    from pathlib import Path
+
+    import vxcap.adapters.pcapfile as pcapfile
+    from tests.run_support import write_run
+    from vxcap.pipeline import analyze
+
+    run = write_run(tmp_path, healthy_frames())
+    real = pcapfile.read_flows
+
+    def lying_about_worker3(path, *args, **kwargs):
+        result = real(path, *args, **kwargs)
+        if Path(path).name.startswith(f"{W3}-"):  # each flow filed under the other's key
+            result.flows = {(b, a): flow for (a, b), flow in result.flows.items()}
+            result.sample_frames = {(b, a): frames for (a, b), frames in result.sample_frames.items()}
+        return result
+
+    monkeypatch.setattr(pcapfile, "read_flows", lying_about_worker3)
+    report = analyze(run).report
+    (entry,) = [c for c in report["captures"] if c["node"] == W3]
+    assert entry["usable"] is False and "scapy reads" in entry["problem"], entry
+    assert any("scapy reads" in e and e.startswith(f"{W3}-eth1.pcap: frame ") for e in report["errors"]), report["errors"]
+    verdicts = {(f["src_node"], f["dst_node"]): f for f in report["flows"]}
+    for direction in ((W, W3), (W3, W)):
+        assert verdicts[direction]["verdict"] == "fail"
+        assert any(r.startswith(f"no usable capture of {W3}") and "scapy reads" in r
+                   for r in verdicts[direction]["reasons"]), verdicts[direction]["reasons"]
+    assert verdicts[(W, W2)]["verdict"] == verdicts[(W2, W)]["verdict"] == "pass"
+    assert report["verdict"] == "fail"
+    assert "spot-check" in report["timings"]
+
+
+def test_without_the_lie_the_same_run_passes(tmp_path):
+    """The twin: the same captures, read honestly, pass every direction with every capture usable."""
+    from tests.run_support import write_run
+    from vxcap.pipeline import analyze
+
+    report = analyze(write_run(tmp_path, healthy_frames())).report
+    assert report["verdict"] == "pass" and all(c["usable"] for c in report["captures"])

@@ -6,6 +6,8 @@ flow can use is warned of, per file."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ def judged_addresses(manifest: Manifest) -> frozenset[int]:
 def decode_point(
     path: Path, warnings: list[str], vxlan_port: int | None = None, judged: frozenset[int] | None = None,
     dissect: Callable[..., dict] | None = None, reading: Reading | None = None, spot_check: SpotCheck | None = None,
-    fast: Callable[[], Any] | None = None,
+    fast: Callable[[], Any] | None = None, checks: list[PendingCheck] | None = None,
 ) -> tuple[dict[FlowKey, FlowTally], int, str | None]:
     """One capture through the fast streaming decoder, scapy re-reading each kept flow's first
     frames (the spot-check); returns its flows, the bytes before the IP header in its frames (for frame sizes vs MTU), and
@@ -40,7 +42,9 @@ def decode_point(
     `judged`: the addresses whose flows are kept (`judged_addresses`); None keeps every flow.
     `dissect`: scapy's dissection of frames by index (`ScapyWorker.dissect`); None dissects here.
     `spot_check`: the run's budget across its captures (stages.spot_check); None re-reads every sample frame.
-    `fast`: the fast pass's result for `path`, when it was read ahead (`ReadAhead.get`); None reads it here."""
+    `fast`: the fast pass's result for `path`, when it was read ahead (`ReadAhead.get`); None reads it here.
+    `checks`: the spot-check is left to the caller: `dissect` may answer later (a Future, `ScapyWorker.
+    submit`), and the `PendingCheck` appended here raises the disagreement when verified. None: checked here."""
     from vxcap.adapters.pcapfile import frames_at
     from vxcap.core.mtu.wire_sizes import LINK_HEADER
 
@@ -59,13 +63,12 @@ def decode_point(
         wanted = spot_check.choose(path.name, result.flows, result.sample_frames)
     if dissect is None:
         from vxcap.stages.scapy_worker import in_process as dissect
-    for index, facts in dissect(frames_at(path, {i: result.frame_at[i] for i in wanted}), reading).items():
-        flow = result.flows[wanted[index]]
-        if facts is None or facts.key != wanted[index] or facts.encap not in flow.encaps:
-            raise DecoderDisagreement(
-                f"{path.name}: frame {index + 1}: scapy reads {facts and (str(facts.src), str(facts.dst), facts.encap.value)}, "
-                f"the fast decoder filed it under {tuple(map(str, wanted[index]))}"
-            )
+    pending = PendingCheck(path.name, wanted, result.flows,
+                           dissect(frames_at(path, {i: result.frame_at[i] for i in wanted}), reading))
+    if checks is None:
+        pending.verify()
+    else:
+        checks.append(pending)
     # Frames no pod flow can use, named per file: else a direction missing from every capture
     # only reads "no packets seen". "Not VXLAN" is decode.py's reading (fastdecode.classify says
     # how): an I flag and an inner Ethernet + IPv4 frame, reserved bits ignored (RFC 7348).
@@ -89,6 +92,30 @@ def decode_point(
 
 class DecoderDisagreement(ValueError):
     """The fast path and scapy read a frame differently: a bug of ours, reported, never hidden."""
+
+
+@dataclass
+class PendingCheck:
+    """One capture's spot-check: the frames scapy was given (index -> the flow the fast decoder filed
+    each under) and its answer, a dict or a Future of one (`ScapyWorker.submit`): the run judges
+    while scapy reads, and verifies before it reports."""
+
+    name: str
+    wanted: dict[int, FlowKey]
+    flows: dict[FlowKey, FlowTally]
+    answer: Any
+
+    def verify(self) -> None:
+        """Raises DecoderDisagreement for the first frame scapy files otherwise; waits for the answer."""
+        answer = self.answer.result() if isinstance(self.answer, Future) else self.answer
+        for index, facts in answer.items():
+            flow = self.flows[self.wanted[index]]
+            if facts is None or facts.key != self.wanted[index] or facts.encap not in flow.encaps:
+                raise DecoderDisagreement(
+                    f"{self.name}: frame {index + 1}: scapy reads "
+                    f"{facts and (str(facts.src), str(facts.dst), facts.encap.value)}, "
+                    f"the fast decoder filed it under {tuple(map(str, self.wanted[index]))}"
+                )
 
 
 def _reading(reading: Reading | None, vxlan_port: int | None) -> Reading:

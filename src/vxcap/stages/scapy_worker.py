@@ -15,6 +15,7 @@ import pickle
 import struct
 import subprocess
 import sys
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
 _LENGTH = struct.Struct("<Q")
@@ -57,6 +58,8 @@ class ScapyWorker:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
+        self._asker: Any = None  # the thread `submit` asks the worker from, made at the first submission
+        self._closed = False
         if getattr(sys, "frozen", False):  # a bundled vxcap: sys.executable is not a Python to run -c with
             return
         # The worker imports this very vxcap, wherever it was imported from here.
@@ -75,32 +78,59 @@ class ScapyWorker:
     def dissect(self, frames: dict[int, Any], reading: Any = None) -> dict[int, Any]:
         if not frames:
             return {}
+        answer = self._ask(frames, reading)
+        # None: no worker, or it could not dissect (it says why): the same call here raises it where it belongs
+        return in_process(frames, reading) if answer is None else answer
+
+    def submit(self, frames: dict[int, Any], reading: Any = None) -> Future:
+        """`dissect`'s answer, later: the frames go to the worker from a thread of this process, in the
+        order submitted, while the caller goes on (a run judges while scapy reads; at 256 nodes the
+        two are each about a second). After `close`, what was not answered is cancelled."""
+        if self._asker is None:
+            self._asker = ThreadPoolExecutor(1, thread_name_prefix="vxcap-scapy")
+        return self._asker.submit(self._dissect_unless_closed, frames, reading)
+
+    def _dissect_unless_closed(self, frames: dict[int, Any], reading: Any) -> dict[int, Any]:
+        if not frames:
+            return {}
+        answer = self._ask(frames, reading)
+        if answer is None and self._closed:  # closed under it (an interrupt): not dissected here either
+            raise CancelledError()
+        return in_process(frames, reading) if answer is None else answer
+
+    def _ask(self, frames: dict[int, Any], reading: Any) -> dict[int, Any] | None:
         proc = self._proc
-        if proc is not None:
-            try:
-                _send(proc.stdin, (reading, [(i, (f.data, f.linktype, f.wire_len)) for i, f in frames.items()]))
-                answer = _receive(proc.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                self.close()
-            else:
-                if isinstance(answer, dict):
-                    return answer
-                # the worker could not dissect (it says why): the same call here raises it where it belongs
-        return in_process(frames, reading)
+        if proc is None:
+            return None
+        try:
+            _send(proc.stdin, (reading, [(i, (f.data, f.linktype, f.wire_len)) for i, f in frames.items()]))
+            answer = _receive(proc.stdout)
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError):  # ValueError: a stream closed under it
+            self._end_process()
+            return None
+        return answer if isinstance(answer, dict) else None
 
     def close(self) -> None:
+        self._closed = True
+        self._end_process()
+        asker, self._asker = self._asker, None
+        if asker is not None:
+            asker.shutdown(wait=True, cancel_futures=True)
+
+    def _end_process(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        # It holds nothing worth finishing: one still importing scapy (a run with nothing to
+        # check) is not waited for. Killed before its pipes are closed: a thread of ours may be
+        # reading its answer, and closing a stream under a reader waits for that read to end.
+        if proc.poll() is None:
+            proc.kill()
         for stream in (proc.stdin, proc.stdout):
             try:
                 stream.close()
-            except OSError:
+            except (OSError, ValueError):
                 pass
-        # It holds nothing worth finishing: one still importing scapy (a run with nothing to
-        # check) is not waited for.
-        if proc.poll() is None:
-            proc.kill()
         proc.wait()
 
     def __enter__(self) -> ScapyWorker:
