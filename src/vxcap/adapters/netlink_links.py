@@ -78,6 +78,7 @@ LINK_TYPES = {
 }
 
 RECV_BUFFER = 1 << 16  # the kernel fills a dump's reads up to 32 KiB
+DUMP_TIMEOUT = 10.0  # seconds; the kernel answers a link dump at once, but a read must never hang a run
 
 
 def read_links(netns_name: str) -> list[dict[str, Any]]:
@@ -109,6 +110,7 @@ def links_json(netns_name: str) -> str:
 
 def _dump(sock: socket.socket) -> list[tuple[bytes, int, int]]:
     """Every RTM_NEWLINK of one RTM_GETLINK dump: (buffer, start of its ifinfomsg, end of the message)."""
+    sock.settimeout(DUMP_TIMEOUT)
     sock.bind((0, 0))
     seq = 1
     attr = NLA.pack(8, IFLA_EXT_MASK) + U32.pack(RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS)
