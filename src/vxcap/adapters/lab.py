@@ -17,7 +17,7 @@ from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.adapters import ipip_tun, netns, ovs, tcpdump, wireguard
+from vxcap.adapters import ipip_tun, netlink_links, netns, ovs, tcpdump, wireguard
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
@@ -437,13 +437,11 @@ class NetnsLab:
         return {name: text + "\n" for name, (_doc, text) in docs.items()}
 
     def node_links(self, node: str) -> str:
-        """`ip -d -j link` in the node, as JSON text: without the routes, neighbours and FDB of `node_tables`
-        (a neighbour dump walks every namespace's entries: at 256 nodes most of a table read)."""
-        ((_links, text),) = netns.query_texts("ip", self.node_netns(node), ["link show"], details=True)
-        return text + "\n"
+        """The node's links with `ip -d -j link`'s names and values, as JSON text: without the routes, neighbours
+        and FDB of `node_tables` (a neighbour dump walks every namespace's entries: at 256 nodes most of a
+        table read). Read over netlink in this process (adapters.netlink_links): no `ip` process per node."""
+        return netlink_links.links_json(self.node_netns(node)) + "\n"
 
     def pod_links(self, node: str) -> str:
-        """`ip -d -j link` in the node's test pod, as JSON text: its eth0 MTU is part of every path's limit."""
-        ((_links, text),) = netns.query_texts("ip", self.pod_netns(node), ["link show"], details=True)
-        return text + "\n"
-
+        """The node's test pod's links, as `node_links`: its eth0 MTU is part of every path's limit."""
+        return netlink_links.links_json(self.pod_netns(node)) + "\n"

@@ -44,7 +44,8 @@ class NodeTables:
     """Every node's tables, read a few nodes at a time from when the captures are stopped. A run
     waits for them at once; a coverage run decodes meanwhile and waits before the judge stage (which
     reads the links), and before the target is released. They are `ip` and `bridge` processes,
-    three per node, that mostly wait on the kernel, not on this process.
+    three per node, that mostly wait on the kernel, not on this process (the lab's links alone are a
+    netlink dump in this process: adapters.netlink_links).
 
     `deferred` (coverage runs, on a target that can read the links alone): every node's links now,
     which the verdicts read, and its routes, neighbours and FDB, which only explain a failure, later
