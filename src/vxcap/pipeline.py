@@ -176,6 +176,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         run_dir = make_run_dir(options.out_parent, run_id)
 
         running: list[tuple[str, str, str, Any]] = []
+        early_tables: NodeTables | None = None
         watch: PacketWatch | None = None
         worker: ScapyWorker | None = None
         try:
@@ -219,6 +220,9 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             # machine) runs while the probes wait on the network, instead of at the head of the decode.
             worker = ScapyWorker()
             cleanup.callback(worker.close)
+            if options.coverage and os.environ.get("EARLYTABLES"):
+                early_tables = NodeTables(target, run_dir, nodes, deferred=True)
+                cleanup.callback(early_tables.close)
             timer.stage("probe", f"{2 * len(pairs)} direction(s)")
             probes = _probe(target, topology, pairs, pods, options.ping_count, errors)
 
@@ -260,7 +264,7 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
         if options.coverage:
             # Read beside the decode, the full tables only where a failure needs them (stages.node_tables):
             # `_analyze` waits for them before judging; the target is released once they are read.
-            tables = NodeTables(target, run_dir, nodes, deferred=True)
+            tables = early_tables or NodeTables(target, run_dir, nodes, deferred=True)
         else:
             timer.stage("tables", f"links, routes, neighbours and FDB of {len(nodes)} node(s)")
             tables = NodeTables(target, run_dir, nodes)

@@ -40,9 +40,10 @@ are not VXLAN as this decoder (and decode.py) reads it.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from functools import partial
+from functools import lru_cache, partial
 from struct import Struct
 
 from vxcap.core import geneve
@@ -594,7 +595,7 @@ class FastDecoder:
         # False: Python alone, the reference the tests hold the compiled loop to.
         # IPv6 addresses are for the Python loop: the compiled one hands it every IPv6 frame.
         self._tally = _TALLY if compiled else None
-        self._judged_bytes = b"".join(a.to_bytes(4, "big") for a in sorted(judged or ()) if 0 <= a < 2**32)
+        self._judged_bytes = _judged_bytes(judged or frozenset())
         self._raw: dict[bytes, list] = {}  # the compiled loop's: a frame's facts as bytes -> its entry in _agg
         self._unjudged = 0
         self._last_linktype = LINKTYPE_ETHERNET  # of the pcapng packet `_count` is handed
@@ -1069,16 +1070,23 @@ class FastDecoder:
                 return (address6(value >> 128 & _M128), address6(value & _M128))
             return (address(value >> 32), address(value & _LOW32))
 
+        # Flows and outer pairs are gathered under the packed integers the loop keyed them by, and
+        # made addresses once each at the end: an IPv4Address hashes through hex(), and a 256-node
+        # run's captures hold ~47,000 aggregates, each hashing four to eight of them.
+        by_int: dict[int, FlowTally] = {}
+        frames_of: dict[int, list[tuple[int, int, int]]] = {}
+        outers_of: dict[int, Counter] = {}
         tallied = 0
         for key, (count, first) in self._agg.items():
             if len(key) == 1:  # IPV6
                 ipv6_frames += count
                 continue
-            flow_key = pair(key[0])
-            flow = flows.get(flow_key)
+            flow_int = key[0]
+            flow = by_int.get(flow_int)
             if flow is None:
-                flow = flows[flow_key] = FlowTally()
-                positions[flow_key] = []
+                flow = by_int[flow_int] = FlowTally()
+                frames_of[flow_int] = []
+                outers_of[flow_int] = Counter()
             flow.packets += count
             tallied += count
             if len(key) == 15:  # the general shape: IP-in-IP, WireGuard, VXLAN with IPv6 in it
@@ -1089,7 +1097,7 @@ class FastDecoder:
                     flow.vnis[vni >> 8] += count
                 if dport is not None:
                     flow.udp_dports[dport] += count
-                flow.outer_pairs[pair(outer)] += count
+                outers_of[flow_int][outer] += count
                 if mac is not None:
                     flow.inner_dst_macs[mac.hex(":")] += count
                 if wg_type is not None:
@@ -1105,7 +1113,7 @@ class FastDecoder:
                 flow.encaps[Wire.VXLAN] += count
                 flow.vnis[vni >> 8] += count
                 flow.udp_dports[dport] += count
-                flow.outer_pairs[pair(outer)] += count
+                outers_of[flow_int][outer] += count
                 flow.inner_dst_macs[mac.hex(":")] += count
             if frag:
                 flow.outer_fragments += count
@@ -1122,7 +1130,13 @@ class FastDecoder:
             if echo is not None:
                 flow.echoes[(echo >> 56, ip_len)] += count
                 flow.echo_ids[(echo >> 56, echo >> 16 & 0xFFFF, echo & 0xFFFF, dst_mac)] += count
-            positions[flow_key].extend(first)
+            frames_of[flow_int].extend(first)
+        for flow_int, flow in by_int.items():
+            flow_key = pair(flow_int)
+            flows[flow_key] = flow
+            positions[flow_key] = frames_of[flow_int]
+            for outer, count in outers_of[flow_int].items():
+                flow.outer_pairs[pair(outer)] += count
         sample_frames: dict[FlowKey, list[int]] = {}
         frame_at: dict[int, tuple[int, int]] = {}
         for flow_key, frames in positions.items():
@@ -1131,6 +1145,13 @@ class FastDecoder:
             sample_frames[flow_key] = [index for index, _, _ in frames]
             frame_at.update((index, (at, linktype)) for index, at, linktype in frames)
         return flows, sample_frames, frame_at, tallied, ipv6_frames, not_vxlan, ipv6_in_vxlan
+
+
+@lru_cache(maxsize=4)
+def _judged_bytes(judged: frozenset[int]) -> bytes:
+    """The compiled loop's sorted IPv4 addresses: the same set for every capture of a run (one
+    decoder each: 256 sorts of 512 addresses at 256 nodes), made once."""
+    return b"".join(a.to_bytes(4, "big") for a in sorted(judged) if 0 <= a < 2**32)
 
 
 def decode_bytes(
