@@ -309,6 +309,9 @@ def test_a_watchdog_dies_with_the_process_that_started_it_and_the_capture_gets_s
     parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
     try:
         child, watchdog = map(int, parent.stdout.readline().split())
+        # Set up and asleep once it holds only the capture's pidfd and its report pipe: killed
+        # before, it would end on seeing its parent gone, and prove nothing about PDEATHSIG.
+        assert wait_for(lambda: len(os.listdir(f"/proc/{watchdog}/fd")) == 2)
         assert not ended(child) and not ended(watchdog)
     finally:
         parent.kill()

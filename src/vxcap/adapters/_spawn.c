@@ -140,13 +140,14 @@ static PyObject *spawn(PyObject *self, PyObject *args) {
 #endif
 
 /* The watchdog child. `keep` is sorted and holds `pidfds` and `report_fd`: every other descriptor
- * is closed, so a pipe's write end that vxcap's other threads hold at fork time is not kept open
- * here for the captures' whole duration (its reader would wait that long for its end). */
+ * is closed, stdin, stdout and stderr included, so a pipe's write end that vxcap or its other
+ * threads hold at fork time is not kept open here for the captures' whole duration (its reader,
+ * `vxcap run --json | jq` for one, would wait that long for its end). */
 static void watch(const int *pidfds, size_t n, const int *keep, size_t n_keep, int report_fd,
                   const struct timespec *deadline, pid_t parent, uint8_t *bitmap, size_t bitmap_bytes) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) _exit(1);
     setsid();
-    unsigned int from = 3;
+    unsigned int from = 0;
     for (size_t i = 0; i <= n_keep; i++) {
         unsigned int upto = i < n_keep ? (unsigned int)keep[i] : ~0U;
         if (upto > from && syscall(SYS_close_range, from, upto - 1, 0) < 0) {

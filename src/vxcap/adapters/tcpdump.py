@@ -329,9 +329,13 @@ class _Watchdog:
         try:
             for capture in captures:
                 pidfds.append(_pidfd_of_unreaped(capture._proc))
-            read_end, write_end = os.pipe2(os.O_CLOEXEC)
+            # Read without blocking once it is reaped: a process forked meanwhile by another thread
+            # could hold the write end too, and no EOF would come.
+            read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             try:
                 self.pid = _fork_watchdog(pidfds, deadline, write_end)
+                # Signalled and awaited through a pidfd: if some other code reaped it, no recycled pid is hit.
+                self._pidfd = os.pidfd_open(self.pid)
             except BaseException:
                 os.close(read_end)
                 raise
@@ -356,11 +360,14 @@ class _Watchdog:
         then read what it reported."""
         with self._lock:
             if self.returncode is None:
-                try:
-                    os.kill(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self._reap()
+                self._kill_and_reap()
+
+    def _kill_and_reap(self) -> None:
+        try:
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it had exited (and was reaped elsewhere, or is a zombie waitpid takes below)
+        self._reap()
 
     def _reap(self) -> None:
         while True:
@@ -373,9 +380,13 @@ class _Watchdog:
                 continue
             self.returncode = os.waitstatus_to_exitcode(status)
             break
+        os.close(self._pidfd)
         bitmap = b""
-        while chunk := os.read(self._report, 65536):  # its write end died with it: EOF
-            bitmap += chunk
+        try:
+            while chunk := os.read(self._report, 65536):  # everything it wrote is there: it has exited
+                bitmap += chunk
+        except BlockingIOError:
+            pass
         os.close(self._report)
         self._signalled = {i for i in range(len(bitmap) * 8) if bitmap[i // 8] >> (i % 8) & 1}
 
@@ -387,9 +398,10 @@ class _Watchdog:
             with self._lock:
                 if self.returncode is None:
                     # Past the deadline: let it finish (a few system calls), then read its report.
-                    if not _pid_exited(self.pid, self.REPORT_WAIT):
-                        os.kill(self.pid, signal.SIGKILL)
-                    self._reap()
+                    poller = select.poll()
+                    poller.register(self._pidfd, select.POLLIN)
+                    poller.poll(self.REPORT_WAIT * 1000)
+                    self._kill_and_reap()
         assert self._signalled is not None
         return self._index.get(id(capture)) in self._signalled
 
@@ -406,19 +418,6 @@ def _pidfd_of_unreaped(proc: Any) -> int:
         os.close(fd)
         return -1
     return fd
-
-
-def _pid_exited(pid: int, timeout: float) -> bool:
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(timeout * 1000))
-    finally:
-        os.close(pidfd)
 
 
 def _stopped_when_vxcap_dies() -> list[str]:
