@@ -219,6 +219,11 @@ def test_a_tcpdump_outlives_no_vxcap_killed_hard(tmp_path, bound):
             said, watchdog = proc.stdout.readline().split()
             assert said == "listening"
             assert (watchdog != "0") == (bound == "watchdog")
+            if bound == "watchdog":  # asleep, holding only the pidfd and its report pipe (set up before, it
+                # would end on seeing its parent gone, whatever its parent-death signal)
+                deadline = time.monotonic() + 5
+                while len(os.listdir(f"/proc/{watchdog}/fd")) != 2 and time.monotonic() < deadline:
+                    time.sleep(0.05)
             lab.ping(W, lab.pod(W2).ip, count=2, interval=0.1)
             assert tcpdumps_of(str(path))
         finally:
