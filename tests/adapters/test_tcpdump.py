@@ -8,9 +8,11 @@ tcpdump ignores SIGINT or never starts listening on demand.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from scapy.utils import rdpcap
@@ -185,3 +187,149 @@ def test_the_compiled_spawn_gives_stderr_exit_status_and_exec_errors():
     assert slow.wait() == -9
     with pytest.raises(FileNotFoundError):  # exec's own error, from the child
         tcpdump._vfork_spawn([b"/nonexistent/vxcap-tcpdump"], 0, 1, 2, 2)
+
+
+# ---------------------------------------------------------------- the watchdog: one process bounds a batch's time
+
+needs_watchdog = pytest.mark.skipif(tcpdump._fork_watchdog is None, reason="_spawn.c is not compiled (`timeout` does its work)")
+
+# Records the signal that ended it in the file named by its first argument, as tcpdump would end on it.
+RECORDER = (
+    "import signal, sys, time\n"
+    "def ended(number, frame):\n"
+    "    open(sys.argv[1], 'w').write(signal.Signals(number).name)\n"
+    "    print('1 packet captured', file=sys.stderr, flush=True)\n"
+    "    sys.exit(0)\n"
+    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGHUP): signal.signal(s, ended)\n"
+    "print('tcpdump: listening on lo, link-type EN10MB', file=sys.stderr, flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie nobody reaps (an orphan's new parent may not)."""
+    try:
+        state = (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split() or ["?"])[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def wait_for(check, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
+
+
+@lab_test
+@needs_watchdog
+def test_the_watchdog_ends_real_tcpdumps_with_sigint_at_their_deadline(loopback_ns, tmp_path):
+    """No `timeout` in front: the batch's one watchdog SIGINTs each tcpdump at the deadline, so each
+    writes its file whole and prints its counts; each is reported as ended by its time limit, and
+    the one that had ended at its packet count before is not."""
+    prefix = ["ip", "netns", "exec", loopback_ns]
+    paths = [tmp_path / f"lo{i}.pcap" for i in range(2)]
+    specs = [(prefix, tcpdump_argv("lo", path, "icmp", duration=None), path) for path in paths]
+    specs.append(([], [sys.executable, "-c", EARLY, "-c", "3"], tmp_path / "early.pcap"))
+    started = time.monotonic()
+    captures = tcpdump.start_many(specs, duration=2)
+    assert all(isinstance(c, tcpdump.RunningCapture) for c in captures)
+    assert not any("timeout" in a for c in captures for a in c.argv)
+    (watchdog,) = {id(c.watchdog): c.watchdog for c in captures}.values()
+    assert watchdog is not None and not ended(watchdog.pid)
+    subprocess.run(prefix + ["ping", "-n", "-c", "2", "-i", "0.05", "127.0.0.1"], check=True, capture_output=True)
+    assert all(c.wait(8) for c in captures), "a capture did not end when its time was up"
+    assert 1.8 < time.monotonic() - started < 8
+    for capture, path in zip(captures, paths):
+        with pytest.raises(TcpdumpError, match=rf"^tcpdump ended before it was stopped \(it reached its time limit, "
+                                               rf"2 s\); {path.name} keeps what it wrote until then$"):
+            capture.stop()
+        result = capture.stop()
+        assert (result.captured, result.dropped) == (4, 0)  # ended by SIGINT: counts printed, file whole
+        assert len(rdpcap(str(path))) == 4
+    with pytest.raises(TcpdumpError, match=r"\(it reached its packet count, -c "):
+        captures[2].stop()
+    assert watchdog.returncode == 0  # it had fired and exited by itself; reaped
+    assert ended(watchdog.pid)
+
+
+@needs_watchdog
+def test_the_watchdog_signals_with_sigint_and_a_normal_stop_kills_and_reaps_it(tmp_path):
+    marks = [tmp_path / f"signal{i}" for i in range(3)]
+    captures = tcpdump.start_many([([], [sys.executable, "-c", RECORDER, str(mark)], tmp_path / "x.pcap")
+                                   for mark in marks], duration=1)
+    watchdog = captures[0].watchdog
+    assert all(c.wait(8) for c in captures)
+    assert [mark.read_text() for mark in marks] == ["SIGINT"] * 3  # not SIGALRM or SIGTERM: tcpdump's counts
+    for capture in captures:
+        with pytest.raises(TcpdumpError, match=r"it reached its time limit, 1 s"):
+            capture.stop()
+    assert ended(watchdog.pid)
+
+    # Stopped before the deadline: the watchdog lives while one capture does, then is killed and reaped.
+    marks = [tmp_path / f"stop{i}" for i in range(2)]
+    captures = tcpdump.start_many([([], [sys.executable, "-c", RECORDER, str(mark)], tmp_path / "x.pcap")
+                                   for mark in marks], duration=600)
+    watchdog = captures[0].watchdog
+    assert captures[1].watchdog is watchdog
+    assert 590 < watchdog.deadline - time.monotonic() <= 600
+    assert captures[0].stop(settle=0).captured == 1
+    assert not ended(watchdog.pid) and watchdog.returncode is None
+    (result, failure), = tcpdump.RunningCapture.stop_many(captures[1:], settle=0)
+    assert failure is None and result.captured == 1
+    assert watchdog.returncode == -signal.SIGKILL
+    assert gone(watchdog.pid)  # reaped, not a zombie
+    assert [mark.read_text() for mark in marks] == ["SIGINT"] * 2  # stop()'s own SIGINT
+
+
+@needs_watchdog
+def test_a_forgotten_or_failed_batch_ends_its_watchdog(tmp_path):
+    captures = tcpdump.start_many([([], [sys.executable, "-c", DEAF], tmp_path / "x.pcap")], duration=600)
+    watchdog = captures[0].watchdog
+    tcpdump._stop_all()  # what atexit runs
+    assert gone(watchdog.pid)
+    with pytest.raises(RuntimeError, match="boom"):
+        with tcpdump.start([], [sys.executable, "-c", DEAF], tmp_path / "x.pcap", duration=600) as cap:
+            watchdog = cap.watchdog
+            raise RuntimeError("boom")
+    assert gone(watchdog.pid) and gone(cap.pid)
+
+
+@needs_watchdog
+def test_a_watchdog_dies_with_the_process_that_started_it_and_the_capture_gets_sigint(tmp_path):
+    """SIGKILL the process that started the batch: the watchdog dies at once (PR_SET_PDEATHSIG SIGKILL,
+    it does not wait out the 600 s), and the capture gets its own parent-death SIGINT."""
+    mark = tmp_path / "signal"
+    starter = (
+        "import sys, time; from vxcap.adapters import tcpdump;"
+        f"(c,) = tcpdump.start_many([([], [sys.executable, '-c', {RECORDER!r}, {str(mark)!r}], 'x.pcap')], duration=600);"
+        "print(c.pid, c.watchdog.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    try:
+        child, watchdog = map(int, parent.stdout.readline().split())
+        # Set up and asleep once it holds only the capture's pidfd and its report pipe: killed
+        # before, it would end on seeing its parent gone, and prove nothing about PDEATHSIG.
+        assert wait_for(lambda: len(os.listdir(f"/proc/{watchdog}/fd")) == 2)
+        assert not ended(child) and not ended(watchdog)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert wait_for(lambda: ended(watchdog)), "the watchdog outlived the process that started it"
+    assert wait_for(lambda: ended(child)), "the capture outlived the process that started it"
+    assert mark.read_text() == "SIGINT"
+
+
+def test_without_the_watchdog_timeout_bounds_each_capture(tmp_path, monkeypatch):
+    """Where _spawn.c is not compiled: `timeout -s INT` in front of each, and the same report."""
+    monkeypatch.setattr(tcpdump, "_fork_watchdog", None)
+    mark = tmp_path / "signal"
+    (capture,) = tcpdump.start_many([([], [sys.executable, "-c", RECORDER, str(mark)], tmp_path / "x.pcap")],
+                                    duration=1)
+    assert capture.watchdog is None
+    assert capture.argv[:4] == ["timeout", "-s", "INT", "1"]
+    assert capture.wait(8)
+    with pytest.raises(TcpdumpError, match=r"it reached its time limit, 1 s"):
+        capture.stop()
+    assert mark.read_text() == "SIGINT"

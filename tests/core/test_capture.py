@@ -157,6 +157,13 @@ def test_by_default_a_capture_ends_by_itself_after_its_duration_with_sigint():
     assert tcpdump_argv("eth1", "/tmp/x.pcap", "icmp", duration=2.5)[:5] == ["timeout", "-s", "INT", "2.5", "tcpdump"]
 
 
+def test_without_a_duration_the_argv_is_tcpdump_alone():
+    """The lab's captures: their time bound goes to the watchdog of adapters/tcpdump.start_many."""
+    argv = tcpdump_argv("eth1", "/tmp/x.pcap", "icmp", duration=None)
+    assert argv[0] == "tcpdump" and "timeout" not in argv
+    assert argv[1:] == tcpdump_argv("eth1", "/tmp/x.pcap", "icmp")[5:]
+
+
 @pytest.mark.parametrize("duration", [0, -1.0])
 def test_a_duration_that_is_not_positive_is_refused(duration):
     with pytest.raises(InputError, match="duration must be positive"):

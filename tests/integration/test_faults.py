@@ -136,12 +136,22 @@ def test_a_capture_ends_by_itself_at_its_packet_count(tmp_path):
 
 
 @lab_test
-def test_a_capture_ends_by_itself_when_its_time_is_up_with_a_complete_file(tmp_path):
+@pytest.mark.parametrize("bound", ["timeout", "watchdog"])
+def test_a_capture_ends_by_itself_when_its_time_is_up_with_a_complete_file(tmp_path, bound):
+    """Bounded by `timeout -s INT 3` in its argv (the fallback, and the containers' way), or by the
+    watchdog process that the lab's captures share (_spawn.c)."""
+    if bound == "watchdog" and tcpdump._fork_watchdog is None:
+        pytest.skip("_spawn.c is not compiled (`timeout` does its work)")
     with running_lab() as lab:
         path = tmp_path / "time.pcap"
-        argv = tcpdump_argv("eth1", path, "icmp", duration=3)
         started = time.monotonic()
-        capture = tcpdump.start(netns.exec_prefix(lab.node_netns(W)), argv, path)
+        if bound == "timeout":
+            argv = tcpdump_argv("eth1", path, "icmp", duration=3)
+            capture = tcpdump.start(netns.exec_prefix(lab.node_netns(W)), argv, path)
+        else:
+            argv = tcpdump_argv("eth1", path, "icmp", duration=None)
+            capture = tcpdump.start(netns.exec_prefix(lab.node_netns(W)), argv, path, duration=3)
+            assert "timeout" not in capture.argv and capture.watchdog is not None
         lab.ping(W, lab.pod(W2).ip, count=3, interval=0.1)
         assert capture.running()
         assert capture.wait(8), "tcpdump did not end when its time was up"
@@ -154,30 +164,66 @@ def test_a_capture_ends_by_itself_when_its_time_is_up_with_a_complete_file(tmp_p
     assert_nothing_left(str(tmp_path))
 
 
+def process_ended(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split() or ["?"])[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 @lab_test
 def test_the_lab_captures_with_the_default_duration(tmp_path):
+    """600 s, then SIGINT: from the run's one watchdog (its SIGINT at the deadline is shown in
+    tests/adapters/test_tcpdump.py), or `timeout -s INT 600` in front where _spawn.c is not compiled."""
     with running_lab() as lab:
-        with lab.start_capture(W, tmp_path / "w.pcap", "icmp") as capture:
-            tcpdump_at = capture.argv.index("tcpdump")
-            assert capture.argv[tcpdump_at - 4 : tcpdump_at] == ["timeout", "-s", "INT", "600"]
+        single = lab.start_capture(W, tmp_path / "w.pcap", "icmp")
+        batch = lab.start_captures([(W2, tmp_path / "w2.pcap", "icmp"), (W3, tmp_path / "w3.pcap", "icmp")])
+        watchdogs = set()
+        for capture in [single, *batch]:
+            with capture:
+                assert capture.duration == 600
+                if tcpdump._fork_watchdog is None:
+                    tcpdump_at = capture.argv.index("tcpdump")
+                    assert capture.argv[tcpdump_at - 4 : tcpdump_at] == ["timeout", "-s", "INT", "600"]
+                    continue
+                assert "timeout" not in capture.argv
+                assert 590 < capture.watchdog.deadline - time.monotonic() <= 600
+                assert not process_ended(capture.watchdog.pid)
+                watchdogs.add(capture.watchdog)
+        if tcpdump._fork_watchdog is not None:
+            assert len(watchdogs) == 2  # one for the batch, one for the single capture
+            assert all(process_ended(w.pid) and w.returncode == -signal.SIGKILL for w in watchdogs)
     assert_nothing_left(str(tmp_path))
 
 
 @lab_test
-def test_a_tcpdump_outlives_no_vxcap_killed_hard(tmp_path):
+@pytest.mark.parametrize("bound", ["timeout", "watchdog"])
+def test_a_tcpdump_outlives_no_vxcap_killed_hard(tmp_path, bound):
     """The parent-death signal: SIGKILL the process that started tcpdump, and tcpdump
-    ends at once, with a complete file, instead of running on for its whole duration."""
+    ends at once, with a complete file, instead of running on for its whole duration;
+    its watchdog, where it has one, dies at once too."""
+    if bound == "watchdog" and tcpdump._fork_watchdog is None:
+        pytest.skip("_spawn.c is not compiled (`timeout` does its work)")
     with running_lab() as lab:
         path = tmp_path / "orphan.pcap"
+        how = (f"tcpdump_argv('eth1', {str(path)!r}, 'icmp'), Path({str(path)!r}))" if bound == "timeout" else
+               f"tcpdump_argv('eth1', {str(path)!r}, 'icmp', duration=None), Path({str(path)!r}), duration=600)")
         starter = (
             "import sys, time; from pathlib import Path; from vxcap.adapters import tcpdump;"
             "from vxcap.core.capture import tcpdump_argv;"
-            f"tcpdump.start({netns.exec_prefix(lab.node_netns(W))!r}, tcpdump_argv('eth1', {str(path)!r}, 'icmp'),"
-            f" Path({str(path)!r})); print('listening', flush=True); time.sleep(60)"
+            f"c = tcpdump.start({netns.exec_prefix(lab.node_netns(W))!r}, {how};"
+            " print('listening', c.watchdog.pid if c.watchdog else 0, flush=True); time.sleep(60)"
         )
         proc = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
         try:
-            assert proc.stdout.readline().strip() == "listening"
+            said, watchdog = proc.stdout.readline().split()
+            assert said == "listening"
+            assert (watchdog != "0") == (bound == "watchdog")
+            if bound == "watchdog":  # asleep, holding only the pidfd and its report pipe (set up before, it
+                # would end on seeing its parent gone, whatever its parent-death signal)
+                deadline = time.monotonic() + 5
+                while len(os.listdir(f"/proc/{watchdog}/fd")) != 2 and time.monotonic() < deadline:
+                    time.sleep(0.05)
             lab.ping(W, lab.pod(W2).ip, count=2, interval=0.1)
             assert tcpdumps_of(str(path))
         finally:
@@ -185,6 +231,10 @@ def test_a_tcpdump_outlives_no_vxcap_killed_hard(tmp_path):
             proc.wait()
         assert_no_tcpdump_of(str(path))
         assert len(rdpcap(str(path))) == 4  # two requests, two replies: written whole
+        deadline = time.monotonic() + 5
+        while not process_ended(int(watchdog)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watchdog == "0" or process_ended(int(watchdog)), "the watchdog outlived vxcap"
     assert_nothing_left(str(tmp_path))
 
 

@@ -22,7 +22,7 @@ from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
 from vxcap.core.errors import InputError
-from vxcap.core.capture import DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, lab_buffer_kib, tcpdump_argv
+from vxcap.core.capture import DEFAULT_DURATION_S, DEFAULT_MAX_PACKETS, DEFAULT_SNAPLEN, lab_buffer_kib, tcpdump_argv
 from vxcap.core.lab import antrea, dataplanes
 from vxcap.core.lab.faults import Fault, fault_steps
 from vxcap.core.lab.plan import (
@@ -398,27 +398,28 @@ class NetnsLab:
         snaplen: int = DEFAULT_SNAPLEN,
         max_packets: int = DEFAULT_MAX_PACKETS,
     ) -> RunningCapture:
-        """tcpdump on the node's underlay interface, listening when this returns."""
-        argv = tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets, ring_kib=lab_buffer_kib(snaplen))
-        return tcpdump.start(netns.exec_prefix(self.node_netns(node)), argv, Path(path))
+        """tcpdump on the node's underlay interface, listening when this returns, ended with SIGINT after
+        DEFAULT_DURATION_S by a watchdog (tcpdump.start_many) if nothing stops it before."""
+        argv = tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets, duration=None,
+                            ring_kib=lab_buffer_kib(snaplen))
+        return tcpdump.start(netns.exec_prefix(self.node_netns(node)), argv, Path(path), duration=DEFAULT_DURATION_S)
 
     def start_captures(
-        self, requests: list[tuple[str, Path, str]], snaplen: int = DEFAULT_SNAPLEN, max_packets: int = DEFAULT_MAX_PACKETS
+        self, requests: list[tuple[str, Path, str]], snaplen: int = DEFAULT_SNAPLEN, max_packets: int = DEFAULT_MAX_PACKETS,
+        duration: float = DEFAULT_DURATION_S,
     ) -> list[RunningCapture | tcpdump.TcpdumpError]:
         """`start_capture` for (node, path, bpf) each, their start-ups overlapping.
 
         Each tcpdump is started from this thread inside the node's namespace, not behind `ip netns
         exec`: that costs an exec, a mount namespace and a /sys remount per node (about 3 ms, 256
-        times), and tcpdump on a named interface needs none of /sys."""
-        specs = [([], tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets,
+        times), and tcpdump on a named interface needs none of /sys. Their time bound, `duration`, is
+        kept by one watchdog process for them all, not by a `timeout` exec in front of each."""
+        specs = [([], tcpdump_argv(self.spec.underlay_iface, path, bpf, snaplen, max_packets, duration=None,
                                    ring_kib=lab_buffer_kib(snaplen)), Path(path), partial(netns.entered, self.node_netns(node)))
                  for node, path, bpf in requests]
         # A few dozen at a time: hundreds of tcpdumps starting together would only queue for two cores
         # and could miss the ready timeout.
-        started: list[RunningCapture | tcpdump.TcpdumpError] = []
-        for i in range(0, len(specs), CAPTURE_START_BATCH):
-            started += tcpdump.start_many(specs[i:i + CAPTURE_START_BATCH])
-        return started
+        return tcpdump.start_many(specs, duration=duration, batch=CAPTURE_START_BATCH)
 
     def namespaces_present(self) -> tuple[NamespaceStatus, ...]:
         """Which of the lab's namespaces exist, without reading their tables (cheap at any size)."""

@@ -11,6 +11,11 @@ vxcap dies without stopping it (SIGKILL, a crash), the kernel sends it SIGINT
 (PR_SET_PDEATHSIG, set in the vfork-ed child by _spawn.c, or by `setpriv
 --pdeathsig INT` where that is not compiled): no tcpdump outlives the vxcap
 that started it, and its file is still complete.
+
+A capture started with a `duration` ends with SIGINT when its time is up even if vxcap hangs: one
+watchdog process per batch (`start_many`) holds the batch's pidfds and signals them at the deadline
+(_spawn.c), where `timeout -s INT` in front of each tcpdump did it before (and still does where
+_spawn.c is not compiled).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from vxcap.core.pcap_records import RecordCount
-from vxcap.core.capture import is_listening, parse_tcpdump_stats
+from vxcap.core.capture import is_listening, parse_tcpdump_stats, timeout_argv
 from vxcap.core.errors import VxcapError
 
 READY_TIMEOUT = 5.0
@@ -62,9 +67,11 @@ class CaptureResult:
 
 
 class RunningCapture:
-    def __init__(self, proc: Any, path: Path, argv: list[str]) -> None:
+    def __init__(self, proc: Any, path: Path, argv: list[str], duration: float | None = None) -> None:
         # proc: a subprocess.Popen, or a _Spawned (the same calls) when _spawn.c started it
         self._proc = proc
+        self.duration = duration  # the time bound start_many was given (the watchdog's, or `timeout`'s in argv)
+        self.watchdog: _Watchdog | None = None
         self.path = path
         self.argv = argv
         self._lines: list[str] = []
@@ -190,6 +197,9 @@ class RunningCapture:
         return self._result
 
     def _how_it_ended(self, code: int) -> str:
+        # Checked first: tcpdump ended by the watchdog's SIGINT exits 0, as at its packet count.
+        if self.watchdog is not None and self.watchdog.signalled(self):
+            return f"it reached its time limit, {self.duration:g} s"
         if code == 0:
             return f"it reached its packet count, -c {_option(self.argv, '-c')}"
         if code == _DURATION_EXPIRED_EXIT:
@@ -296,6 +306,118 @@ def _last_words(lines: list[str]) -> str:
 def _forget(capture: RunningCapture) -> None:
     with _running_lock:
         _running.discard(capture)
+    if capture.watchdog is not None:
+        capture.watchdog.release(capture)
+
+
+class _Watchdog:
+    """The forked watchdog of a batch of captures (_spawn.c's `watchdog`): SIGINT to each still
+    running at `deadline` (time.monotonic()), through pidfds. Ended (SIGKILL, reaped) once every
+    capture it guards is stopped, on whatever way out; it tells which captures it ended."""
+
+    # How long to wait for a watchdog past its deadline to finish writing its report and signalling.
+    REPORT_WAIT = 2.0
+
+    def __init__(self, captures: Sequence[RunningCapture], deadline: float) -> None:
+        assert _fork_watchdog is not None
+        self.deadline = deadline
+        self._index = {id(capture): i for i, capture in enumerate(captures)}
+        self._guarded = set(self._index)
+        self._lock = threading.Lock()
+        self._signalled: set[int] | None = None  # read from the report once the watchdog is reaped
+        pidfds: list[int] = []
+        try:
+            for capture in captures:
+                pidfds.append(_pidfd_of_unreaped(capture._proc))
+            # Read without blocking once it is reaped: a process forked meanwhile by another thread
+            # could hold the write end too, and no EOF would come.
+            read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                self.pid = _fork_watchdog(pidfds, deadline, write_end)
+                # Signalled and awaited through a pidfd: if some other code reaped it, no recycled pid is hit.
+                self._pidfd = os.pidfd_open(self.pid)
+            except BaseException:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)
+        finally:
+            for fd in pidfds:
+                if fd >= 0:
+                    os.close(fd)
+        self._report = read_end
+        self.returncode: int | None = None
+
+    def release(self, capture: RunningCapture) -> None:
+        with self._lock:
+            self._guarded.discard(id(capture))
+            if self._guarded or self.returncode is not None:
+                return
+        self.end()
+
+    def end(self) -> None:
+        """SIGKILL and reap it (its pid is not reaped until then: no recycled pid is signalled),
+        then read what it reported."""
+        with self._lock:
+            if self.returncode is None:
+                self._kill_and_reap()
+
+    def _kill_and_reap(self) -> None:
+        try:
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it had exited (and was reaped elsewhere, or is a zombie waitpid takes below)
+        self._reap()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                _pid, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:  # reaped by someone else
+                self.returncode = 255
+                break
+            except InterruptedError:
+                continue
+            self.returncode = os.waitstatus_to_exitcode(status)
+            break
+        os.close(self._pidfd)
+        bitmap = b""
+        try:
+            while chunk := os.read(self._report, 65536):  # everything it wrote is there: it has exited
+                bitmap += chunk
+        except BlockingIOError:
+            pass
+        os.close(self._report)
+        self._signalled = {i for i in range(len(bitmap) * 8) if bitmap[i // 8] >> (i % 8) & 1}
+
+    def signalled(self, capture: RunningCapture) -> bool:
+        """Whether the watchdog sent this capture its SIGINT (the capture had reached its time limit)."""
+        if self._signalled is None:
+            if time.monotonic() < self.deadline:
+                return False  # it cannot have fired yet
+            with self._lock:
+                if self.returncode is None:
+                    # Past the deadline: let it finish (a few system calls), then read its report.
+                    poller = select.poll()
+                    poller.register(self._pidfd, select.POLLIN)
+                    poller.poll(self.REPORT_WAIT * 1000)
+                    self._kill_and_reap()
+        assert self._signalled is not None
+        return self._index.get(id(capture)) in self._signalled
+
+
+def _pidfd_of_unreaped(proc: Any) -> int:
+    """A pidfd of the process, or -1 once it is reaped (its pid may be another process's by now)."""
+    if proc.returncode is not None:
+        return -1
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return -1
+    if proc.returncode is not None:  # reaped meanwhile: the pidfd may name a newcomer
+        os.close(fd)
+        return -1
+    return fd
 
 
 def _stopped_when_vxcap_dies() -> list[str]:
@@ -306,8 +428,10 @@ def _stopped_when_vxcap_dies() -> list[str]:
 
 try:  # the same parent-death signal, set in a vfork-ed child instead of by a `setpriv` exec (_spawn.c)
     from vxcap.adapters._spawn import spawn as _vfork_spawn
-except ImportError:  # not compiled: setpriv does it
+    from vxcap.adapters._spawn import watchdog as _fork_watchdog
+except ImportError:  # not compiled: setpriv does it, and `timeout` bounds each capture's time
     _vfork_spawn = None
+    _fork_watchdog = None
 
 
 class _Spawned:
@@ -408,11 +532,14 @@ def _stop_all() -> None:
 
 
 def _spawn(
-    prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, where: Callable[[], ContextManager] | None = None
+    prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, where: Callable[[], ContextManager] | None = None,
+    duration: float | None = None,
 ) -> RunningCapture:
     """`where`: a context the process is started in (a network namespace the thread enters), when the
-    caller says where it runs that way rather than with an argv prefix."""
-    argv = [*prefix, *tcpdump_argv]
+    caller says where it runs that way rather than with an argv prefix. `duration`: the capture's time
+    bound, which goes to a watchdog, or to `timeout` in front of tcpdump where there is none."""
+    bound = timeout_argv(duration) if duration is not None and _fork_watchdog is None else []
+    argv = [*prefix, *bound, *tcpdump_argv]
     try:
         with where() if where is not None else nullcontext():
             proc = _start_process(argv)
@@ -420,7 +547,7 @@ def _spawn(
         raise TcpdumpError(f"{argv[0]} not found") from None
     except VxcapError as err:  # `where` could not be entered (a namespace gone): this capture fails, not the batch
         raise TcpdumpError(f"tcpdump could not be started there: {err}") from None
-    capture = RunningCapture(proc, Path(path), argv)
+    capture = RunningCapture(proc, Path(path), argv, duration)
     with _running_lock:
         _running.add(capture)
     return capture
@@ -429,42 +556,73 @@ def _spawn(
 def start_many(
     specs: Sequence[tuple[Sequence[str], Sequence[str], Path] | tuple[Sequence[str], Sequence[str], Path, Any]],
     ready_timeout: float = READY_TIMEOUT,
+    duration: float | None = None,
+    batch: int | None = None,
 ) -> list[RunningCapture | TcpdumpError]:
     """`start` for many captures at once: all spawned, then each awaited, so their start-ups
     overlap (hundreds of nodes would otherwise start one after the other). From the thread
     that lives as long as the captures, like `start`. Per spec, its capture or why it failed.
-    A spec is (prefix, tcpdump argv, path), or with a fourth item, `_spawn`'s `where`."""
+    A spec is (prefix, tcpdump argv, path), or with a fourth item, `_spawn`'s `where`.
+
+    `batch`: start that many at a time (each batch spawned, then awaited). `duration`: each
+    capture ends with SIGINT that many seconds after the start began, even if vxcap hangs: one
+    watchdog process for all, started once they listen (where _spawn.c is not compiled,
+    `timeout -s INT` in front of each tcpdump). The argv must not bound the time itself."""
+    if duration is not None:
+        timeout_argv(duration)  # the same check of the value, with or without `timeout`
+    deadline = time.monotonic() + duration if duration is not None else 0.0
+    step = batch if batch else max(1, len(specs))
     spawned: list[RunningCapture | TcpdumpError] = []
+    results: list[RunningCapture | TcpdumpError] = []
     try:
-        for prefix, argv, path, *where in specs:
-            try:
-                spawned.append(_spawn(prefix, argv, path, *where))
-            except TcpdumpError as err:
-                spawned.append(err)
-        results: list[RunningCapture | TcpdumpError] = []
-        for capture in spawned:
-            if isinstance(capture, RunningCapture):
+        for first in range(0, len(specs), step):
+            spawned = []
+            for prefix, argv, path, *where in specs[first:first + step]:
                 try:
-                    capture._wait_listening(ready_timeout)
+                    spawned.append(_spawn(prefix, argv, path, *where[:1], duration=duration))
                 except TcpdumpError as err:
-                    capture._kill()
-                    results.append(err)
-                    continue
-            results.append(capture)
+                    spawned.append(err)
+            for capture in spawned:
+                if isinstance(capture, RunningCapture):
+                    try:
+                        capture._wait_listening(ready_timeout)
+                    except TcpdumpError as err:
+                        capture._kill()
+                        results.append(err)
+                        continue
+                results.append(capture)
+        spawned = []
+        listening = [capture for capture in results if isinstance(capture, RunningCapture)]
+        if duration is not None and _fork_watchdog is not None and listening:
+            watchdog = _Watchdog(listening, deadline)
+            for capture in listening:
+                capture.watchdog = watchdog
         return results
     except BaseException:
+        for capture in results:
+            if isinstance(capture, RunningCapture):
+                capture._kill()
         for capture in spawned:
             if isinstance(capture, RunningCapture):
                 capture._kill()
         raise
 
 
-def start(prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, ready_timeout: float = READY_TIMEOUT) -> RunningCapture:
+def start(
+    prefix: Sequence[str], tcpdump_argv: Sequence[str], path: Path, ready_timeout: float = READY_TIMEOUT,
+    duration: float | None = None,
+) -> RunningCapture:
     """Start tcpdump (behind `prefix`, e.g. `ip netns exec NS`); return once it listens.
 
     Call it from a thread that lives as long as the capture (the main thread): the
     kernel's parent-death signal follows the thread that started the process.
+    `duration`: its time bound, as in `start_many`.
     """
+    if duration is not None:
+        (started,) = start_many([(prefix, tcpdump_argv, path)], ready_timeout, duration)
+        if isinstance(started, TcpdumpError):
+            raise started
+        return started
     capture = _spawn(prefix, tcpdump_argv, path)
     try:
         capture._wait_listening(ready_timeout)

@@ -4,7 +4,10 @@ Pure: the adapter runs what these build and hands back what tcpdump printed.
 
 Every capture is bounded three ways, so a busy node or a vxcap killed with
 SIGKILL can never fill a disk or leave a tcpdump running for ever:
-  * time: `timeout -s INT SECONDS` ends tcpdump with SIGINT (a complete file);
+  * time: `timeout -s INT SECONDS` ends tcpdump with SIGINT (a complete file); the
+    embedded lab's captures leave it out (`duration=None`) and give the duration to
+    one watchdog process per run instead (adapters/tcpdump.start_many), which ends
+    them with SIGINT too;
   * packets: `-c`;
   * bytes: by arithmetic rather than by `-C`. tcpdump writes classic pcap, so a
     file is at most 24 + count * (16 + snaplen) bytes, and `-c` is lowered to
