@@ -220,7 +220,10 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             # machine) runs while the probes wait on the network, instead of at the head of the decode.
             worker = ScapyWorker()
             cleanup.callback(worker.close)
-            if options.coverage and os.environ.get("EARLYTABLES"):
+            if options.coverage and hasattr(target, "node_links"):
+                # Every node's links (which the verdicts read) while the probes are out: on the 256-node lab
+                # they are 512 namespaces' worth of Python, which beside the decode held it back by half a
+                # second. A cluster's tables go through its API server: read after the probes, as before.
                 early_tables = NodeTables(target, run_dir, nodes, deferred=True)
                 cleanup.callback(early_tables.close)
             timer.stage("probe", f"{2 * len(pairs)} direction(s)")
@@ -262,8 +265,9 @@ def _run(target: Target, options: RunOptions, progress: Progress, waiting: Waiti
             if result is not None and getattr(result, "captured", None) == 0:
                 errors.append(f"capture on {node}/{iface} recorded no packets")
         if options.coverage:
-            # Read beside the decode, the full tables only where a failure needs them (stages.node_tables):
-            # `_analyze` waits for them before judging; the target is released once they are read.
+            # Read beside the probes (or now, when the run failed before them), the full tables only where a
+            # failure needs them (stages.node_tables): `_analyze` waits for them before judging; the target is
+            # released once they are read.
             tables = early_tables or NodeTables(target, run_dir, nodes, deferred=True)
         else:
             timer.stage("tables", f"links, routes, neighbours and FDB of {len(nodes)} node(s)")
@@ -526,7 +530,7 @@ def _decode_judge_report(
 
     if tables is not None and tables.pending:
         # what is left of reading them once the decode is done
-        timer.stage("tables", f"links of {len(tables.nodes)} node(s), read beside the decode")
+        timer.stage("tables", f"links of {len(tables.nodes)} node(s), read beside the probes")
         errors.extend(tables.wait())
     timer.stage("judge")
     judged_from = len(warnings)  # the judge's own warnings follow: taken back if it judges again

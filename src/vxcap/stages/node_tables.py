@@ -42,8 +42,9 @@ def underlay_macs(run_dir: Path, manifest: Manifest) -> dict[str, str]:
 
 class NodeTables:
     """Every node's tables, read a few nodes at a time from when the captures are stopped. A run
-    waits for them at once; a coverage run decodes meanwhile and waits before the judge stage (which
-    reads the links), and before the target is released. They are `ip` and `bridge` processes,
+    waits for them at once; a coverage run on a target that reads the links alone starts them when
+    its probes start, and waits before the judge stage (which reads the links), and before the
+    target is released. They are `ip` and `bridge` processes,
     three per node, that mostly wait on the kernel, not on this process (the lab's links alone are a
     netlink dump in this process: adapters.netlink_links).
 
