@@ -229,11 +229,16 @@ class Topology:
     cluster: str = ""
     subnets: tuple[Subnet, ...] = field(default=())
     pool6: IPv6Network | None = None
+    # name -> node, made once: a 256-node run looks nodes up by name tens of thousands of times
+    _by_name: dict[str, Node] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update((node.name, node) for node in reversed(self.nodes))  # the first of a name wins
 
     def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
         raise InputError(f"unknown node {name!r}; nodes: {', '.join(self.node_names())}")
 
     def node_names(self) -> tuple[str, ...]:
