@@ -159,6 +159,14 @@ def _u32(buf: bytes, span: tuple[int, int]) -> int:
     return U32.unpack_from(buf, span[0])[0]
 
 
+
+def _named(out: dict[str, Any], key: str, value: int, names: tuple[str, ...]) -> None:
+    """ip's name for a numbered state, or the number under `<key>_index` where ip has no name for it."""
+    if value < len(names):
+        out[key] = names[value]
+    else:
+        out[f"{key}_index"] = value
+
 def _u8(buf: bytes, span: tuple[int, int]) -> int:
     return buf[span[0]]
 
@@ -224,17 +232,9 @@ def _link(buf: bytes, link_type: int, index: int, flags: int, a: dict[int, tuple
     if IFLA_MASTER in a:
         out["master"] = _name(_u32(buf, a[IFLA_MASTER]), names)
     if IFLA_OPERSTATE in a:
-        state = _u8(buf, a[IFLA_OPERSTATE])
-        if state < len(OPER_STATES):
-            out["operstate"] = OPER_STATES[state]
-        else:
-            out["operstate_index"] = state
+        _named(out, "operstate", _u8(buf, a[IFLA_OPERSTATE]), OPER_STATES)
     if IFLA_LINKMODE in a:
-        mode = _u8(buf, a[IFLA_LINKMODE])
-        if mode < len(LINK_MODES):
-            out["linkmode"] = LINK_MODES[mode]
-        else:
-            out["linkmode_index"] = mode
+        _named(out, "linkmode", _u8(buf, a[IFLA_LINKMODE]), LINK_MODES)
     if IFLA_GROUP in a:
         group = S32.unpack_from(buf, a[IFLA_GROUP][0])[0]
         out["group"] = "default" if group == 0 else str(group)  # /etc/iproute2/group names only 0
