@@ -10,7 +10,6 @@ module, this session's prefix (tests/lab_support.py), always taken down.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
+from tests.lab_scaffold import CniLab, lab_status, observed, problems, vxcap
 from tests.lab_support import (  # noqa: F401
     SESSION_PREFIX,
     flows,
@@ -32,45 +31,19 @@ from tests.lab_support import (  # noqa: F401
     session_namespaces,
     vxcap_run,
 )
-from vxcap.adapters.lab import NetnsLab
-from vxcap.cli.main import cli
 from vxcap.core.lab.antrea import OVS_BASE, antrea_description
 from vxcap.core.lab.faults import PortMismatch, TunnelBypass, TunnelTypeMismatch, VniMismatch
 from vxcap.core.lab.spec import lab_from_dict
 from vxcap.exit_status import ExitStatus
-from vxcap.targets.lab import LabSource, choose_lab, lab_up as build_lab, reference_lab
+from vxcap.targets.lab import LabSource, lab_up as build_lab, reference_lab
 
 pytestmark = [pytest.mark.usefixtures("lab_session_guard"),
               pytest.mark.skipif(shutil.which("ovs-vswitchd") is None,
                                  reason="Open vSwitch is not installed (apt openvswitch-switch)")]
 
 CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
-ANTREA = ["--cni", "antrea"]
+ANTREA = CniLab("antrea")
 VIRTUAL_MAC = "aa:bb:cc:dd:ee:ff"
-
-
-def vxcap(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def lab_up(*options: str) -> None:
-    result = vxcap("lab", "up", "--cni", "antrea", "--prefix", SESSION_PREFIX, *options)
-    assert result.exit_code == 0, result.output
-    assert "lab is healthy" in result.output
-
-
-def status() -> tuple[int, dict]:
-    result = vxcap("lab", "status", "--prefix", SESSION_PREFIX, "--json")
-    return result.exit_code, json.loads(result.output)
-
-
-def problems(report: dict) -> dict[str, list[str]]:
-    return {n["node"]: [f"{c['name']}: {c['detail']}" for c in n["checks"] if not c["ok"]]
-            for n in report["status"]["nodes"] if not n["ok"]}
-
-
-def break_lab(fault) -> None:
-    NetnsLab(choose_lab(SESSION_PREFIX, cni="antrea").spec, prefix=SESSION_PREFIX).apply_fault(fault)
 
 
 def ovs_dirs() -> list[Path]:
@@ -124,32 +97,29 @@ def geneve_icmp(pcap: Path) -> list[tuple[str, str, int, int, str, int]]:
 
 @pytest.fixture(scope="module", autouse=True)
 def antrea_lab():
-    try:
+    with ANTREA.down_at_the_end():
         yield
-    finally:
-        vxcap("lab", "down", "--prefix", SESSION_PREFIX)
-        assert not ovs_dirs() and not ovs_processes()
+    assert not ovs_dirs() and not ovs_processes()
 
 
 @lab_test
 def test_a_run_builds_the_antrea_lab_it_needs_and_leaves_nothing_behind(tmp_path):
-    assert not session_namespaces() and not ovs_dirs()
-    result, _, report = vxcap_run(tmp_path, "worker,worker3", options=ANTREA)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    assert {d: f["observed"] for d, f in flows(report).items()} == {(W, W3): "geneve", (W3, W): "geneve"}
-    assert not session_namespaces() and not ovs_dirs() and not ovs_processes()
+    assert not ovs_dirs()
+    observed = ANTREA.builds_what_it_needs(tmp_path, "worker,worker3")
+    assert observed == {(W, W3): "geneve", (W3, W): "geneve"}
+    assert not ovs_dirs() and not ovs_processes()
 
 
 @lab_test
 def test_lab_up_runs_one_ovs_per_node_programmed_as_antrea_agent_does():
-    lab_up()
+    ANTREA.up()
     for node in (CP, W, W2, W3):
         assert daemons(node) == ["ovs-vswitchd", "ovsdb-server"], node  # nothing else, and no more
     # Read from OVS itself: a flow-based Geneve port without dst_port (6081) and without csum.
     assert vsctl(W, "get", "interface", "antrea-tun0", "type") == "geneve"
     assert vsctl(W, "get", "interface", "antrea-tun0", "options") == '{key=flow, remote_ip=flow}'
     assert vsctl(W, "get", "bridge", "br-int", "datapath_type") == "netdev"
-    code, report = status()
+    code, report = lab_status()
     assert code == ExitStatus.SUCCESS
     assert report["lab"]["antrea"] == {"tunnel": "antrea-tun0", "tunnel_type": "geneve", "vni": 0, "port": 6081,
                                        "mtu": 1450, "traffic_encap_mode": "encap"}
@@ -160,13 +130,9 @@ def test_lab_up_runs_one_ovs_per_node_programmed_as_antrea_agent_does():
 
 @lab_test
 def test_all_pairs_every_direction_is_geneve_on_6081_with_vni_0(tmp_path):
-    lab_up()
-    result, run_dir, report = vxcap_run(tmp_path, options=["--all-pairs", *ANTREA])
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    by_direction = flows(report)
-    assert len(by_direction) == 12
+    ANTREA.up()
+    run_dir, by_direction = ANTREA.all_pairs_pass(tmp_path)
     for (src, dst), flow in by_direction.items():
-        assert flow["verdict"] == "pass", (src, dst, flow["reasons"])
         assert (flow["observed"], flow["vni"], flow["udp_dport"]) == ("geneve", 0, 6081), (src, dst)
         # every request answered: OVS's own ARP (which drops the packet that starts it) was done before the run
         assert flow["delivery"]["answered"] == flow["delivery"]["arrived_receiver"] > 0, (src, dst, flow["delivery"])
@@ -180,33 +146,22 @@ def test_all_pairs_every_direction_is_geneve_on_6081_with_vni_0(tmp_path):
 
 @lab_test
 def test_wrong_vni_on_one_node_is_named(tmp_path):
-    lab_up()
-    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker2", options=ANTREA)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output  # the twin: the same run, before
-    break_lab(VniMismatch(W2, 5))
-    code, lab = status()
-    assert code == ExitStatus.VERDICT_FAILED
+    ANTREA.up()
+    _, lab = ANTREA.break_after_healthy_run(tmp_path, "worker,worker2", VniMismatch(W2, 5))
     assert set(problems(lab)) == {W2} and "flow 10.244.1.0/24: sets VNI 5 (want 0)" in problems(lab)[W2]
-    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker2", options=ANTREA)
-    assert result.exit_code == ExitStatus.VERDICT_FAILED
-    assert "VNI 5, expected 0" in flows(report)[(W2, W)]["reasons"]
-    assert flows(report)[(W, W2)]["verdict"] == "pass"  # W still sends VNI 0, and key=flow takes any
+    broken = ANTREA.broken_run(tmp_path, "worker,worker2")
+    assert "VNI 5, expected 0" in broken[(W2, W)]["reasons"]
+    assert broken[(W, W2)]["verdict"] == "pass"  # W still sends VNI 0, and key=flow takes any
 
 
 @lab_test
 def test_plain_where_geneve_was_promised_is_named(tmp_path):
-    lab_up()  # repairs what the previous fault left
-    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker2", options=ANTREA)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    break_lab(TunnelBypass(W, W2))
-    code, lab = status()
-    assert code == ExitStatus.VERDICT_FAILED
+    ANTREA.up()  # repairs what the previous fault left
+    _, lab = ANTREA.break_after_healthy_run(tmp_path, "worker,worker2", TunnelBypass(W, W2))
     assert problems(lab)[W] == ["flow 10.244.2.0/24: missing (not into the tunnel)",
                                 "route 10.244.2.0/24: gateway='10.10.10.12' (want '10.244.2.1'); "
                                 "dev='br-phy' (want 'antrea-gw0')"]
-    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker2", options=ANTREA)
-    assert result.exit_code == ExitStatus.VERDICT_FAILED
-    flow = flows(report)[(W, W2)]
+    flow = ANTREA.broken_run(tmp_path, "worker,worker2")[(W, W2)]
     assert flow["observed"] == "plain" and flow["delivery"]["answered"] > 0  # it works, and breaks the promise
     assert any(r.endswith("plain IPv4 packets, expected Geneve (Geneve tunnel Always)") for r in flow["reasons"]), \
         flow["reasons"]
@@ -214,15 +169,11 @@ def test_plain_where_geneve_was_promised_is_named(tmp_path):
 
 @lab_test
 def test_vxlan_where_geneve_was_promised_is_named(tmp_path):
-    lab_up()
-    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker3", options=ANTREA)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    break_lab(TunnelTypeMismatch(W, "vxlan"))  # tunnelType vxlan in that node's antrea-agent.conf alone
-    code, lab = status()
-    assert code == ExitStatus.VERDICT_FAILED and problems(lab)[W] == ["antrea-tun0: type='vxlan' (want 'geneve')"]
-    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker3", options=ANTREA)
-    assert result.exit_code == ExitStatus.VERDICT_FAILED
-    flow = flows(report)[(W, W3)]
+    ANTREA.up()
+    # tunnelType vxlan in that node's antrea-agent.conf alone
+    _, lab = ANTREA.break_after_healthy_run(tmp_path, "worker,worker3", TunnelTypeMismatch(W, "vxlan"))
+    assert problems(lab)[W] == ["antrea-tun0: type='vxlan' (want 'geneve')"]
+    flow = ANTREA.broken_run(tmp_path, "worker,worker3")[(W, W3)]
     assert (flow["observed"], flow["udp_dport"]) == ("vxlan", 4789)
     assert any(r.endswith("VXLAN packets (VNI 0, UDP port 4789), expected Geneve (Geneve tunnel Always)")
                for r in flow["reasons"]), flow["reasons"]
@@ -235,33 +186,29 @@ def test_wrong_port_on_one_node_is_named(tmp_path):
                           sort_keys=False)
     build_lab(LabSource(lab_from_dict(yaml.safe_load(text)), text, "Antrea, tunnelPort 7000"), SESSION_PREFIX)
     assert vsctl(W, "get", "interface", "antrea-tun0", "options:dst_port") == '"7000"'
-    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker3", options=ANTREA)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    assert flows(report)[(W, W3)]["udp_dport"] == 7000
-    break_lab(PortMismatch(W, 6081))
-    code, lab = status()
-    assert code == ExitStatus.VERDICT_FAILED and problems(lab)[W] == ["antrea-tun0: port=6081 (want 7000)"]
-    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker3", options=ANTREA)
-    assert result.exit_code == ExitStatus.VERDICT_FAILED
-    assert "UDP port 6081, expected 7000" in flows(report)[(W, W3)]["reasons"]
-    assert flows(report)[(W, W3)]["udp_dport"] == 6081
+    healthy, lab = ANTREA.break_after_healthy_run(tmp_path, "worker,worker3", PortMismatch(W, 6081))
+    assert healthy[(W, W3)]["udp_dport"] == 7000
+    assert problems(lab)[W] == ["antrea-tun0: port=6081 (want 7000)"]
+    broken = ANTREA.broken_run(tmp_path, "worker,worker3")
+    assert "UDP port 6081, expected 7000" in broken[(W, W3)]["reasons"]
+    assert broken[(W, W3)]["udp_dport"] == 6081
 
 
 @lab_test
 def test_hybrid_is_plain_within_a_subnet_and_geneve_across(tmp_path):
-    lab_up("--traffic-encap-mode", "hybrid")
-    code, lab = status()
+    ANTREA.up("--traffic-encap-mode", "hybrid")
+    code, lab = lab_status()
     assert code == ExitStatus.SUCCESS and lab["lab"]["antrea"]["traffic_encap_mode"] == "hybrid"
-    result, _, report = vxcap_run(tmp_path, options=["--all-pairs", *ANTREA])
+    result, _, report = ANTREA.run(tmp_path, more=("--all-pairs",))
     assert result.exit_code == ExitStatus.SUCCESS, result.output
-    observed = {d: f["observed"] for d, f in flows(report).items()}
-    assert observed == {d: ("geneve" if W3 in d else "plain") for d in observed}
+    seen = observed(report)
+    assert seen == {d: ("geneve" if W3 in d else "plain") for d in seen}
     assert flows(report)[(W3, CP)]["vni"] == 0 and flows(report)[(W3, CP)]["udp_dport"] == 6081
 
 
 @lab_test
 def test_an_antrea_lab_is_not_judged_as_calicos(tmp_path):
-    lab_up()
+    ANTREA.up()
     (tmp_path / "calico").mkdir()
     result, _, _ = vxcap_run(tmp_path / "calico", "worker,worker3")  # --cni calico, the default
     assert result.exit_code == ExitStatus.USAGE

@@ -11,70 +11,27 @@ witnesses, never vxcap's own decoder alone. One lab per module, this session's p
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
-from click.testing import CliRunner
 from scapy.layers.inet import IP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import bind_layers
 from scapy.utils import rdpcap
 
-from tests.lab_support import (  # noqa: F401
-    SESSION_PREFIX,
-    flows,
-    lab_session_guard,
-    lab_test,
-    session_namespaces,
-    vxcap_run,
-)
-from vxcap.adapters.lab import NetnsLab
-from vxcap.cli.main import cli
+from tests.lab_scaffold import CniLab, ip_json, lab_status, problems
+from tests.lab_support import flows, lab_session_guard, lab_test, vxcap_run  # noqa: F401
 from vxcap.core.lab.faults import CiliumForeignIdentity, CiliumPlain, PortMismatch
 from vxcap.exit_status import ExitStatus
-from vxcap.targets.lab import choose_lab
 
 pytestmark = pytest.mark.usefixtures("lab_session_guard")
 
 CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
-CILIUM = ["--cni", "cilium"]
-
-
-def vxcap(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def lab_up() -> None:
-    result = vxcap("lab", "up", "--cni", "cilium", "--prefix", SESSION_PREFIX)
-    assert result.exit_code == 0, result.output
-    assert "lab is healthy" in result.output
-
-
-def status() -> tuple[int, dict]:
-    result = vxcap("lab", "status", "--prefix", SESSION_PREFIX, "--json")
-    return result.exit_code, json.loads(result.output)
-
-
-def problems(report: dict) -> dict[str, list[str]]:
-    return {n["node"]: [f"{c['name']}: {c['detail']}" for c in n["checks"] if not c["ok"]]
-            for n in report["status"]["nodes"] if not n["ok"]}
+CILIUM = CniLab("cilium")
 
 
 def identities() -> dict[str, int]:
     """Node -> its test pod's identity, as the lab's own description states it."""
-    _, report = status()
+    _, report = lab_status()
     return {name.removeprefix("vxcap-"): value for name, value in report["lab"]["cilium"]["identities"].items()}
-
-
-def break_lab(fault) -> None:
-    NetnsLab(choose_lab(SESSION_PREFIX, cni="cilium").spec, prefix=SESSION_PREFIX).apply_fault(fault)
-
-
-def kernel(node: str, *args: str):
-    out = subprocess.run(["ip", "-n", f"{SESSION_PREFIX}-{node}", "-d", "-j", *args],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def tunnel_frames(run_dir, node: str) -> list:
@@ -85,51 +42,42 @@ def tunnel_frames(run_dir, node: str) -> list:
 
 @pytest.fixture(scope="module", autouse=True)
 def cilium_lab():
-    try:
+    with CILIUM.down_at_the_end():
         yield
-    finally:
-        vxcap("lab", "down", "--prefix", SESSION_PREFIX)
 
 
 @lab_test
 def test_a_run_builds_the_cilium_lab_it_needs_and_removes_it(tmp_path):
-    assert not session_namespaces()
-    result, _, report = vxcap_run(tmp_path, "worker,worker3", options=CILIUM)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    assert {d: f["observed"] for d, f in flows(report).items()} == {(W, W3): "vxlan", (W3, W): "vxlan"}
-    assert not session_namespaces()
+    observed = CILIUM.builds_what_it_needs(tmp_path, "worker,worker3")
+    assert observed == {(W, W3): "vxlan", (W3, W): "vxlan"}
 
 
 @lab_test
 def test_lab_up_builds_a_collect_md_cilium_vxlan_and_per_pod_tunnel_routes():
-    lab_up()
-    link = kernel(W, "link", "show", "cilium_vxlan")[0]  # read from the kernel, not from vxcap
+    CILIUM.up()
+    link = ip_json(W, "link", "show", "cilium_vxlan")[0]  # read from the kernel, not from vxcap
     data = link["linkinfo"]["info_data"]
     assert (data["external"], data["port"], data["id"], link["mtu"]) == (True, 8472, 0, 1450)
     ids = identities()
     assert len(set(ids.values())) == 4 and all(256 <= i <= 65535 for i in ids.values())
-    rules = [r for r in kernel(W, "rule", "show") if r.get("src") == "10.0.1.2"]
+    rules = [r for r in ip_json(W, "rule", "show") if r.get("src") == "10.0.1.2"]
     assert len(rules) == 1
-    routes = kernel(W, "route", "show", "table", rules[0]["table"])
+    routes = ip_json(W, "route", "show", "table", rules[0]["table"])
     # `dst` is printed twice (prefix, then the tunnel's); JSON keeps the tunnel's destination.
     assert sorted((r["gateway"], r["encap"], r["id"], r["dst"]) for r in routes) == [
         ("10.0.0.1", "ip", ids[W], "10.10.10.10"), ("10.0.2.1", "ip", ids[W], "10.10.10.12"),
         ("10.0.3.1", "ip", ids[W], "10.10.20.13")]
-    code, report = status()
+    code, report = lab_status()
     assert code == ExitStatus.SUCCESS
     assert report["lab"]["cilium"]["port"] == 8472 and report["lab"]["dataplane"] == "cilium"
 
 
 @lab_test
 def test_all_pairs_every_direction_carries_its_senders_identity_on_8472(tmp_path):
-    lab_up()
+    CILIUM.up()
     ids = identities()
-    result, run_dir, report = vxcap_run(tmp_path, options=["--all-pairs", *CILIUM])
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    by_direction = flows(report)
-    assert len(by_direction) == 12
+    run_dir, by_direction = CILIUM.all_pairs_pass(tmp_path)
     for (src, dst), flow in by_direction.items():
-        assert flow["verdict"] == "pass", (src, dst, flow["reasons"])
         assert (flow["observed"], flow["vni"], flow["udp_dport"]) == ("vxlan", ids[src], 8472), (src, dst)
         assert flow["delivery"]["arrived_receiver"] > 0
         assert "-d udp.port==8472,vxlan" in flow["tshark"]
@@ -144,47 +92,35 @@ def test_all_pairs_every_direction_carries_its_senders_identity_on_8472(tmp_path
 
 @lab_test
 def test_a_pod_sending_another_identity_is_named(tmp_path):
-    lab_up()
+    CILIUM.up()
     ids = identities()
-    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker2", options=CILIUM)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output  # the twin: the same run, before
-    break_lab(CiliumForeignIdentity(W2, ids[W]))  # worker2's pod tunnels with worker's pod's identity
-    code, lab = status()
-    assert code == ExitStatus.VERDICT_FAILED and set(problems(lab)) == {W2}
+    # worker2's pod tunnels with worker's pod's identity
+    _, lab = CILIUM.break_after_healthy_run(tmp_path, "worker,worker2", CiliumForeignIdentity(W2, ids[W]))
+    assert set(problems(lab)) == {W2}
     assert f"route 10.0.1.0/24 table 2002: id={ids[W]} (want {ids[W2]})" in problems(lab)[W2]
-    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker2", options=CILIUM)
-    assert result.exit_code == ExitStatus.VERDICT_FAILED
-    assert flows(report)[(W2, W)]["reasons"] == [f"VNI {ids[W]} is not the sender's security identity {ids[W2]}"]
-    assert flows(report)[(W2, W)]["delivery"]["answered"] > 0  # it still works: only the identity is wrong
-    assert flows(report)[(W, W2)]["verdict"] == "pass"  # worker's pod still sends its own
+    broken = CILIUM.broken_run(tmp_path, "worker,worker2")
+    assert broken[(W2, W)]["reasons"] == [f"VNI {ids[W]} is not the sender's security identity {ids[W2]}"]
+    assert broken[(W2, W)]["delivery"]["answered"] > 0  # it still works: only the identity is wrong
+    assert broken[(W, W2)]["verdict"] == "pass"  # worker's pod still sends its own
 
 
 @lab_test
 def test_a_wrong_tunnel_port_on_one_node_is_named(tmp_path):
-    lab_up()  # repairs what the previous fault left
-    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker3", options=CILIUM)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    break_lab(PortMismatch(W, 4789))
-    code, lab = status()
-    assert code == ExitStatus.VERDICT_FAILED and problems(lab)[W] == ["cilium_vxlan: port=4789 (want 8472)"]
-    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker3", options=CILIUM)
-    assert result.exit_code == ExitStatus.VERDICT_FAILED
-    assert "UDP port 4789, expected 8472" in flows(report)[(W, W3)]["reasons"]
-    assert flows(report)[(W, W3)]["udp_dport"] == 4789
+    CILIUM.up()  # repairs what the previous fault left
+    _, lab = CILIUM.break_after_healthy_run(tmp_path, "worker,worker3", PortMismatch(W, 4789))
+    assert problems(lab)[W] == ["cilium_vxlan: port=4789 (want 8472)"]
+    broken = CILIUM.broken_run(tmp_path, "worker,worker3")
+    assert "UDP port 4789, expected 8472" in broken[(W, W3)]["reasons"]
+    assert broken[(W, W3)]["udp_dport"] == 4789
 
 
 @lab_test
 def test_plain_where_the_tunnel_was_promised_is_named(tmp_path):
-    lab_up()
-    result, _, report = vxcap_run(tmp_path / "healthy", "worker,worker2", options=CILIUM)
-    assert result.exit_code == ExitStatus.SUCCESS, result.output
-    break_lab(CiliumPlain(W, W2))  # native routing's route, in a lab promising routing-mode tunnel
-    code, lab = status()
-    assert code == ExitStatus.VERDICT_FAILED
+    CILIUM.up()
+    # native routing's route, in a lab promising routing-mode tunnel
+    _, lab = CILIUM.break_after_healthy_run(tmp_path, "worker,worker2", CiliumPlain(W, W2))
     assert problems(lab)[W] == ["route 10.0.2.0/24 table 2001: dev='eth1' via 10.10.10.12 (want 'cilium_vxlan')"]
-    result, _, report = vxcap_run(tmp_path / "broken", "worker,worker2", options=CILIUM)
-    assert result.exit_code == ExitStatus.VERDICT_FAILED
-    flow = flows(report)[(W, W2)]
+    flow = CILIUM.broken_run(tmp_path, "worker,worker2")[(W, W2)]
     assert flow["observed"] == "plain" and flow["delivery"]["answered"] > 0  # it works, and breaks the promise
     assert any(r.endswith("plain IPv4 packets, expected VXLAN (Cilium routing-mode tunnel (vxlan))")
                for r in flow["reasons"]), flow["reasons"]
@@ -192,7 +128,7 @@ def test_plain_where_the_tunnel_was_promised_is_named(tmp_path):
 
 @lab_test
 def test_a_cilium_lab_is_not_judged_as_another_cnis(tmp_path):
-    lab_up()
+    CILIUM.up()
     for name in ("calico", "flannel"):  # nothing is made in them: the refusals come first
         (tmp_path / name).mkdir()
         result, _, _ = vxcap_run(tmp_path / name, "worker,worker3", options=["--cni", name])
