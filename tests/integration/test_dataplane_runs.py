@@ -17,6 +17,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
+from tests.lab_scaffold import all_pass, by_direction, cli_lab, faulty_run, healthy_run
 from tests.lab_support import dataplane_spec, lab_session_guard, lab_test, running_lab, vxcap_run  # noqa: F401
 from vxcap.core.lab.faults import (
     Fdb6WrongNode,
@@ -35,13 +36,13 @@ pytestmark = pytest.mark.usefixtures("lab_session_guard")
 CP, W, W2, W3 = "k01-control-plane", "k01-worker", "k01-worker2", "k01-worker3"
 
 
-def run(tmp_path, overlay: str, *pairs: str):
-    options = ["--overlay", overlay] + ([] if pairs else ["--all-pairs"])
-    return vxcap_run(tmp_path, *pairs, options=options)
+def overlay(name: str, *more: str) -> list[str]:
+    """`vxcap run`'s options for the lab built as that data plane."""
+    return ["--overlay", name, *more]
 
 
-def by_direction(report) -> dict:
-    return {(f["src_node"], f["dst_node"], f["family"]): f for f in report["flows"]}
+def run(tmp_path, name: str, *pairs: str):
+    return vxcap_run(tmp_path, *pairs, options=overlay(name, *([] if pairs else ["--all-pairs"])))
 
 
 def pcap_of(run_dir: Path, node: str) -> list:
@@ -67,11 +68,9 @@ def wireguard6_data(packets, spec, src: str, dst: str, port: int = 51821) -> lis
             and p[UDP].dport == port and bytes(p[UDP].payload)[:4] == struct.pack("<I", 4)]
 
 
-def all_pass(result, report, expected_directions: int) -> None:
-    assert result.exit_code == ExitStatus.SUCCESS, (result.output, [f["reasons"] for f in report["flows"]])
-    assert report["verdict"] == "pass"
-    assert len(report["flows"]) == expected_directions
-    assert {f["verdict"] for f in report["flows"]} == {"pass"}
+def assert_plaintext_named(reasons: list[str], src_pod, dst_pod) -> None:
+    pods = f"{src_pod} -> {dst_pod}"
+    assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
 
 
 # ------------------------------------------------------------------------------------------ healthy
@@ -80,10 +79,8 @@ def all_pass(result, report, expected_directions: int) -> None:
 @lab_test
 def test_vxlan6_run_proves_every_direction_in_ipv6(tmp_path):
     spec = dataplane_spec("vxlan6")
-    with running_lab(spec=spec):
-        result, run_dir, report = run(tmp_path, "vxlan6")
-    all_pass(result, report, 12)  # 4 nodes, 6 pairs, both ways, IPv6 only
-    found = by_direction(report)
+    # 4 nodes, 6 pairs, both ways, IPv6 only
+    run_dir, report, found = healthy_run(tmp_path, spec, overlay("vxlan6", "--all-pairs"), 12)
     assert {f["family"] for f in report["flows"]} == {"IPv6"}
     assert found[(W, W3, "IPv6")]["observed"] == "vxlan" and found[(W, W2, "IPv6")]["observed"] == "plain"
     assert found[(W, W3, "IPv6")]["outer_dst"] == str(spec.node6(W3).address)
@@ -113,10 +110,8 @@ def assert_ipv6_only(run_dir: Path) -> None:
 @lab_test
 def test_dual_stack_run_judges_each_family_on_its_own_and_says_which(tmp_path):
     spec = dataplane_spec("dual")
-    with running_lab(spec=spec):
-        result, run_dir, report = run(tmp_path, "dual")
-    all_pass(result, report, 24)  # every direction in IPv4 and in IPv6
-    found = by_direction(report)
+    # every direction in IPv4 and in IPv6
+    run_dir, report, found = healthy_run(tmp_path, spec, overlay("dual", "--all-pairs"), 24)
     assert {f["family"] for f in report["flows"]} == {"IPv4", "IPv6"}
     for family, outer in (("IPv4", str(spec.topology.node(W3).address)), ("IPv6", str(spec.node6(W3).address))):
         assert found[(W, W3, family)]["observed"] == "vxlan" and found[(W, W3, family)]["outer_dst"] == outer
@@ -135,10 +130,7 @@ def test_dual_stack_run_judges_each_family_on_its_own_and_says_which(tmp_path):
 @lab_test
 def test_wireguard_run_proves_every_direction_is_encrypted(tmp_path):
     spec = dataplane_spec("wireguard")
-    with running_lab(spec=spec):
-        result, run_dir, report = run(tmp_path, "wireguard")
-    all_pass(result, report, 12)
-    found = by_direction(report)
+    run_dir, report, found = healthy_run(tmp_path, spec, overlay("wireguard", "--all-pairs"), 12)
     assert {f["expected"] for f in report["flows"]} == {"wireguard"}
     assert found[(W, W2, "IPv4")]["observed"] == "wireguard"  # same subnet too: WireGuard peers every node
     assert found[(W, W3, "IPv4")]["mtu"]["overhead"]["bytes"] == 60
@@ -155,10 +147,8 @@ def test_wireguard_run_proves_every_direction_is_encrypted(tmp_path):
 @lab_test
 def test_wireguard6_run_proves_every_ipv6_direction_is_encrypted(tmp_path):
     spec = dataplane_spec("wireguard6")
-    with running_lab(spec=spec):
-        result, run_dir, report = run(tmp_path, "wireguard6")
-    all_pass(result, report, 12)  # IPv6 only
-    found = by_direction(report)
+    # IPv6 only
+    run_dir, report, found = healthy_run(tmp_path, spec, overlay("wireguard6", "--all-pairs"), 12)
     assert {f["family"] for f in report["flows"]} == {"IPv6"}
     assert {f["expected"] for f in report["flows"]} == {"wireguard"}
     assert {f["observed"] for f in report["flows"]} == {"wireguard"}  # same subnet too
@@ -178,10 +168,8 @@ def test_wireguard6_run_proves_every_ipv6_direction_is_encrypted(tmp_path):
 @lab_test
 def test_wireguard_dual_run_proves_each_family_on_its_own_device_and_port(tmp_path):
     spec = dataplane_spec("wireguard-dual")
-    with running_lab(spec=spec):
-        result, run_dir, report = run(tmp_path, "wireguard-dual")
-    all_pass(result, report, 24)  # every direction in IPv4 and in IPv6
-    found = by_direction(report)
+    # every direction in IPv4 and in IPv6
+    run_dir, report, found = healthy_run(tmp_path, spec, overlay("wireguard-dual", "--all-pairs"), 24)
     assert {f["observed"] for f in report["flows"]} == {"wireguard"}
     assert found[(W, W3, "IPv4")]["mtu"]["overhead"]["bytes"] == 60
     assert found[(W, W3, "IPv6")]["mtu"]["overhead"]["bytes"] == 80
@@ -205,9 +193,8 @@ def ipip_spec(mode: str = "CrossSubnet"):
     return lab_from_dict(with_overlay(yaml.safe_load(LAB_FILE.read_text()), "ipip", mode))
 
 
-def ipip_run(tmp_path, mode: str, *pairs: str, more: tuple[str, ...] = ()):
-    options = ["--overlay", "ipip", "--ipip-mode", mode, *more] + ([] if pairs else ["--all-pairs"])
-    return vxcap_run(tmp_path, *pairs, options=options)
+def ipip(mode: str, *more: str) -> list[str]:
+    return overlay("ipip", "--ipip-mode", mode, *more)
 
 
 def ipip_echoes(packets, spec, src: str, dst: str) -> list:
@@ -226,10 +213,7 @@ def ipip_echoes(packets, spec, src: str, dst: str) -> list:
 @lab_test
 def test_ipip_cross_subnet_run_proves_every_direction_ipip_across_and_plain_within(tmp_path):
     spec = ipip_spec()
-    with running_lab(spec=spec):
-        result, run_dir, report = ipip_run(tmp_path, "cross-subnet")
-    all_pass(result, report, 12)
-    found = by_direction(report)
+    run_dir, report, found = healthy_run(tmp_path, spec, ipip("cross-subnet", "--all-pairs"), 12)
     for (src, dst, _), flow in found.items():
         across = spec.topology.node(dst).address not in spec.topology.node(src).subnet
         assert (flow["expected"], flow["observed"]) == (("ipip",) * 2 if across else ("plain",) * 2), (src, dst)
@@ -253,9 +237,7 @@ def test_ipip_cross_subnet_run_proves_every_direction_ipip_across_and_plain_with
 @lab_test
 def test_ipip_always_run_proves_every_direction_ipip_within_the_subnet_too(tmp_path):
     spec = ipip_spec("Always")
-    with running_lab(spec=spec):
-        result, run_dir, report = ipip_run(tmp_path, "always", more=("--cross-check",))
-    all_pass(result, report, 12)
+    run_dir, report, _ = healthy_run(tmp_path, spec, ipip("always", "--cross-check", "--all-pairs"), 12)
     assert {(f["expected"], f["observed"]) for f in report["flows"]} == {("ipip", "ipip")}
     assert report["cross_check"] == {"tool": "tshark", "agreed": True, "disagreements": []}
     assert len(ipip_echoes(pcap_of(run_dir, W2), spec, W, W2)) >= 2
@@ -264,46 +246,30 @@ def test_ipip_always_run_proves_every_direction_ipip_within_the_subnet_too(tmp_p
 # ------------------------------------------------------------------------------------------ fault twins
 
 
-def failed(result, report, direction) -> list[str]:
-    assert result.exit_code == ExitStatus.VERDICT_FAILED, result.output
-    flow = by_direction(report)[direction]
-    assert flow["verdict"] == "fail"
-    return flow["reasons"]
-
-
 @lab_test
 def test_wireguard_plaintext_fault_fails_the_run_naming_the_plaintext(tmp_path):
     spec = dataplane_spec("wireguard")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(WireguardPlaintext(W, W2))
-        result, _, report = run(tmp_path, "wireguard", "worker,worker2")
-    reasons = failed(result, report, (W, W2, "IPv4"))
-    pods = f"{spec.pod_on(W).ip} -> {spec.pod_on(W2).ip}"
-    assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
+    report, reasons = faulty_run(tmp_path, spec, WireguardPlaintext(W, W2), overlay("wireguard"), (W, W2, "IPv4"),
+                                 "worker,worker2")
+    assert_plaintext_named(reasons, spec.pod_on(W).ip, spec.pod_on(W2).ip)
     assert by_direction(report)[(W2, W, "IPv4")]["verdict"] == "pass"  # only the faulty direction leaks
 
 
 @lab_test
 def test_wireguard6_plaintext_fault_fails_the_run_naming_the_ipv6_plaintext(tmp_path):
     spec = dataplane_spec("wireguard6")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Wireguard6Plaintext(W, W2))
-        result, _, report = run(tmp_path, "wireguard6", "worker,worker2")
-    reasons = failed(result, report, (W, W2, "IPv6"))
-    pods = f"{spec.node6(W).pod_ip} -> {spec.node6(W2).pod_ip}"
-    assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
+    report, reasons = faulty_run(tmp_path, spec, Wireguard6Plaintext(W, W2), overlay("wireguard6"), (W, W2, "IPv6"),
+                                 "worker,worker2")
+    assert_plaintext_named(reasons, spec.node6(W).pod_ip, spec.node6(W2).pod_ip)
     assert by_direction(report)[(W2, W, "IPv6")]["verdict"] == "pass"  # only the faulty direction leaks
 
 
 @lab_test
 def test_ipv6_plaintext_in_the_wireguard_dual_lab_fails_only_the_ipv6_direction(tmp_path):
     spec = dataplane_spec("wireguard-dual")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Wireguard6Plaintext(W, W2))
-        result, _, report = run(tmp_path, "wireguard-dual", "worker,worker2")
-    reasons = failed(result, report, (W, W2, "IPv6"))
-    pods = f"{spec.node6(W).pod_ip} -> {spec.node6(W2).pod_ip}"
-    assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
+    report, reasons = faulty_run(tmp_path, spec, Wireguard6Plaintext(W, W2), overlay("wireguard-dual"),
+                                 (W, W2, "IPv6"), "worker,worker2")
+    assert_plaintext_named(reasons, spec.node6(W).pod_ip, spec.node6(W2).pod_ip)
     # IPv4 from the same node still goes through wireguard.cali.
     assert by_direction(report)[(W, W2, "IPv4")]["verdict"] == "pass"
 
@@ -311,10 +277,8 @@ def test_ipv6_plaintext_in_the_wireguard_dual_lab_fails_only_the_ipv6_direction(
 @lab_test
 def test_ipv6_fdb_to_a_third_node_fails_naming_its_outer_address(tmp_path):
     spec = dataplane_spec("vxlan6")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Fdb6WrongNode(W3, W, CP))
-        result, _, report = run(tmp_path, "vxlan6", "worker3,worker")
-    reasons = failed(result, report, (W3, W, "IPv6"))
+    report, reasons = faulty_run(tmp_path, spec, Fdb6WrongNode(W3, W, CP), overlay("vxlan6"), (W3, W, "IPv6"),
+                                 "worker3,worker")
     wrong, right = spec.node6(CP).address, spec.node6(W).address
     assert f"outer destination {wrong}, expected {right}" in reasons, reasons
 
@@ -322,42 +286,30 @@ def test_ipv6_fdb_to_a_third_node_fails_naming_its_outer_address(tmp_path):
 @lab_test
 def test_ipv4_overhead_mtu_on_the_ipv6_path_fails_naming_the_mtu(tmp_path):
     spec = dataplane_spec("vxlan6")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Vxlan6Ipv4Mtu(W))
-        result, _, report = run(tmp_path, "vxlan6", "worker,worker3")
-    reasons = failed(result, report, (W, W3, "IPv6"))
+    report, reasons = faulty_run(tmp_path, spec, Vxlan6Ipv4Mtu(W), overlay("vxlan6"), (W, W3, "IPv6"), "worker,worker3")
     assert any("MTU" in r and "1450" in r for r in reasons), reasons
 
 
 @lab_test
 def test_same_subnet_ipv6_via_vxlan_fails_naming_the_mode(tmp_path):
     spec = dataplane_spec("vxlan6")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Vxlan6SameSubnet(W, W2))
-        result, _, report = run(tmp_path, "vxlan6", "worker,worker2")
-    reasons = failed(result, report, (W, W2, "IPv6"))
+    report, reasons = faulty_run(tmp_path, spec, Vxlan6SameSubnet(W, W2), overlay("vxlan6"), (W, W2, "IPv6"),
+                                 "worker,worker2")
     assert any("VXLAN" in r and "expected plain" in r and "same subnet" in r for r in reasons), reasons
     assert by_direction(report)[(W2, W, "IPv6")]["verdict"] == "pass"
 
 
 @lab_test
 def test_a_run_asking_for_another_data_plane_than_the_lab_built_is_refused_in_one_line(tmp_path):
-    from click.testing import CliRunner
-
     from tests.lab_support import SESSION_PREFIX
-    from vxcap.cli.main import cli
 
-    runner = CliRunner()
-    try:
-        assert runner.invoke(cli, ["lab", "up", "--overlay", "dual", "--prefix", SESSION_PREFIX]).exit_code == 0
+    with cli_lab("--overlay", "dual"):
         result, _, _ = run(tmp_path, "wireguard")
         assert result.exit_code == ExitStatus.USAGE, result.output
         assert f"the lab {SESSION_PREFIX}-* is built as dual, not wireguard" in result.output
         assert list(tmp_path.iterdir()) == []  # refused before a run directory was made
         result, _, report = run(tmp_path, "dual", "worker,worker3")
         all_pass(result, report, 4)
-    finally:
-        runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
 
 
 class _PromisedVxlan:
@@ -411,10 +363,7 @@ def test_ipip_plain_where_ipip_is_promised_fails_naming_the_plain_packets(tmp_pa
     # ipipMode Always and one subnet: the plain packets still arrive (no router between), so the one
     # reason is the wire format, and the other way, still IP-in-IP, passes.
     spec = ipip_spec("Always")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(IpipPlain(W, W2))
-        result, _, report = ipip_run(tmp_path, "always", "worker,worker2")
-    reasons = failed(result, report, (W, W2, "IPv4"))
+    report, reasons = faulty_run(tmp_path, spec, IpipPlain(W, W2), ipip("always"), (W, W2, "IPv4"), "worker,worker2")
     assert [r for r in reasons if "expected IP-in-IP" in r] == [
         f"{by_direction(report)[(W, W2, 'IPv4')]['packets']} plain IPv4 packets, expected IP-in-IP (ipipMode Always)"]
     assert by_direction(report)[(W2, W, "IPv4")]["verdict"] == "pass"
@@ -425,10 +374,8 @@ def test_ipip_plain_across_subnets_fails_naming_the_plain_packets(tmp_path):
     # Across the router plain pod packets die there (it has no pod routes), replies included: both
     # directions of the pair fail; a pair without the fault, through the same router, passes.
     spec = ipip_spec()
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(IpipPlain(W, W3))
-        result, _, report = ipip_run(tmp_path, "cross-subnet", "worker,worker3", "worker2,worker3")
-    reasons = failed(result, report, (W, W3, "IPv4"))
+    report, reasons = faulty_run(tmp_path, spec, IpipPlain(W, W3), ipip("cross-subnet"), (W, W3, "IPv4"),
+                                 "worker,worker3", "worker2,worker3")
     assert any("plain IPv4 packets, expected IP-in-IP (other subnet: 10.10.20.13 is not in 10.10.10.0/24)" in r
                for r in reasons), reasons
     found = by_direction(report)
@@ -438,10 +385,8 @@ def test_ipip_plain_across_subnets_fails_naming_the_plain_packets(tmp_path):
 @lab_test
 def test_ipip_to_a_third_nodes_address_fails_naming_the_outer_destination(tmp_path):
     spec = ipip_spec()
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(IpipWrongNode(W, W3, CP))
-        result, _, report = ipip_run(tmp_path, "cross-subnet", "worker,worker3")
-    reasons = failed(result, report, (W, W3, "IPv4"))
+    report, reasons = faulty_run(tmp_path, spec, IpipWrongNode(W, W3, CP), ipip("cross-subnet"), (W, W3, "IPv4"),
+                                 "worker,worker3")
     wrong, right, sender = (spec.topology.node(n).address for n in (CP, W3, W))
     assert any(r.startswith(f"outer destination {wrong}, expected {right} (") for r in reasons), reasons
     # The third node takes the packets in on its tunl0 and sends them on to worker3 (its own route):
@@ -454,31 +399,21 @@ def test_ipip_to_a_third_nodes_address_fails_naming_the_outer_destination(tmp_pa
 @lab_test
 def test_vxlan_where_ipip_is_promised_fails_naming_the_vxlan_packets(tmp_path):
     spec = ipip_spec()
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(IpipAsVxlan(W, W3))
-        result, _, report = ipip_run(tmp_path, "cross-subnet", "worker,worker3")
-    reasons = failed(result, report, (W, W3, "IPv4"))
+    report, reasons = faulty_run(tmp_path, spec, IpipAsVxlan(W, W3), ipip("cross-subnet"), (W, W3, "IPv4"),
+                                 "worker,worker3")
     assert any("VXLAN packets (VNI 4096, UDP port 4789), expected IP-in-IP" in r for r in reasons), reasons
     assert by_direction(report)[(W3, W, "IPv4")]["verdict"] == "pass"
 
 
 @lab_test
 def test_a_run_without_ipip_mode_takes_the_ipip_lab_as_built_and_another_mode_is_refused(tmp_path):
-    from click.testing import CliRunner
-
     from tests.lab_support import SESSION_PREFIX
-    from vxcap.cli.main import cli
 
-    runner = CliRunner()
-    try:
-        up = runner.invoke(cli, ["lab", "up", "--overlay", "ipip", "--ipip-mode", "always", "--prefix", SESSION_PREFIX])
-        assert up.exit_code == 0, up.output
-        result, _, _ = ipip_run(tmp_path, "cross-subnet", "worker,worker2")
+    with cli_lab("--overlay", "ipip", "--ipip-mode", "always"):
+        result, _, _ = vxcap_run(tmp_path, "worker,worker2", options=ipip("cross-subnet"))
         assert result.exit_code == ExitStatus.USAGE, result.output
         assert f"the lab {SESSION_PREFIX}-* is built with ipipMode Always, not CrossSubnet" in result.output
         assert list(tmp_path.iterdir()) == []  # refused before a run directory was made
         result, _, report = vxcap_run(tmp_path, "worker,worker2", options=["--overlay", "ipip"])
         all_pass(result, report, 2)
         assert {f["observed"] for f in report["flows"]} == {"ipip"}  # Always: the same subnet through tunl0
-    finally:
-        runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
