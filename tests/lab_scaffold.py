@@ -58,15 +58,19 @@ def observed(report: dict) -> dict[tuple[str, str], str]:
 
 
 @contextmanager
-def cli_lab(*up_options: str) -> Iterator[CliRunner]:
-    """A lab made by `vxcap lab up <up_options>` on this session's prefix, taken down by `vxcap lab down`
-    whatever the block does; `lab up` must succeed."""
+def cli_lab(*up_options: str, down_clean: bool = False):
+    """A lab made by `vxcap lab up <up_options>` on this session's prefix (`lab up` must succeed; its result is
+    yielded), taken down by `vxcap lab down` whatever the block does. `down_clean`: once the block has passed,
+    `lab down` must succeed too and leave no namespace of this session."""
     try:
         up = vxcap("lab", "up", *up_options, "--prefix", SESSION_PREFIX)
         assert up.exit_code == 0, up.output
         yield up
     finally:
-        vxcap("lab", "down", "--prefix", SESSION_PREFIX)
+        down = vxcap("lab", "down", "--prefix", SESSION_PREFIX)
+    if down_clean:
+        assert down.exit_code == 0, down.output
+        assert not session_namespaces()
 
 
 class CniLab:

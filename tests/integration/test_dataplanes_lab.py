@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
+from tests.lab_scaffold import assert_wireguard_go_gone, cli_lab, ip_json, vxcap, wait_until
 from tests.lab_support import (  # noqa: F401 (fixture)
     SESSION_PREFIX,
     captured,
@@ -29,11 +28,9 @@ from tests.lab_support import (  # noqa: F401 (fixture)
     lab_session_guard,
     lab_test,
     running_lab,
-    session_namespaces,
 )
 from vxcap.adapters import netns, wireguard
 from vxcap.adapters.lab import NetnsLab
-from vxcap.cli.main import cli
 from vxcap.core.lab.dataplanes import parse_wg_dump
 from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, Wireguard6Plaintext, WireguardPlaintext
 from vxcap.exit_status import ExitStatus
@@ -176,16 +173,16 @@ def plaintext(pcap: Path, spec, a: str, b: str, ip=IP) -> list:
     return [p for p in rdpcap(str(pcap)) if p.getlayer(ip) is not None and {p[ip].src, p[ip].dst} == pods]
 
 
-def wireguard_go_pids() -> set[int]:
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "wireguard-go":
-                    pids.add(int(entry.name))
-            except OSError:
-                pass
-    return pids
+def assert_encrypted_both_ways(pcap: Path, spec, node: str, others, ip=IP) -> None:
+    """Each node <-> other flow on the wire as WireGuard transport data after a handshake, never in the clear
+    (in `ip` headers: IP, or IPv6 for wg-v6.cali)."""
+    addr, messages = (addr4, wireguard_messages) if ip is IP else (addr6, wireguard6_messages)
+    for other in others:
+        sent = messages(pcap, addr(spec, node), addr(spec, other))
+        back = messages(pcap, addr(spec, other), addr(spec, node))
+        assert sent.count(4) >= 3 and back.count(4) >= 3, (other, sent, back)
+        assert 1 in sent + back and 2 in sent + back, "a handshake (initiation and response) came first"
+        assert not plaintext(pcap, spec, node, other, ip=ip), f"pod packets W<->{other} in the clear"
 
 
 @lab_test
@@ -201,23 +198,14 @@ def test_wireguard_encrypts_every_pod_flow_and_down_leaves_no_wireguard_go(tmp_p
         with captured(lab, W, tmp_path / "w.pcap") as pcap:
             ping_ok(lab, W, pod4(spec, W3))  # other subnet
             ping_ok(lab, W, pod4(spec, W2))  # same subnet: Calico encrypts it too
-        for other in (W3, W2):
-            sent = wireguard_messages(pcap, addr4(spec, W), addr4(spec, other))
-            back = wireguard_messages(pcap, addr4(spec, other), addr4(spec, W))
-            assert sent.count(4) >= 3 and back.count(4) >= 3, (other, sent, back)
-            assert 1 in sent + back and 2 in sent + back, "a handshake (initiation and response) came first"
-            assert not plaintext(pcap, spec, W, other), f"pod packets W<->{other} in the clear"
+        assert_encrypted_both_ways(pcap, spec, W, (W3, W2))
         assert not [p for p in rdpcap(str(pcap)) if p.haslayer(VXLAN)]
         # What `lab status` reads from wireguard-go: the port and every peer with its block and key.
         checks = {c.name: c for c in next(n for n in lab.status().nodes if n.node == W).checks}
         assert checks["wg listen-port"].ok and checks["wireguard.cali"].ok
         assert all(checks[f"wg peer {o}"].ok for o in (CP, W2, W3))
     assert lab_ref is not None
-    deadline = time.monotonic() + 5
-    while set(pids.values()) & wireguard_go_pids() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not set(pids.values()) & wireguard_go_pids(), "wireguard-go outlived `lab down`"
-    assert not session_namespaces()
+    assert_wireguard_go_gone(set(pids.values()))
 
 
 @lab_test
@@ -243,9 +231,7 @@ def test_lab_status_sees_a_missing_wireguard_go(tmp_path):
     with running_lab(spec=spec) as lab:
         pid = lab.wireguard_pids()[W3]
         subprocess.run(["kill", "-KILL", str(pid)], check=True)
-        deadline = time.monotonic() + 5
-        while W3 in lab.wireguard_pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: W3 not in lab.wireguard_pids())
         status = lab.status()
         bad = {n.node: [c.name for c in n.problems()] for n in status.nodes if not n.ok}
         assert not status.healthy
@@ -295,22 +281,13 @@ def test_wireguard6_encrypts_every_ipv6_pod_flow_and_down_leaves_nothing(tmp_pat
         with captured(lab, W, tmp_path / "w.pcap") as pcap:
             ping_ok(lab, W, pod6(spec, W3))  # other subnet
             ping_ok(lab, W, pod6(spec, W2))  # same subnet: encrypted too
-        for other in (W3, W2):
-            sent = wireguard6_messages(pcap, addr6(spec, W), addr6(spec, other))
-            back = wireguard6_messages(pcap, addr6(spec, other), addr6(spec, W))
-            assert sent.count(4) >= 3 and back.count(4) >= 3, (other, sent, back)
-            assert 1 in sent + back and 2 in sent + back, "a handshake (initiation and response) came first"
-            assert not plaintext6(pcap, spec, W, other), f"pod packets W<->{other} in the clear"
+        assert_encrypted_both_ways(pcap, spec, W, (W3, W2), ip=IPv6)
         # No VXLAN and no IPv4 pod traffic (the kernel's own IGMP joins aside): IPv6 pods, IPv6 underlay.
         assert not [p for p in rdpcap(str(pcap)) if p.haslayer(VXLAN) or p.haslayer(UDP) and p.getlayer(IP) is not None]
         checks = {c.name: c for c in next(n for n in lab.status().nodes if n.node == W).checks}
         assert checks["wg6 listen-port"].ok and checks["wg-v6.cali"].ok
         assert all(checks[f"wg6 peer {o}"].ok for o in (CP, W2, W3))
-    deadline = time.monotonic() + 5
-    while set(pids.values()) & wireguard_go_pids() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not set(pids.values()) & wireguard_go_pids(), "wireguard-go outlived `lab down`"
-    assert not session_namespaces()
+    assert_wireguard_go_gone(set(pids.values()))
 
 
 @lab_test
@@ -324,9 +301,7 @@ def test_lab_status_sees_a_missing_wireguard6_go_and_a_wrong_peer(tmp_path):
         netns.run(["nsenter", "-t", str(pid), "-m", "-n", "wg", "set", "wg-v6.cali", "peer", key,
                    "allowed-ips", str(spec.node6(W2).block)])
         subprocess.run(["kill", "-KILL", str(lab.wireguard_pids()[W3])], check=True)
-        deadline = time.monotonic() + 5
-        while W3 in lab.wireguard_pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: W3 not in lab.wireguard_pids())
         status = lab.status()
         bad = {n.node: {c.name: c.detail for c in n.problems()} for n in status.nodes if not n.ok}
         assert not status.healthy
@@ -433,10 +408,8 @@ def _cmdline(pid: int) -> bytes:
 
 @lab_test
 def test_lab_up_ipip_builds_tunl0_with_or_without_the_module_and_down_stops_every_forwarder(tmp_path):
-    result = CliRunner().invoke(cli, ["lab", "up", "--overlay", "ipip", "--prefix", SESSION_PREFIX])
     spec = dataplane_spec("ipip")
-    try:
-        assert result.exit_code == 0, result.output
+    with cli_lab("--overlay", "ipip", down_clean=True) as result:
         assert "lab is up (ipip)" in result.output
         forwarders = ipip_forwarders(spec)
         if kernel_has_ipip():
@@ -445,8 +418,7 @@ def test_lab_up_ipip_builds_tunl0_with_or_without_the_module_and_down_stops_ever
             assert all(len(pids) == 1 for pids in forwarders.values()), forwarders
         lab = NetnsLab(spec, prefix=SESSION_PREFIX)
         assert lab.status().healthy
-        tunl0 = json.loads(subprocess.run(["ip", "-n", f"{SESSION_PREFIX}-{W}", "-j", "-d", "link", "show", "tunl0"],
-                                          capture_output=True, text=True, check=True).stdout)[0]
+        tunl0 = ip_json(W, "link", "show", "tunl0")[0]
         assert tunl0["mtu"] == 1480
         with captured(lab, W3, tmp_path / "w3.pcap") as pcap:
             ping_ok(lab, W, pod4(spec, W3))
@@ -456,24 +428,17 @@ def test_lab_up_ipip_builds_tunl0_with_or_without_the_module_and_down_stops_ever
         unreachable = [p for p in rdpcap(str(pcap)) if p.haslayer(ICMP) and (p[ICMP].type, p[ICMP].code) == (3, 2)]
         assert unreachable == [], "no ICMP protocol-unreachable for protocol 4 (the forwarder's raw socket takes it)"
         all_pids = [pid for pids in forwarders.values() for pid in pids]
-    finally:
-        down = CliRunner().invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
-    assert down.exit_code == 0, down.output
-    assert not session_namespaces()
     assert [pid for pid in all_pids if Path(f"/proc/{pid}").exists() and b"ipip_tun" in _cmdline(pid)] == []
 
 
 @lab_test
 def test_cli_lab_up_overlay_dual_status_and_down(tmp_path):
-    runner = CliRunner()
-    try:
-        up = runner.invoke(cli, ["lab", "up", "--overlay", "dual", "--prefix", SESSION_PREFIX])
-        assert up.exit_code == 0, up.output
+    with cli_lab("--overlay", "dual", down_clean=True) as up:
         assert "(dual)" in up.output
-        status = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX])
+        status = vxcap("lab", "status", "--prefix", SESSION_PREFIX)
         assert status.exit_code == 0 and "healthy" in status.output, status.output
         assert "lab " + SESSION_PREFIX + "-* (dual)" in status.output
-        as_json = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX, "--json"])
+        as_json = vxcap("lab", "status", "--prefix", SESSION_PREFIX, "--json")
         described = json.loads(as_json.output)
         assert as_json.exit_code == 0 and described["status"]["healthy"] and described["status"]["dataplane"] == "dual"
         w3 = next(n for n in described["lab"]["nodes"] if n["name"] == "k01-worker3")
@@ -481,16 +446,12 @@ def test_cli_lab_up_overlay_dual_status_and_down(tmp_path):
         assert described["lab"]["vxlan6"] == {"device": "vxlan-v6.calico", "mode": "CrossSubnet", "vni": 4096,
                                               "port": 4789, "mtu": 1430}
         # A run without --overlay judges the lab that exists (remembered as dual): each direction in both families.
-        run = runner.invoke(cli, ["run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--pair", "worker,worker3"])
+        run = vxcap("run", "--lab", "--prefix", SESSION_PREFIX, "--out", str(tmp_path), "--pair", "worker,worker3")
         assert run.exit_code == ExitStatus.SUCCESS, run.output
         (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
         report = json.loads((run_dir / "report.json").read_text())
         assert sorted((f["src_node"], f["family"]) for f in report["flows"]) == [
             ("k01-worker", "IPv4"), ("k01-worker", "IPv6"), ("k01-worker3", "IPv4"), ("k01-worker3", "IPv6")]
-    finally:
-        down = runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
-    assert down.exit_code == 0, down.output
-    assert not session_namespaces()
 
 
 @lab_test
@@ -507,27 +468,18 @@ def test_a_generated_lab_builds_the_dual_data_plane_too():
 
 @lab_test
 def test_cli_lab_up_overlay_wireguard6_status_and_down_leaves_nothing(tmp_path):
-    runner = CliRunner()
-    try:
-        up = runner.invoke(cli, ["lab", "up", "--overlay", "wireguard6", "--prefix", SESSION_PREFIX])
-        assert up.exit_code == 0 and "(wireguard6)" in up.output, up.output
+    with cli_lab("--overlay", "wireguard6", down_clean=True) as up:
+        assert "(wireguard6)" in up.output, up.output
         pids = set(NetnsLab(dataplane_spec("wireguard6"), prefix=SESSION_PREFIX).wireguard_pids().values())
         assert len(pids) == 4
-        as_json = runner.invoke(cli, ["lab", "status", "--prefix", SESSION_PREFIX, "--json"])
+        as_json = vxcap("lab", "status", "--prefix", SESSION_PREFIX, "--json")
         described = json.loads(as_json.output)
         assert as_json.exit_code == 0 and described["status"]["healthy"], as_json.output
         assert described["lab"]["wireguard6"] == {"device": "wg-v6.cali", "port": 51821, "mtu": 1420}
         w3 = next(n for n in described["lab"]["nodes"] if n["name"] == W3)
         assert "ipv4" not in w3 and w3["ipv6"]["encapsulation"] == "wireguard"
-    finally:
-        down = runner.invoke(cli, ["lab", "down", "--prefix", SESSION_PREFIX])
-    assert down.exit_code == 0, down.output
-    assert not session_namespaces()
     assert LabMemory(SESSION_PREFIX).recall() is None, "the remembered description outlived `lab down`"
-    deadline = time.monotonic() + 5
-    while pids & wireguard_go_pids() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pids & wireguard_go_pids(), "wireguard-go outlived `lab down`"
+    assert_wireguard_go_gone(pids)
 
 
 @lab_test
@@ -547,14 +499,7 @@ def test_wireguard_dual_runs_one_wireguard_go_per_device_and_status_checks_both(
         # Only the IPv6 one killed: status names wg-v6.cali, and wireguard.cali stays healthy.
         subprocess.run(["kill", "-KILL", str(v6[W3])], check=True)
         wireguard.reap([v6[W3]])  # this process started it: collected here, not left a zombie
-        deadline = time.monotonic() + 5
-        while W3 in lab.wireguard_pids("wg-v6.cali") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: W3 not in lab.wireguard_pids("wg-v6.cali"))
         bad = {c.name for n in lab.status().nodes if n.node == W3 for c in n.problems()}
         assert "wg-v6.cali" in bad and "wireguard.cali" not in bad, bad
-    pids = set(v4.values()) | set(v6.values())
-    deadline = time.monotonic() + 5
-    while pids & wireguard_go_pids() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pids & wireguard_go_pids(), "wireguard-go outlived `lab down`"
-    assert not session_namespaces()
+    assert_wireguard_go_gone(set(v4.values()) | set(v6.values()))
