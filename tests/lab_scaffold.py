@@ -170,11 +170,18 @@ def failed(result, report, direction) -> list[str]:
     return flow["reasons"]
 
 
+@contextmanager
+def faulted_lab(spec, fault):
+    """A healthy lab built from `spec`, then broken by `fault`; down after the block."""
+    with running_lab(spec=spec) as lab:
+        lab.apply_fault(fault)
+        yield lab
+
+
 def faulty_run(tmp_path, spec, fault, options: list[str], direction, *pairs: str) -> tuple[dict, list[str]]:
     """`vxcap run --lab <options>` on a lab built from `spec` with `fault` applied (down afterwards): the run
     fails and so does `direction`; (report, that direction's reasons)."""
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(fault)
+    with faulted_lab(spec, fault):
         result, _, report = vxcap_run(tmp_path, *pairs, options=options)
     return report, failed(result, report, direction)
 

@@ -68,9 +68,17 @@ def wireguard6_data(packets, spec, src: str, dst: str, port: int = 51821) -> lis
             and p[UDP].dport == port and bytes(p[UDP].payload)[:4] == struct.pack("<I", 4)]
 
 
-def assert_plaintext_named(reasons: list[str], src_pod, dst_pod) -> None:
-    pods = f"{src_pod} -> {dst_pod}"
+def leaked_run(tmp_path, name: str, fault, family: str) -> dict:
+    """The run on the `name` lab whose worker leaks its pod's packets to worker2 in the clear (`fault`): that
+    direction fails in `family`, naming the plaintext pod packets. Its report."""
+    spec = dataplane_spec(name)
+    report, reasons = faulty_run(tmp_path, spec, fault, overlay(name), (W, W2, family), "worker,worker2")
+    if family == "IPv4":
+        pods = f"{spec.pod_on(W).ip} -> {spec.pod_on(W2).ip}"
+    else:
+        pods = f"{spec.node6(W).pod_ip} -> {spec.node6(W2).pod_ip}"
     assert any(f"plaintext packets of {pods} on the underlay, expected only WireGuard" in r for r in reasons), reasons
+    return report
 
 
 # ------------------------------------------------------------------------------------------ healthy
@@ -248,28 +256,19 @@ def test_ipip_always_run_proves_every_direction_ipip_within_the_subnet_too(tmp_p
 
 @lab_test
 def test_wireguard_plaintext_fault_fails_the_run_naming_the_plaintext(tmp_path):
-    spec = dataplane_spec("wireguard")
-    report, reasons = faulty_run(tmp_path, spec, WireguardPlaintext(W, W2), overlay("wireguard"), (W, W2, "IPv4"),
-                                 "worker,worker2")
-    assert_plaintext_named(reasons, spec.pod_on(W).ip, spec.pod_on(W2).ip)
+    report = leaked_run(tmp_path, "wireguard", WireguardPlaintext(W, W2), "IPv4")
     assert by_direction(report)[(W2, W, "IPv4")]["verdict"] == "pass"  # only the faulty direction leaks
 
 
 @lab_test
 def test_wireguard6_plaintext_fault_fails_the_run_naming_the_ipv6_plaintext(tmp_path):
-    spec = dataplane_spec("wireguard6")
-    report, reasons = faulty_run(tmp_path, spec, Wireguard6Plaintext(W, W2), overlay("wireguard6"), (W, W2, "IPv6"),
-                                 "worker,worker2")
-    assert_plaintext_named(reasons, spec.node6(W).pod_ip, spec.node6(W2).pod_ip)
+    report = leaked_run(tmp_path, "wireguard6", Wireguard6Plaintext(W, W2), "IPv6")
     assert by_direction(report)[(W2, W, "IPv6")]["verdict"] == "pass"  # only the faulty direction leaks
 
 
 @lab_test
 def test_ipv6_plaintext_in_the_wireguard_dual_lab_fails_only_the_ipv6_direction(tmp_path):
-    spec = dataplane_spec("wireguard-dual")
-    report, reasons = faulty_run(tmp_path, spec, Wireguard6Plaintext(W, W2), overlay("wireguard-dual"),
-                                 (W, W2, "IPv6"), "worker,worker2")
-    assert_plaintext_named(reasons, spec.node6(W).pod_ip, spec.node6(W2).pod_ip)
+    report = leaked_run(tmp_path, "wireguard-dual", Wireguard6Plaintext(W, W2), "IPv6")
     # IPv4 from the same node still goes through wireguard.cali.
     assert by_direction(report)[(W, W2, "IPv4")]["verdict"] == "pass"
 

@@ -20,7 +20,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
-from tests.lab_scaffold import assert_wireguard_go_gone, cli_lab, ip_json, vxcap, wait_until
+from tests.lab_scaffold import assert_wireguard_go_gone, cli_lab, faulted_lab, ip_json, vxcap, wait_until
 from tests.lab_support import (  # noqa: F401 (fixture)
     SESSION_PREFIX,
     captured,
@@ -243,8 +243,7 @@ def test_wireguard_plaintext_fault_puts_the_pod_flow_on_the_wire_in_the_clear(tm
     # Two nodes of one subnet: the leaked packets reach W2 straight over the switch, so the flow works
     # and only the wire shows what is wrong (across subnets the router, which knows no pod block, drops them).
     spec = dataplane_spec("wireguard")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(WireguardPlaintext(W, W2))
+    with faulted_lab(spec, WireguardPlaintext(W, W2)) as lab:
         with captured(lab, W, tmp_path / "w.pcap") as pcap:
             ping_ok(lab, W, pod4(spec, W2))
         clear = plaintext(pcap, spec, W, W2)
@@ -312,8 +311,7 @@ def test_lab_status_sees_a_missing_wireguard6_go_and_a_wrong_peer(tmp_path):
 @lab_test
 def test_wireguard6_plaintext_fault_puts_the_ipv6_pod_flow_on_the_wire_in_the_clear(tmp_path):
     spec = dataplane_spec("wireguard6")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Wireguard6Plaintext(W, W2))
+    with faulted_lab(spec, Wireguard6Plaintext(W, W2)) as lab:
         with captured(lab, W, tmp_path / "w.pcap") as pcap:
             ping_ok(lab, W, pod6(spec, W2))
         clear = plaintext6(pcap, spec, W, W2)
@@ -330,8 +328,7 @@ def test_wireguard6_plaintext_fault_puts_the_ipv6_pod_flow_on_the_wire_in_the_cl
 @lab_test
 def test_ipv6_fdb_entry_to_a_third_node_sends_the_vxlan_to_its_address(tmp_path):
     spec = dataplane_spec("vxlan6")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Fdb6WrongNode(W3, W, CP))
+    with faulted_lab(spec, Fdb6WrongNode(W3, W, CP)) as lab:
         with captured(lab, W3, tmp_path / "w3.pcap", "ip6") as pcap:
             result = lab.ping(W3, pod6(spec, W), count=3, timeout=1.0)
         assert result.received == 0
@@ -365,8 +362,7 @@ def test_ipv4_overhead_mtu_on_the_ipv6_path_lets_pods_send_what_the_tunnel_canno
 @lab_test
 def test_same_subnet_ipv6_via_vxlan_is_encapsulated_where_crosssubnet_says_plain(tmp_path):
     spec = dataplane_spec("vxlan6")
-    with running_lab(spec=spec) as lab:
-        lab.apply_fault(Vxlan6SameSubnet(W, W2))
+    with faulted_lab(spec, Vxlan6SameSubnet(W, W2)) as lab:
         with captured(lab, W, tmp_path / "w.pcap", "ip6") as pcap:
             ping_ok(lab, W, pod6(spec, W2))
         wrapped = vxlan6_packets(pcap, pod6(spec, W), pod6(spec, W2))
