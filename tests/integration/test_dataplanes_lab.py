@@ -173,6 +173,19 @@ def plaintext(pcap: Path, spec, a: str, b: str, ip=IP) -> list:
     return [p for p in rdpcap(str(pcap)) if p.getlayer(ip) is not None and {p[ip].src, p[ip].dst} == pods]
 
 
+def leaked(tmp_path, name: str, fault, ip=IP):
+    """The `name` lab with `fault` leaking worker's pod packets towards worker2's: worker's pod pings worker2's
+    while worker's eth1 is captured. (spec, the pcap, its packets between the two pods in the clear (in `ip`
+    headers), the names of the checks `lab status` fails.)"""
+    spec = dataplane_spec(name)
+    pod = pod4 if ip is IP else pod6
+    with faulted_lab(spec, fault) as lab:
+        with captured(lab, W, tmp_path / "w.pcap") as pcap:
+            ping_ok(lab, W, pod(spec, W2))
+        problems = {c.name for n in lab.status().nodes for c in n.problems()}
+    return spec, pcap, plaintext(pcap, spec, W, W2, ip=ip), problems
+
+
 def assert_encrypted_both_ways(pcap: Path, spec, node: str, others, ip=IP) -> None:
     """Each node <-> other flow on the wire as WireGuard transport data after a handshake, never in the clear
     (in `ip` headers: IP, or IPv6 for wg-v6.cali)."""
@@ -242,18 +255,13 @@ def test_lab_status_sees_a_missing_wireguard_go(tmp_path):
 def test_wireguard_plaintext_fault_puts_the_pod_flow_on_the_wire_in_the_clear(tmp_path):
     # Two nodes of one subnet: the leaked packets reach W2 straight over the switch, so the flow works
     # and only the wire shows what is wrong (across subnets the router, which knows no pod block, drops them).
-    spec = dataplane_spec("wireguard")
-    with faulted_lab(spec, WireguardPlaintext(W, W2)) as lab:
-        with captured(lab, W, tmp_path / "w.pcap") as pcap:
-            ping_ok(lab, W, pod4(spec, W2))
-        clear = plaintext(pcap, spec, W, W2)
-        requests = [p for p in clear if p.haslayer(ICMP) and p[ICMP].type == 8 and p[IP].src == pod4(spec, W)]
-        assert len(requests) >= 3, "W's echo requests leave eth1 unencrypted"
-        # The replies still come back through W2's WireGuard: only the faulty direction leaks.
-        assert wireguard_messages(pcap, addr4(spec, W2), addr4(spec, W)).count(4) >= 3
-        assert not [p for p in clear if p[IP].src == pod4(spec, W2)]
-        problems = {c.name for n in lab.status().nodes for c in n.problems()}
-        assert problems == {f"route {spec.topology.node(W2).block}"}
+    spec, pcap, clear, problems = leaked(tmp_path, "wireguard", WireguardPlaintext(W, W2))
+    requests = [p for p in clear if p.haslayer(ICMP) and p[ICMP].type == 8 and p[IP].src == pod4(spec, W)]
+    assert len(requests) >= 3, "W's echo requests leave eth1 unencrypted"
+    # The replies still come back through W2's WireGuard: only the faulty direction leaks.
+    assert wireguard_messages(pcap, addr4(spec, W2), addr4(spec, W)).count(4) >= 3
+    assert not [p for p in clear if p[IP].src == pod4(spec, W2)]
+    assert problems == {f"route {spec.topology.node(W2).block}"}
 
 
 # --------------------------------------------------------------------- WireGuard over IPv6
@@ -264,8 +272,6 @@ def wireguard6_messages(pcap: Path, src: str, dst: str, port: int = 51821) -> li
     return wireguard_messages(pcap, src, dst, port, ip=IPv6)
 
 
-def plaintext6(pcap: Path, spec, a: str, b: str) -> list:
-    return plaintext(pcap, spec, a, b, ip=IPv6)
 
 
 @lab_test
@@ -310,16 +316,11 @@ def test_lab_status_sees_a_missing_wireguard6_go_and_a_wrong_peer(tmp_path):
 
 @lab_test
 def test_wireguard6_plaintext_fault_puts_the_ipv6_pod_flow_on_the_wire_in_the_clear(tmp_path):
-    spec = dataplane_spec("wireguard6")
-    with faulted_lab(spec, Wireguard6Plaintext(W, W2)) as lab:
-        with captured(lab, W, tmp_path / "w.pcap") as pcap:
-            ping_ok(lab, W, pod6(spec, W2))
-        clear = plaintext6(pcap, spec, W, W2)
-        assert len([p for p in clear if p[IPv6].src == pod6(spec, W)]) >= 3, "W's echo requests leave eth1 unencrypted"
-        assert wireguard6_messages(pcap, addr6(spec, W2), addr6(spec, W)).count(4) >= 3
-        assert not [p for p in clear if p[IPv6].src == pod6(spec, W2)]
-        problems = {c.name for n in lab.status().nodes for c in n.problems()}
-        assert problems == {f"route {spec.node6(W2).block}"}
+    spec, pcap, clear, problems = leaked(tmp_path, "wireguard6", Wireguard6Plaintext(W, W2), ip=IPv6)
+    assert len([p for p in clear if p[IPv6].src == pod6(spec, W)]) >= 3, "W's echo requests leave eth1 unencrypted"
+    assert wireguard6_messages(pcap, addr6(spec, W2), addr6(spec, W)).count(4) >= 3
+    assert not [p for p in clear if p[IPv6].src == pod6(spec, W2)]
+    assert problems == {f"route {spec.node6(W2).block}"}
 
 
 # --------------------------------------------------------------------- IPv6 fault twins
