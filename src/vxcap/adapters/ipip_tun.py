@@ -114,13 +114,12 @@ def serve(local: IPv4Address, device: str = DEVICE) -> None:
 # --- the lab's side: start one per node -------------------------------------------------------
 
 READY_TIMEOUT_S = 10.0
-_children: dict[int, subprocess.Popen] = {}
 
 
 def start(netns_name: str, args: tuple[str, ...]) -> int:
     """Start the forwarder in `netns_name` (`args` from core.lab.dataplanes.ipip_forwarder_args); its pid
     once it says `ready` (tunl0 and its sockets exist). It runs until `lab down` kills it."""
-    from vxcap.adapters import netns
+    from vxcap.adapters import children, netns
     from vxcap.adapters.netns import NetnsError
 
     argv = [*netns.exec_prefix(netns_name), sys.executable, "-m", "vxcap.adapters.ipip_tun", *args]
@@ -137,19 +136,8 @@ def start(netns_name: str, args: tuple[str, ...]) -> int:
         proc.wait()
         raise NetnsError(f"the userspace IPIP forwarder in {netns_name} did not start: {said or 'no message'}")
     proc.stderr.close()
-    _children[proc.pid] = proc
+    children.register(proc)
     return proc.pid
-
-
-def reap(killed: tuple[int, ...] | list[int]) -> None:
-    """Collect the exit of the forwarders this process started and `killed` names (no zombies left)."""
-    for pid in killed:
-        proc = _children.pop(pid, None)
-        if proc is not None:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                _children[pid] = proc
 
 
 def main(argv: list[str] | None = None) -> None:

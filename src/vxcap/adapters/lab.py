@@ -17,7 +17,7 @@ from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from vxcap.adapters import ipip_tun, netlink_links, netns, ovs, tcpdump, wireguard
+from vxcap.adapters import children, ipip_tun, netlink_links, netns, ovs, tcpdump, wireguard
 from vxcap.adapters.netns import NetnsError
 from vxcap.adapters.tcpdump import RunningCapture
 from vxcap.core import rundir
@@ -197,8 +197,7 @@ class NetnsLab:
         # Looked for whatever the spec says: a lab remembered as another one still loses its OVS files.
         stopped = [pid for d in self._ovs_dirs().values() if d.exists() for pid in ovs.stop(d)]
         killed = stopped + self._kill_leftovers([ns for ns in owned if ns in present])
-        wireguard.reap(killed)
-        ipip_tun.reap(killed)
+        children.reap(killed)  # the wireguard-go and IPIP forwarders this process started
         adopted = [self.names.node(n.name) for n in self.spec.topology.nodes if self.names.is_adopted(n.name)]
         adopted_present = [ns for ns in adopted if ns in present]
         # Without our switch there is no sign we built anything in an adopted namespace.

@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vxcap.adapters import netns
+from vxcap.adapters import children, netns
 from vxcap.adapters.netns import NetnsError
+from vxcap.adapters.children import reap  # noqa: F401  (tests reap a wireguard-go they killed)
 from vxcap.core.lab.dataplanes import WIREGUARD_DEVICE
 
 PROGRAM = "wireguard-go"
@@ -57,23 +58,8 @@ def start(netns_name: str, device: str = WIREGUARD_DEVICE) -> int:
                 raise NetnsError(f"{PROGRAM} in {netns_name} did not start: {said or 'no message'}{hint}")
             time.sleep(0.02)
     # Not waited for here: it runs until `lab down`. Its exit status goes to whoever reaps it.
-    _children[proc.pid] = proc
+    children.register(proc)
     return proc.pid
-
-
-_children: dict[int, subprocess.Popen] = {}
-
-
-def reap(killed: tuple[int, ...] | list[int]) -> None:
-    """Collect the exit of the wireguard-go processes this process started and `killed` names
-    (a SIGKILLed child stays a zombie until its parent waits for it)."""
-    for pid in killed:
-        proc = _children.pop(pid, None)
-        if proc is not None:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                _children[pid] = proc
 
 
 def find(netns_name: str, device: str | None = None) -> int | None:

@@ -90,15 +90,20 @@ def _is_fragment(ip: IP) -> bool:
     return bool(ip.flags.MF) or ip.frag != 0
 
 
+def _syn_mss(tcp: TCP) -> int | None:
+    """The MSS option of a SYN or SYN-ACK, when scapy read its value whole (IPv4 and IPv6 alike)."""
+    if tcp.flags is not None and int(tcp.flags) & 0x02:
+        for name, value in tcp.options or ():
+            if name == "MSS" and isinstance(value, int):
+                return value
+    return None
+
+
 def _l4_facts_v6(ip: IPv6) -> tuple[int | None, None, tuple[int, int, int] | None]:
     """What `_l4_facts` says, for an IPv6 packet whose first next header is TCP or ICMPv6 echo."""
     layer = ip.payload
     if isinstance(layer, TCP):
-        if layer.flags is not None and int(layer.flags) & 0x02:
-            for name, value in layer.options or ():
-                if name == "MSS" and isinstance(value, int):
-                    return value, None, None
-        return None, None, None
+        return _syn_mss(layer), None, None
     echo_type = _V6_ECHO.get(type(layer))
     if echo_type is not None and layer.id is not None and layer.seq is not None:
         return None, None, (echo_type, layer.id, layer.seq)
@@ -117,11 +122,7 @@ def _l4_facts(ip: IP) -> tuple[int | None, tuple[int, IPv4Address | None] | None
         return None, None, None
     layer = ip.payload
     if isinstance(layer, TCP):
-        if layer.flags is not None and int(layer.flags) & 0x02:
-            for name, value in layer.options or ():
-                if name == "MSS" and isinstance(value, int):
-                    return value, None, None
-        return None, None, None
+        return _syn_mss(layer), None, None
     if isinstance(layer, ICMP):
         if layer.type == 3 and layer.code == 4:
             quoted = layer.payload

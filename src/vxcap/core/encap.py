@@ -79,6 +79,13 @@ class Encap:
 
 
 _OUTER_CHECKS = (Check("outer source", "outer_srcs", "outer_src"), Check("outer destination", "outer_dsts", "outer_dst"))
+# VXLAN and Geneve carry the pod's Ethernet frame over UDP under a VNI: the same fields say the same things.
+_ETHERNET_OVERLAY_CHECKS = (
+    Check("UDP port", "udp_dports", "port"),
+    Check("VNI", "vnis", "vni"),
+    *_OUTER_CHECKS,
+    Check("inner destination MAC", "inner_dst_macs", "inner_dst_mac", needs_known=True),
+)
 
 
 def _parts(*named: tuple[str, int]) -> Mapping[int, Mapping[str, int]]:
@@ -95,12 +102,7 @@ VXLAN = Encap(
     frozenset({4, 6}),
     # The pod's Ethernet frame rides inside: the inner Ethernet header counts against the underlay MTU.
     parts=_parts(("inner_ethernet", 14), ("vxlan", 8), ("udp", 8)),
-    checks=(
-        Check("UDP port", "udp_dports", "port"),
-        Check("VNI", "vnis", "vni"),
-        *_OUTER_CHECKS,
-        Check("inner destination MAC", "inner_dst_macs", "inner_dst_mac", needs_known=True),
-    ),
+    checks=_ETHERNET_OVERLAY_CHECKS,
     devices=MappingProxyType({4: VXLAN_DEVICE, 6: VXLAN_V6_DEVICE}),
     mtu_fields=MappingProxyType({4: "vxlanMTU", 6: "vxlanMTUV6"}),
     default_ports=MappingProxyType({4: DEFAULT_PORT, 6: DEFAULT_PORT}),
@@ -146,12 +148,7 @@ GENEVE = Encap(
     # adds its 4-byte header and data (Antrea sends none; Cilium none unless its DSR option is on), so
     # the parts here are the floor and a capture's options raise it (core/geneve.py reads them).
     parts=_parts(("inner_ethernet", 14), ("geneve", 8), ("udp", 8)),
-    checks=(
-        Check("UDP port", "udp_dports", "port"),
-        Check("VNI", "vnis", "vni"),
-        *_OUTER_CHECKS,
-        Check("inner destination MAC", "inner_dst_macs", "inner_dst_mac", needs_known=True),
-    ),
+    checks=_ETHERNET_OVERLAY_CHECKS,
     default_ports=MappingProxyType({4: DEFAULT_GENEVE_PORT, 6: DEFAULT_GENEVE_PORT}),
     wireshark_dissector="geneve",
     wireshark_ports=frozenset({DEFAULT_GENEVE_PORT}),
