@@ -29,7 +29,7 @@ from tests.lab_support import (  # noqa: F401 (fixture)
     lab_test,
     running_lab,
 )
-from vxcap.adapters import netns, wireguard
+from vxcap.adapters import children, netns, wireguard
 from vxcap.adapters.lab import NetnsLab
 from vxcap.core.lab.dataplanes import parse_wg_dump
 from vxcap.core.lab.faults import Fdb6WrongNode, Vxlan6Ipv4Mtu, Vxlan6SameSubnet, Wireguard6Plaintext, WireguardPlaintext
@@ -495,7 +495,7 @@ def test_wireguard_dual_runs_one_wireguard_go_per_device_and_status_checks_both(
         assert wireguard6_messages(pcap, addr6(spec, W), addr6(spec, W3)).count(4) >= 3
         # Only the IPv6 one killed: status names wg-v6.cali, and wireguard.cali stays healthy.
         subprocess.run(["kill", "-KILL", str(v6[W3])], check=True)
-        wireguard.reap([v6[W3]])  # this process started it: collected here, not left a zombie
+        children.reap([v6[W3]])  # this process started it: collected here, not left a zombie
         wait_until(lambda: W3 not in lab.wireguard_pids("wg-v6.cali"))
         bad = {c.name for n in lab.status().nodes if n.node == W3 for c in n.problems()}
         assert "wg-v6.cali" in bad and "wireguard.cali" not in bad, bad

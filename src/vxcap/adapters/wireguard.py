@@ -21,7 +21,6 @@ from pathlib import Path
 
 from vxcap.adapters import children, netns
 from vxcap.adapters.netns import NetnsError
-from vxcap.adapters.children import reap  # noqa: F401  (tests reap a wireguard-go they killed)
 from vxcap.core.lab.dataplanes import WIREGUARD_DEVICE
 
 PROGRAM = "wireguard-go"
