@@ -84,15 +84,31 @@ def report_for(run: Path) -> dict:
                       for a in pods for b in pods if a is not b]}
 
 
-def both_ways(tmp_path: Path, capture: bytes) -> None:
+def both_ways(tmp_path: Path, capture: bytes) -> dict:
+    """The compiled loop's evidence is the Python loop's, byte for byte; and the compiled loop did run
+    (a Calico run's reading names WireGuard's and Geneve's ports: their frames go through Python,
+    the rest through the compiled loop). The Python loop's result."""
     outputs = []
+    calls = []
+    real = evidence._BLOCKS
+
+    def counted(*args):
+        calls.append(len(args))
+        return real(*args)
+
     for compiled in (False, True):
         run = run_dir(tmp_path / str(compiled), capture)
-        result = write_evidence(run, load_manifest(run), report_for(run), compiled=compiled)
+        evidence._BLOCKS = counted
+        try:
+            result = write_evidence(run, load_manifest(run), report_for(run), compiled=compiled)
+        finally:
+            evidence._BLOCKS = real
         files = {p.name: p.read_bytes() for p in sorted((run / "evidence").iterdir())}
         outputs.append((result, files))
     assert outputs[0] == outputs[1]
     assert outputs[0][0]["all_nodes"]["frames"] > 0 or len(capture) < 40
+    assert calls or len(capture) < 24 + 16, "the compiled loop was never used"
+    return outputs[0][0]
 
 
 def mix_bytes(tmp_path: Path, mix: str, count: int, seed: int) -> bytes:
@@ -143,3 +159,33 @@ def test_write_evidence_compiled_is_the_python_loop_on_damaged_captures(tmp_path
         capture = out
     both_ways(tmp_path, bytes(capture))
     shutil.rmtree(tmp_path)
+
+
+def test_geneve_and_wireguard_frames_are_filed_as_the_python_loop_files_them(tmp_path):
+    """A Calico run's reading decodes Geneve on 6081 and names WireGuard on 51820/51821: the compiled
+    loop hands those ports' frames to the Python function, so a Geneve frame carrying two pods'
+    echo is filed under the pods' flow, not the nodes' (as a plain UDP datagram would be)."""
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+    from scapy.packet import Raw
+
+    from vxcap.core import geneve
+
+    w, w3 = gen_mix.POD["worker"], gen_mix.POD["worker3"]
+    inner = bytes(Ether() / IP(src=w, dst=w3) / ICMP(id=7, seq=1) / (b"x" * 40))
+    frames = [
+        Ether() / IP(src="10.10.10.11", dst="10.10.20.13") / UDP(sport=40000, dport=4789) / VXLAN(vni=4096)
+        / Ether() / IP(src=w, dst=w3) / ICMP(id=7, seq=2) / (b"x" * 40),
+        Ether() / IP(src="10.10.10.11", dst="10.10.20.13") / UDP(sport=51820, dport=51820)
+        / Raw(b"\x04\x00\x00\x00" + b"\x00" * 28 + b"y" * 32),
+        Ether() / IP(src=w, dst=w3) / ICMP(id=7, seq=3) / (b"x" * 40),
+        Ether() / IP(src="10.10.10.11", dst="10.10.20.13") / UDP(sport=40001, dport=6081)
+        / Raw(geneve.build(geneve.GeneveHeader(vni=0, protocol=geneve.ETHERNET)) + inner),
+    ]
+    data = [bytes(f) for f in frames]
+    capture = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1) + records(
+        [(d, len(d), 1_700_000_000 + i, 0) for i, d in enumerate(data)], "<")
+    result = both_ways(tmp_path, capture)
+    (flow,) = [f for f in result["flows"] if (f["src_node"], f["dst_node"]) == ("k01-worker", "k01-worker3")]
+    assert flow["frames"] == 3  # the VXLAN, the plain and the Geneve echo; the WireGuard message is the nodes'

@@ -183,9 +183,11 @@ _SCAPY_MTU = 0xFFFF  # iter_records keeps a frame's first 65535 bytes, as scapy'
 
 
 def _write_one_pcap(source: _Source, shape: tuple[bool, bool, int], everything: PcapngWriter,
-                    writers: list[PcapngWriter], by_key: dict[int, list[int]], eth_key: Any, slow: Any) -> int:
+                    writers: list[PcapngWriter], by_key: dict[int, list[int]], eth_key: Any, slow: Any,
+                    python_ports: frozenset[int] = frozenset()) -> int:
     """The merge loop's work for one classic pcap capture (the frames `iter_records` yields, in its
-    order), by the compiled loop: the same blocks in the same files. Returns the frames written."""
+    order), by the compiled loop: the same blocks in the same files. Returns the frames written.
+    `python_ports`: UDP ports the reading gives another format; their frames are keyed by `eth_key`."""
     big, nano, linktype = shape
     name, scale = source.name, 1e-9 if nano else 1e-6
     if linktype == 1:
@@ -196,6 +198,7 @@ def _write_one_pcap(source: _Source, shape: tuple[bool, bool, int], everything: 
             return slow(frame, 0, len(frame), linktype)
     pairs = sorted(by_key)
     packed = struct.pack(f"={len(pairs)}Q", *pairs)
+    ports = struct.pack(f"={len(python_ports)}H", *sorted(python_ports))
     record = struct.Struct((">" if big else "<") + "IIII").unpack_from
     written = 0
 
@@ -210,7 +213,8 @@ def _write_one_pcap(source: _Source, shape: tuple[bool, bool, int], everything: 
             stream.seek(24)
             data, off = b"", 0
             while True:
-                off, frames, chunk, filed = _BLOCKS(data, off, len(data), big, nano, linktype, packed, key, False)
+                off, frames, chunk, filed = _BLOCKS(data, off, len(data), big, nano, linktype, packed, key, False,
+                                                   ports)
                 if frames:
                     write(everything, chunk, frames)
                     written += frames
@@ -279,12 +283,15 @@ def write_evidence(run_dir: Path, manifest: Manifest, report: dict[str, Any], co
             writers.append(PcapngWriter(handles[-1]))
 
         # The compiled loop's own key reading knows IPv4 flows and 64-bit keys only: a run that
-        # judges IPv6 or WireGuard files its frames with the Python functions alone.
-        plain_reading = not reading.ipv6 and not reading.wireguard_ports and all(k < 1 << 64 for k in by_key)
+        # judges IPv6 files its frames with the Python functions alone. The ports the reading gives
+        # Geneve or WireGuard (a Calico run's reading names both, to say so when they appear) are
+        # handed to the Python function frame by frame.
+        plain_reading = not reading.ipv6 and all(k < 1 << 64 for k in by_key)
         usable = compiled and _BLOCKS is not None and len(sources) == 1 and plain_reading
         shape = classic_pcap(sources[0].path) if usable else None
         if shape is not None:
-            everything.frames = _write_one_pcap(sources[0], shape, everything, writers, by_key, eth_key, slow)
+            everything.frames = _write_one_pcap(sources[0], shape, everything, writers, by_key, eth_key, slow,
+                                                reading.wireguard_ports | reading.geneve_ports)
             sources_left: list[_Source] = []
         else:
             sources_left = sources

@@ -11,9 +11,11 @@
  * (tests/adapters/test_evidence_compiled.py) everywhere else. A key change in
  * `fastdecode.ethernet_key` must be made here too; those tests say where.
  *
- * blocks(buf, off, n, big_endian, nano, linktype, pairs, keyfn, always_keyfn)
+ * blocks(buf, off, n, big_endian, nano, linktype, pairs, keyfn, always_keyfn[, python_ports])
  *   -> (off, frames, all_nodes_bytes, [(slot, bytes, frames), ...])
  *   pairs: sorted native uint64 keys (the slot of a key is its position); keyfn(frame) -> facts | None.
+ *   python_ports: native uint16 UDP destination ports whose frames keyfn keys (the reading's Geneve
+ *   and WireGuard ports).
  *   It stops at a record not all in buf[off:n], or longer than 65535 bytes (scapy's readers cut
  *   those, and so does the Python path): the caller reads that one.
  */
@@ -74,7 +76,8 @@ static int put_block(Out *o, uint64_t ticks, const unsigned char *data, uint32_t
 
 /* ethernet_key(frame)[0] where ethernet_key reads it without classify: 1 and *key set; 0 when the
  * frame has no key (ARP, LLDP, ...); 2 when only the Python function can say. */
-static int fast_key(const unsigned char *p, uint32_t caplen, uint64_t *key) {
+static int fast_key(const unsigned char *p, uint32_t caplen, uint64_t *key, const uint16_t *ports,
+                    Py_ssize_t nports) {
     if (caplen < 34) return 2;
     uint16_t ethertype = be16(p + 12);
     if (ethertype != 0x0800) return (ethertype == 0x8100 || ethertype == 0x88A8 || ethertype == 0x86DD) ? 2 : 0;
@@ -95,6 +98,11 @@ static int fast_key(const unsigned char *p, uint32_t caplen, uint64_t *key) {
         return 1;
     }
     if (caplen < 84 || (total_len >= 20 && total_len < 28)) return 2;
+    /* A port the run's reading gives another format (Geneve, WireGuard): ethernet_key reads those
+     * through classify, so their frames are the Python function's to key. */
+    uint16_t dport = be16(p + 36);
+    for (Py_ssize_t i = 0; i < nports; i++)
+        if (ports[i] == dport) return 2;
     if (!(p[42] & 0x08)) return 1;
     uint16_t inner_type = be16(p + 62), inner_ff = be16(p + 70);
     unsigned char inner_vihl = p[64], inner_proto = p[73];
@@ -161,16 +169,23 @@ static uint64_t ticks_of(uint32_t sec, uint32_t frac, int nano) {
 }
 
 static PyObject *blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "blocks takes 9 arguments");
+    if (nargs != 9 && nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "blocks takes 9 or 10 arguments");
         return NULL;
     }
-    Py_buffer view, pairs_view;
+    Py_buffer view, pairs_view, ports_view = {0};
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
     if (PyObject_GetBuffer(args[6], &pairs_view, PyBUF_SIMPLE) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
+    if (nargs == 10 && PyObject_GetBuffer(args[9], &ports_view, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&view);
+        PyBuffer_Release(&pairs_view);
+        return NULL;
+    }
+    const uint16_t *ports = ports_view.buf;
+    Py_ssize_t nports = ports_view.obj != NULL ? ports_view.len / 2 : 0;
     PyObject *result = NULL;
     Py_ssize_t off = PyLong_AsSsize_t(args[1]);
     Py_ssize_t n = PyLong_AsSsize_t(args[2]);
@@ -205,7 +220,7 @@ static PyObject *blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         frames++;
         if (npairs) {
             uint64_t key = 0;
-            int found = (always_keyfn || linktype != 1) ? 2 : fast_key(p, caplen, &key);
+            int found = (always_keyfn || linktype != 1) ? 2 : fast_key(p, caplen, &key, ports, nports);
             if (found == 2 && holds_any(p, caplen, needles, npairs)) {
                 PyEval_RestoreThread(released);
                 found = slow_key(keyfn, p, caplen, &key);
@@ -244,6 +259,7 @@ done:
     free(needles);
     PyBuffer_Release(&view);
     PyBuffer_Release(&pairs_view);
+    if (ports_view.obj != NULL) PyBuffer_Release(&ports_view);
     return result;
 }
 
