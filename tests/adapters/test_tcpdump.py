@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,18 @@ def test_stop_many_stops_every_capture_whole_and_says_which_ended_early(loopback
 SLEEPER = "import time; print('ready', flush=True); time.sleep(60)"
 
 
+@contextmanager
+def killed_afterwards(code: str):
+    """A Python process running `code`, which prints the pids it started on one line: yields them,
+    then SIGKILLs that process (nothing of it runs its cleanup)."""
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        yield tuple(int(pid) for pid in parent.stdout.readline().split())
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 @pytest.mark.skipif(tcpdump._vfork_spawn is None, reason="_spawn.c is not compiled (setpriv does its work)")
 def test_the_compiled_spawn_sets_the_parent_death_signal_in_place_of_setpriv(tmp_path):
     """What `setpriv --pdeathsig INT` guaranteed, from _spawn.c: SIGKILL the process that started
@@ -159,15 +172,10 @@ def test_the_compiled_spawn_sets_the_parent_death_signal_in_place_of_setpriv(tmp
         f"proc = tcpdump._start_process([sys.executable, '-c', {SLEEPER!r}]);"
         "print(proc.pid, flush=True); import time; time.sleep(60)"
     )
-    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
-    try:
-        child = int(parent.stdout.readline())
+    with killed_afterwards(starter) as (child,):
         time.sleep(0.3)
         assert not gone(child)
         assert os.getsid(child) == child  # a session of its own, as start_new_session made it
-    finally:
-        parent.kill()
-        parent.wait()
     deadline = time.monotonic() + 5
     while not gone(child) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -306,16 +314,11 @@ def test_a_watchdog_dies_with_the_process_that_started_it_and_the_capture_gets_s
         f"(c,) = tcpdump.start_many([([], [sys.executable, '-c', {RECORDER!r}, {str(mark)!r}], 'x.pcap')], duration=600);"
         "print(c.pid, c.watchdog.pid, flush=True); time.sleep(60)"
     )
-    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
-    try:
-        child, watchdog = map(int, parent.stdout.readline().split())
+    with killed_afterwards(starter) as (child, watchdog):
         # Set up and asleep once it holds only the capture's pidfd and its report pipe: killed
         # before, it would end on seeing its parent gone, and prove nothing about PDEATHSIG.
         assert wait_for(lambda: len(os.listdir(f"/proc/{watchdog}/fd")) == 2)
         assert not ended(child) and not ended(watchdog)
-    finally:
-        parent.kill()
-        parent.wait()
     assert wait_for(lambda: ended(watchdog)), "the watchdog outlived the process that started it"
     assert wait_for(lambda: ended(child)), "the capture outlived the process that started it"
     assert mark.read_text() == "SIGINT"
