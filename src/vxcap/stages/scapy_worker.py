@@ -76,9 +76,13 @@ class ScapyWorker:
             self._proc = None  # dissected in process
 
     def dissect(self, frames: dict[int, Any], reading: Any = None) -> dict[int, Any]:
+        """index -> FrameFacts | None; CancelledError once the worker is closed (an interrupt: nothing is
+        dissected in this process either)."""
         if not frames:
             return {}
         answer = self._ask(frames, reading)
+        if answer is None and self._closed:
+            raise CancelledError()
         # None: no worker, or it could not dissect (it says why): the same call here raises it where it belongs
         return in_process(frames, reading) if answer is None else answer
 
@@ -88,15 +92,7 @@ class ScapyWorker:
         two are each about a second). After `close`, what was not answered is cancelled."""
         if self._asker is None:
             self._asker = ThreadPoolExecutor(1, thread_name_prefix="vxcap-scapy")
-        return self._asker.submit(self._dissect_unless_closed, frames, reading)
-
-    def _dissect_unless_closed(self, frames: dict[int, Any], reading: Any) -> dict[int, Any]:
-        if not frames:
-            return {}
-        answer = self._ask(frames, reading)
-        if answer is None and self._closed:  # closed under it (an interrupt): not dissected here either
-            raise CancelledError()
-        return in_process(frames, reading) if answer is None else answer
+        return self._asker.submit(self.dissect, frames, reading)
 
     def _ask(self, frames: dict[int, Any], reading: Any) -> dict[int, Any] | None:
         proc = self._proc
